@@ -1,0 +1,30 @@
+# Multi-stage build of the release site and the kraft binary.
+# Needs a normal Rust image with the wasm32 target (it cannot be built on the development machines
+# of this project, which have no container engine; see README).
+FROM rust:1-bookworm AS build
+RUN rustup target add wasm32-unknown-unknown
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
+COPY scripts scripts
+# wasm-bindgen's CLI must match the crate version pinned in Cargo.toml.
+RUN cargo install wasm-bindgen-cli --version "$(grep -oP '^wasm-bindgen = "=\K[0-9.]+' Cargo.toml)"
+COPY . .
+RUN scripts/site.sh release && cargo build --release -p server
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home /data kraft \
+ && mkdir -p /data && chown kraft /data
+COPY --from=build /src/target/release/kraft /usr/local/bin/kraft
+COPY --from=build /src/target/site /app/site
+ENV KRAFT_ADDR=0.0.0.0:3000 \
+    KRAFT_SITE_ROOT=/app/site \
+    KRAFT_DATA_DIR=/data \
+    KRAFT_LOG_FORMAT=json
+USER kraft
+EXPOSE 3000
+ENTRYPOINT ["kraft"]
+CMD ["serve"]

@@ -1,0 +1,54 @@
+import { defineConfig } from '@playwright/test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+// The release binary and site built by scripts/test.sh; override to test another build.
+const root = resolve(__dirname, '..');
+const kraftBin = process.env.KRAFT_BIN ?? join(root, 'target/release/kraft');
+const siteRoot = process.env.KRAFT_SITE_ROOT ?? join(root, 'target/site');
+const port = Number(process.env.KRAFT_E2E_PORT ?? 3917);
+// A fresh zero-config data directory per run: the embedded SQLite default, nothing shared.
+const dataDir = mkdtempSync(join(tmpdir(), 'kraft-e2e-'));
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 60_000,
+  expect: { timeout: 15_000 },
+  fullyParallel: false,
+  workers: 1,
+  forbidOnly: !!process.env.CI,
+  retries: 0,
+  reporter: [['list']],
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    browserName: 'chromium',
+    trace: 'retain-on-failure',
+    launchOptions: {
+      // Debian's Chromium; Playwright's own browser downloads cannot work on these machines.
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: [
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    },
+  },
+  webServer: {
+    command: `"${kraftBin}" serve`,
+    url: `http://127.0.0.1:${port}/healthz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'ignore',
+    stderr: 'pipe',
+    env: {
+      KRAFT_ADDR: `127.0.0.1:${port}`,
+      KRAFT_DATA_DIR: dataDir,
+      KRAFT_SITE_ROOT: siteRoot,
+      RUST_LOG: 'warn',
+    },
+  },
+});

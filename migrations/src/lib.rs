@@ -1,0 +1,14 @@
+//! Schema history. Migrations are append-only: once one has shipped it is never edited.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_users;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_users::Migration)]
+    }
+}

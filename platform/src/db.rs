@@ -1,0 +1,168 @@
+//! The database connection: PostgreSQL in production, a SQLite file as the zero-config default.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm_migration::MigratorTrait;
+
+use crate::{Error, Result};
+
+/// Which database engine a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "PostgreSQL",
+            Backend::Sqlite => "SQLite",
+        }
+    }
+}
+
+/// A database URL whose backend is known. Its `Debug`/`Display` hide any password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    url: String,
+    backend: Backend,
+}
+
+impl DatabaseUrl {
+    /// The embedded default: a SQLite file under `dir`, created on first start.
+    pub fn sqlite_file(path: &Path) -> Self {
+        Self {
+            url: format!("sqlite://{}?mode=rwc", path.display()),
+            backend: Backend::Sqlite,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.url
+    }
+
+    /// The file a SQLite URL points at, if any (not for `:memory:`).
+    fn sqlite_path(&self) -> Option<&Path> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        let rest = self.url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then_some(Path::new(path))
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = Error;
+
+    fn from_str(url: &str) -> Result<Self> {
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(Error::UnsupportedDatabaseUrl(redact(url)));
+        };
+        Ok(Self {
+            url: url.to_owned(),
+            backend,
+        })
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.url))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection> {
+    if let Some(path) = url.sqlite_path() {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::SqliteDirectory {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    let mut options = ConnectOptions::new(url.expose());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5));
+    if url.backend() == Backend::Sqlite {
+        // One writer at a time is SQLite's rule; a small pool avoids "database is locked" storms.
+        options.max_connections(4);
+    }
+    Ok(Database::connect(options).await?)
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
+    migrations::Migrator::up(db, None).await?;
+    Ok(())
+}
+
+pub async fn ping(db: &DatabaseConnection) -> Result<()> {
+    let backend = db.get_database_backend();
+    db.execute(Statement::from_string(backend, "SELECT 1"))
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_print() {
+        let url: DatabaseUrl = "postgres://kraft:s3cret@db:5432/kraft".parse().unwrap();
+        assert_eq!(url.to_string(), "postgres://kraft:***@db:5432/kraft");
+        assert!(!format!("{url:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused_without_leaking_the_password() {
+        let err = "mysql://root:hunter2@db/kraft"
+            .parse::<DatabaseUrl>()
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_paths_are_found() {
+        let url = DatabaseUrl::sqlite_file(Path::new("data/kraft.db"));
+        assert_eq!(url.sqlite_path(), Some(Path::new("data/kraft.db")));
+        let memory: DatabaseUrl = "sqlite::memory:".parse().unwrap();
+        assert_eq!(memory.sqlite_path(), None);
+    }
+}

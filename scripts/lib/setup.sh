@@ -1,0 +1,79 @@
+# Idempotent set-up steps shared by scripts/run.sh, scripts/test.sh and scripts/site.sh.
+# Each `ensure_*` checks first and installs only what is missing. Source this file; don't run it.
+
+KRAFT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export KRAFT_ROOT
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root to run: $*"
+  fi
+}
+
+APT_UPDATED=
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get: install them by hand"
+  say "installing Debian packages: ${missing[*]}"
+  if [ -z "$APT_UPDATED" ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# True where rustup can build wasm32 the normal way (a developer laptop with the target added).
+has_rustup_wasm_target() {
+  command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown
+}
+
+# The WebAssembly toolchain: rustup's wasm32 target where it exists, otherwise Debian's rustc-web
+# with the std sources (build-std) and an lld that can link wasm.
+ensure_wasm_toolchain() {
+  if has_rustup_wasm_target; then return 0; fi
+  if command -v rustup >/dev/null && rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then return 0; fi
+  apt_install rustc-web cargo-web rust-web-src lld-22
+}
+
+wasm_bindgen_version() {
+  grep -oP '^wasm-bindgen = "=\K[0-9.]+' "$KRAFT_ROOT/Cargo.toml"
+}
+
+# wasm-bindgen's CLI must match the crate's version exactly; nothing else checks that.
+ensure_wasm_bindgen() {
+  local want have
+  want=$(wasm_bindgen_version)
+  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}') || true
+  [ "$have" = "$want" ] && return 0
+  say "installing wasm-bindgen-cli $want (was: ${have:-none})"
+  cargo install wasm-bindgen-cli --version "$want" --force
+}
+
+ensure_chromium() { apt_install chromium; }
+
+# Postgres at 127.0.0.1:5432 (this kind of machine has one; start it if it is down).
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    say "starting PostgreSQL"
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 1; done
+  fi
+  die "PostgreSQL is not reachable at 127.0.0.1:5432. Start one (Debian: apt-get install postgresql && pg_ctlcluster <version> main start) or set KRAFT_TEST_DATABASE_URL to a server where the user may create databases."
+}
+
+ensure_node_modules() {
+  command -v npm >/dev/null || apt_install nodejs npm
+  local dir="$KRAFT_ROOT/end2end"
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    say "installing end2end npm packages"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}

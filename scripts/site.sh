@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the browser side into target/site: pkg/kraft.js, pkg/kraft.wasm, pkg/kraft.css, public files.
+# usage: scripts/site.sh [release|debug]     (default: release)
+set -euo pipefail
+source "$(dirname "$0")/lib/setup.sh"
+cd "$KRAFT_ROOT"
+
+mode=${1:-release}
+case "$mode" in
+  release) profile=wasm-release; outdir=wasm-release; bindgen_flags=(--remove-name-section) ;;
+  debug) profile=dev; outdir=debug; bindgen_flags=() ;;
+  *) die "unknown mode '$mode' (release or debug)" ;;
+esac
+
+ensure_wasm_toolchain
+ensure_wasm_bindgen
+
+front=target/front
+say "building the WebAssembly front end ($mode)"
+if has_rustup_wasm_target; then
+  cargo build -p frontend --lib --target wasm32-unknown-unknown --profile "$profile" --target-dir "$front"
+else
+  # No rustup wasm32 target here: Debian's rustc-web builds std from source. Only this build uses
+  # it (it compiles 2-3x slower), with its own target dir so the server build never rebuilds.
+  RUSTUP_TOOLCHAIN=/usr RUSTC_BOOTSTRAP=1 cargo build -p frontend --lib \
+    --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort \
+    --profile "$profile" --target-dir "$front"
+fi
+
+site=target/site
+rm -rf "$site/pkg"
+mkdir -p "$site/pkg"
+wasm-bindgen --target web --out-dir "$site/pkg" --out-name kraft "${bindgen_flags[@]}" \
+  "$front/wasm32-unknown-unknown/$outdir/frontend.wasm"
+# Leptos asks for /pkg/kraft.wasm when LEPTOS_OUTPUT_NAME is set at compile time (.cargo/config.toml).
+mv "$site/pkg/kraft_bg.wasm" "$site/pkg/kraft.wasm"
+cp style/main.css "$site/pkg/kraft.css"
+cp -R public/. "$site/"
+
+raw=$(stat -c %s "$site/pkg/kraft.wasm")
+gz=$(gzip -9 -c "$site/pkg/kraft.wasm" | wc -c)
+say "site ready in $site (kraft.wasm: $raw bytes raw, $gz bytes gzip)"

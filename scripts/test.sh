@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# KRaft's whole test suite, from a fresh machine: installs what it needs (idempotently), then
+# lints, runs the Rust tests against real PostgreSQL and SQLite, builds the release site and drives
+# it in Chromium with Playwright. Exits non-zero on the first failure.
+set -euo pipefail
+source "$(dirname "$0")/lib/setup.sh"
+cd "$KRAFT_ROOT"
+
+logs=$(mktemp -d)
+started=$SECONDS
+step() { say "[$((SECONDS - started))s] $*"; }
+
+step "checking tools"
+command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+ensure_wasm_toolchain
+ensure_wasm_bindgen
+ensure_chromium
+ensure_postgres
+ensure_node_modules
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "clippy (server side)"
+cargo clippy --release --all-targets -- -D warnings
+step "clippy (browser side)"
+cargo clippy --release -p frontend -- -D warnings
+
+step "Rust tests (PostgreSQL at 127.0.0.1:5432 and SQLite)"
+cargo test --release 2>&1 | tee "$logs/cargo.log"
+
+step "release site"
+scripts/site.sh release
+cargo build --release -p server
+
+step "browser tests (Chromium)"
+(cd end2end && npx playwright test) 2>&1 | tee "$logs/e2e.log"
+
+rust_passed=$(grep -oP '^test result: ok\. \K[0-9]+(?= passed)' "$logs/cargo.log" | awk '{s+=$1} END {print s+0}')
+e2e_passed=$(grep -oP '^\s+\K[0-9]+(?= passed)' "$logs/e2e.log" | tail -n 1)
+step "done"
+echo "rust: ${rust_passed:-0} passed; browser: ${e2e_passed:-0} passed"
+echo "kraft test suite: $(( ${rust_passed:-0} + ${e2e_passed:-0} )) passed, 0 failed"

@@ -1,0 +1,11 @@
+//! The `kraft` binary's library: configuration, the HTTP application and its wiring. Domain logic
+//! lives in the `platform` crate; the UI and server functions in `app`.
+
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,132 @@
+//! Builds the application from its configuration and runs it until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::extract::FromRef;
+use axum::routing::get;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use platform::{Platform, Settings};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::health;
+
+/// What every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub platform: Platform,
+}
+
+/// A bound, ready-to-run KRaft.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    platform: Platform,
+}
+
+impl Application {
+    /// Connects the platform, binds the listener (port 0 picks a free one) and wires the routes.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let database_url = config.database_url()?;
+        tracing::info!(database = %database_url, "starting platform");
+        let platform = Platform::start(Settings { database_url })
+            .await
+            .context("cannot start the platform")?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        let router = router(&config, addr, platform.clone());
+        Ok(Self {
+            listener,
+            router,
+            platform,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        // Bound in `build`; asking the OS again cannot fail in practice, but never panic for it.
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish and closes the pool.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "kraft is listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("HTTP server failed")?;
+        self.platform.close().await?;
+        tracing::info!("kraft stopped");
+        Ok(())
+    }
+}
+
+fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
+    let leptos_options = LeptosOptions::builder()
+        .output_name("kraft")
+        .site_root(config.site_root.to_string_lossy().as_ref())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build();
+    let state = AppState {
+        leptos_options: leptos_options.clone(),
+        platform: platform.clone(),
+    };
+    let routes = generate_route_list(app::App);
+    Router::new()
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(platform.clone()),
+            move || app::shell(leptos_options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real `kraft` application on a loopback port, against a fresh PostgreSQL
+//! database per test (dropped afterwards) and against the embedded SQLite default.
+//! One test binary for all of them keeps link time down.
+
+mod helpers;
+
+mod cli;
+mod health;
+mod pages;
+mod system;
