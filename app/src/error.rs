@@ -5,14 +5,64 @@ use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
+/// A message about one form field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldMessage {
+    pub field: String,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ApiError {
+    #[error("Please sign in to continue.")]
+    Unauthenticated,
+    #[error("You are not allowed to do that.")]
+    Forbidden,
+    /// Also the answer for something that exists but belongs to someone else.
+    #[error("Not found.")]
+    NotFound,
+    #[error("Please correct the fields marked below.")]
+    Invalid(Vec<FieldMessage>),
+    #[error("The email/username or password is not correct.")]
+    BadCredentials,
+    #[error("Too many attempts. Try again in {retry_after_secs} s.")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("Sign-up is closed on this KRaft. Ask an admin for an account.")]
+    SignupClosed,
+    #[error("The server is busy. Please try again in a moment.")]
+    Busy,
     /// Something failed on the server; details are in the server's log.
-    #[error("something went wrong on our side; please try again")]
+    #[error("Something went wrong on our side. Please try again.")]
     Internal,
     /// The request could not be delivered or decoded (network down, bad payload, ...).
-    #[error("request failed: {0}")]
+    #[error("The request failed: {0}")]
     Transport(String),
+}
+
+impl ApiError {
+    /// The HTTP status a server function answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::Unauthenticated | ApiError::BadCredentials => 401,
+            ApiError::Forbidden | ApiError::SignupClosed => 403,
+            ApiError::NotFound => 404,
+            ApiError::Invalid(_) => 422,
+            ApiError::TooManyRequests { .. } => 429,
+            ApiError::Busy => 503,
+            ApiError::Internal => 500,
+            ApiError::Transport(_) => 400,
+        }
+    }
+
+    /// The message for one field, if this error has one.
+    pub fn field(&self, name: &str) -> Option<String> {
+        match self {
+            ApiError::Invalid(fields) => {
+                fields.iter().find(|f| f.field == name).map(|f| f.message.clone())
+            }
+            _ => None,
+        }
+    }
 }
 
 impl FromServerFnError for ApiError {

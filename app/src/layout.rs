@@ -1,7 +1,12 @@
 //! The frame every page sits in: header with navigation, main area, footer.
 
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_router::components::A;
+
+use crate::accounts::api::{get_viewer, Logout};
+use crate::accounts::pages::AuthVersion;
+use crate::forms::refresh_viewer_on_success;
 
 /// Name and version, compiled in; the footer shows it.
 const NAME_AND_VERSION: &str = concat!("KRaft ", env!("CARGO_PKG_VERSION"));
@@ -18,10 +23,44 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <A href="/clusters">"Clusters"</A>
                 <A href="/account">"Account"</A>
             </nav>
+            <ViewerMenu />
         </header>
         <main>{children()}</main>
         <footer class="site-footer">
             <span>{NAME_AND_VERSION}</span>
         </footer>
+    }
+}
+
+/// Sign in / sign up links, or who is signed in and a way out.
+#[component]
+fn ViewerMenu() -> impl IntoView {
+    let auth = AuthVersion::get();
+    let logout = ServerAction::<Logout>::new();
+    refresh_viewer_on_success(logout.value().into(), auth);
+    // Asked again after every navigation too: sign-in, sign-out and account deletion all end on
+    // another page.
+    let path = leptos_router::hooks::use_location().pathname;
+    let viewer =
+        Resource::new(move || (auth.get(), logout.version().get(), path.get()), |_| get_viewer());
+    view! {
+        <div class="viewer">
+            <Transition>
+                {move || Suspend::new(async move {
+                    match viewer.await.ok().and_then(|v| v.user) {
+                        Some(user) => Either::Left(view! {
+                            <span class="who">"Signed in as " <strong>{user.username}</strong></span>
+                            <ActionForm action=logout attr:class="inline">
+                                <button type="submit" class="secondary">"Sign out"</button>
+                            </ActionForm>
+                        }),
+                        None => Either::Right(view! {
+                            <A href="/login">"Sign in"</A>
+                            <A href="/register" attr:class="button">"Create account"</A>
+                        }),
+                    }
+                })}
+            </Transition>
+        </div>
     }
 }

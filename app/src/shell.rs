@@ -2,8 +2,10 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    path,
+    path, SsrMode,
 };
+
+use crate::accounts::pages::{AccountPage, AuthVersion, GoodbyePage, LoginPage, RegisterPage};
 
 use crate::layout::Layout;
 use crate::pages::{home::HomePage, not_found::NotFound, placeholder::Placeholder};
@@ -30,6 +32,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    AuthVersion::provide();
 
     view! {
         <Stylesheet id="kraft" href="/pkg/kraft.css" />
@@ -37,13 +40,18 @@ pub fn App() -> impl IntoView {
         <Router>
             <Layout>
                 <Routes fallback=NotFound>
-                    <Route path=path!("") view=HomePage />
+                    // Pages render fully before the response goes out (SsrMode::Async), so what they do
+                    // to the session (reading a form's flash, last-seen) is saved with the response.
+                    <Route path=path!("") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("register") view=RegisterPage ssr=SsrMode::Async />
+                    <Route path=path!("login") view=LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("goodbye") view=GoodbyePage ssr=SsrMode::Async />
                     <Route
                         path=path!("clusters/new")
                         view=|| view! { <Placeholder title="Create cluster" /> }
                     />
                     <Route path=path!("clusters") view=|| view! { <Placeholder title="Clusters" /> } />
-                    <Route path=path!("account") view=|| view! { <Placeholder title="Account" /> } />
                 </Routes>
             </Layout>
         </Router>

@@ -31,9 +31,9 @@ test.describe('the KRaft shell', () => {
     await page.evaluate(() => ((window as unknown as { kraftMarker: string }).kraftMarker = 'kept'));
 
     const nav = page.getByRole('navigation', { name: 'Main' });
-    await nav.getByRole('link', { name: 'Account' }).click();
-    await expect(page.getByRole('heading', { name: 'Account' })).toBeVisible();
-    await expect(page).toHaveURL(/\/account$/);
+    await nav.getByRole('link', { name: 'Create cluster' }).click();
+    await expect(page.getByRole('heading', { name: 'Create cluster' })).toBeVisible();
+    await expect(page).toHaveURL(/\/clusters\/new$/);
     await nav.getByRole('link', { name: 'Clusters' }).click();
     await expect(page.getByRole('heading', { name: 'Clusters', exact: true })).toBeVisible();
 

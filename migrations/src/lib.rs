@@ -2,13 +2,13 @@
 
 pub use sea_orm_migration::prelude::*;
 
-mod m20261122_000001_create_users;
+mod m20261122_000001_accounts;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_create_users::Migration)]
+        vec![Box::new(m20261122_000001_accounts::Migration)]
     }
 }

@@ -10,9 +10,6 @@ pub struct About {
 
 impl About {
     pub fn new(database: Backend) -> Self {
-        Self {
-            version: env!("CARGO_PKG_VERSION"),
-            database,
-        }
+        Self { version: env!("CARGO_PKG_VERSION"), database }
     }
 }

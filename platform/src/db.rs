@@ -1,5 +1,7 @@
 //! The database connection: PostgreSQL in production, a SQLite file as the zero-config default.
 
+pub mod entities;
+
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -36,10 +38,7 @@ pub struct DatabaseUrl {
 impl DatabaseUrl {
     /// The embedded default: a SQLite file under `dir`, created on first start.
     pub fn sqlite_file(path: &Path) -> Self {
-        Self {
-            url: format!("sqlite://{}?mode=rwc", path.display()),
-            backend: Backend::Sqlite,
-        }
+        Self { url: format!("sqlite://{}?mode=rwc", path.display()), backend: Backend::Sqlite }
     }
 
     pub fn backend(&self) -> Backend {
@@ -73,10 +72,7 @@ impl FromStr for DatabaseUrl {
         } else {
             return Err(Error::UnsupportedDatabaseUrl(redact(url)));
         };
-        Ok(Self {
-            url: url.to_owned(),
-            backend,
-        })
+        Ok(Self { url: url.to_owned(), backend })
     }
 }
 
@@ -121,8 +117,10 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection> {
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5));
     if url.backend() == Backend::Sqlite {
-        // One writer at a time is SQLite's rule; a small pool avoids "database is locked" storms.
-        options.max_connections(4);
+        // One writer at a time is SQLite's rule, and a read transaction that later writes fails
+        // at once with SQLITE_BUSY when another writer got in first. One connection serialises
+        // all access: ample for the embedded default, and never "database is locked".
+        options.max_connections(1);
     }
     Ok(Database::connect(options).await?)
 }
@@ -134,8 +132,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
 
 pub async fn ping(db: &DatabaseConnection) -> Result<()> {
     let backend = db.get_database_backend();
-    db.execute(Statement::from_string(backend, "SELECT 1"))
-        .await?;
+    db.execute(Statement::from_string(backend, "SELECT 1")).await?;
     Ok(())
 }
 
@@ -152,9 +149,7 @@ mod tests {
 
     #[test]
     fn unknown_schemes_are_refused_without_leaking_the_password() {
-        let err = "mysql://root:hunter2@db/kraft"
-            .parse::<DatabaseUrl>()
-            .unwrap_err();
+        let err = "mysql://root:hunter2@db/kraft".parse::<DatabaseUrl>().unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 

@@ -48,11 +48,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         }
     };
     let ready = database == "ok";
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = Readiness {
         status: if ready { "ready" } else { "not ready" },
         checks: Checks { database },

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod csrf;
 pub mod health;
 pub mod startup;
 pub mod telemetry;

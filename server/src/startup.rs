@@ -14,8 +14,11 @@ use platform::{Platform, Settings};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
 use crate::config::Config;
-use crate::health;
+use crate::{csrf, health};
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -36,26 +39,21 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let database_url = config.database_url()?;
         tracing::info!(database = %database_url, "starting platform");
-        let platform = Platform::start(Settings { database_url })
-            .await
-            .context("cannot start the platform")?;
+        let platform =
+            Platform::start(Settings { database_url, accounts: config.account_settings() })
+                .await
+                .context("cannot start the platform")?;
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
         let router = router(&config, addr, platform.clone());
-        Ok(Self {
-            listener,
-            router,
-            platform,
-        })
+        Ok(Self { listener, router, platform })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         // Bound in `build`; asking the OS again cannot fail in practice, but never panic for it.
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish and closes the pool.
@@ -64,7 +62,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "kraft is listening");
-        axum::serve(self.listener, self.router)
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .context("HTTP server failed")?;
@@ -81,23 +80,29 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .build();
-    let state = AppState {
-        leptos_options: leptos_options.clone(),
-        platform: platform.clone(),
-    };
+    let state = AppState { leptos_options: leptos_options.clone(), platform: platform.clone() };
+    let idle = time::Duration::try_from(config.session_idle).unwrap_or(time::Duration::days(7));
+    let sessions = SessionManagerLayer::new(platform.session_store())
+        .with_name("kraft_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.secure_cookies)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(idle));
     let routes = generate_route_list(app::App);
+    let context = move || provide_context(platform.clone());
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(platform.clone()),
-            move || app::shell(leptos_options.clone()),
-        )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+            app::shell(leptos_options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+            context,
             app::shell,
         ))
+        .layer(sessions)
+        .layer(axum::middleware::from_fn(csrf::same_origin_only))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -10,24 +10,14 @@ fn migrate_creates_the_embedded_database_and_is_repeatable() {
             .env("KRAFT_DATA_DIR", dir.path())
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
-    assert!(
-        dir.path().join("kraft.db").is_file(),
-        "the SQLite file was not created"
-    );
+    assert!(dir.path().join("kraft.db").is_file(), "the SQLite file was not created");
 }
 
 #[test]
 fn help_lists_the_commands() {
-    let output = Command::new(env!("CARGO_BIN_EXE_kraft"))
-        .arg("--help")
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_kraft")).arg("--help").output().unwrap();
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
     for word in ["serve", "migrate", "--database-url", "KRAFT_ADDR"] {

@@ -7,10 +7,7 @@ async fn healthz_answers_ok(backend: Backend) {
     let app = spawn_app(backend).await;
     let response = app.get("/healthz").await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        json!({"status": "ok"})
-    );
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"status": "ok"}));
 }
 on_both_backends!(healthz_answers_ok);
 

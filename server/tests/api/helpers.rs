@@ -1,8 +1,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kraft::config::LogFormat;
+use std::sync::Arc;
+
+use kraft::config::{LogFormat, SignupMode};
 use kraft::{Application, Config};
+use reqwest::cookie::{CookieStore, Jar};
 use sea_orm::{ConnectionTrait, Database};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -46,7 +49,9 @@ macro_rules! on_both_backends {
 /// A running KRaft with its own database; everything is torn down on drop.
 pub struct TestApp {
     pub address: String,
+    /// A browser-like client with its own cookie jar.
     pub client: reqwest::Client,
+    pub jar: Arc<Jar>,
     pub database: TestDatabase,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -54,41 +59,61 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts KRaft with the test defaults changed by `configure`.
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+    // TEST_LOG=1 shows the server's logs (filtered by RUST_LOG).
+    if std::env::var_os("TEST_LOG").is_some() {
+        kraft::telemetry::init(LogFormat::Text);
+    }
     let data_dir = tempfile::tempdir().expect("temp dir");
     let database = match backend {
         Backend::Postgres => TestDatabase::create_postgres().await,
         // Leave DATABASE_URL unset: the zero-config default (a SQLite file in the data dir).
         Backend::Sqlite => TestDatabase::EmbeddedSqlite(data_dir.path().join("kraft.db")),
     };
-    let config = Config {
+    let mut config = Config {
         addr: "127.0.0.1:0".parse().expect("addr"),
         database_url: database.url(),
         data_dir: data_dir.path().to_path_buf(),
         site_root: data_dir.path().join("site"),
         log_format: LogFormat::Text,
+        signup_mode: SignupMode::Open,
+        session_idle: Duration::from_secs(3600),
+        session_absolute: Duration::from_secs(24 * 3600),
+        secure_cookies: false,
     };
-    let app = Application::build(config)
-        .await
-        .expect("application starts");
+    configure(&mut config);
+    let app = Application::build(config).await.expect("application starts");
     let address = format!("http://{}", app.local_addr());
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
+    let (client, jar) = browser();
     TestApp {
         address,
         client,
+        jar,
         database,
         shutdown: Some(tx),
         server: Some(server),
         _data_dir: data_dir,
     }
+}
+
+/// A client that keeps cookies like a browser and does not follow redirects.
+pub fn browser() -> (reqwest::Client, Arc<Jar>) {
+    let jar = Arc::new(Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    (client, jar)
 }
 
 impl TestApp {
@@ -97,11 +122,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request")
+        self.client.get(self.url(path)).send().await.expect("request")
     }
 
     /// Calls a Leptos server function the way the browser does without JavaScript (URL-encoded).
@@ -115,16 +136,28 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A second browser (its own cookies) on the same server.
+    pub fn another_browser(&self) -> TestBrowser {
+        let (client, jar) = browser();
+        TestBrowser { address: self.address.clone(), client, jar }
+    }
+
+    /// This app's own browser.
+    pub fn browser(&self) -> TestBrowser {
+        TestBrowser {
+            address: self.address.clone(),
+            client: self.client.clone(),
+            jar: self.jar.clone(),
+        }
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("server task")
-                .expect("server stops cleanly");
+            server.await.expect("server task").expect("server stops cleanly");
         }
     }
 }
@@ -141,6 +174,17 @@ impl Drop for TestApp {
 pub enum TestDatabase {
     Postgres { admin_url: String, name: String },
     EmbeddedSqlite(PathBuf),
+}
+
+impl TestDatabase {
+    /// A connection of the test's own, to look at what the app stored.
+    pub async fn connect(&self) -> sea_orm::DatabaseConnection {
+        let url = match self {
+            TestDatabase::Postgres { .. } => self.url().expect("postgres url"),
+            TestDatabase::EmbeddedSqlite(path) => format!("sqlite://{}?mode=rw", path.display()),
+        };
+        Database::connect(&url).await.expect("test connection")
+    }
 }
 
 fn admin_url() -> String {
@@ -167,10 +211,7 @@ impl TestDatabase {
     pub fn url(&self) -> Option<String> {
         match self {
             TestDatabase::Postgres { admin_url, name } => {
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map(|(base, _)| base)
-                    .unwrap_or(admin_url);
+                let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(admin_url);
                 Some(format!("{base}/{name}"))
             }
             TestDatabase::EmbeddedSqlite(_) => None,
@@ -180,9 +221,7 @@ impl TestDatabase {
     /// Removes the Postgres database now (even with the app still connected).
     pub async fn drop_now(&self) {
         if let TestDatabase::Postgres { admin_url, name } = self {
-            let admin = Database::connect(admin_url)
-                .await
-                .expect("admin connection");
+            let admin = Database::connect(admin_url).await.expect("admin connection");
             admin
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                 .await
@@ -198,9 +237,8 @@ impl Drop for TestDatabase {
             let (admin_url, name) = (admin_url.clone(), name.clone());
             // Drop runs outside async: use a private runtime on its own thread.
             let _ = std::thread::spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
+                let Ok(runtime) =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build()
                 else {
                     return;
                 };
@@ -217,5 +255,91 @@ impl Drop for TestDatabase {
             })
             .join();
         }
+    }
+}
+
+/// One browser: a cookie jar and the calls a user makes.
+#[derive(Clone)]
+pub struct TestBrowser {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub jar: Arc<Jar>,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestBrowser {
+    /// Calls a server function as the Leptos client does (URL-encoded in, JSON out), from KRaft's
+    /// own origin.
+    pub async fn call(&self, endpoint: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/{endpoint}", self.address))
+            .header("Accept", "application/json")
+            .header("Origin", &self.address)
+            .form(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn register(&self, email: &str, username: &str, password: &str) -> reqwest::Response {
+        self.call(
+            "account/register",
+            &[
+                ("email", email),
+                ("username", username),
+                ("password", password),
+                ("password_confirm", password),
+            ],
+        )
+        .await
+    }
+
+    /// Registers `username` with `<username>@example.org` and the test password; must succeed.
+    pub async fn sign_up(&self, username: &str) {
+        let response = self.register(&format!("{username}@example.org"), username, PASSWORD).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "sign-up failed: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
+    pub async fn login(&self, identifier: &str, password: &str) -> reqwest::Response {
+        self.call("account/login", &[("identifier", identifier), ("password", password)]).await
+    }
+
+    pub async fn logout(&self) -> reqwest::Response {
+        self.call("account/logout", &[]).await
+    }
+
+    /// The account overview as JSON (status checked by the caller).
+    pub async fn overview(&self) -> reqwest::Response {
+        self.call("account/overview", &[]).await
+    }
+
+    /// The session cookie's value, if there is one.
+    pub fn session_cookie(&self) -> Option<String> {
+        let url = self.address.parse().expect("url");
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|c| c.strip_prefix("kraft_session=").map(str::to_owned))
+    }
+
+    /// Replays a request with exactly this session cookie and no jar.
+    pub async fn overview_with_cookie(&self, cookie: &str) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .post(format!("{}/api/account/overview", self.address))
+            .header("Accept", "application/json")
+            .header("Origin", &self.address)
+            .header("Cookie", format!("kraft_session={cookie}"))
+            .send()
+            .await
+            .expect("request")
+            .status()
     }
 }

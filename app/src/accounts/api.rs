@@ -1,0 +1,243 @@
+//! Account server functions and the types they send. Each is a public endpoint: it starts with its
+//! guard, calls one platform method and converts the result.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use crate::accounts::server::{
+    answer, internal, meta, platform, require_user, respond, session, Form,
+};
+use crate::error::ApiError;
+
+/// The signed-in user as the UI shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub username: String,
+    pub email: String,
+    pub admin: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// Who is looking, and whether they could sign up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Viewer {
+    pub user: Option<UserView>,
+    /// "open", "invite" or "closed".
+    pub signup: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub id: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub user_agent: Option<String>,
+    pub client_addr: Option<String>,
+    pub current: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditView {
+    pub occurred_at: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub client_addr: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountOverview {
+    pub user: UserView,
+    pub sessions: Vec<SessionView>,
+    pub events: Vec<AuditView>,
+}
+
+/// The outcome of a form posted without JavaScript, kept in the session for the next page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flash {
+    pub form: String,
+    pub error: Option<ApiError>,
+    pub notice: Option<String>,
+    /// What the user typed (never passwords), so a failed form loses nothing.
+    pub values: Vec<(String, String)>,
+}
+
+impl Flash {
+    pub fn value(&self, name: &str) -> Option<String> {
+        self.values.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+}
+
+#[server(prefix = "/api", endpoint = "account/viewer")]
+pub async fn get_viewer() -> Result<Viewer, ApiError> {
+    answer(async {
+        let platform = platform()?;
+        let signup = match platform.accounts().settings().signup {
+            platform::accounts::SignupMode::Open => "open",
+            platform::accounts::SignupMode::Invite => "invite",
+            platform::accounts::SignupMode::Closed => "closed",
+        };
+        let user = match require_user().await {
+            Ok(current) => Some(UserView::from(&current.user)),
+            Err(ApiError::Unauthenticated) => None,
+            Err(other) => return Err(other),
+        };
+        Ok(Viewer { user, signup: signup.to_owned() })
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "account/flash")]
+pub async fn take_flash() -> Result<Option<Flash>, ApiError> {
+    answer(async { session().await?.take_flash::<Flash>().await.map_err(internal) }).await
+}
+
+#[server(prefix = "/api", endpoint = "account/register")]
+pub async fn register(
+    email: String,
+    username: String,
+    password: String,
+    password_confirm: String,
+    #[server(default)] invite: Option<String>,
+) -> Result<(), ApiError> {
+    let form = Form::new("register")
+        .keep("email", &email)
+        .keep("username", &username)
+        .keep_opt("invite", &invite);
+    respond(form, async {
+        let meta = meta().await;
+        let input = platform::accounts::RegisterInput {
+            email,
+            username,
+            password,
+            password_confirm,
+            invite,
+        };
+        let user = platform()?.accounts().register(input, &meta).await?;
+        session()
+            .await?
+            .begin(user.id, meta.user_agent, meta.client_addr)
+            .await
+            .map_err(internal)?;
+        leptos_axum::redirect("/account");
+        Ok(())
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "account/login")]
+pub async fn login(identifier: String, password: String) -> Result<(), ApiError> {
+    let form = Form::new("login").keep("identifier", &identifier);
+    respond(form, async {
+        let meta = meta().await;
+        let user = platform()?.accounts().login(&identifier, &password, &meta).await?;
+        session()
+            .await?
+            .begin(user.id, meta.user_agent, meta.client_addr)
+            .await
+            .map_err(internal)?;
+        leptos_axum::redirect("/account");
+        Ok(())
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "account/logout")]
+pub async fn logout() -> Result<(), ApiError> {
+    respond(Form::new("logout"), async {
+        if let Ok(current) = require_user().await {
+            platform()?.accounts().record_logout(current.user.id, &meta().await).await?;
+        }
+        session().await?.end().await.map_err(internal)?;
+        leptos_axum::redirect("/login");
+        Ok(())
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "account/overview")]
+pub async fn get_account_overview() -> Result<AccountOverview, ApiError> {
+    answer(async {
+        let current = require_user().await?;
+        let platform = platform()?;
+        let accounts = platform.accounts();
+        let keep = current.session.id_hash();
+        let sessions = accounts.sessions(current.user.id, keep.as_deref()).await?;
+        let events = accounts.audit_log(current.user.id, 50).await?;
+        Ok(AccountOverview {
+            user: UserView::from(&current.user),
+            sessions: sessions.into_iter().map(SessionView::from).collect(),
+            events: events.into_iter().map(AuditView::from).collect(),
+        })
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "account/password")]
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+    new_password_confirm: String,
+) -> Result<(), ApiError> {
+    let form =
+        Form::new("password").notice("Your password was changed. Other sessions were signed out.");
+    respond(form, async {
+        let current = require_user().await?;
+        let keep = current.session.id_hash();
+        platform()?
+            .accounts()
+            .change_password(
+                current.user.id,
+                &current_password,
+                &new_password,
+                &new_password_confirm,
+                keep.as_deref(),
+                &meta().await,
+            )
+            .await?;
+        current.session.rotate().await.map_err(internal)?;
+        Ok(())
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "account/sessions/revoke")]
+pub async fn revoke_session(id: String) -> Result<(), ApiError> {
+    respond(Form::new("sessions").notice("The session was signed out."), async {
+        let current = require_user().await?;
+        let id = id.parse().map_err(|_| ApiError::NotFound)?;
+        platform()?.accounts().revoke_session(current.user.id, id, &meta().await).await?;
+        Ok(())
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "account/sessions/revoke-others")]
+pub async fn revoke_other_sessions() -> Result<u64, ApiError> {
+    respond(Form::new("sessions").notice("All other sessions were signed out."), async {
+        let current = require_user().await?;
+        let keep = current.session.id_hash().ok_or(ApiError::Unauthenticated)?;
+        Ok(platform()?
+            .accounts()
+            .revoke_other_sessions(current.user.id, &keep, &meta().await)
+            .await?)
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "account/delete")]
+pub async fn delete_account(password: String, confirm_username: String) -> Result<(), ApiError> {
+    let form = Form::new("delete").keep("confirm_username", &confirm_username);
+    respond(form, async {
+        let current = require_user().await?;
+        platform()?
+            .accounts()
+            .delete_account(current.user.id, &password, &confirm_username, &meta().await)
+            .await?;
+        current.session.end().await.map_err(internal)?;
+        leptos_axum::redirect("/goodbye");
+        Ok(())
+    })
+    .await
+}

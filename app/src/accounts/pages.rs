@@ -1,0 +1,357 @@
+//! Sign-up, sign-in, the account page and the farewell page. Every form is a plain HTML form that
+//! works without JavaScript (the server keeps its outcome for the next page) and is enhanced by
+//! Leptos when the WebAssembly bundle is running.
+
+use leptos::either::Either;
+use leptos::prelude::*;
+use leptos_router::components::{Redirect, A};
+
+use crate::accounts::api::*;
+use crate::error::ApiError;
+use crate::forms::{refresh_viewer_on_success, Field, FormAlert, FormState};
+
+/// Bumped whenever who is signed in may have changed; everything that shows the viewer tracks it.
+#[derive(Clone, Copy)]
+pub struct AuthVersion(pub RwSignal<u64>);
+
+impl AuthVersion {
+    pub fn provide() {
+        provide_context(AuthVersion(RwSignal::new(0)));
+    }
+
+    pub fn get() -> RwSignal<u64> {
+        use_context::<AuthVersion>().map(|v| v.0).unwrap_or_else(|| RwSignal::new(0))
+    }
+}
+
+/// The flash a plain form post left for this page, read once when the page is rendered.
+fn flash_resource() -> Resource<Option<Flash>> {
+    Resource::new_blocking(|| (), |_| async { take_flash().await.ok().flatten() })
+}
+
+#[component]
+pub fn RegisterPage() -> impl IntoView {
+    let action = ServerAction::<Register>::new();
+    refresh_viewer_on_success(action.value().into(), AuthVersion::get());
+    let flash = flash_resource();
+    let viewer = Resource::new(|| (), |_| get_viewer());
+
+    view! {
+        <h1>"Create your account"</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let flash = flash.await;
+                let signup = viewer.await.map(|v| v.signup).unwrap_or_else(|_| "open".into());
+                let state = FormState::new("register", action.value().into(), flash, "Welcome to KRaft!");
+                if signup == "closed" {
+                    return Either::Left(view! {
+                        <p class="notice" role="status">
+                            "Sign-up is closed on this KRaft. Ask an admin for an account."
+                        </p>
+                    });
+                }
+                Either::Right(view! {
+                    <ActionForm action=action attr:class="form" attr:aria-label="Create account">
+                        <FormAlert state=state.clone() />
+                        <Field state=state.clone() name="email" label="Email" kind="email" autocomplete="email" />
+                        <Field
+                            state=state.clone()
+                            name="username"
+                            label="Username"
+                            autocomplete="username"
+                            hint="3–32 characters: lowercase letters, digits and hyphens, starting with a letter. It appears in your clusters' addresses."
+                        />
+                        <Field
+                            state=state.clone()
+                            name="password"
+                            label="Password"
+                            kind="password"
+                            autocomplete="new-password"
+                            hint="At least 12 characters."
+                        />
+                        <Field
+                            state=state.clone()
+                            name="password_confirm"
+                            label="Repeat the password"
+                            kind="password"
+                            autocomplete="new-password"
+                        />
+                        {(signup == "invite")
+                            .then(|| {
+                                view! {
+                                    <Field
+                                        state=state.clone()
+                                        name="invite"
+                                        label="Invite code"
+                                        autocomplete="off"
+                                        hint="Sign-up on this KRaft needs an invite code from an admin."
+                                    />
+                                }
+                            })}
+                        <button type="submit" disabled=move || action.pending().get()>
+                            "Create account"
+                        </button>
+                        <p class="aside">"Already have an account? " <A href="/login">"Sign in"</A></p>
+                    </ActionForm>
+                })
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let action = ServerAction::<Login>::new();
+    refresh_viewer_on_success(action.value().into(), AuthVersion::get());
+    let flash = flash_resource();
+
+    view! {
+        <h1>"Sign in"</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let state = FormState::new("login", action.value().into(), flash.await, "Signed in.");
+                view! {
+                    <ActionForm action=action attr:class="form" attr:aria-label="Sign in">
+                        <FormAlert state=state.clone() />
+                        <Field
+                            state=state.clone()
+                            name="identifier"
+                            label="Email or username"
+                            autocomplete="username"
+                        />
+                        <Field
+                            state=state.clone()
+                            name="password"
+                            label="Password"
+                            kind="password"
+                            autocomplete="current-password"
+                        />
+                        <button type="submit" disabled=move || action.pending().get()>
+                            "Sign in"
+                        </button>
+                        <p class="aside">"New here? " <A href="/register">"Create an account"</A></p>
+                    </ActionForm>
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let auth = AuthVersion::get();
+    let password = ServerAction::<ChangePassword>::new();
+    let revoke = ServerAction::<RevokeSession>::new();
+    let revoke_others = ServerAction::<RevokeOtherSessions>::new();
+    let delete = ServerAction::<DeleteAccount>::new();
+    let flash = flash_resource();
+    let overview = Resource::new(
+        move || {
+            (
+                auth.get(),
+                password.version().get(),
+                revoke.version().get(),
+                revoke_others.version().get(),
+            )
+        },
+        |_| get_account_overview(),
+    );
+
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading your account…"</p> }>
+            {move || Suspend::new(async move {
+                let flash = flash.await;
+                match overview.await {
+                    Err(ApiError::Unauthenticated) => Either::Left(view! { <Redirect path="/login" /> }.into_any()),
+                    Err(error) => Either::Left(view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any()),
+                    Ok(overview) => {
+                        let password_state = FormState::new(
+                            "password",
+                            password.value().into(),
+                            flash.clone(),
+                            "Your password was changed. Other sessions were signed out.",
+                        );
+                        let sessions_state = FormState::new("sessions", revoke.value().into(), flash.clone(), "Signed out.")
+                            .or_from(revoke_others.value().into());
+                        let delete_state = FormState::new("delete", delete.value().into(), flash, "Deleted.");
+                        Either::Right(view! {
+                            <h1>"Your account"</h1>
+                            <Details user=overview.user.clone() />
+                            <section aria-labelledby="password-heading" class="card">
+                                <h2 id="password-heading">"Change password"</h2>
+                                <ActionForm action=password attr:class="form" attr:aria-label="Change password">
+                                    <FormAlert state=password_state.clone() />
+                                    <Field state=password_state.clone() name="current_password" label="Current password" kind="password" autocomplete="current-password" />
+                                    <Field state=password_state.clone() name="new_password" label="New password" kind="password" autocomplete="new-password" hint="At least 12 characters." />
+                                    <Field state=password_state.clone() name="new_password_confirm" label="Repeat the new password" kind="password" autocomplete="new-password" />
+                                    <button type="submit" disabled=move || password.pending().get()>"Change password"</button>
+                                </ActionForm>
+                            </section>
+                            <Sessions sessions=overview.sessions.clone() state=sessions_state revoke revoke_others />
+                            <Activity events=overview.events.clone() />
+                            <section aria-labelledby="delete-heading" class="card danger">
+                                <h2 id="delete-heading">"Delete account"</h2>
+                                <p>
+                                    "This deletes your account, "<strong>"every cluster you own"</strong>
+                                    " and all their data. It cannot be undone."
+                                </p>
+                                <ActionForm action=delete attr:class="form" attr:aria-label="Delete account">
+                                    <FormAlert state=delete_state.clone() />
+                                    <Field state=delete_state.clone() name="password" label="Your password" kind="password" autocomplete="current-password" />
+                                    <Field
+                                        state=delete_state.clone()
+                                        name="confirm_username"
+                                        label=format!("Type your username ({}) to confirm", overview.user.username)
+                                        autocomplete="off"
+                                    />
+                                    <button type="submit" class="danger" disabled=move || delete.pending().get()>
+                                        "Delete my account and all my clusters"
+                                    </button>
+                                </ActionForm>
+                            </section>
+                        }.into_any())
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Details(user: UserView) -> impl IntoView {
+    view! {
+        <section aria-labelledby="details-heading" class="card">
+            <h2 id="details-heading">"Details"</h2>
+            <dl class="details" aria-label="Account details">
+                <dt>"Username"</dt>
+                <dd>{user.username}</dd>
+                <dt>"Email"</dt>
+                <dd>{user.email}</dd>
+                <dt>"Role"</dt>
+                <dd>{if user.admin { "Admin" } else { "User" }}</dd>
+                <dt>"Member since"</dt>
+                <dd><time datetime=user.created_at.clone()>{short_time(&user.created_at)}</time></dd>
+            </dl>
+        </section>
+    }
+}
+
+#[component]
+fn Sessions(
+    sessions: Vec<SessionView>,
+    state: FormState,
+    revoke: ServerAction<RevokeSession>,
+    revoke_others: ServerAction<RevokeOtherSessions>,
+) -> impl IntoView {
+    let others = sessions.iter().filter(|s| !s.current).count();
+    view! {
+        <section aria-labelledby="sessions-heading" class="card">
+            <h2 id="sessions-heading">"Active sessions"</h2>
+            <FormAlert state=state />
+            <table class="table" aria-labelledby="sessions-heading">
+                <thead>
+                    <tr>
+                        <th scope="col">"Device"</th>
+                        <th scope="col">"Address"</th>
+                        <th scope="col">"Signed in"</th>
+                        <th scope="col">"Last seen"</th>
+                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {sessions
+                        .into_iter()
+                        .map(|s| {
+                            let device = s.user_agent.clone().unwrap_or_else(|| "Unknown device".into());
+                            view! {
+                                <tr>
+                                    <td>{device}</td>
+                                    <td>{s.client_addr.clone().unwrap_or_default()}</td>
+                                    <td>{short_time(&s.created_at)}</td>
+                                    <td>{short_time(&s.last_seen_at)}</td>
+                                    <td>
+                                        {if s.current {
+                                            Either::Left(view! { <span class="badge">"This session"</span> })
+                                        } else {
+                                            Either::Right(view! {
+                                                <ActionForm action=revoke attr:class="inline">
+                                                    <input type="hidden" name="id" value=s.id.clone() />
+                                                    <button type="submit" class="secondary">"Sign out"</button>
+                                                </ActionForm>
+                                            })
+                                        }}
+                                    </td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+            {(others > 0)
+                .then(|| {
+                    view! {
+                        <ActionForm action=revoke_others attr:class="inline">
+                            <button type="submit" class="secondary">"Sign out everywhere else"</button>
+                        </ActionForm>
+                    }
+                })}
+        </section>
+    }
+}
+
+#[component]
+fn Activity(events: Vec<AuditView>) -> impl IntoView {
+    view! {
+        <section aria-labelledby="activity-heading" class="card">
+            <h2 id="activity-heading">"Recent activity"</h2>
+            <ul class="activity" aria-labelledby="activity-heading">
+                {events
+                    .into_iter()
+                    .map(|e| {
+                        view! {
+                            <li>
+                                <time datetime=e.occurred_at.clone()>{short_time(&e.occurred_at)}</time>
+                                " "
+                                <span class="action">{describe(&e.action).to_owned()}</span>
+                                {e.target.map(|t| format!(" · {t}"))}
+                                {e.client_addr.map(|a| format!(" · from {a}"))}
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+        </section>
+    }
+}
+
+#[component]
+pub fn GoodbyePage() -> impl IntoView {
+    view! {
+        <h1>"Your account was deleted"</h1>
+        <p>"Your account, your clusters and their data are gone. Thank you for using KRaft."</p>
+        <p><A href="/">"Back to the start page"</A></p>
+    }
+}
+
+/// The account's own words for an audit action.
+fn describe(action: &str) -> &str {
+    match action {
+        "account.registered" => "Account created",
+        "login.succeeded" => "Signed in",
+        "login.failed" => "Failed sign-in attempt",
+        "logout" => "Signed out",
+        "password.changed" => "Password changed",
+        "session.revoked" => "Signed out a session",
+        "sessions.revoked_others" => "Signed out all other sessions",
+        "invite.created" => "Invite code created",
+        other => other,
+    }
+}
+
+/// "2026-11-22 14:03 UTC" from an RFC 3339 time; the raw text if it does not parse.
+fn short_time(rfc3339: &str) -> String {
+    match (rfc3339.get(0..10), rfc3339.get(11..16)) {
+        (Some(date), Some(time)) => format!("{date} {time} UTC"),
+        _ => rfc3339.to_owned(),
+    }
+}

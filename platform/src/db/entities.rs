@@ -1,0 +1,7 @@
+//! sea-orm entities: rows as the database holds them. They never cross the wire.
+
+pub mod account_bootstrap;
+pub mod audit_events;
+pub mod invites;
+pub mod sessions;
+pub mod users;
