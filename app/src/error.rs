@@ -31,6 +31,14 @@ pub enum ApiError {
     SignupClosed,
     #[error("The server is busy. Please try again in a moment.")]
     Busy,
+    /// A per-user limit; the message says which.
+    #[error("{0}")]
+    LimitReached(String),
+    /// The object exists but cannot do this yet; the message says why.
+    #[error("{0}")]
+    NotReady(String),
+    #[error("The host cluster is not reachable right now. Please try again shortly.")]
+    HostUnavailable,
     /// Something failed on the server; details are in the server's log.
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
@@ -48,7 +56,8 @@ impl ApiError {
             ApiError::NotFound => 404,
             ApiError::Invalid(_) => 422,
             ApiError::TooManyRequests { .. } => 429,
-            ApiError::Busy => 503,
+            ApiError::Busy | ApiError::HostUnavailable => 503,
+            ApiError::LimitReached(_) | ApiError::NotReady(_) => 409,
             ApiError::Internal => 500,
             ApiError::Transport(_) => 400,
         }

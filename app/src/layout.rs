@@ -25,6 +25,7 @@ pub fn Layout(children: Children) -> impl IntoView {
             </nav>
             <ViewerMenu />
         </header>
+        <SimulatedHostBanner />
         <main>{children()}</main>
         <footer class="site-footer">
             <span>{NAME_AND_VERSION}</span>
@@ -62,5 +63,24 @@ fn ViewerMenu() -> impl IntoView {
                 })}
             </Transition>
         </div>
+    }
+}
+
+/// Says plainly when clusters are not real: the zero-config mode runs a simulated host.
+#[component]
+fn SimulatedHostBanner() -> impl IntoView {
+    let viewer = Resource::new(|| (), |_| get_viewer());
+    view! {
+        <Suspense>
+            {move || Suspend::new(async move {
+                viewer.await.ok().filter(|v| v.simulated_host).map(|_| view! {
+                    <p class="banner" role="note">
+                        <strong>"Simulated host. "</strong>
+                        "No host cluster is configured, so clusters run in KRaft's built-in simulator: \
+                         they answer kubectl, but run no workloads. Set KRAFT_HOST_KUBECONFIG to use a real host."
+                    </p>
+                })
+            })}
+        </Suspense>
     }
 }

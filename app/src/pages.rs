@@ -1,3 +1,2 @@
 pub mod home;
 pub mod not_found;
-pub mod placeholder;

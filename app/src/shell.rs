@@ -7,8 +7,9 @@ use leptos_router::{
 
 use crate::accounts::pages::{AccountPage, AuthVersion, GoodbyePage, LoginPage, RegisterPage};
 
+use crate::clusters::pages::{ClusterPage, ClustersPage, CreateClusterPage};
 use crate::layout::Layout;
-use crate::pages::{home::HomePage, not_found::NotFound, placeholder::Placeholder};
+use crate::pages::{home::HomePage, not_found::NotFound};
 
 /// The HTML document the server renders around the application.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -47,11 +48,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=path!("account") view=AccountPage ssr=SsrMode::Async />
                     <Route path=path!("goodbye") view=GoodbyePage ssr=SsrMode::Async />
-                    <Route
-                        path=path!("clusters/new")
-                        view=|| view! { <Placeholder title="Create cluster" /> }
-                    />
-                    <Route path=path!("clusters") view=|| view! { <Placeholder title="Clusters" /> } />
+                    <Route path=path!("clusters/new") view=CreateClusterPage ssr=SsrMode::Async />
+                    <Route path=path!("clusters/:id") view=ClusterPage ssr=SsrMode::Async />
+                    <Route path=path!("clusters") view=ClustersPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

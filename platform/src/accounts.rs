@@ -544,15 +544,14 @@ impl Accounts {
         Ok(audit::for_user(&self.db, user_id, limit).await?)
     }
 
-    /// Deletes the account after checking the password and the typed username. Everything the
-    /// user owns goes with it; a final audit event keeps the fact, not the person.
-    pub async fn delete_account(
+    /// Checks a deletion request: the current password and the username typed to confirm.
+    pub async fn verify_deletion(
         &self,
         user_id: Uuid,
         password: &str,
         typed_username: &str,
         meta: &RequestMeta,
-    ) -> Result<(), AccountError> {
+    ) -> Result<User, AccountError> {
         let user = self.confirm_password(user_id, password, "password", meta).await?;
         if typed_username.trim() != user.username {
             return Err(AccountError::field(
@@ -560,13 +559,28 @@ impl Accounts {
                 "Type your username exactly to confirm.",
             ));
         }
+        Ok(user.into())
+    }
+
+    /// Removes the account's own rows (after its clusters were handed to the reconciler). A
+    /// final audit event keeps the fact, not the person.
+    pub async fn delete_account_data(
+        &self,
+        user: &User,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
+        let user_id = user.id;
         let txn = self.db.begin().await?;
         sessions::Entity::delete_many()
             .filter(sessions::Column::UserId.eq(user_id))
             .exec(&txn)
             .await?;
         crate::db::entities::audit_events::Entity::delete_many()
-            .filter(crate::db::entities::audit_events::Column::SubjectId.eq(user_id))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(crate::db::entities::audit_events::Column::SubjectId.eq(user_id))
+                    .add(crate::db::entities::audit_events::Column::ActorId.eq(user_id)),
+            )
             .exec(&txn)
             .await?;
         invites::Entity::update_many()

@@ -3,7 +3,9 @@
 
 pub mod about;
 pub mod accounts;
+pub mod clusters;
 pub mod db;
+pub mod host;
 
 use std::sync::Arc;
 
@@ -25,6 +27,8 @@ pub enum Error {
     UnsupportedDatabaseUrl(String),
     #[error(transparent)]
     Hash(#[from] accounts::HashError),
+    #[error(transparent)]
+    Host(#[from] host::HostError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -34,6 +38,25 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Settings {
     pub database_url: DatabaseUrl,
     pub accounts: accounts::AccountSettings,
+    /// The host cluster; without one, cluster features answer "unavailable".
+    pub host: Option<HostSettings>,
+}
+
+/// The host cluster and the rules for clusters on it.
+#[derive(Clone)]
+pub struct HostSettings {
+    pub host: host::Host,
+    pub clusters: clusters::ClusterSettings,
+    /// How often the reconciler makes a full pass even when nothing seems to happen.
+    pub resync: std::time::Duration,
+}
+
+impl std::fmt::Debug for HostSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSettings")
+            .field("simulated", &self.host.simulated())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The running platform: cheap to clone, shared by every request.
@@ -46,6 +69,7 @@ struct Inner {
     db: sea_orm::DatabaseConnection,
     about: About,
     accounts: accounts::Accounts,
+    clusters: Option<Arc<clusters::Clusters>>,
     /// Background work owned by the platform, stopped by `close`.
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -57,8 +81,23 @@ impl Platform {
         db::migrate(&db).await?;
         let about = About::new(settings.database_url.backend());
         let accounts = accounts::Accounts::new(db.clone(), settings.accounts)?;
-        let tasks = vec![tokio::spawn(sweep_expired_sessions(db.clone()))];
-        Ok(Self { inner: Arc::new(Inner { db, about, accounts, tasks }) })
+        let mut tasks = vec![tokio::spawn(sweep_expired_sessions(db.clone()))];
+        let clusters = match settings.host {
+            Some(host) => {
+                if let Err(error) =
+                    clusters::provision::ensure_policies(&host.host, &host.clusters).await
+                {
+                    // Not fatal: the host may come up later; cluster creation will say so.
+                    tracing::warn!(%error, "could not install the tenant policies on the host");
+                }
+                let clusters =
+                    Arc::new(clusters::Clusters::new(db.clone(), host.host, host.clusters));
+                tasks.push(tokio::spawn(clusters.clone().run_reconciler(host.resync)));
+                Some(clusters)
+            }
+            None => None,
+        };
+        Ok(Self { inner: Arc::new(Inner { db, about, accounts, clusters, tasks }) })
     }
 
     pub fn about(&self) -> &About {
@@ -71,6 +110,42 @@ impl Platform {
 
     pub fn accounts(&self) -> &accounts::Accounts {
         &self.inner.accounts
+    }
+
+    /// Cluster management, when a host cluster is configured.
+    pub fn clusters(&self) -> Option<&clusters::Clusters> {
+        self.inner.clusters.as_deref()
+    }
+
+    /// Whether the host cluster answers (`None` when there is none).
+    pub async fn host_ready(&self) -> Option<Result<String, host::HostError>> {
+        match &self.inner.clusters {
+            Some(clusters) => Some(clusters.host().ping().await),
+            None => None,
+        }
+    }
+
+    /// Deletes an account after checking the password and typed username: first every cluster
+    /// of the user (marked for deletion and removed from the host by the reconciler), then the
+    /// account's own data.
+    pub async fn delete_account(
+        &self,
+        user_id: uuid::Uuid,
+        password: &str,
+        typed_username: &str,
+        meta: &accounts::RequestMeta,
+    ) -> Result<(), accounts::AccountError> {
+        let user =
+            self.inner.accounts.verify_deletion(user_id, password, typed_username, meta).await?;
+        if let Some(clusters) = &self.inner.clusters {
+            clusters.delete_all_of(user.id).await.map_err(|e| match e {
+                clusters::ClusterError::Database(db) => accounts::AccountError::Database(db),
+                other => {
+                    accounts::AccountError::Database(sea_orm::DbErr::Custom(other.to_string()))
+                }
+            })?;
+        }
+        self.inner.accounts.delete_account_data(&user, meta).await
     }
 
     /// The tower-sessions store on this platform's database.

@@ -71,6 +71,8 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
     let settings = platform::Settings {
         database_url: config.database_url()?,
         accounts: config.account_settings(),
+        // Account administration needs no host cluster.
+        host: None,
     };
     let platform = platform::Platform::start(settings).await?;
     let outcome = match command {

@@ -15,6 +15,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// A K3k cluster mode KRaft may offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Virtual,
+    Shared,
+}
+
 /// Who may create an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SignupMode {
@@ -61,6 +68,79 @@ pub struct Config {
     #[arg(long, env = "KRAFT_SECURE_COOKIES", default_value_t = false, global = true)]
     pub secure_cookies: bool,
 
+    /// Kubeconfig of the host cluster that runs K3k. Without it (and without --host-in-cluster)
+    /// KRaft starts a simulated host in-process.
+    #[arg(long, env = "KRAFT_HOST_KUBECONFIG", global = true)]
+    pub host_kubeconfig: Option<PathBuf>,
+
+    /// Use the pod's service account: KRaft runs inside the host cluster.
+    #[arg(long, env = "KRAFT_HOST_IN_CLUSTER", default_value_t = false, global = true)]
+    pub host_in_cluster: bool,
+
+    /// Platform hostnames of clusters are `<cluster>-<user>.<base domain>`.
+    #[arg(long, env = "KRAFT_BASE_DOMAIN", default_value = "kraft.localhost", global = true)]
+    pub base_domain: String,
+
+    /// Allowed k3s versions, comma-separated; the first is the default.
+    #[arg(
+        long,
+        env = "KRAFT_K3S_VERSIONS",
+        value_delimiter = ',',
+        default_value = "v1.33.1-k3s1,v1.32.5-k3s1,v1.31.9-k3s1",
+        global = true
+    )]
+    pub k3s_versions: Vec<String>,
+
+    /// Allowed cluster modes, comma-separated (virtual, shared); the first is the default.
+    #[arg(
+        long,
+        env = "KRAFT_CLUSTER_MODES",
+        value_delimiter = ',',
+        default_value = "virtual,shared",
+        global = true
+    )]
+    pub cluster_modes: Vec<ModeArg>,
+
+    /// Most clusters one user may have.
+    #[arg(long, env = "KRAFT_MAX_CLUSTERS", default_value_t = 3, global = true)]
+    pub max_clusters: usize,
+
+    /// Most servers per cluster (1 or 3).
+    #[arg(long, env = "KRAFT_MAX_SERVERS", default_value_t = 3, global = true)]
+    pub max_servers: i32,
+
+    /// Most agents per cluster.
+    #[arg(long, env = "KRAFT_MAX_AGENTS", default_value_t = 3, global = true)]
+    pub max_agents: i32,
+
+    /// Most storage per cluster, in GiB.
+    #[arg(long, env = "KRAFT_MAX_STORAGE_GI", default_value_t = 10, global = true)]
+    pub max_storage_gi: i32,
+
+    /// Ingress class that exposes cluster APIs with TLS passthrough (e.g. nginx); "none" for none.
+    #[arg(long, env = "KRAFT_INGRESS_CLASS", default_value = "nginx", global = true)]
+    pub ingress_class: String,
+
+    /// Pod security level of tenant namespaces: restricted, baseline or privileged.
+    #[arg(long, env = "KRAFT_POD_SECURITY", default_value = "restricted", global = true)]
+    pub pod_security: String,
+
+    /// CPU quota of each cluster's namespace.
+    #[arg(long, env = "KRAFT_TENANT_CPU", default_value = "4", global = true)]
+    pub tenant_cpu: String,
+
+    /// Memory quota of each cluster's namespace.
+    #[arg(long, env = "KRAFT_TENANT_MEMORY", default_value = "8Gi", global = true)]
+    pub tenant_memory: String,
+
+    /// Storage quota of each cluster's namespace.
+    #[arg(long, env = "KRAFT_TENANT_STORAGE", default_value = "20Gi", global = true)]
+    pub tenant_storage: String,
+
+    /// How often the reconciler checks every cluster even when nothing seems to happen.
+    #[arg(long, env = "KRAFT_RECONCILE_INTERVAL", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub reconcile_interval: Duration,
+
     /// Log output format.
     #[arg(long, env = "KRAFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -87,6 +167,40 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl Config {
+    pub fn cluster_settings(&self) -> platform::clusters::ClusterSettings {
+        use platform::host::k3k::ClusterMode;
+        platform::clusters::ClusterSettings {
+            base_domain: self.base_domain.clone(),
+            versions: self
+                .k3s_versions
+                .iter()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .collect(),
+            modes: self
+                .cluster_modes
+                .iter()
+                .map(|m| match m {
+                    ModeArg::Virtual => ClusterMode::Virtual,
+                    ModeArg::Shared => ClusterMode::Shared,
+                })
+                .collect(),
+            max_clusters: self.max_clusters,
+            max_servers: self.max_servers,
+            max_agents: self.max_agents,
+            max_storage_gi: self.max_storage_gi,
+            ingress_class: Some(self.ingress_class.clone())
+                .filter(|c| c != "none" && !c.is_empty()),
+            tenant: platform::clusters::TenantLimits {
+                cpu: self.tenant_cpu.clone(),
+                memory: self.tenant_memory.clone(),
+                storage: self.tenant_storage.clone(),
+                pods: "50".into(),
+                pod_security: self.pod_security.clone(),
+            },
+        }
+    }
+
     pub fn account_settings(&self) -> platform::accounts::AccountSettings {
         platform::accounts::AccountSettings {
             signup: match self.signup_mode {

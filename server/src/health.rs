@@ -26,6 +26,8 @@ pub struct Readiness {
 #[derive(Debug, Serialize)]
 pub struct Checks {
     database: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<&'static str>,
 }
 
 /// The process is up and serving HTTP.
@@ -47,11 +49,23 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
             "unavailable"
         }
     };
-    let ready = database == "ok";
+    let host = match tokio::time::timeout(CHECK_TIMEOUT, state.platform.host_ready()).await {
+        Ok(None) => None,
+        Ok(Some(Ok(_))) => Some("ok"),
+        Ok(Some(Err(error))) => {
+            tracing::warn!(%error, "readiness: host cluster check failed");
+            Some("unavailable")
+        }
+        Err(_) => {
+            tracing::warn!("readiness: host cluster check timed out");
+            Some("unavailable")
+        }
+    };
+    let ready = database == "ok" && host != Some("unavailable");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = Readiness {
         status: if ready { "ready" } else { "not ready" },
-        checks: Checks { database },
+        checks: Checks { database, host },
     };
     (status, Json(body))
 }

@@ -1,7 +1,9 @@
 //! The `kraft` binary's library: configuration, the HTTP application and its wiring. Domain logic
 //! lives in the `platform` crate; the UI and server functions in `app`.
 
+pub mod auth;
 pub mod cli;
+pub mod clusters;
 pub mod config;
 pub mod csrf;
 pub mod health;

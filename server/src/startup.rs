@@ -10,7 +10,8 @@ use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use platform::{Platform, Settings};
+use platform::host::Host;
+use platform::{HostSettings, Platform, Settings};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -18,7 +19,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
-use crate::{csrf, health};
+use crate::{clusters, csrf, health};
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -32,6 +33,30 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     platform: Platform,
+    /// The in-process simulated host, when no real one is configured.
+    simulated_host: Option<hostsim::Running>,
+}
+
+/// Connects to the configured host cluster, or starts the simulated one in-process.
+async fn host(config: &Config) -> anyhow::Result<(Host, Option<hostsim::Running>)> {
+    if let Some(path) = &config.host_kubeconfig {
+        let yaml = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the host kubeconfig {}", path.display()))?;
+        return Ok((Host::from_kubeconfig_yaml(&yaml, false).await?, None));
+    }
+    if config.host_in_cluster {
+        return Ok((Host::in_cluster().await?, None));
+    }
+    let simulated = hostsim::start(hostsim::Config {
+        // Slow enough that a person sees a cluster go through its phases.
+        pod_start_delay: std::time::Duration::from_millis(800),
+        ready_delay: std::time::Duration::from_millis(1500),
+        ..Default::default()
+    })
+    .await
+    .context("cannot start the simulated host")?;
+    tracing::warn!(url = %simulated.url(), "no host cluster configured: using the in-process simulated host");
+    Ok((Host::from_kubeconfig_yaml(&simulated.kubeconfig_yaml(), true).await?, Some(simulated)))
 }
 
 impl Application {
@@ -39,16 +64,23 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let database_url = config.database_url()?;
         tracing::info!(database = %database_url, "starting platform");
-        let platform =
-            Platform::start(Settings { database_url, accounts: config.account_settings() })
-                .await
-                .context("cannot start the platform")?;
+        let (host, simulated_host) = host(&config).await?;
+        let settings = Settings {
+            database_url,
+            accounts: config.account_settings(),
+            host: Some(HostSettings {
+                host,
+                clusters: config.cluster_settings(),
+                resync: config.reconcile_interval,
+            }),
+        };
+        let platform = Platform::start(settings).await.context("cannot start the platform")?;
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
         let router = router(&config, addr, platform.clone());
-        Ok(Self { listener, router, platform })
+        Ok(Self { listener, router, platform, simulated_host })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -68,6 +100,9 @@ impl Application {
             .await
             .context("HTTP server failed")?;
         self.platform.close().await?;
+        if let Some(simulated) = self.simulated_host {
+            simulated.shutdown().await;
+        }
         tracing::info!("kraft stopped");
         Ok(())
     }
@@ -94,6 +129,8 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/api/clusters/{id}/kubeconfig", axum::routing::post(clusters::kubeconfig))
+        .route("/ws/clusters", get(clusters::live_list))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(leptos_options.clone())
         })

@@ -26,6 +26,8 @@ pub struct Viewer {
     pub user: Option<UserView>,
     /// "open", "invite" or "closed".
     pub signup: String,
+    /// Clusters run on the built-in simulated host (zero-config mode): the UI says so.
+    pub simulated_host: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +85,8 @@ pub async fn get_viewer() -> Result<Viewer, ApiError> {
             Err(ApiError::Unauthenticated) => None,
             Err(other) => return Err(other),
         };
-        Ok(Viewer { user, signup: signup.to_owned() })
+        let simulated_host = platform.clusters().is_some_and(|c| c.host().simulated());
+        Ok(Viewer { user, signup: signup.to_owned(), simulated_host })
     })
     .await
 }
@@ -232,7 +235,6 @@ pub async fn delete_account(password: String, confirm_username: String) -> Resul
     respond(form, async {
         let current = require_user().await?;
         platform()?
-            .accounts()
             .delete_account(current.user.id, &password, &confirm_username, &meta().await)
             .await?;
         current.session.end().await.map_err(internal)?;

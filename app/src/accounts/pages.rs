@@ -25,7 +25,7 @@ impl AuthVersion {
 }
 
 /// The flash a plain form post left for this page, read once when the page is rendered.
-fn flash_resource() -> Resource<Option<Flash>> {
+pub fn flash_resource() -> Resource<Option<Flash>> {
     Resource::new_blocking(|| (), |_| async { take_flash().await.ok().flatten() })
 }
 

@@ -21,6 +21,9 @@ pub enum AuditAction {
     OtherSessionsRevoked,
     AccountDeleted,
     InviteCreated,
+    ClusterCreated,
+    ClusterDeleted,
+    KubeconfigIssued,
 }
 
 impl AuditAction {
@@ -35,6 +38,9 @@ impl AuditAction {
             AuditAction::OtherSessionsRevoked => "sessions.revoked_others",
             AuditAction::AccountDeleted => "account.deleted",
             AuditAction::InviteCreated => "invite.created",
+            AuditAction::ClusterCreated => "cluster.created",
+            AuditAction::ClusterDeleted => "cluster.deleted",
+            AuditAction::KubeconfigIssued => "kubeconfig.issued",
         }
     }
 }

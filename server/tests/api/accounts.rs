@@ -535,15 +535,6 @@ async fn forms_work_without_javascript(backend: Backend) {
 on_both_backends!(forms_work_without_javascript);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_account_page_sends_strangers_to_sign_in() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let response =
-        app.client.get(app.url("/account")).header("Accept", "text/html").send().await.unwrap();
-    assert_eq!(response.status(), 302);
-    assert_eq!(response.headers()["location"], "/login");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_cli_creates_users_from_standard_input() {
     use std::io::Write;
     let app = spawn_app(Backend::Postgres).await;

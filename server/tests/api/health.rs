@@ -17,7 +17,7 @@ async fn readyz_reports_the_database_ready(backend: Backend) {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
-        json!({"status": "ready", "checks": {"database": "ok"}})
+        json!({"status": "ready", "checks": {"database": "ok", "host": "ok"}})
     );
 }
 on_both_backends!(readyz_reports_the_database_ready);
@@ -31,7 +31,7 @@ async fn readyz_is_unavailable_when_the_database_is_gone() {
     assert_eq!(response.status(), 503);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
-        json!({"status": "not ready", "checks": {"database": "unavailable"}})
+        json!({"status": "not ready", "checks": {"database": "unavailable", "host": "ok"}})
     );
     // Liveness does not depend on the database.
     assert_eq!(app.get("/healthz").await.status(), 200);

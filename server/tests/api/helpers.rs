@@ -3,7 +3,9 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use kraft::config::{LogFormat, SignupMode};
+use clap::Parser;
+use kraft::cli::Cli;
+use kraft::config::LogFormat;
 use kraft::{Application, Config};
 use reqwest::cookie::{CookieStore, Jar};
 use sea_orm::{ConnectionTrait, Database};
@@ -53,6 +55,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub jar: Arc<Jar>,
     pub database: TestDatabase,
+    /// The simulated host the app talks to over HTTPS (kube-rs), as it would to a real one.
+    pub hostsim: Option<hostsim::Running>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -74,17 +78,19 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
         // Leave DATABASE_URL unset: the zero-config default (a SQLite file in the data dir).
         Backend::Sqlite => TestDatabase::EmbeddedSqlite(data_dir.path().join("kraft.db")),
     };
-    let mut config = Config {
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        database_url: database.url(),
-        data_dir: data_dir.path().to_path_buf(),
-        site_root: data_dir.path().join("site"),
-        log_format: LogFormat::Text,
-        signup_mode: SignupMode::Open,
-        session_idle: Duration::from_secs(3600),
-        session_absolute: Duration::from_secs(24 * 3600),
-        secure_cookies: false,
-    };
+    let hostsim = hostsim::start(hostsim::Config::default()).await.expect("hostsim starts");
+    let kubeconfig = data_dir.path().join("host-kubeconfig.yaml");
+    std::fs::write(&kubeconfig, hostsim.kubeconfig_yaml()).expect("write host kubeconfig");
+    // Every setting at its default, as `kraft serve` with no flags would have it, then the test's.
+    let mut config = Cli::try_parse_from(["kraft"]).expect("default config").config;
+    config.addr = "127.0.0.1:0".parse().expect("addr");
+    config.database_url = database.url();
+    config.data_dir = data_dir.path().to_path_buf();
+    config.site_root = data_dir.path().join("site");
+    config.session_idle = Duration::from_secs(3600);
+    config.session_absolute = Duration::from_secs(24 * 3600);
+    config.host_kubeconfig = Some(kubeconfig);
+    config.reconcile_interval = Duration::from_millis(500);
     configure(&mut config);
     let app = Application::build(config).await.expect("application starts");
     let address = format!("http://{}", app.local_addr());
@@ -98,6 +104,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
         client,
         jar,
         database,
+        hostsim: Some(hostsim),
         shutdown: Some(tx),
         server: Some(server),
         _data_dir: data_dir,
@@ -134,6 +141,20 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// A kube-rs client for the simulated host, to look at (or tamper with) what KRaft made there.
+    pub async fn host(&self) -> kube::Client {
+        let yaml = self.hostsim.as_ref().expect("a simulated host").kubeconfig_yaml();
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).expect("host kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("config");
+        kube::Client::try_from(config).expect("host client")
+    }
+
+    pub fn hostsim(&self) -> &hostsim::Running {
+        self.hostsim.as_ref().expect("a simulated host")
     }
 
     /// A second browser (its own cookies) on the same server.

@@ -39,10 +39,20 @@ async fn unknown_pages_are_not_found() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn placeholder_routes_render_inside_the_shell() {
+async fn signed_in_pages_send_strangers_to_sign_in() {
     let app = spawn_app(Backend::Sqlite).await;
-    let response = app.get("/clusters").await;
-    assert_eq!(response.status(), 200);
-    let html = response.text().await.unwrap();
-    assert!(html.contains("<h1>Clusters</h1>"), "{html}");
+    for path in ["/account", "/clusters", "/clusters/new"] {
+        let response =
+            app.client.get(app.url(path)).header("Accept", "text/html").send().await.unwrap();
+        assert_eq!(response.status(), 302, "{path}");
+        assert_eq!(response.headers()["location"], "/login", "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_host_is_labelled_in_the_ui() {
+    let app = spawn_app(Backend::Sqlite).await;
+    // The test host is reached through a kubeconfig, like a real one: no label.
+    let html = app.get("/").await.text().await.unwrap();
+    assert!(!html.contains("Simulated host"), "a configured host is labelled simulated");
 }

@@ -1,0 +1,191 @@
+//! Cluster server functions and the types they send to the browser (and over `/ws/clusters`).
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use crate::accounts::server::{answer, meta, platform, require_user, respond, Form};
+#[cfg(feature = "ssr")]
+use crate::clusters::server::{clusters, parse_id};
+use crate::error::ApiError;
+
+/// One cluster as lists show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSummary {
+    pub id: String,
+    pub name: String,
+    /// Pending, Provisioning, Ready, Failed, Deleting, Terminating or Unknown.
+    pub phase: String,
+    pub message: Option<String>,
+    pub endpoint: Option<String>,
+    pub mode: String,
+    pub servers: i32,
+    pub agents: i32,
+    pub version: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConditionView {
+    pub kind: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    pub kind: String,
+    pub reason: String,
+    pub message: String,
+    pub at: Option<String>,
+    pub count: i32,
+}
+
+/// Everything the detail page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterDetail {
+    pub summary: ClusterSummary,
+    pub hostname: String,
+    pub tls_sans: Vec<String>,
+    pub persistence: String,
+    pub storage_gi: i32,
+    pub host_namespace: String,
+    pub host_version: Option<String>,
+    pub conditions: Vec<ConditionView>,
+    pub events: Vec<EventView>,
+}
+
+/// What the create form may offer this user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterOptions {
+    pub versions: Vec<String>,
+    pub modes: Vec<String>,
+    pub max_servers: i32,
+    pub max_agents: i32,
+    pub max_storage_gi: i32,
+    pub max_clusters: usize,
+    pub base_domain: String,
+    /// The host is the in-process simulation (zero-config mode).
+    pub simulated_host: bool,
+}
+
+/// A message on `/ws/clusters`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClustersMessage {
+    /// The user's clusters, as they are now.
+    Snapshot { clusters: Vec<ClusterSummary> },
+    /// Keeps idle connections open through proxies.
+    Heartbeat,
+}
+
+#[server(prefix = "/api", endpoint = "clusters/options")]
+pub async fn get_cluster_options() -> Result<ClusterOptions, ApiError> {
+    answer(async {
+        require_user().await?;
+        let platform = platform()?;
+        let clusters = clusters(&platform)?;
+        let settings = clusters.settings();
+        Ok(ClusterOptions {
+            versions: settings.versions.clone(),
+            modes: settings.modes.iter().map(|m| m.as_str().to_owned()).collect(),
+            max_servers: settings.max_servers,
+            max_agents: settings.max_agents,
+            max_storage_gi: settings.max_storage_gi,
+            max_clusters: settings.max_clusters,
+            base_domain: settings.base_domain.clone(),
+            simulated_host: clusters.host().simulated(),
+        })
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "clusters/list")]
+pub async fn list_clusters() -> Result<Vec<ClusterSummary>, ApiError> {
+    answer(async {
+        let current = require_user().await?;
+        let platform = platform()?;
+        let rows = clusters(&platform)?.list(current.user.id).await?;
+        Ok(rows.iter().map(ClusterSummary::from).collect())
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "clusters/get")]
+pub async fn get_cluster(id: String) -> Result<ClusterDetail, ApiError> {
+    answer(async {
+        let current = require_user().await?;
+        let platform = platform()?;
+        let clusters = clusters(&platform)?;
+        let id = parse_id(&id)?;
+        let row = clusters.get(current.user.id, id).await?;
+        // Events are a nicety: a host hiccup must not hide the cluster.
+        let events = clusters.events(current.user.id, id).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "could not read the cluster's host events");
+            Vec::new()
+        });
+        Ok(crate::clusters::server::detail(&row, events))
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "clusters/create")]
+pub async fn create_cluster(
+    name: String,
+    #[server(default)] tls_sans: String,
+    #[server(default)] servers: String,
+    #[server(default)] agents: String,
+    #[server(default)] version: String,
+    #[server(default)] mode: String,
+    #[server(default)] persistence: String,
+    #[server(default)] storage_gi: String,
+) -> Result<String, ApiError> {
+    let form = Form::new("create-cluster")
+        .keep("name", &name)
+        .keep("tls_sans", &tls_sans)
+        .keep("servers", &servers)
+        .keep("agents", &agents)
+        .keep("version", &version)
+        .keep("mode", &mode)
+        .keep("persistence", &persistence)
+        .keep("storage_gi", &storage_gi);
+    respond(form, async {
+        let current = require_user().await?;
+        let platform = platform()?;
+        let input = platform::clusters::CreateClusterInput {
+            name,
+            tls_sans,
+            servers,
+            agents,
+            version,
+            mode,
+            persistence,
+            storage_gi,
+        };
+        let meta = meta().await;
+        let row =
+            clusters(&platform)?.create(&current.user, &input, meta.client_addr.as_deref()).await?;
+        leptos_axum::redirect(&format!("/clusters/{}", row.id));
+        Ok(row.id.to_string())
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "clusters/delete")]
+pub async fn delete_cluster(id: String, confirm_name: String) -> Result<(), ApiError> {
+    let form = Form::new("delete-cluster").keep("confirm_name", &confirm_name);
+    respond(form, async {
+        let current = require_user().await?;
+        let platform = platform()?;
+        let id = parse_id(&id)?;
+        let meta = meta().await;
+        clusters(&platform)?
+            .delete(&current.user, id, &confirm_name, meta.client_addr.as_deref())
+            .await?;
+        leptos_axum::redirect("/clusters");
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,349 @@
+//! The clusters list, the create form and the detail page.
+
+use leptos::either::{Either, EitherOf3};
+use leptos::prelude::*;
+use leptos_router::components::{Redirect, A};
+use leptos_router::hooks::use_params_map;
+
+use crate::accounts::pages::flash_resource;
+use crate::clusters::api::*;
+use crate::clusters::live::use_live_clusters;
+use crate::error::ApiError;
+use crate::forms::{Field, FormAlert, FormState};
+use crate::pages::not_found::NotFound;
+
+/// A phase as a coloured badge; the words are the host's.
+#[component]
+fn PhaseBadge(#[prop(into)] phase: String) -> impl IntoView {
+    let class = match phase.as_str() {
+        "Ready" => "phase ready",
+        "Failed" => "phase failed",
+        "Deleting" | "Terminating" => "phase deleting",
+        _ => "phase progress",
+    };
+    view! { <span class=class>{phase}</span> }
+}
+
+fn age(created_at: &str) -> String {
+    created_at
+        .get(0..16)
+        .map(|s| s.replace('T', " ") + " UTC")
+        .unwrap_or_else(|| created_at.to_owned())
+}
+
+#[component]
+pub fn ClustersPage() -> impl IntoView {
+    let initial = Resource::new(|| (), |_| list_clusters());
+    let live = use_live_clusters();
+    view! {
+        <div class="page-head">
+            <h1>"Clusters"</h1>
+            <A href="/clusters/new" attr:class="button">"Create cluster"</A>
+        </div>
+        <Suspense fallback=|| view! { <p>"Loading your clusters…"</p> }>
+            {move || Suspend::new(async move {
+                match initial.await {
+                    Err(ApiError::Unauthenticated) => EitherOf3::A(view! { <Redirect path="/login" /> }),
+                    Err(error) => EitherOf3::B(view! { <p class="alert error" role="alert">{error.to_string()}</p> }),
+                    Ok(first) => EitherOf3::C(view! {
+                        <ClusterTable clusters=Signal::derive(move || live.clusters.get().unwrap_or_else(|| first.clone())) />
+                    }),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ClusterTable(clusters: Signal<Vec<ClusterSummary>>) -> impl IntoView {
+    view! {
+        <Show
+            when=move || !clusters.with(Vec::is_empty)
+            fallback=|| view! {
+                <div class="empty card">
+                    <h2>"No clusters yet"</h2>
+                    <p>"A cluster takes a few seconds to create. You get a kubeconfig for kubectl as soon as it is ready."</p>
+                    <A href="/clusters/new" attr:class="button">"Create your first cluster"</A>
+                </div>
+            }
+        >
+            <table class="table clusters" aria-label="Your clusters">
+                <thead>
+                    <tr>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Status"</th>
+                        <th scope="col">"API endpoint"</th>
+                        <th scope="col">"Nodes"</th>
+                        <th scope="col">"Version"</th>
+                        <th scope="col">"Created"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For each=move || clusters.get() key=|c| (c.id.clone(), c.phase.clone(), c.endpoint.clone(), c.message.clone()) let:cluster>
+                        <tr>
+                            <td><A href=format!("/clusters/{}", cluster.id)>{cluster.name.clone()}</A></td>
+                            <td>
+                                <PhaseBadge phase=cluster.phase.clone() />
+                                {cluster.message.clone().map(|m| view! { <div class="muted small">{m}</div> })}
+                            </td>
+                            <td><code>{cluster.endpoint.clone().unwrap_or_else(|| "—".into())}</code></td>
+                            <td>{format!("{} server(s), {} agent(s)", cluster.servers, cluster.agents)}</td>
+                            <td>{cluster.version.clone()}</td>
+                            <td>{age(&cluster.created_at)}</td>
+                        </tr>
+                    </For>
+                </tbody>
+            </table>
+        </Show>
+    }
+}
+
+#[component]
+pub fn CreateClusterPage() -> impl IntoView {
+    let action = ServerAction::<CreateCluster>::new();
+    let flash = flash_resource();
+    let options = Resource::new(|| (), |_| get_cluster_options());
+    view! {
+        <h1>"Create a cluster"</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let flash = flash.await;
+                match options.await {
+                    Err(ApiError::Unauthenticated) => Either::Left(view! { <Redirect path="/login" /> }.into_any()),
+                    Err(error) => Either::Left(view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any()),
+                    Ok(options) => {
+                        let state = FormState::new("create-cluster", action.value().into(), flash, "Creating your cluster…");
+                        let kept = |field: &str, default: &str| state.kept_value(field).unwrap_or_else(|| default.to_owned());
+                        let mode = kept("mode", options.modes.first().map(String::as_str).unwrap_or("virtual"));
+                        let version = kept("version", options.versions.first().map(String::as_str).unwrap_or(""));
+                        let servers = kept("servers", "1");
+                        let persistence = kept("persistence", "dynamic");
+                        let servers_error = state.field_error("servers");
+                        let mode_error = state.field_error("mode");
+                        let version_error = state.field_error("version");
+                        let persistence_error = state.field_error("persistence");
+                        let sans_error = state.field_error("tls_sans");
+                        Either::Right(view! {
+                            <ActionForm action=action attr:class="form wide" attr:aria-label="Create cluster">
+                                <FormAlert state=state.clone() />
+                                <Field
+                                    state=state.clone()
+                                    name="name"
+                                    label="Name"
+                                    autocomplete="off"
+                                    hint="Lowercase letters, digits and hyphens, starting with a letter; at most 30 characters."
+                                />
+                                <div class="field">
+                                    <label for="field-mode">"Mode"</label>
+                                    <select id="field-mode" name="mode" aria-describedby="field-mode-hint field-mode-error">
+                                        {options.modes.iter().map(|m| {
+                                            let selected = *m == mode;
+                                            let label = if m == "virtual" { "virtual — k3s agents in pods" } else { "shared — workloads on the host's nodes" };
+                                            view! { <option value=m.clone() selected=selected>{label}</option> }
+                                        }).collect_view()}
+                                    </select>
+                                    <p class="hint" id="field-mode-hint">"Agents apply to virtual clusters only."</p>
+                                    <p class="field-error" id="field-mode-error">{move || mode_error.get()}</p>
+                                </div>
+                                <div class="field">
+                                    <label for="field-servers">"Servers"</label>
+                                    <select id="field-servers" name="servers" aria-describedby="field-servers-error">
+                                        <option value="1" selected=servers == "1">"1 server"</option>
+                                        {(options.max_servers >= 3).then(|| view! {
+                                            <option value="3" selected=servers == "3">"3 servers (highly available)"</option>
+                                        })}
+                                    </select>
+                                    <p class="field-error" id="field-servers-error">{move || servers_error.get()}</p>
+                                </div>
+                                <Field
+                                    state=state.clone()
+                                    name="agents"
+                                    label="Agents"
+                                    kind="number"
+                                    autocomplete="off"
+                                    hint=leak(format!("0 to {}.", options.max_agents))
+                                />
+                                <div class="field">
+                                    <label for="field-version">"Kubernetes version"</label>
+                                    <select id="field-version" name="version" aria-describedby="field-version-error">
+                                        {options.versions.iter().map(|v| view! { <option value=v.clone() selected=*v == version>{v.clone()}</option> }).collect_view()}
+                                    </select>
+                                    <p class="field-error" id="field-version-error">{move || version_error.get()}</p>
+                                </div>
+                                <fieldset class="field">
+                                    <legend>"Storage"</legend>
+                                    <label class="choice">
+                                        <input type="radio" name="persistence" value="dynamic" checked=persistence == "dynamic" />
+                                        "Persistent volume (data survives restarts)"
+                                    </label>
+                                    <label class="choice">
+                                        <input type="radio" name="persistence" value="ephemeral" checked=persistence == "ephemeral" />
+                                        "Ephemeral (no volume; data is lost when a server restarts)"
+                                    </label>
+                                    <p class="field-error">{move || persistence_error.get()}</p>
+                                </fieldset>
+                                <Field
+                                    state=state.clone()
+                                    name="storage_gi"
+                                    label="Volume size (GiB)"
+                                    kind="number"
+                                    autocomplete="off"
+                                    hint=leak(format!("1 to {} GiB, for persistent volumes.", options.max_storage_gi))
+                                />
+                                <div class="field">
+                                    <label for="field-tls_sans">"Extra TLS names (optional)"</label>
+                                    <textarea id="field-tls_sans" name="tls_sans" rows="3" aria-describedby="field-tls_sans-hint field-tls_sans-error">
+                                        {state.kept_value("tls_sans").unwrap_or_default()}
+                                    </textarea>
+                                    <p class="hint" id="field-tls_sans-hint">
+                                        {format!("DNS names or IP addresses the API certificate should cover, up to 10, separated by commas or new lines. Every cluster also gets <name>-<your username>.{}.", options.base_domain)}
+                                    </p>
+                                    <p class="field-error" id="field-tls_sans-error">{move || sans_error.get()}</p>
+                                </div>
+                                <button type="submit" disabled=move || action.pending().get()>"Create cluster"</button>
+                            </ActionForm>
+                        }.into_any())
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Hints are `&'static str` props; these few formatted ones live as long as the page anyway.
+fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+#[component]
+pub fn ClusterPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id").unwrap_or_default());
+    let live = use_live_clusters();
+    // Refetch the details whenever the live list says this cluster changed.
+    let version = Memo::new(move |_| {
+        let current = id();
+        live.clusters.with(|list| {
+            list.as_ref().and_then(|l| {
+                l.iter()
+                    .find(|c| c.id == current)
+                    .map(|c| (c.phase.clone(), c.message.clone(), c.endpoint.clone()))
+            })
+        })
+    });
+    let delete = ServerAction::<DeleteCluster>::new();
+    let flash = flash_resource();
+    let detail = Resource::new(move || (id(), version.get()), |(id, _)| get_cluster(id));
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading the cluster…"</p> }>
+            {move || Suspend::new(async move {
+                let flash = flash.await;
+                match detail.await {
+                    Err(ApiError::Unauthenticated) => view! { <Redirect path="/login" /> }.into_any(),
+                    Err(ApiError::NotFound) => view! { <NotFound /> }.into_any(),
+                    Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
+                    Ok(detail) => {
+                        let delete_state = FormState::new("delete-cluster", delete.value().into(), flash, "Deleting…");
+                        view! { <ClusterDetails detail delete delete_state /> }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ClusterDetails(
+    detail: ClusterDetail,
+    delete: ServerAction<DeleteCluster>,
+    delete_state: FormState,
+) -> impl IntoView {
+    let summary = detail.summary.clone();
+    let ready = summary.phase == "Ready";
+    let kubeconfig_action = format!("/api/clusters/{}/kubeconfig", summary.id);
+    let sans =
+        if detail.tls_sans.is_empty() { "—".to_owned() } else { detail.tls_sans.join(", ") };
+    view! {
+        <div class="page-head">
+            <h1>{summary.name.clone()}</h1>
+            <PhaseBadge phase=summary.phase.clone() />
+        </div>
+        {summary.message.clone().map(|m| view! { <p class="status-message" role="status">{m}</p> })}
+        <section class="card" aria-labelledby="overview-heading">
+            <h2 id="overview-heading">"Overview"</h2>
+            <dl class="details" aria-label="Cluster details">
+                <dt>"API endpoint"</dt><dd><code>{summary.endpoint.clone().unwrap_or_else(|| "available when Ready".into())}</code></dd>
+                <dt>"Hostname"</dt><dd><code>{detail.hostname.clone()}</code></dd>
+                <dt>"Mode"</dt><dd>{summary.mode.clone()}</dd>
+                <dt>"Nodes"</dt><dd>{format!("{} server(s), {} agent(s)", summary.servers, summary.agents)}</dd>
+                <dt>"Version"</dt><dd>{summary.version.clone()}</dd>
+                <dt>"Storage"</dt><dd>{if detail.persistence == "ephemeral" { "ephemeral".to_owned() } else { format!("{} GiB volume", detail.storage_gi) }}</dd>
+                <dt>"Extra TLS names"</dt><dd>{sans}</dd>
+                <dt>"Created"</dt><dd>{age(&summary.created_at)}</dd>
+            </dl>
+        </section>
+        <section class="card" aria-labelledby="kubeconfig-heading">
+            <h2 id="kubeconfig-heading">"Kubeconfig"</h2>
+            <p>"A kubeconfig with a fresh client certificate. Keep it secret: it gives full access to the cluster."</p>
+            <form method="post" action=kubeconfig_action class="inline-form" aria-label="Download kubeconfig">
+                <label for="kubeconfig-days">"Valid for"</label>
+                <select id="kubeconfig-days" name="days">
+                    <option value="1">"1 day"</option>
+                    <option value="7" selected=true>"7 days"</option>
+                    <option value="30">"30 days"</option>
+                </select>
+                <button type="submit" disabled=!ready>"Download kubeconfig"</button>
+            </form>
+            {(!ready).then(|| view! { <p class="hint">"Available when the cluster is Ready."</p> })}
+        </section>
+        <section class="card" aria-labelledby="conditions-heading">
+            <h2 id="conditions-heading">"Conditions"</h2>
+            {if detail.conditions.is_empty() {
+                Either::Left(view! { <p class="muted">"The host has not reported any condition yet."</p> })
+            } else {
+                Either::Right(view! {
+                    <table class="table" aria-labelledby="conditions-heading">
+                        <thead><tr><th scope="col">"Type"</th><th scope="col">"Status"</th><th scope="col">"Reason"</th><th scope="col">"Message"</th></tr></thead>
+                        <tbody>
+                            {detail.conditions.iter().map(|c| view! {
+                                <tr><td>{c.kind.clone()}</td><td>{c.status.clone()}</td><td>{c.reason.clone()}</td><td>{c.message.clone()}</td></tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                })
+            }}
+        </section>
+        <section class="card" aria-labelledby="events-heading">
+            <h2 id="events-heading">"Host events"</h2>
+            {if detail.events.is_empty() {
+                Either::Left(view! { <p class="muted">"No events."</p> })
+            } else {
+                Either::Right(view! {
+                    <ul class="activity" aria-labelledby="events-heading">
+                        {detail.events.iter().map(|e| view! {
+                            <li class=if e.kind == "Warning" { "warning" } else { "" }>
+                                <strong>{e.reason.clone()}</strong>" "{e.message.clone()}
+                                {(e.count > 1).then(|| format!(" (×{})", e.count))}
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                })
+            }}
+        </section>
+        <section class="card danger" aria-labelledby="delete-heading">
+            <h2 id="delete-heading">"Delete cluster"</h2>
+            <p>"This deletes the cluster and all its data from the host. It cannot be undone."</p>
+            <ActionForm action=delete attr:class="form" attr:aria-label="Delete cluster">
+                <FormAlert state=delete_state.clone() />
+                <input type="hidden" name="id" value=summary.id.clone() />
+                <Field
+                    state=delete_state
+                    name="confirm_name"
+                    label=format!("Type the cluster's name ({}) to confirm", summary.name)
+                    autocomplete="off"
+                />
+                <button type="submit" class="danger" disabled=move || delete.pending().get()>"Delete this cluster"</button>
+            </ActionForm>
+        </section>
+    }
+}

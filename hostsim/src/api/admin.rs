@@ -1,0 +1,46 @@
+//! The admin endpoints under `/hostsim/`: read, replace and clear fault settings, drop every
+//! open watch and log stream, and simulate an API server restart (with or without state).
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+
+use crate::faults::FaultSettings;
+use crate::host::Host;
+
+pub async fn get_faults(State(host): State<Arc<Host>>) -> Json<FaultSettings> {
+    Json(host.faults.settings())
+}
+
+pub async fn put_faults(
+    State(host): State<Arc<Host>>,
+    Json(settings): Json<FaultSettings>,
+) -> Json<FaultSettings> {
+    host.faults.set(settings);
+    Json(host.faults.settings())
+}
+
+pub async fn clear_faults(State(host): State<Arc<Host>>) -> StatusCode {
+    host.faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+pub async fn drop_connections(State(host): State<Arc<Host>>) -> StatusCode {
+    host.faults.drop_connections();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartParams {
+    #[serde(default)]
+    keep_state: Option<bool>,
+}
+
+pub async fn restart(State(host): State<Arc<Host>>, Query(p): Query<RestartParams>) -> StatusCode {
+    crate::restart(&host, p.keep_state.unwrap_or(true));
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,686 @@
+//! The simulated host cluster's shared state and its admission pipeline: what a write goes
+//! through between the REST layer (or the fake K3k controller) and the store — namespace and
+//! name checks, built-in defaulting (namespaces, secrets, services), custom-resource schema
+//! admission, status-subresource rules, and patch application.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::error::{Cause, Error, GroupResource, Result};
+use crate::faults::Faults;
+use crate::resources::{Registry, ResourceType};
+use crate::store::{Deletion, Store};
+use crate::{object, patch, schema, Config};
+
+/// Request counts by path, and the streams (watches, followed logs) open right now, for tests
+/// that assert how many upstream streams a client opened and whether it closed them.
+#[derive(Default)]
+pub struct Counters {
+    requests: Mutex<HashMap<String, u64>>,
+    open: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+/// Counts one open stream until dropped.
+pub struct OpenStream {
+    open: Arc<Mutex<HashMap<String, u64>>>,
+    path: String,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.path) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+impl Counters {
+    pub fn hit(&self, path: &str) {
+        let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(path.to_string()).or_default() += 1;
+    }
+
+    pub fn count(&self, prefix: &str) -> u64 {
+        let m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v).sum()
+    }
+
+    /// Registers an open stream on `path`; it counts until the returned guard is dropped.
+    pub fn open_stream(&self, path: &str) -> OpenStream {
+        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(path.to_string()).or_default() += 1;
+        OpenStream { open: self.open.clone(), path: path.to_string() }
+    }
+
+    pub fn open_streams(&self, prefix: &str) -> u64 {
+        let m = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v).sum()
+    }
+}
+
+/// Service ClusterIP and NodePort allocation.
+#[derive(Default)]
+struct Allocators {
+    next_ip: u32,
+    next_node_port: u16,
+}
+
+pub struct Host {
+    pub config: Config,
+    pub store: Store,
+    pub registry: Registry,
+    pub faults: Faults,
+    pub counters: Counters,
+    pub logs: crate::logs::LogHub,
+    pub vclusters: crate::vcluster::Endpoints,
+    pub token: String,
+    /// host:port the API is served on, once bound.
+    pub address: std::sync::OnceLock<String>,
+    /// Clients are authenticated by their TLS certificate (virtual clusters), not a token.
+    pub client_cert_auth: bool,
+    alloc: Mutex<Allocators>,
+}
+
+/// Per-request write options: `fieldValidation=Strict` and `dryRun=All`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Unknown fields of a custom resource are an error instead of being pruned.
+    pub strict: bool,
+    /// Admit and check, but store nothing.
+    pub dry_run: bool,
+}
+
+/// How a PATCH body is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchKind {
+    Merge,
+    Json,
+    Apply,
+    StrategicMerge,
+}
+
+impl PatchKind {
+    pub fn from_content_type(ct: &str) -> Result<Self> {
+        let ct = ct.split(';').next().unwrap_or("").trim();
+        match ct {
+            "application/merge-patch+json" => Ok(PatchKind::Merge),
+            "application/json-patch+json" => Ok(PatchKind::Json),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => Ok(PatchKind::Apply),
+            "application/strategic-merge-patch+json" => Ok(PatchKind::StrategicMerge),
+            _ => Err(Error::UnsupportedMediaType),
+        }
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+impl Host {
+    pub fn new(config: Config, token: String) -> Self {
+        let store = Store::new(config.watch_history);
+        Self {
+            store,
+            registry: Registry::new(config.metrics_api),
+            faults: Faults::new(),
+            counters: Counters::default(),
+            logs: crate::logs::LogHub::new(config.log_ring_lines, config.log_lines_per_second),
+            vclusters: crate::vcluster::Endpoints::default(),
+            token,
+            address: std::sync::OnceLock::new(),
+            client_cert_auth: false,
+            alloc: Mutex::new(Allocators::default()),
+            config,
+        }
+    }
+
+    pub fn resource(&self, group: &str, plural: &str) -> Result<Arc<ResourceType>> {
+        self.registry.by_gr(&GroupResource::new(group, plural)).ok_or(Error::UnknownPath)
+    }
+
+    fn invalid(rt: &ResourceType, name: &str, causes: Vec<Cause>) -> Error {
+        Error::Invalid {
+            kind: rt.kind.clone(),
+            group: rt.group.clone(),
+            name: name.to_string(),
+            causes,
+        }
+    }
+
+    /// Sets apiVersion/kind and the namespace from the request path, and checks the name.
+    fn prepare(&self, rt: &ResourceType, ns: Option<&str>, obj: &mut Value) -> Result<()> {
+        if !obj.is_object() {
+            return Err(Error::BadRequest(
+                "the object provided is unrecognized (must be of type object)".into(),
+            ));
+        }
+        obj["apiVersion"] = json!(rt.api_version());
+        obj["kind"] = json!(rt.kind);
+        let body_ns = object::namespace(obj).to_string();
+        let meta = object::metadata_mut(obj);
+        match ns {
+            Some(ns) if rt.namespaced => {
+                if !body_ns.is_empty() && body_ns != ns {
+                    return Err(Error::BadRequest(
+                        "the namespace of the provided object does not match the namespace sent on the request".into(),
+                    ));
+                }
+                meta.insert("namespace".into(), json!(ns));
+            }
+            _ => {
+                meta.remove("namespace");
+            }
+        }
+        let name = object::name(obj).to_string();
+        let generate = obj
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .is_some_and(|g| !g.is_empty());
+        if name.is_empty() && !generate {
+            return Err(Self::invalid(
+                rt,
+                "",
+                vec![Cause {
+                    reason: "FieldValueRequired",
+                    field: "metadata.name".into(),
+                    message: "Required value: name or generateName is required".into(),
+                }],
+            ));
+        }
+        let ok =
+            if rt.plural == "namespaces" { is_dns_label(&name) } else { is_dns_subdomain(&name) };
+        if !name.is_empty() && !ok {
+            let detail = if rt.plural == "namespaces" {
+                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+            } else {
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+            };
+            return Err(Self::invalid(
+                rt,
+                &name,
+                vec![Cause::invalid("metadata.name", &json!(name), detail)],
+            ));
+        }
+        Ok(())
+    }
+
+    /// Built-in defaulting for the kinds that need it.
+    fn default_builtin(
+        &self,
+        rt: &ResourceType,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<()> {
+        if rt.group.is_empty() {
+            match rt.plural.as_str() {
+                "namespaces" => {
+                    let name = object::name(obj).to_string();
+                    object::set_label(obj, "kubernetes.io/metadata.name", &name);
+                    if obj.pointer("/spec/finalizers").is_none() {
+                        obj["spec"] = json!({"finalizers": ["kubernetes"]});
+                    }
+                    if obj.pointer("/status/phase").is_none() {
+                        obj["status"] = json!({"phase": "Active"});
+                    }
+                }
+                "secrets" => {
+                    if let Some(Value::Object(sd)) = obj.get("stringData").cloned() {
+                        let engine = base64::engine::general_purpose::STANDARD;
+                        for (k, v) in sd {
+                            let s = v.as_str().unwrap_or("").to_string();
+                            obj["data"][k] = json!(engine.encode(s));
+                        }
+                    }
+                    if let Some(m) = obj.as_object_mut() {
+                        m.remove("stringData");
+                    }
+                    if obj.get("type").is_none() {
+                        obj["type"] = json!("Opaque");
+                    }
+                }
+                "services" => self.default_service(obj, old),
+                "pods" => {
+                    if old.is_none() {
+                        self.apply_limit_ranges(obj);
+                    }
+                    if obj.pointer("/status/phase").is_none() {
+                        obj["status"]["phase"] = json!("Pending");
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// LimitRanger admission: containers without requests or limits get the namespace's
+    /// `Container` LimitRange defaults.
+    fn apply_limit_ranges(&self, pod: &mut Value) {
+        let ns = object::namespace(pod).to_string();
+        let (ranges, _) = self.store.list(&GroupResource::new("", "limitranges"), Some(&ns));
+        for range in ranges {
+            let limits = range
+                .pointer("/spec/limits")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for limit in
+                limits.iter().filter(|l| l.get("type").and_then(Value::as_str) == Some("Container"))
+            {
+                let Some(containers) =
+                    pod.pointer_mut("/spec/containers").and_then(Value::as_array_mut)
+                else {
+                    return;
+                };
+                for c in containers.iter_mut() {
+                    for (from, to) in [("defaultRequest", "requests"), ("default", "limits")] {
+                        let Some(defaults) = limit.get(from).and_then(Value::as_object) else {
+                            continue;
+                        };
+                        for (resource, q) in defaults {
+                            if c.pointer(&format!("/resources/{to}/{resource}")).is_none() {
+                                c["resources"][to][resource] = q.clone();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn default_service(&self, obj: &mut Value, old: Option<&Value>) {
+        let mut alloc = self.alloc.lock().unwrap_or_else(|p| p.into_inner());
+        if obj.pointer("/spec/type").is_none() {
+            obj["spec"]["type"] = json!("ClusterIP");
+        }
+        let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP")).cloned();
+        if obj.pointer("/spec/clusterIP").is_none() {
+            let ip = match old_ip {
+                Some(ip) => ip,
+                None => {
+                    alloc.next_ip += 1;
+                    let n = alloc.next_ip;
+                    // 10.43.0.0/16, skipping .0.0 and .0.1 (the kubernetes Service).
+                    let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 43, 0, 1)) + n);
+                    json!(ip.to_string())
+                }
+            };
+            obj["spec"]["clusterIPs"] = json!([ip.clone()]);
+            obj["spec"]["clusterIP"] = ip;
+        }
+        let needs_node_port = matches!(
+            obj.pointer("/spec/type").and_then(Value::as_str),
+            Some("NodePort" | "LoadBalancer")
+        );
+        if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+            for p in ports.iter_mut() {
+                if p.get("protocol").is_none() {
+                    p["protocol"] = json!("TCP");
+                }
+                if p.get("targetPort").is_none() {
+                    p["targetPort"] = p.get("port").cloned().unwrap_or(Value::Null);
+                }
+                if needs_node_port && p.get("nodePort").is_none() {
+                    let previous = old
+                        .and_then(|o| o.pointer("/spec/ports"))
+                        .and_then(Value::as_array)
+                        .and_then(|ps| ps.iter().find(|q| q.get("port") == p.get("port")))
+                        .and_then(|q| q.get("nodePort"))
+                        .cloned();
+                    if let Some(n) = previous {
+                        p["nodePort"] = n;
+                        continue;
+                    }
+                    let n = alloc.next_node_port;
+                    alloc.next_node_port = (n + 1) % 2768;
+                    p["nodePort"] = json!(30000 + n);
+                }
+            }
+        }
+        if obj.get("status").is_none() {
+            obj["status"] = json!({"loadBalancer": {}});
+        }
+    }
+
+    fn admit_custom(
+        &self,
+        rt: &ResourceType,
+        obj: &mut Value,
+        old: Option<&Value>,
+        strict: bool,
+    ) -> Result<()> {
+        if let Some(schema) = &rt.schema {
+            let original = strict.then(|| obj.clone());
+            let causes = schema::admit(schema, obj, old);
+            if let Some(original) = original {
+                let mut unknown = Vec::new();
+                schema::removed_fields(&original, obj, "", &mut unknown);
+                if !unknown.is_empty() {
+                    let list: Vec<String> =
+                        unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+                    return Err(Error::BadRequest(format!(
+                        "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+                        list.join(", "),
+                        kind = rt.kind,
+                        version = rt.version
+                    )));
+                }
+            }
+            if !causes.is_empty() {
+                return Err(Self::invalid(rt, object::name(obj), causes));
+            }
+        }
+        Ok(())
+    }
+
+    fn after_write(&self, rt: &ResourceType) {
+        if rt.plural == "customresourcedefinitions" {
+            let (crds, _) = self.store.list(&rt.gr(), None);
+            self.registry.set_crds(&crds);
+        }
+    }
+
+    pub fn create(&self, rt: &ResourceType, ns: Option<&str>, obj: Value) -> Result<Value> {
+        self.create_with(rt, ns, obj, WriteOptions::default())
+    }
+
+    /// Create; with `strict`, unknown fields of a custom resource are an error (fieldValidation=Strict).
+    pub fn create_with(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        mut obj: Value,
+        opts: WriteOptions,
+    ) -> Result<Value> {
+        if rt.read_only {
+            return Err(Error::MethodNotAllowed);
+        }
+        self.prepare(rt, ns, &mut obj)?;
+        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            m.remove("uid");
+        }
+        if rt.subresources.contains(&"status") && rt.is_custom() {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        }
+        self.default_builtin(rt, &mut obj, None)?;
+        self.admit_custom(rt, &mut obj, None, opts.strict)?;
+        let created = self.store.create_opt(&rt.gr(), obj, !opts.dry_run)?;
+        self.after_write(rt);
+        Ok(created)
+    }
+
+    /// Replaces an object (PUT), or only its status when `subresource` is `status`.
+    pub fn update(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+        subresource: Option<&str>,
+    ) -> Result<Value> {
+        self.update_with(rt, ns, name, obj, subresource, WriteOptions::default())
+    }
+
+    /// Update; `strict` as for [`Host::create_with`].
+    pub fn update_with(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        mut obj: Value,
+        subresource: Option<&str>,
+        opts: WriteOptions,
+    ) -> Result<Value> {
+        if rt.read_only {
+            return Err(Error::MethodNotAllowed);
+        }
+        let ns_key = if rt.namespaced { ns.unwrap_or("") } else { "" };
+        let old = self
+            .store
+            .get(&rt.gr(), ns_key, name)
+            .ok_or_else(|| Error::not_found(&rt.gr(), name))?;
+        self.prepare(rt, ns, &mut obj)?;
+        if object::name(&obj) != name {
+            return Err(Error::BadRequest(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                object::name(&obj)
+            )));
+        }
+        let has_status = rt.subresources.contains(&"status");
+        let mut new = match subresource {
+            Some("status") => {
+                let mut new = old.clone();
+                new["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
+                if let Some(rv) = object::resource_version(&obj) {
+                    object::metadata_mut(&mut new).insert("resourceVersion".into(), json!(rv));
+                }
+                new
+            }
+            _ => {
+                if has_status {
+                    match old.get("status") {
+                        Some(s) => obj["status"] = s.clone(),
+                        None => {
+                            if let Some(m) = obj.as_object_mut() {
+                                m.remove("status");
+                            }
+                        }
+                    }
+                }
+                obj
+            }
+        };
+        self.default_builtin(rt, &mut new, Some(&old))?;
+        self.admit_custom(rt, &mut new, Some(&old), opts.strict && subresource.is_none())?;
+        let updated = self.store.update_opt(&rt.gr(), new, !opts.dry_run)?;
+        self.after_write(rt);
+        Ok(updated)
+    }
+
+    /// Applies a patch of `kind`; server-side apply creates the object when missing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        body: &[u8],
+        subresource: Option<&str>,
+        field_manager: Option<&str>,
+        opts: WriteOptions,
+    ) -> Result<(Value, bool)> {
+        if kind == PatchKind::StrategicMerge && rt.is_custom() {
+            return Err(Error::UnsupportedMediaType);
+        }
+        let body: Value = serde_json::from_slice(body)
+            .or_else(|_| serde_yaml::from_slice(body))
+            .map_err(|e| Error::BadRequest(format!("error decoding patch: {e}")))?;
+        if kind == PatchKind::Apply && field_manager.unwrap_or("").is_empty() {
+            return Err(Error::BadRequest(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
+            ));
+        }
+        let ns_key = if rt.namespaced { ns.unwrap_or("") } else { "" };
+        let Some(old) = self.store.get(&rt.gr(), ns_key, name) else {
+            if kind == PatchKind::Apply && subresource.is_none() {
+                let mut obj = body;
+                object::metadata_mut(&mut obj).insert("name".into(), json!(name));
+                return self.create_with(rt, ns, obj, opts).map(|o| (o, true));
+            }
+            return Err(Error::not_found(&rt.gr(), name));
+        };
+        let mut new = old.clone();
+        match kind {
+            PatchKind::Merge | PatchKind::StrategicMerge => patch::merge(&mut new, &body),
+            PatchKind::Json => patch::json_patch(&mut new, &body)?,
+            PatchKind::Apply => {
+                if let Some(m) = object::metadata_mut(&mut new).get_mut("resourceVersion") {
+                    // Apply is unconditional unless the configuration names a version.
+                    if body.pointer("/metadata/resourceVersion").is_none() {
+                        *m = old
+                            .pointer("/metadata/resourceVersion")
+                            .cloned()
+                            .unwrap_or(Value::Null);
+                    }
+                }
+                patch::apply(&mut new, &body)
+            }
+        }
+        self.update_with(rt, ns, name, new, subresource, opts).map(|o| (o, false))
+    }
+
+    pub fn delete(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Deletion> {
+        self.delete_with(rt, ns, name, &Value::Null)
+    }
+
+    /// Delete with `DeleteOptions`: `preconditions` (uid, resourceVersion) and
+    /// `propagationPolicy` (`Orphan` keeps dependents; `Background` and `Foreground` collect them).
+    pub fn delete_with(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        options: &Value,
+    ) -> Result<Deletion> {
+        if rt.read_only {
+            return Err(Error::MethodNotAllowed);
+        }
+        let ns_key = if rt.namespaced { ns.unwrap_or("") } else { "" };
+        let current = self.get(rt, ns, name)?;
+        for (field, have) in [
+            ("uid", object::uid(&current)),
+            ("resourceVersion", object::resource_version(&current).unwrap_or("")),
+        ] {
+            if let Some(want) =
+                options.pointer(&format!("/preconditions/{field}")).and_then(Value::as_str)
+            {
+                if want != have {
+                    let label = if field == "uid" { "UID" } else { "ResourceVersion" };
+                    return Err(Error::Conflict {
+                        gr: rt.gr(),
+                        name: name.to_string(),
+                        message: format!("Precondition failed: {label} in precondition: {want}, {label} in object meta: {have}"),
+                    });
+                }
+            }
+        }
+        let orphan = options.get("propagationPolicy").and_then(Value::as_str) == Some("Orphan")
+            || options.get("orphanDependents").and_then(Value::as_bool) == Some(true);
+        if orphan {
+            self.store.orphan_dependents(object::uid(&current));
+        }
+        let d = self.store.delete(&rt.gr(), ns_key, name)?;
+        self.after_write(rt);
+        Ok(d)
+    }
+
+    pub fn get(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value> {
+        let ns_key = if rt.namespaced { ns.unwrap_or("") } else { "" };
+        self.store.get(&rt.gr(), ns_key, name).ok_or_else(|| Error::not_found(&rt.gr(), name))
+    }
+
+    /// Internal create-or-replace used by the fake controllers (no HTTP, same admission).
+    pub fn ensure(&self, group: &str, plural: &str, obj: Value) -> Result<Value> {
+        let rt = self.resource(group, plural)?;
+        let ns = object::namespace(&obj).to_string();
+        let ns = (!ns.is_empty()).then_some(ns);
+        let name = object::name(&obj).to_string();
+        match self.get(&rt, ns.as_deref(), &name) {
+            Err(_) => self.create(&rt, ns.as_deref(), obj),
+            Ok(old) => {
+                let mut new = old.clone();
+                patch::apply(&mut new, &obj);
+                if new == old {
+                    return Ok(old);
+                }
+                self.update(&rt, ns.as_deref(), &name, new, None)
+            }
+        }
+    }
+
+    /// Internal read-modify-write with retries on conflicts (for controllers).
+    pub fn modify(
+        &self,
+        group: &str,
+        plural: &str,
+        ns: &str,
+        name: &str,
+        subresource: Option<&str>,
+        f: impl Fn(&mut Value),
+    ) -> Result<Value> {
+        let rt = self.resource(group, plural)?;
+        let ns = (!ns.is_empty()).then_some(ns);
+        for _ in 0..5 {
+            let old = self.get(&rt, ns, name)?;
+            let mut new = old.clone();
+            f(&mut new);
+            if new == old {
+                return Ok(old);
+            }
+            match self.update(&rt, ns, name, new, subresource) {
+                Err(Error::Conflict { .. }) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Internal(format!("too many conflicts updating {name}")))
+    }
+
+    /// Records a core/v1 Event about `involved`.
+    pub fn record_event(
+        &self,
+        involved: &Value,
+        kind: &str,
+        reason: &str,
+        message: &str,
+        component: &str,
+    ) {
+        let ns = object::namespace(involved);
+        let ns = if ns.is_empty() { "default" } else { ns };
+        let now = object::now_rfc3339();
+        let event = json!({
+            "metadata": {
+                "name": format!("{}.{}", object::name(involved), crate::store::random_suffix(10)),
+                "namespace": ns,
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": object::name(involved),
+                "namespace": object::namespace(involved),
+                "uid": object::uid(involved),
+                "resourceVersion": object::resource_version(involved),
+            },
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": "",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        });
+        if let Ok(rt) = self.resource("", "events") {
+            if let Err(e) = self.create(&rt, Some(ns), event) {
+                tracing::debug!(error = %e, "could not record event");
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! K3k's vocabulary: its CRDs (embedded, installed at start), object names (`SafeConcatName`),
+//! labels, finalizers and the host objects it lays out for a `Cluster`. The emulated
+//! controllers live in [`controller`] and [`policy`].
+
+pub mod controller;
+pub mod policy;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// `k3k.io_clusters.yaml` from K3k's chart, unchanged.
+pub const CLUSTER_CRD: &str = include_str!("../crds/k3k.io_clusters.yaml");
+/// `k3k.io_virtualclusterpolicies.yaml` from K3k's chart, unchanged.
+pub const VCP_CRD: &str = include_str!("../crds/k3k.io_virtualclusterpolicies.yaml");
+
+pub const GROUP: &str = "k3k.io";
+pub const CLUSTER_FINALIZER: &str = "cluster.k3k.io/finalizer";
+pub const POLICY_FINALIZER: &str = "policy.k3k.io/finalizer";
+pub const ETCD_POD_FINALIZER: &str = "etcdpod.k3k.io/finalizer";
+pub const POLICY_LABEL: &str = "policy.k3k.io/policy-name";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const POLICY_MANAGER: &str = "k3k-policy-controller";
+pub const CONTROLLER_COMPONENT: &str = "k3k-cluster-controller";
+/// Annotation (on the Cluster and its `k3k-<name>-service`) with the virtual cluster's
+/// reachable API URL, e.g. `https://127.0.0.1:41234`. hostsim's own convention.
+pub const ENDPOINT_ANNOTATION: &str = "hostsim.kraft.dev/endpoint";
+
+/// K3k's `SafeConcatName`: the non-empty parts joined with `-`; a result of 64 characters or
+/// more is cut to 57 characters plus `-` and the first 5 hex digits of its SHA-256, or to 56
+/// plus 6 hex digits when the 57th character is not `[a-z0-9]`.
+pub fn safe_concat_name<S: AsRef<str>>(parts: &[S]) -> String {
+    let full =
+        parts.iter().map(AsRef::as_ref).filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+    if full.len() < 64 {
+        return full;
+    }
+    let digest = hex::encode(Sha256::digest(full.as_bytes()));
+    let c = full.as_bytes()[56];
+    if c.is_ascii_lowercase() || c.is_ascii_digit() {
+        format!("{}-{}", &full[..57], &digest[..5])
+    } else {
+        format!("{}-{}", &full[..56], &digest[..6])
+    }
+}
+
+/// `SafeConcatNameWithPrefix`: `k3k-` + the parts.
+pub fn name_with_prefix(parts: &[&str]) -> String {
+    let mut all = vec!["k3k"];
+    all.extend_from_slice(parts);
+    safe_concat_name(&all)
+}
+
+/// A host Node as a small real cluster reports it.
+pub fn node_object(name: &str, version: &str, index: usize) -> Value {
+    json!({
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "node-role.kubernetes.io/control-plane": "true",
+            },
+        },
+        "spec": {"podCIDR": format!("10.42.{index}.0/24"), "podCIDRs": [format!("10.42.{index}.0/24")]},
+        "status": {
+            "capacity": {"cpu": "8", "memory": "32863764Ki", "pods": "110", "ephemeral-storage": "102626232Ki"},
+            "allocatable": {"cpu": "8", "memory": "32863764Ki", "pods": "110", "ephemeral-storage": "99833802265"},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
+                            "lastHeartbeatTime": crate::object::now_rfc3339(), "lastTransitionTime": crate::object::now_rfc3339()}],
+            "addresses": [{"type": "InternalIP", "address": format!("172.18.0.{}", index + 2)}, {"type": "Hostname", "address": name}],
+            "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "containerRuntimeVersion": "containerd://2.0.5-k3s1",
+                         "osImage": "K3s v1.33.1+k3s1", "operatingSystem": "linux", "architecture": "amd64", "kernelVersion": "6.8.0"},
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_are_joined_unchanged() {
+        assert_eq!(name_with_prefix(&["demo", "kubeconfig"]), "k3k-demo-kubeconfig");
+        assert_eq!(safe_concat_name(&["a", "", "b"]), "a-b");
+    }
+
+    #[test]
+    fn long_names_are_cut_to_63_with_a_hash() {
+        let long = "x".repeat(70);
+        let n = name_with_prefix(&[&long, "kubeconfig"]);
+        assert_eq!(n.len(), 63);
+        assert!(n.starts_with(&format!("k3k-{}", "x".repeat(53))));
+        assert_eq!(&n[57..58], "-");
+    }
+
+    #[test]
+    fn a_cut_ending_in_a_dash_keeps_56_chars_and_6_hex() {
+        // 56 chars then '-' at index 56.
+        let name = format!("{}-{}", "a".repeat(56), "b".repeat(10));
+        let n = safe_concat_name(&[name.as_str()]);
+        assert_eq!(n.len(), 63);
+        assert_eq!(&n[..57], &format!("{}-", "a".repeat(56)));
+    }
+}

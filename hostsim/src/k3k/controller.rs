@@ -1,0 +1,1024 @@
+//! The emulated K3k cluster controller (K3K.md §2.4 and §4.3): reacts to `Cluster` objects by
+//! laying out K3k's host objects (token and config secrets, services, StatefulSet and server
+//! pods, agents, PVCs, bootstrap and kubeconfig secrets), drives pods from ContainerCreating to
+//! Running and the Cluster through `Provisioning` → `Ready` on the configured schedule, records
+//! K3k's events, and finalizes deletion. Also clears the finalizers K3k's other controllers own.
+//!
+//! It only produces outcomes through the same admission path as API clients; it never edits the
+//! store directly.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::{name_with_prefix, policy, CLUSTER_FINALIZER, ETCD_POD_FINALIZER, GROUP, POLICY_LABEL};
+use crate::error::{Error, GroupResource, Result};
+use crate::faults::Provisioning;
+use crate::host::Host;
+use crate::logs::Role;
+use crate::object;
+use crate::store::{random_suffix, ChangeType};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    Cluster(String, String),
+    Namespace(String),
+    Policy(String),
+    StatefulSet(String, String),
+    Quotas(String),
+}
+
+struct Controller {
+    host: Arc<Host>,
+    requeue: mpsc::UnboundedSender<(Key, Instant)>,
+    /// When each pod (by uid) was first seen, for its start delay.
+    pod_seen: HashMap<String, Instant>,
+    /// When each cluster (by uid) had all its pods running, for the ready delay.
+    running_since: HashMap<String, Instant>,
+}
+
+fn clusters() -> GroupResource {
+    GroupResource::new(GROUP, "clusters")
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Runs the controller until shutdown.
+pub async fn run(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
+    let mut changes = host.store.subscribe();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Key, Instant)>();
+    let mut c = Controller {
+        host: host.clone(),
+        requeue: tx,
+        pod_seen: HashMap::new(),
+        running_since: HashMap::new(),
+    };
+    let (timer_tx, mut timer_rx) = mpsc::unbounded_channel::<Key>();
+    c.resync_all().await;
+    let stop_template = shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = crate::tls::stopped(&mut shutdown) => return,
+            msg = changes.recv() => match msg {
+                Ok(change) => {
+                    // A deleted pod's containers stop: followers' log streams end.
+                    if change.kind == ChangeType::Deleted && change.gr == GroupResource::new("", "pods") {
+                        host.logs.stop_pod(object::namespace(&change.object), object::name(&change.object));
+                    }
+                    for key in keys_for(&change.gr, change.kind, &change.object) {
+                        c.reconcile(key).await;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => c.resync_all().await,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            Some((key, at)) = rx.recv() => {
+                let timer_tx = timer_tx.clone();
+                let mut stop = stop_template.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at.into()) => { let _ = timer_tx.send(key); }
+                        _ = crate::tls::stopped(&mut stop) => {}
+                    }
+                });
+            }
+            Some(key) = timer_rx.recv() => c.reconcile(key).await,
+        }
+    }
+}
+
+fn keys_for(gr: &GroupResource, kind: ChangeType, obj: &Value) -> Vec<Key> {
+    let ns = object::namespace(obj).to_string();
+    let name = object::name(obj).to_string();
+    match (gr.group.as_str(), gr.resource.as_str()) {
+        (GROUP, "clusters") => vec![Key::Cluster(ns, name)],
+        (GROUP, "virtualclusterpolicies") => vec![Key::Policy(name)],
+        ("", "namespaces") if kind != ChangeType::Deleted => vec![Key::Namespace(name)],
+        ("", "pods") | ("apps", "deployments") => {
+            let mut keys = vec![Key::Quotas(ns.clone())];
+            if let Some(c) = object::label(obj, "cluster") {
+                keys.push(Key::Cluster(ns, c.to_string()));
+            }
+            keys
+        }
+        ("apps", "statefulsets") if object::is_deleting(obj) => vec![Key::StatefulSet(ns, name)],
+        _ => Vec::new(),
+    }
+}
+
+impl Controller {
+    async fn resync_all(&mut self) {
+        let (all, _) = self.host.store.list(&clusters(), None);
+        for c in all {
+            let key = Key::Cluster(object::namespace(&c).into(), object::name(&c).into());
+            self.reconcile(key).await;
+        }
+    }
+
+    fn after(&self, key: Key, d: Duration) {
+        let _ = self.requeue.send((key, Instant::now() + d));
+    }
+
+    async fn reconcile(&mut self, key: Key) {
+        let result = match &key {
+            Key::Cluster(ns, name) => self.reconcile_cluster(ns, name).await,
+            Key::Namespace(ns) => policy::reconcile_namespace(&self.host, ns).map(|_| None),
+            Key::Policy(name) => policy::reconcile_policy(&self.host, name).map(|_| None),
+            Key::Quotas(ns) => policy::refresh_quotas(&self.host, ns).map(|_| None),
+            Key::StatefulSet(ns, name) => self
+                .host
+                .modify("apps", "statefulsets", ns, name, None, |s| {
+                    object::remove_finalizer(s, ETCD_POD_FINALIZER)
+                })
+                .map(|_| None),
+        };
+        match result {
+            Ok(Some(d)) => self.after(key, d),
+            Ok(None) | Err(Error::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(?key, error = %e, "reconcile failed; retrying");
+                self.after(key, Duration::from_millis(500));
+            }
+        }
+    }
+
+    fn set_status(&self, ns: &str, name: &str, f: impl Fn(&mut Value)) -> Result<Value> {
+        self.host.modify(GROUP, "clusters", ns, name, Some("status"), |c| {
+            if !c.get("status").is_some_and(Value::is_object) {
+                c["status"] = json!({});
+            }
+            f(c)
+        })
+    }
+
+    fn set_phase(
+        &self,
+        ns: &str,
+        name: &str,
+        phase: &str,
+        ready: bool,
+        reason: &str,
+        message: &str,
+    ) -> Result<Value> {
+        let now = object::now_rfc3339();
+        self.set_status(ns, name, |c| {
+            let changed = str_at(c, "/status/phase") != phase
+                || str_at(c, "/status/conditions/0/reason") != reason;
+            c["status"]["phase"] = json!(phase);
+            if changed {
+                c["status"]["conditions"] = json!([{
+                    "type": "Ready",
+                    "status": if ready { "True" } else { "False" },
+                    "reason": reason,
+                    "message": message,
+                    "lastTransitionTime": now,
+                    "observedGeneration": c.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+                }]);
+            }
+        })
+    }
+
+    /// Phase `Pending` with reason `ValidationFailed`, and a Warning event on the transition.
+    fn pending(&self, cluster: &Value, message: &str) -> Result<Option<Duration>> {
+        let (ns, name) = (object::namespace(cluster), object::name(cluster));
+        let was = str_at(cluster, "/status/phase") == "Pending";
+        let updated = self.set_phase(ns, name, "Pending", false, "ValidationFailed", message)?;
+        if !was {
+            self.host.record_event(
+                &updated,
+                "Warning",
+                "ValidationFailed",
+                message,
+                super::CONTROLLER_COMPONENT,
+            );
+        }
+        Ok(None)
+    }
+
+    async fn reconcile_cluster(&mut self, ns: &str, name: &str) -> Result<Option<Duration>> {
+        let host = self.host.clone();
+        let Some(cluster) = host.store.get(&clusters(), ns, name) else {
+            host.vclusters.stop(ns, name);
+            return Ok(None);
+        };
+        let uid = object::uid(&cluster).to_string();
+        if object::is_deleting(&cluster) {
+            if object::finalizers(&cluster).iter().any(|f| f == CLUSTER_FINALIZER) {
+                self.set_phase(
+                    ns,
+                    name,
+                    "Terminating",
+                    false,
+                    "Terminating",
+                    "Cluster is being terminated",
+                )?;
+                host.vclusters.stop(ns, name);
+                self.running_since.remove(&uid);
+                host.modify(GROUP, "clusters", ns, name, None, |c| {
+                    object::remove_finalizer(c, CLUSTER_FINALIZER)
+                })?;
+            }
+            return Ok(None);
+        }
+        let phase = str_at(&cluster, "/status/phase").to_string();
+        if phase.is_empty() || phase == "Unknown" {
+            self.set_phase(
+                ns,
+                name,
+                "Provisioning",
+                false,
+                "Provisioning",
+                "Cluster is being provisioned",
+            )?;
+        }
+        host.modify(GROUP, "clusters", ns, name, None, |c| {
+            object::add_finalizer(c, CLUSTER_FINALIZER);
+            object::set_label(c, "provider.cattle.io", "k3k");
+        })?;
+        let cluster = host
+            .store
+            .get(&clusters(), ns, name)
+            .ok_or_else(|| Error::not_found(&clusters(), name))?;
+
+        // Policy binding and controller-side validation.
+        let namespace = host.store.get(&GroupResource::new("", "namespaces"), "", ns);
+        let policy_name =
+            namespace.as_ref().and_then(|n| object::label(n, POLICY_LABEL)).map(str::to_string);
+        let mode = str_at(&cluster, "/spec/mode").to_string();
+        let mode = if mode.is_empty() { "shared".to_string() } else { mode };
+        let policy = policy_name.as_deref().and_then(|p| {
+            host.store.get(&GroupResource::new(GROUP, "virtualclusterpolicies"), "", p)
+        });
+        let applied = policy.as_ref().map(policy::applied_policy);
+        self.set_status(ns, name, |c| {
+            match &policy_name {
+                Some(p) => c["status"]["policyName"] = json!(p),
+                None => {
+                    if let Some(s) = c.get_mut("status").and_then(Value::as_object_mut) {
+                        s.remove("policyName");
+                    }
+                }
+            }
+            if let Some(a) = &applied {
+                c["status"]["policy"] = a.clone();
+            }
+        })?;
+        if let Some(p) = &policy {
+            let allowed =
+                p.pointer("/spec/allowedMode").and_then(Value::as_str).unwrap_or("shared");
+            if allowed != mode {
+                return self.pending(
+                    &cluster,
+                    &format!("mode {mode:?} is not allowed by the policy {:?}", object::name(p)),
+                );
+            }
+        }
+        if name == "system" {
+            return self.pending(&cluster, "invalid cluster name \"system\": reserved name");
+        }
+        let sans: Vec<String> = cluster
+            .pointer("/spec/tlsSANs")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let has_ingress = cluster.pointer("/spec/expose/ingress").is_some();
+        if has_ingress && !sans.iter().any(|s| s.parse::<std::net::IpAddr>().is_err()) {
+            return self
+                .pending(&cluster, "expose.ingress requires at least one DNS name in tlsSANs");
+        }
+        let faults = host.faults.settings();
+        if faults.provisioning == Provisioning::Fail {
+            let was = str_at(&cluster, "/status/phase") == "Failed";
+            let msg = "failed to provision cluster: injected fault";
+            let updated = self.set_phase(ns, name, "Failed", false, "ProvisioningFailed", msg)?;
+            if !was {
+                host.record_event(
+                    &updated,
+                    "Warning",
+                    "ProvisioningFailed",
+                    msg,
+                    super::CONTROLLER_COMPONENT,
+                );
+            }
+            return Ok(None);
+        }
+
+        let layout = Layout::new(&host, &cluster, mode.clone());
+        let svc_ip = layout.apply(&host, policy_name.is_some())?;
+
+        // Status fields the controller owns.
+        let host_version = host.config.host_version.clone();
+        let mut all_sans = sans.clone();
+        all_sans.push(svc_ip.clone());
+        all_sans.push(layout.svc_name.clone());
+        all_sans.push(format!("{}.{ns}", layout.svc_name));
+        all_sans.sort();
+        all_sans.dedup();
+        let virtual_mode = mode != "shared";
+        let cluster_cidr = non_empty(str_at(&cluster, "/spec/clusterCIDR"))
+            .unwrap_or(if virtual_mode { "10.52.0.0/16" } else { "10.42.0.0/16" })
+            .to_string();
+        let service_cidr = non_empty(str_at(&cluster, "/spec/serviceCIDR"))
+            .unwrap_or(if virtual_mode { "10.53.0.0/16" } else { "10.43.0.0/16" })
+            .to_string();
+        self.set_status(ns, name, |c| {
+            if str_at(c, "/status/hostVersion").is_empty() {
+                c["status"]["hostVersion"] = json!(host_version);
+            }
+            c["status"]["clusterCIDR"] = json!(cluster_cidr);
+            c["status"]["serviceCIDR"] = json!(service_cidr);
+            c["status"]["tlsSANs"] = json!(all_sans);
+        })?;
+
+        // Pods: ContainerCreating → Running after the start delay.
+        let now = Instant::now();
+        let mut next: Option<Duration> = None;
+        let mut all_running = true;
+        let (pods, _) = host.store.list(&GroupResource::new("", "pods"), Some(ns));
+        let pods: Vec<Value> = pods
+            .into_iter()
+            .filter(|p| object::label(p, "cluster") == Some(name) && !object::is_deleting(p))
+            .collect();
+        for pod in &pods {
+            if str_at(pod, "/status/phase") == "Running" {
+                continue;
+            }
+            all_running = false;
+            let seen = *self.pod_seen.entry(object::uid(pod).to_string()).or_insert(now);
+            let due = seen + host.config.pod_start_delay;
+            if now >= due {
+                self.start_pod(pod, &layout.version)?;
+            } else {
+                next = Some(next.map_or(due - now, |n: Duration| n.min(due - now)));
+            }
+        }
+        if !all_running || pods.is_empty() {
+            self.running_since.remove(&uid);
+            return Ok(next.or(Some(host.config.pod_start_delay)));
+        }
+        if faults.provisioning == Provisioning::Stuck {
+            return Ok(Some(Duration::from_secs(1)));
+        }
+        let since = *self.running_since.entry(uid.clone()).or_insert(now);
+        let due =
+            since + host.config.ready_delay + Duration::from_millis(faults.provisioning_delay_ms);
+        if now < due {
+            return Ok(Some(due - now));
+        }
+
+        // Ready: bootstrap and kubeconfig secrets, the virtual cluster's API, status, event.
+        let endpoint =
+            layout.bootstrap(&host, &all_sans_for_cert(&cluster, &svc_ip, &layout)).await?;
+        let nodes: Vec<(String, String)> = pods
+            .iter()
+            .map(|p| (object::name(p).to_string(), str_at(p, "/metadata/labels/role").to_string()))
+            .collect();
+        host.vclusters.sync_nodes(ns, name, &nodes, &layout.version);
+        if let Some(endpoint) = &endpoint {
+            let ann = super::ENDPOINT_ANNOTATION;
+            host.modify(GROUP, "clusters", ns, name, None, |c| {
+                object::metadata_mut(c);
+                c["metadata"]["annotations"][ann] = json!(endpoint);
+            })?;
+            host.modify("", "services", ns, &layout.svc_name, None, |s| {
+                s["metadata"]["annotations"][ann] = json!(endpoint);
+            })?;
+            if str_at(&layout.service_type(), "") == "LoadBalancer" {
+                let port: u16 =
+                    endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(443);
+                host.modify("", "services", ns, &layout.svc_name, Some("status"), |s| {
+                    s["status"] = json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ports": [{"port": port, "protocol": "TCP"}]}]}});
+                })?;
+            }
+        }
+        let was_ready = str_at(&cluster, "/status/phase") == "Ready";
+        let updated = self.set_phase(
+            ns,
+            name,
+            "Ready",
+            true,
+            "Provisioned",
+            "Cluster successfully provisioned",
+        )?;
+        if !was_ready {
+            host.record_event(
+                &updated,
+                "Normal",
+                "Provisioned",
+                "Cluster successfully provisioned",
+                super::CONTROLLER_COMPONENT,
+            );
+        }
+        Ok(None)
+    }
+
+    fn start_pod(&self, pod: &Value, version: &str) -> Result<()> {
+        let ns = object::namespace(pod);
+        let name = object::name(pod);
+        let now = object::now_rfc3339();
+        let containers: Vec<String> = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let role = match (object::label(pod, "role"), object::label(pod, "mode")) {
+            (Some("server"), _) => Role::Server,
+            (_, Some("shared")) => Role::Kubelet,
+            _ => Role::Agent,
+        };
+        let image = pod.pointer("/spec/containers/0/image").cloned().unwrap_or(Value::Null);
+        let ip =
+            format!("10.42.0.{}", 2 + (object::uid(pod).bytes().map(u32::from).sum::<u32>() % 250));
+        self.host.modify("", "pods", ns, name, Some("status"), |p| {
+            let statuses: Vec<Value> = containers
+                .iter()
+                .map(|c| json!({"name": c, "ready": true, "started": true, "restartCount": 0, "image": image,
+                    "imageID": "docker.io/rancher/k3s@sha256:0c3dd1d1bb9d", "containerID": format!("containerd://{}", random_suffix(12)),
+                    "state": {"running": {"startedAt": now}}}))
+                .collect();
+            p["status"] = json!({
+                "phase": "Running",
+                "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "172.18.0.2",
+                "startTime": now,
+                "conditions": [
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                ],
+                "containerStatuses": statuses,
+                "qosClass": "BestEffort",
+            });
+        })?;
+        for c in &containers {
+            self.host.logs.start(ns, name, c, role, version);
+        }
+        Ok(())
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn all_sans_for_cert(cluster: &Value, svc_ip: &str, layout: &Layout) -> Vec<String> {
+    let mut sans: Vec<String> = cluster
+        .pointer("/spec/tlsSANs")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    sans.extend([
+        svc_ip.to_string(),
+        layout.svc_name.clone(),
+        format!("{}.{}", layout.svc_name, layout.ns),
+        "127.0.0.1".into(),
+        "localhost".into(),
+        "kubernetes".into(),
+        "kubernetes.default.svc".into(),
+    ]);
+    sans.sort();
+    sans.dedup();
+    sans
+}
+
+/// The host objects K3k creates for one Cluster.
+struct Layout {
+    ns: String,
+    name: String,
+    mode: String,
+    version: String,
+    owner: Value,
+    cluster: Value,
+    svc_name: String,
+}
+
+impl Layout {
+    fn new(host: &Host, cluster: &Value, mode: String) -> Self {
+        let version =
+            non_empty(str_at(cluster, "/spec/version")).map(str::to_string).unwrap_or_else(|| {
+                let hv = non_empty(str_at(cluster, "/status/hostVersion"))
+                    .unwrap_or(&host.config.host_version);
+                format!("{hv}-k3s1")
+            });
+        let name = object::name(cluster).to_string();
+        Self {
+            ns: object::namespace(cluster).to_string(),
+            svc_name: name_with_prefix(&[&name, "service"]),
+            name,
+            mode,
+            version,
+            owner: object::controller_ref(cluster),
+            cluster: cluster.clone(),
+        }
+    }
+
+    fn meta(&self, name: &str, labels: Value) -> Value {
+        json!({"name": name, "namespace": self.ns, "labels": labels, "ownerReferences": [self.owner]})
+    }
+
+    fn service_type(&self) -> Value {
+        let t = if self.cluster.pointer("/spec/expose/nodePort").is_some() {
+            "NodePort"
+        } else if self.cluster.pointer("/spec/expose/loadBalancer").is_some() {
+            "LoadBalancer"
+        } else {
+            "ClusterIP"
+        };
+        json!(t)
+    }
+
+    fn ensure_absent(host: &Host, group: &str, plural: &str, obj: Value) -> Result<Value> {
+        let rt = host.resource(group, plural)?;
+        let ns = object::namespace(&obj).to_string();
+        let name = object::name(&obj).to_string();
+        match host.get(&rt, Some(&ns), &name) {
+            Ok(existing) => Ok(existing),
+            Err(_) => match host.create(&rt, Some(&ns), obj) {
+                Err(Error::AlreadyExists { .. }) => host.get(&rt, Some(&ns), &name),
+                other => other,
+            },
+        }
+    }
+
+    /// Creates or updates everything up to the pods; returns the Service's ClusterIP.
+    fn apply(&self, host: &Host, has_policy: bool) -> Result<String> {
+        let (ns, c) = (self.ns.as_str(), self.name.as_str());
+        let server_labels = json!({"cluster": c, "role": "server"});
+        // 1. token
+        let token_ref = self.cluster.pointer("/spec/tokenSecretRef/name").and_then(Value::as_str);
+        let token_secret = name_with_prefix(&[c, "token"]);
+        let token = match token_ref {
+            Some(r) => {
+                let rns = non_empty(str_at(&self.cluster, "/spec/tokenSecretRef/namespace"))
+                    .unwrap_or(ns);
+                host.store
+                    .get(&GroupResource::new("", "secrets"), rns, r)
+                    .map(|s| decode_b64(str_at(&s, "/data/token")))
+                    .unwrap_or_default()
+            }
+            None => {
+                let mut bytes = [0u8; 16];
+                rand::Rng::fill(&mut rand::rng(), &mut bytes);
+                let s = Self::ensure_absent(
+                    host,
+                    "",
+                    "secrets",
+                    json!({
+                        "metadata": self.meta(&token_secret, json!({})),
+                        "type": "Opaque",
+                        "data": {"token": b64(&hex::encode(bytes))},
+                    }),
+                )?;
+                decode_b64(str_at(&s, "/data/token"))
+            }
+        };
+        // 2. network policy (only without a bound policy)
+        let netpol = name_with_prefix(&[c]);
+        if has_policy {
+            let rt = host.resource("networking.k8s.io", "networkpolicies")?;
+            if host.get(&rt, Some(ns), &netpol).is_ok() {
+                let _ = host.delete(&rt, Some(ns), &netpol);
+            }
+        } else {
+            host.ensure(
+                "networking.k8s.io",
+                "networkpolicies",
+                json!({
+                    "metadata": self.meta(&netpol, json!({"cluster": c})),
+                    "spec": policy::network_policy_spec(ns),
+                }),
+            )?;
+        }
+        // 3. service
+        let mut ports = vec![
+            json!({"name": "k3s-server-port", "port": 443, "targetPort": 6443, "protocol": "TCP"}),
+            json!({"name": "k3s-etcd-port", "port": 2379, "targetPort": 2379, "protocol": "TCP"}),
+        ];
+        if let Some(np) = self.cluster.pointer("/spec/expose/nodePort") {
+            for (i, key) in ["serverPort", "etcdPort"].iter().enumerate() {
+                if let Some(p) =
+                    np.get(*key).and_then(Value::as_i64).filter(|p| (30000..=32767).contains(p))
+                {
+                    ports[i]["nodePort"] = json!(p);
+                }
+            }
+        }
+        if let Some(lb) = self.cluster.pointer("/spec/expose/loadBalancer") {
+            if let Some(p) = lb.get("serverPort").and_then(Value::as_i64).filter(|p| *p > 0) {
+                ports[0]["port"] = json!(p);
+            }
+            if let Some(p) = lb.get("etcdPort").and_then(Value::as_i64).filter(|p| *p > 0) {
+                ports[1]["port"] = json!(p);
+            }
+        }
+        let mut svc_meta = self.meta(&self.svc_name, server_labels.clone());
+        if let Some(a) = self.cluster.pointer("/spec/expose/annotations") {
+            svc_meta["annotations"] = a.clone();
+        }
+        let svc = host.ensure(
+            "",
+            "services",
+            json!({
+                "metadata": svc_meta,
+                "spec": {"type": self.service_type(), "selector": server_labels, "ports": ports},
+            }),
+        )?;
+        let svc_ip = str_at(&svc, "/spec/clusterIP").to_string();
+        // 4. server configs
+        let sans: Vec<String> = self
+            .cluster
+            .pointer("/spec/tlsSANs")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let virtual_mode = self.mode != "shared";
+        for (secret, init) in [("init-server-config", true), ("server-config", false)] {
+            let mut cfg = format!("cluster-init: {init}\ntoken: {token}\ntls-san:\n");
+            for s in sans.iter().chain([svc_ip.clone(), self.svc_name.clone()].iter()) {
+                cfg.push_str(&format!("  - {s}\n"));
+            }
+            if !init {
+                cfg.push_str(&format!("server: https://{svc_ip}\n"));
+            }
+            if !virtual_mode {
+                cfg.push_str("disable-agent: true\negress-selector-mode: disabled\ndisable:\n  - servicelb\n  - traefik\n  - metrics-server\n  - local-storage\n");
+            }
+            host.ensure(
+                "",
+                "secrets",
+                json!({
+                    "metadata": self.meta(&name_with_prefix(&[c, secret]), json!({})),
+                    "type": "Opaque",
+                    "data": {"config.yaml": b64(&cfg)},
+                }),
+            )?;
+        }
+        // 5. headless service
+        let headless = name_with_prefix(&[c, "service", "headless"]);
+        host.ensure("", "services", json!({
+            "metadata": self.meta(&headless, server_labels.clone()),
+            "spec": {"clusterIP": "None", "clusterIPs": ["None"], "selector": server_labels, "ports": [
+                {"name": "k3s-server-port", "port": 6443, "targetPort": 6443, "protocol": "TCP"},
+                {"name": "k3s-etcd-port", "port": 2379, "targetPort": 2379, "protocol": "TCP"}]},
+        }))?;
+        // 6. statefulset, server pods, PVCs
+        let servers =
+            self.cluster.pointer("/spec/servers").and_then(Value::as_i64).unwrap_or(1).max(1);
+        let sts_name = name_with_prefix(&[c, "server"]);
+        let dynamic = str_at(&self.cluster, "/spec/persistence/type") != "ephemeral";
+        let size = self
+            .cluster
+            .pointer("/spec/persistence/storageRequestSize")
+            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .unwrap_or_else(|| "2G".into());
+        let image = format!("rancher/k3s:{}", self.version);
+        let container = name_with_prefix(&[c, "server"]);
+        let revision = format!(
+            "{sts_name}-{}",
+            &hex::encode(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
+                self.version.as_bytes()
+            )))[..10]
+        );
+        let mut sts_meta = self.meta(&sts_name, server_labels.clone());
+        sts_meta["finalizers"] = json!([ETCD_POD_FINALIZER]);
+        let mut sts_spec = json!({
+            "replicas": servers,
+            "serviceName": headless,
+            "selector": {"matchLabels": server_labels},
+            "podManagementPolicy": "Parallel",
+            "template": {"metadata": {"labels": server_labels}, "spec": {"containers": [{"name": container, "image": image}]}},
+        });
+        if dynamic {
+            let mut pvc_spec = json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}});
+            if let Some(sc) = self.cluster.pointer("/spec/persistence/storageClassName") {
+                pvc_spec["storageClassName"] = sc.clone();
+            }
+            sts_spec["volumeClaimTemplates"] =
+                json!([{"metadata": {"name": "varlibrancherk3s"}, "spec": pvc_spec}]);
+        }
+        let sts =
+            host.ensure("apps", "statefulsets", json!({"metadata": sts_meta, "spec": sts_spec}))?;
+        let sts_ref = object::controller_ref(&sts);
+        let mut ready_servers = 0;
+        for i in 0..servers {
+            let pod_name = format!("{sts_name}-{i}");
+            let labels = json!({"cluster": c, "role": "server", "controller-revision-hash": revision,
+                "statefulset.kubernetes.io/pod-name": pod_name, "apps.kubernetes.io/pod-index": i.to_string()});
+            let pod =
+                self.pod(host, &pod_name, labels, &sts_ref, &container, &image, i as usize, true)?;
+            if str_at(&pod, "/status/phase") == "Running" {
+                ready_servers += 1;
+            }
+            if dynamic {
+                let pvc_name = format!("varlibrancherk3s-{pod_name}");
+                Self::ensure_absent(
+                    host,
+                    "",
+                    "persistentvolumeclaims",
+                    json!({
+                        "metadata": {"name": pvc_name, "namespace": ns, "labels": {"cluster": c, "role": "server"}},
+                        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}, "volumeMode": "Filesystem",
+                                 "storageClassName": self.cluster.pointer("/spec/persistence/storageClassName").cloned().unwrap_or(json!("local-path"))},
+                        "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": size}},
+                    }),
+                )?;
+            }
+        }
+        // Surplus server pods (scaled down).
+        self.prune_pods(host, &format!("cluster={c},role=server"), |n| {
+            n.strip_prefix(&format!("{sts_name}-"))
+                .and_then(|i| i.parse::<i64>().ok())
+                .is_some_and(|i| i < servers)
+        })?;
+        host.modify("apps", "statefulsets", ns, &sts_name, Some("status"), |s| {
+            s["status"] = json!({"replicas": servers, "readyReplicas": ready_servers, "currentReplicas": servers,
+                "availableReplicas": ready_servers, "updatedReplicas": servers, "currentRevision": revision, "observedGeneration": 1});
+        })?;
+        // 7. agents
+        if virtual_mode {
+            self.virtual_agents(host, &svc_ip, &token)?;
+        } else {
+            self.shared_agents(host, &svc_ip, &token)?;
+        }
+        // 8. ingress
+        if let Some(ing) = self.cluster.pointer("/spec/expose/ingress") {
+            let rules: Vec<Value> = sans
+                .iter()
+                .filter(|s| s.parse::<std::net::IpAddr>().is_err())
+                .map(|h| {
+                    json!({"host": h, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": self.svc_name, "port": {"number": 443}}}}]}})
+                })
+                .collect();
+            let mut meta = self.meta(&name_with_prefix(&[c, "ingress"]), json!({"cluster": c}));
+            if let Some(a) = ing.get("annotations") {
+                meta["annotations"] = a.clone();
+            }
+            let mut spec = json!({"rules": rules});
+            if let Some(class) = ing.get("ingressClassName") {
+                spec["ingressClassName"] = class.clone();
+            }
+            host.ensure("networking.k8s.io", "ingresses", json!({"metadata": meta, "spec": spec}))?;
+        }
+        Ok(svc_ip)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pod(
+        &self,
+        host: &Host,
+        name: &str,
+        labels: Value,
+        owner: &Value,
+        container: &str,
+        image: &str,
+        index: usize,
+        server: bool,
+    ) -> Result<Value> {
+        let nodes = host.config.nodes.max(1);
+        let mut spec = json!({
+            "containers": [{"name": container, "image": image, "imagePullPolicy": "IfNotPresent"}],
+            "nodeName": format!("hostsim-node-{}", index % nodes),
+            "restartPolicy": "Always",
+            "serviceAccountName": "default",
+        });
+        if server {
+            spec["containers"][0]["command"] = json!(["/bin/sh", "-c", "echo \"[INFO] [$(date -Iseconds)] Starting single node setup...\"\n/bin/k3s server --config /opt/rancher/k3s/config.yaml 2>&1 | tee /var/log/k3s.log"]);
+            spec["containers"][0]["readinessProbe"] = json!({"tcpSocket": {"port": 6443}, "initialDelaySeconds": 60, "periodSeconds": 10});
+            spec["hostname"] = json!(name);
+            spec["subdomain"] = json!(name_with_prefix(&[&self.name, "service", "headless"]));
+        } else {
+            spec["containers"][0]["securityContext"] = json!({"privileged": true});
+        }
+        if let Some(ns) = self.cluster.pointer("/spec/nodeSelector") {
+            spec["nodeSelector"] = ns.clone();
+        }
+        if let Some(pc) = self.cluster.pointer("/spec/priorityClass") {
+            spec["priorityClassName"] = pc.clone();
+        }
+        Self::ensure_absent(
+            host,
+            "",
+            "pods",
+            json!({
+                "metadata": {"name": name, "namespace": self.ns, "labels": labels, "ownerReferences": [owner]},
+                "spec": spec,
+                "status": {"phase": "Pending", "qosClass": "BestEffort", "containerStatuses": [
+                    {"name": container, "ready": false, "started": false, "restartCount": 0, "image": image, "imageID": "",
+                     "state": {"waiting": {"reason": "ContainerCreating"}}}]},
+            }),
+        )
+    }
+
+    /// Deletes pods matching `selector` whose name `keep` rejects.
+    fn prune_pods(&self, host: &Host, selector: &str, keep: impl Fn(&str) -> bool) -> Result<()> {
+        let sel = crate::select::LabelSelector::parse(selector)?;
+        let rt = host.resource("", "pods")?;
+        let (pods, _) = host.store.list(&rt.gr(), Some(&self.ns));
+        for p in pods.iter().filter(|p| sel.matches(p)) {
+            let n = object::name(p);
+            if !keep(n) {
+                host.logs.stop_pod(&self.ns, n);
+                let _ = host.delete(&rt, Some(&self.ns), n);
+            }
+        }
+        Ok(())
+    }
+
+    fn virtual_agents(&self, host: &Host, svc_ip: &str, token: &str) -> Result<()> {
+        let (ns, c) = (self.ns.as_str(), self.name.as_str());
+        let agents =
+            self.cluster.pointer("/spec/agents").and_then(Value::as_i64).unwrap_or(0).max(0)
+                as usize;
+        host.ensure("", "secrets", json!({
+            "metadata": self.meta(&name_with_prefix(&[c, "agent", "config"]), json!({})),
+            "type": "Opaque",
+            "data": {"config.yaml": b64(&format!("server: https://{svc_ip}\ntoken: {token}\nwith-node-id: true\n"))},
+        }))?;
+        let labels = json!({"cluster": c, "type": "agent", "mode": "virtual"});
+        let name = name_with_prefix(&[c, "agent"]);
+        let image = format!("rancher/k3s:{}", self.version);
+        let deploy = host.ensure("apps", "deployments", json!({
+            "metadata": self.meta(&name, labels.clone()),
+            "spec": {"replicas": agents, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "k3k-agent", "image": image}]}}},
+        }))?;
+        let hash = &hex::encode(sha2::Digest::finalize(
+            <sha2::Sha256 as sha2::Digest>::new_with_prefix(name.as_bytes()),
+        ))[..10];
+        let sel =
+            crate::select::LabelSelector::parse(&format!("cluster={c},type=agent,mode=virtual"))?;
+        let (pods, _) = host.store.list(&GroupResource::new("", "pods"), Some(ns));
+        let mut existing: Vec<Value> =
+            pods.into_iter().filter(|p| sel.matches(p) && !object::is_deleting(p)).collect();
+        let deploy_ref = object::controller_ref(&deploy);
+        let mut ready = 0;
+        while existing.len() < agents {
+            let pod_name = format!("{name}-{hash}-{}", random_suffix(5));
+            let mut l = labels.clone();
+            l["pod-template-hash"] = json!(hash);
+            let p = self.pod(
+                host,
+                &pod_name,
+                l,
+                &deploy_ref,
+                "k3k-agent",
+                &image,
+                existing.len(),
+                false,
+            )?;
+            existing.push(p);
+        }
+        let rt = host.resource("", "pods")?;
+        for p in existing.iter().skip(agents) {
+            host.logs.stop_pod(ns, object::name(p));
+            let _ = host.delete(&rt, Some(ns), object::name(p));
+        }
+        for p in existing.iter().take(agents) {
+            if str_at(p, "/status/phase") == "Running" {
+                ready += 1;
+            }
+        }
+        host.modify("apps", "deployments", ns, &name, Some("status"), |d| {
+            d["status"] = json!({"replicas": agents, "readyReplicas": ready, "availableReplicas": ready, "updatedReplicas": agents, "observedGeneration": 1});
+        })?;
+        Ok(())
+    }
+
+    fn shared_agents(&self, host: &Host, svc_ip: &str, token: &str) -> Result<()> {
+        let (ns, c) = (self.ns.as_str(), self.name.as_str());
+        let name = name_with_prefix(&[c, "kubelet"]);
+        let cfg = format!(
+            "clusterName: {c}\nclusterNamespace: {ns}\nkubeletPort: 10250\nmirrorHostNodes: false\nserverIP: {svc_ip}\nserviceName: {}\ntoken: {token}\nversion: {}\n",
+            self.svc_name, self.version
+        );
+        host.ensure(
+            "",
+            "secrets",
+            json!({
+                "metadata": self.meta(&name_with_prefix(&[c, "agent", "config"]), json!({})),
+                "type": "Opaque",
+                "data": {"config.yaml": b64(&cfg)},
+            }),
+        )?;
+        let labels = json!({"cluster": c, "type": "agent", "mode": "shared"});
+        host.ensure("", "serviceaccounts", json!({"metadata": self.meta(&name, json!({}))}))?;
+        host.ensure("", "services", json!({
+            "metadata": self.meta(&name, json!({})),
+            "spec": {"selector": labels, "ports": [{"name": "k3s-kubelet-port", "port": 10250, "protocol": "TCP"}]},
+        }))?;
+        let dns = name_with_prefix(&[c, "kube-dns"]);
+        host.ensure(
+            "",
+            "services",
+            json!({
+                "metadata": self.meta(&dns, json!({})),
+                "spec": {"selector": {"k3k.io/clusterName": c, "k8s-app": "kube-dns"}, "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                    {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]},
+            }),
+        )?;
+        let image = "rancher/k3k-kubelet:v1.2.0";
+        let ds = host.ensure("apps", "daemonsets", json!({
+            "metadata": self.meta(&name, labels.clone()),
+            "spec": {"selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"serviceAccountName": name, "containers": [{"name": name, "image": image}]}}},
+        }))?;
+        let sel =
+            crate::select::LabelSelector::parse(&format!("cluster={c},type=agent,mode=shared"))?;
+        let (pods, _) = host.store.list(&GroupResource::new("", "pods"), Some(ns));
+        let existing: Vec<Value> =
+            pods.into_iter().filter(|p| sel.matches(p) && !object::is_deleting(p)).collect();
+        let ds_ref = object::controller_ref(&ds);
+        for i in 0..host.config.nodes.max(1) {
+            let node = format!("hostsim-node-{i}");
+            if existing.iter().any(|p| str_at(p, "/spec/nodeName") == node) {
+                continue;
+            }
+            let pod_name = format!("{name}-{}", random_suffix(5));
+            self.pod(host, &pod_name, labels.clone(), &ds_ref, &name, image, i, false)?;
+        }
+        Ok(())
+    }
+
+    /// Bootstrap and kubeconfig secrets, and the virtual cluster's own API. Returns its endpoint.
+    async fn bootstrap(&self, host: &Host, sans: &[String]) -> Result<Option<String>> {
+        let (ns, c) = (self.ns.as_str(), self.name.as_str());
+        let uid = object::uid(&self.cluster).to_string();
+        let certs = host.vclusters.certs(ns, c, &uid)?;
+        let now = object::now_rfc3339();
+        let entry = |pem: String| json!({"Timestamp": now, "Content": pem});
+        let bootstrap = json!({
+            "serverCA": entry(certs.server_ca.cert_pem()),
+            "serverCAKey": entry(certs.server_ca.key_pem()),
+            "clientCA": entry(certs.client_ca.cert_pem()),
+            "clientCAKey": entry(certs.client_ca.key_pem()),
+            "etcdServerCA": entry(certs.etcd_ca.cert_pem()),
+            "etcdServerCAKey": entry(certs.etcd_ca.key_pem()),
+        });
+        Self::ensure_absent(
+            host,
+            "",
+            "secrets",
+            json!({
+                "metadata": self.meta(&name_with_prefix(&[c, "bootstrap"]), json!({})),
+                "type": "Opaque",
+                "data": {"bootstrap": b64(&bootstrap.to_string())},
+            }),
+        )?;
+        let svc_ip = sans
+            .iter()
+            .find(|s| s.starts_with("10.43."))
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let client = certs.client_ca.issue_client("system:admin", Some("system:masters"))?;
+        let chain = format!("{}{}", client.cert_pem, certs.client_ca.cert_pem());
+        let kubeconfig = crate::kubeconfig::render(
+            "default",
+            &format!("https://{svc_ip}"),
+            Some(&certs.server_ca.cert_pem()),
+            crate::kubeconfig::Credentials::ClientCert {
+                cert_pem: &chain,
+                key_pem: &client.key_pem,
+            },
+        );
+        Self::ensure_absent(
+            host,
+            "",
+            "secrets",
+            json!({
+                "metadata": self.meta(&name_with_prefix(&[c, "kubeconfig"]), json!({})),
+                "type": "Opaque",
+                "data": {"kubeconfig.yaml": b64(&kubeconfig)},
+            }),
+        )?;
+        if !host.config.virtual_cluster_api {
+            return Ok(None);
+        }
+        let endpoint = host.vclusters.start(ns, c, &uid, sans, &self.version).await?;
+        Ok(Some(endpoint))
+    }
+}
+
+fn decode_b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default()
+}

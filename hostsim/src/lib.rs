@@ -1,0 +1,281 @@
+//! hostsim: a simulated host Kubernetes cluster with K3k.
+//!
+//! It serves the Kubernetes REST API over real HTTPS on a loopback port (discovery, CRUD, list,
+//! watch, patch, server-side apply, status, finalizers, garbage collection, pod logs,
+//! metrics.k8s.io), validates custom resources against the K3k CRDs, and plays the K3k
+//! controller: a `Cluster` gets K3k's pods, services and secrets, goes `Provisioning` → `Ready`,
+//! and then serves its own small Kubernetes API over TLS with its own CAs.
+//!
+//! Start one with [`start`]; [`Running`] gives its URL, kubeconfig and fault-injection handle.
+
+pub mod api;
+pub mod error;
+pub mod faults;
+pub mod host;
+pub mod k3k;
+pub mod kubeconfig;
+pub mod logs;
+pub mod metrics;
+pub mod object;
+pub mod patch;
+pub mod resources;
+pub mod schema;
+pub mod select;
+pub mod store;
+pub mod tls;
+pub mod vcluster;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use error::{Error, Result};
+pub use faults::{ErrorRule, FaultSettings, Faults, Provisioning};
+
+use host::Host;
+
+/// How the simulated cluster behaves. `Default` suits tests: fast provisioning, modest log rate.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the host API listens; port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// Serve HTTPS with a self-signed CA (in the kubeconfig); plain HTTP otherwise.
+    pub tls: bool,
+    /// The bearer token clients must present; random when `None`.
+    pub token: Option<String>,
+    /// The host's Kubernetes version (`/version`, K3k's `status.hostVersion`).
+    pub host_version: String,
+    /// How many host nodes exist.
+    pub nodes: usize,
+    /// How long a new pod stays `ContainerCreating` before it runs.
+    pub pod_start_delay: Duration,
+    /// How long after its servers run a cluster becomes `Ready`.
+    pub ready_delay: Duration,
+    /// Log lines per second written by every running container.
+    pub log_lines_per_second: f64,
+    /// Lines kept per container (what `tailLines` and `sinceTime` can reach).
+    pub log_ring_lines: usize,
+    /// Changes kept for watches to resume from; older resourceVersions get 410 Gone.
+    pub watch_history: usize,
+    /// How often watches that allow bookmarks get one.
+    pub bookmark_interval: Duration,
+    /// Serve each Ready virtual cluster's own API on a loopback port.
+    pub virtual_cluster_api: bool,
+    /// Serve `metrics.k8s.io` (as if metrics-server were installed).
+    pub metrics_api: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: true,
+            token: None,
+            host_version: "v1.33.1".into(),
+            nodes: 1,
+            pod_start_delay: Duration::from_millis(150),
+            ready_delay: Duration::from_millis(300),
+            log_lines_per_second: 5.0,
+            log_ring_lines: 2000,
+            watch_history: 20_000,
+            bookmark_interval: Duration::from_secs(10),
+            virtual_cluster_api: true,
+            metrics_api: true,
+        }
+    }
+}
+
+/// A running hostsim. Dropping it without [`Running::shutdown`] leaves its tasks to the runtime.
+pub struct Running {
+    host: Arc<Host>,
+    addr: SocketAddr,
+    url: String,
+    ca_pem: Option<String>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("url", &self.url).finish()
+    }
+}
+
+/// Installs what a fresh host cluster has: the K3k CRDs, the system namespaces and the nodes.
+fn install(host: &Host) -> Result<()> {
+    for crd in [k3k::CLUSTER_CRD, k3k::VCP_CRD] {
+        let obj: serde_json::Value =
+            serde_yaml::from_str(crd).map_err(|e| Error::Internal(format!("embedded CRD: {e}")))?;
+        host.ensure("apiextensions.k8s.io", "customresourcedefinitions", obj)?;
+    }
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease", "k3k-system"] {
+        host.ensure("", "namespaces", json!({"metadata": {"name": ns}}))?;
+    }
+    host.ensure(
+        "",
+        "services",
+        json!({"metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+               "spec": {"clusterIP": "10.43.0.1", "clusterIPs": ["10.43.0.1"], "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}}),
+    )?;
+    for i in 0..host.config.nodes.max(1) {
+        let name = format!("hostsim-node-{i}");
+        host.ensure("", "nodes", k3k::node_object(&name, &host.config.host_version, i))?;
+    }
+    Ok(())
+}
+
+/// Simulates an API server restart: open watches and log streams are cut; with
+/// `keep_state == false` every object is forgotten too (old resourceVersions get 410 Gone).
+pub fn restart(host: &Host, keep_state: bool) {
+    host.faults.drop_connections();
+    if !keep_state {
+        host.store.wipe();
+        host.logs.clear();
+        host.vclusters.clear();
+        host.registry.set_crds(&[]);
+        if let Err(e) = install(host) {
+            tracing::error!(error = %e, "reinstall after restart failed");
+        }
+    }
+}
+
+/// Starts hostsim: binds, installs the CRDs and nodes, and runs the API server, the fake K3k
+/// controller and the log generator until [`Running::shutdown`].
+pub async fn start(config: Config) -> Result<Running> {
+    let token =
+        config.token.clone().unwrap_or_else(|| hex::encode(uuid::Uuid::new_v4().as_bytes()));
+    let tls_enabled = config.tls;
+    let listener = TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    let host = Arc::new(Host::new(config, token));
+    let _ = host.address.set(addr.to_string());
+    install(&host)?;
+
+    let (ca_pem, tls_config) = if tls_enabled {
+        let ca = tls::Ca::new("hostsim-ca")?;
+        let mut sans = vec![
+            "127.0.0.1".to_string(),
+            "localhost".to_string(),
+            "kubernetes".to_string(),
+            "kubernetes.default.svc".to_string(),
+        ];
+        if !addr.ip().is_unspecified() && addr.ip().to_string() != "127.0.0.1" {
+            sans.push(addr.ip().to_string());
+        }
+        let leaf = ca.issue_server("kube-apiserver", &sans)?;
+        (Some(ca.cert_pem()), Some(tls::server_config(&leaf, None)?))
+    } else {
+        (None, None)
+    };
+    let scheme = if tls_enabled { "https" } else { "http" };
+    let host_part =
+        if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let url = format!("{scheme}://{host_part}:{}", addr.port());
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let app = api::router(host.clone());
+    tasks.push(tokio::spawn(tls::serve(listener, tls_config, app, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(k3k::controller::run(host.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(run_log_generator(host.clone(), shutdown_rx.clone())));
+    Ok(Running { host, addr, url, ca_pem, shutdown, tasks })
+}
+
+async fn run_log_generator(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
+    let period = Duration::from_millis(50);
+    let mut ticker = tokio::time::interval(period);
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let now = tokio::time::Instant::now();
+                host.logs.tick(now - last);
+                last = now;
+            }
+            _ = crate::tls::stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+impl Running {
+    /// The host API's base URL, e.g. `https://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bearer token the host API requires.
+    pub fn token(&self) -> String {
+        self.host.token.clone()
+    }
+
+    /// The CA that signed the host API's serving certificate (PEM), when serving HTTPS.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.ca_pem.clone()
+    }
+
+    /// A complete kubeconfig for the host API (context `hostsim`, bearer token, CA data).
+    pub fn kubeconfig_yaml(&self) -> String {
+        kubeconfig::render(
+            "hostsim",
+            &self.url,
+            self.ca_pem.as_deref(),
+            kubeconfig::Credentials::Token(&self.host.token),
+        )
+    }
+
+    /// Fault injection.
+    pub fn faults(&self) -> &Faults {
+        &self.host.faults
+    }
+
+    /// How many requests had a path starting with `path_prefix` (e.g. a pod's `/log` path).
+    pub fn request_count(&self, path_prefix: &str) -> u64 {
+        self.host.counters.count(path_prefix)
+    }
+
+    /// How many watches and followed log streams are open right now under `path_prefix`
+    /// (e.g. `/api/v1/namespaces/k3k-a/pods/k3k-a-server-0/log`).
+    pub fn open_streams(&self, path_prefix: &str) -> u64 {
+        self.host.counters.open_streams(path_prefix)
+    }
+
+    /// How many objects the store holds.
+    pub fn object_count(&self) -> usize {
+        self.host.store.count()
+    }
+
+    /// The reachable API endpoint of a Ready virtual cluster (also on the Cluster's
+    /// `hostsim.kraft.dev/endpoint` annotation).
+    pub fn virtual_cluster_endpoint(&self, namespace: &str, name: &str) -> Option<String> {
+        self.host.vclusters.endpoint(namespace, name)
+    }
+
+    /// Log lines per second per running container from now on.
+    pub fn set_log_rate(&self, lines_per_second: f64) {
+        self.host.logs.set_rate(lines_per_second);
+    }
+
+    /// Simulates an API server restart (see [`restart`]).
+    pub fn restart(&self, keep_state: bool) {
+        restart(&self.host, keep_state);
+    }
+
+    /// Stops serving, ends every stream and background task, and waits for them.
+    pub async fn shutdown(self) {
+        self.host.faults.drop_connections();
+        let _ = self.shutdown.send(true);
+        self.host.vclusters.clear();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The `hostsim` binary: `hostsim serve [--addr 127.0.0.1:6443] [--kubeconfig-out PATH]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "hostsim", about = "A simulated host Kubernetes cluster with K3k")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the host API until interrupted; prints the kubeconfig.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        addr: SocketAddr,
+        /// Also write the kubeconfig to this file.
+        #[arg(long)]
+        kubeconfig_out: Option<PathBuf>,
+        /// Serve plain HTTP instead of HTTPS.
+        #[arg(long)]
+        insecure_http: bool,
+        /// A fixed bearer token (random otherwise).
+        #[arg(long, env = "HOSTSIM_TOKEN")]
+        token: Option<String>,
+        /// Milliseconds before a cluster's servers are Ready once running.
+        #[arg(long, default_value_t = 1500)]
+        ready_delay_ms: u64,
+        /// Milliseconds a new pod stays ContainerCreating.
+        #[arg(long, default_value_t = 1000)]
+        pod_start_delay_ms: u64,
+        /// Log lines per second per container.
+        #[arg(long, default_value_t = 2.0)]
+        log_rate: f64,
+        /// Number of host nodes.
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "hostsim=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Serve {
+        addr,
+        kubeconfig_out,
+        insecure_http,
+        token,
+        ready_delay_ms,
+        pod_start_delay_ms,
+        log_rate,
+        nodes,
+    } = Cli::parse().command;
+    let config = hostsim::Config {
+        addr,
+        tls: !insecure_http,
+        token,
+        ready_delay: Duration::from_millis(ready_delay_ms),
+        pod_start_delay: Duration::from_millis(pod_start_delay_ms),
+        log_lines_per_second: log_rate,
+        nodes,
+        ..hostsim::Config::default()
+    };
+    let running = hostsim::start(config).await?;
+    let kubeconfig = running.kubeconfig_yaml();
+    if let Some(path) = kubeconfig_out {
+        std::fs::write(&path, &kubeconfig)?;
+        tracing::info!(path = %path.display(), "kubeconfig written");
+    }
+    println!("{kubeconfig}");
+    tracing::info!(url = %running.url(), "hostsim serving");
+    tokio::signal::ctrl_c().await?;
+    running.shutdown().await;
+    Ok(())
+}

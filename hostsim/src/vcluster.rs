@@ -1,0 +1,169 @@
+//! Virtual clusters' own API servers. Each Ready `Cluster` gets its CAs (server, client, etcd)
+//! and, when enabled, a small Kubernetes API on its own loopback port, served over TLS with a
+//! certificate from its server CA and requiring client certificates from its client CA — so a
+//! kubeconfig built like `k3kcli kubeconfig generate` works with `kubectl`. Its nodes mirror the
+//! cluster's server and agent pods.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::error::Result;
+use crate::host::Host;
+use crate::tls::Ca;
+use crate::{api, k3k, Config};
+
+/// A virtual cluster's certificate authorities (the content of `k3k-<name>-bootstrap`).
+pub struct ClusterCerts {
+    pub server_ca: Ca,
+    pub client_ca: Ca,
+    pub etcd_ca: Ca,
+}
+
+struct VirtualCluster {
+    uid: String,
+    certs: Arc<ClusterCerts>,
+    api: Option<Served>,
+}
+
+struct Served {
+    endpoint: String,
+    host: Arc<Host>,
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.host.faults.drop_connections();
+        let _ = self.stop.send(true);
+    }
+}
+
+/// All virtual clusters by (namespace, name).
+#[derive(Default)]
+pub struct Endpoints(Mutex<HashMap<(String, String), VirtualCluster>>);
+
+fn key(ns: &str, name: &str) -> (String, String) {
+    (ns.to_string(), name.to_string())
+}
+
+impl Endpoints {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), VirtualCluster>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cluster's CAs, created on first use (and anew for a new Cluster with the same name).
+    pub fn certs(&self, ns: &str, name: &str, uid: &str) -> Result<Arc<ClusterCerts>> {
+        let mut map = self.lock();
+        if let Some(vc) = map.get(&key(ns, name)).filter(|vc| vc.uid == uid) {
+            return Ok(vc.certs.clone());
+        }
+        let certs = Arc::new(ClusterCerts {
+            server_ca: Ca::new(&format!("k3s-server-ca@{name}"))?,
+            client_ca: Ca::new(&format!("k3s-client-ca@{name}"))?,
+            etcd_ca: Ca::new(&format!("etcd-server-ca@{name}"))?,
+        });
+        map.insert(
+            key(ns, name),
+            VirtualCluster { uid: uid.to_string(), certs: certs.clone(), api: None },
+        );
+        Ok(certs)
+    }
+
+    /// Serves the cluster's API (once) and returns its URL.
+    pub async fn start(
+        &self,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        sans: &[String],
+        version: &str,
+    ) -> Result<String> {
+        let certs = self.certs(ns, name, uid)?;
+        if let Some(e) = self.endpoint(ns, name) {
+            return Ok(e);
+        }
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let leaf = certs.server_ca.issue_server("k3s", sans)?;
+        let tls = crate::tls::server_config(&leaf, Some(&certs.client_ca.cert_der()))?;
+        let k3s_version = version.replacen("-k3s", "+k3s", 1);
+        let config = Config {
+            host_version: k3s_version,
+            watch_history: 256,
+            virtual_cluster_api: false,
+            ..Config::default()
+        };
+        let mut vhost = Host::new(config, String::new());
+        vhost.client_cert_auth = true;
+        let vhost = Arc::new(vhost);
+        let _ = vhost.address.set(addr.to_string());
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            vhost.ensure("", "namespaces", json!({"metadata": {"name": ns}}))?;
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(crate::tls::serve(listener, Some(tls), api::router(vhost.clone()), stop_rx));
+        let endpoint = format!("https://127.0.0.1:{}", addr.port());
+        let mut map = self.lock();
+        match map.get_mut(&key(ns, name)) {
+            Some(vc) if vc.api.is_none() => {
+                vc.api = Some(Served { endpoint: endpoint.clone(), host: vhost, stop });
+                Ok(endpoint)
+            }
+            Some(vc) => Ok(vc.api.as_ref().map(|a| a.endpoint.clone()).unwrap_or(endpoint)),
+            None => Ok(endpoint),
+        }
+    }
+
+    /// Makes the virtual cluster's nodes the given (pod name, role) pairs.
+    pub fn sync_nodes(&self, ns: &str, name: &str, pods: &[(String, String)], version: &str) {
+        let map = self.lock();
+        let Some(api) = map.get(&key(ns, name)).and_then(|vc| vc.api.as_ref()) else {
+            return;
+        };
+        let host = api.host.clone();
+        drop(map);
+        let k3s_version = version.replacen("-k3s", "+k3s", 1);
+        let Ok(rt) = host.resource("", "nodes") else {
+            return;
+        };
+        let (existing, _) = host.store.list(&rt.gr(), None);
+        for node in existing {
+            let n = crate::object::name(&node);
+            if !pods.iter().any(|(p, _)| p == n) {
+                let _ = host.delete(&rt, None, n);
+            }
+        }
+        for (i, (pod, role)) in pods.iter().enumerate() {
+            let mut node = k3k::node_object(pod, &k3s_version, i);
+            if role != "server" {
+                if let Some(labels) =
+                    node.pointer_mut("/metadata/labels").and_then(|l| l.as_object_mut())
+                {
+                    labels.remove("node-role.kubernetes.io/control-plane");
+                }
+            }
+            if let Err(e) = host.ensure("", "nodes", node) {
+                tracing::debug!(error = %e, "virtual node sync failed");
+            }
+        }
+    }
+
+    pub fn endpoint(&self, ns: &str, name: &str) -> Option<String> {
+        self.lock().get(&key(ns, name)).and_then(|vc| vc.api.as_ref().map(|a| a.endpoint.clone()))
+    }
+
+    /// Stops the cluster's API and forgets its CAs.
+    pub fn stop(&self, ns: &str, name: &str) {
+        let removed = self.lock().remove(&key(ns, name));
+        drop(removed);
+    }
+
+    pub fn clear(&self) {
+        let all: Vec<VirtualCluster> = self.lock().drain().map(|(_, v)| v).collect();
+        drop(all);
+    }
+}

@@ -1,0 +1,308 @@
+//! K3k emulation seen through kube-rs: typed Cluster CRUD, phases, layout, SSA, deletion.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::watcher::{self, Event};
+use serde_json::json;
+
+use crate::harness::{spawn_host, Cluster, ClusterSpec};
+
+#[tokio::test]
+async fn cluster_create_get_list_delete_round_trips() {
+    let app = spawn_host().await;
+    app.namespace("k3k-one").await;
+    let created = app.create_cluster("k3k-one", "one", ClusterSpec::default()).await;
+    assert_eq!(created.spec.mode.as_deref(), Some("shared"));
+    assert_eq!(created.spec.servers, Some(1));
+    assert_eq!(created.status.and_then(|s| s.phase).as_deref(), Some("Unknown"));
+    let api = app.clusters("k3k-one");
+    assert_eq!(api.get("one").await.expect("get").metadata.name.as_deref(), Some("one"));
+    let all: Api<Cluster> = Api::all(app.client.clone());
+    assert_eq!(all.list(&ListParams::default()).await.expect("list").items.len(), 1);
+    app.wait_for_phase("k3k-one", "one", "Ready").await;
+    api.delete("one", &DeleteParams::default()).await.expect("delete");
+    let gone = kube::runtime::wait::await_condition(
+        api.clone(),
+        "one",
+        kube::runtime::wait::conditions::is_deleted(""),
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(5), gone)
+        .await
+        .expect("deleted in time")
+        .expect("watch");
+}
+
+#[tokio::test]
+async fn watcher_sees_every_phase() {
+    let app = spawn_host().await;
+    app.namespace("k3k-w").await;
+    let api = app.clusters("k3k-w");
+    let stream =
+        watcher::watcher(api.clone(), watcher::Config::default().fields("metadata.name=w"));
+    let collect = tokio::spawn(async move {
+        let mut phases: Vec<String> = Vec::new();
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(Event::Apply(c)) | Ok(Event::InitApply(c)) => {
+                    let p = c.status.and_then(|s| s.phase).unwrap_or_default();
+                    if phases.last() != Some(&p) {
+                        phases.push(p);
+                    }
+                }
+                Ok(Event::Delete(_)) => {
+                    phases.push("<deleted>".into());
+                    return phases;
+                }
+                _ => {}
+            }
+        }
+        phases
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.create_cluster("k3k-w", "w", ClusterSpec::default()).await;
+    app.wait_for_phase("k3k-w", "w", "Ready").await;
+    api.delete("w", &DeleteParams::default()).await.expect("delete");
+    let phases = tokio::time::timeout(std::time::Duration::from_secs(10), collect)
+        .await
+        .expect("in time")
+        .expect("task");
+    assert_eq!(phases, ["Unknown", "Provisioning", "Ready", "Terminating", "<deleted>"]);
+}
+
+#[tokio::test]
+async fn server_side_apply_is_idempotent() {
+    let app = spawn_host().await;
+    app.namespace("k3k-ssa").await;
+    let api = app.clusters("k3k-ssa");
+    let pp = PatchParams::apply("kraft").force();
+    let body = json!({"apiVersion": "k3k.io/v1beta1", "kind": "Cluster", "metadata": {"name": "ssa"}, "spec": {"mode": "virtual", "agents": 1}});
+    let first = api.patch("ssa", &pp, &Patch::Apply(&body)).await.expect("apply creates");
+    app.wait_for_phase("k3k-ssa", "ssa", "Ready").await;
+    let before = api.get("ssa").await.expect("get");
+    let again = api.patch("ssa", &pp, &Patch::Apply(&body)).await.expect("apply again");
+    assert_eq!(again.metadata.resource_version, before.metadata.resource_version);
+    assert_eq!(again.metadata.generation, first.metadata.generation);
+    assert_eq!(again.spec.agents, Some(1));
+}
+
+#[tokio::test]
+async fn ready_cluster_has_k3k_layout() {
+    let app = spawn_host().await;
+    app.namespace("k3k-lay").await;
+    let spec = ClusterSpec {
+        mode: Some("virtual".into()),
+        servers: Some(2),
+        agents: Some(1),
+        ..Default::default()
+    };
+    app.create_cluster("k3k-lay", "lay", spec).await;
+    let ready = app.wait_for_phase("k3k-lay", "lay", "Ready").await;
+    let status = ready.status.expect("status");
+    assert_eq!(status.host_version.as_deref(), Some("v1.33.1"));
+    assert!(status.tls_sans.contains(&"k3k-lay-service.k3k-lay".to_string()));
+    assert_eq!(ready.metadata.finalizers, Some(vec!["cluster.k3k.io/finalizer".to_string()]));
+    let secrets: Api<Secret> = Api::namespaced(app.client.clone(), "k3k-lay");
+    for name in [
+        "k3k-lay-token",
+        "k3k-lay-bootstrap",
+        "k3k-lay-kubeconfig",
+        "k3k-lay-server-config",
+        "k3k-lay-init-server-config",
+        "k3k-lay-agent-config",
+    ] {
+        secrets.get(name).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let bootstrap = secrets.get("k3k-lay-bootstrap").await.expect("bootstrap");
+    let raw = bootstrap.data.and_then(|d| d.get("bootstrap").cloned()).expect("bootstrap key");
+    let doc: serde_json::Value = serde_json::from_slice(&raw.0).expect("bootstrap json");
+    for key in
+        ["serverCA", "serverCAKey", "clientCA", "clientCAKey", "etcdServerCA", "etcdServerCAKey"]
+    {
+        assert!(doc[key]["Content"].as_str().is_some_and(|p| p.starts_with("-----BEGIN")), "{key}");
+    }
+    let pods: Api<Pod> = Api::namespaced(app.client.clone(), "k3k-lay");
+    let servers =
+        pods.list(&ListParams::default().labels("cluster=lay,role=server")).await.expect("servers");
+    let names: Vec<String> = servers.items.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    assert_eq!(names, ["k3k-lay-server-0", "k3k-lay-server-1"]);
+    let container = servers.items[0].spec.as_ref().map(|s| s.containers[0].name.clone());
+    assert_eq!(container.as_deref(), Some("k3k-lay-server"));
+    let agents = pods
+        .list(&ListParams::default().labels("cluster=lay,type=agent,mode=virtual"))
+        .await
+        .expect("agents");
+    assert_eq!(agents.items.len(), 1);
+    let svc: Api<Service> = Api::namespaced(app.client.clone(), "k3k-lay");
+    let main = svc.get("k3k-lay-service").await.expect("service");
+    assert!(main.spec.and_then(|s| s.cluster_ip).is_some_and(|ip| ip.starts_with("10.43.")));
+}
+
+#[tokio::test]
+async fn mode_not_allowed_by_policy_is_pending_with_a_warning_event() {
+    let app = spawn_host().await;
+    let vcps: Api<kube::api::DynamicObject> = Api::all_with(
+        app.client.clone(),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("k3k.io", "v1beta1", "VirtualClusterPolicy"),
+            "virtualclusterpolicies",
+        ),
+    );
+    let vcp: kube::api::DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "k3k.io/v1beta1", "kind": "VirtualClusterPolicy",
+        "metadata": {"name": "shared-only"}, "spec": {"allowedMode": "shared"}}),
+    )
+    .expect("vcp");
+    vcps.create(&Default::default(), &vcp).await.expect("vcp");
+    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(json!({"metadata": {"name": "k3k-p", "labels": {"policy.k3k.io/policy-name": "shared-only"}}})).expect("ns");
+    Api::all(app.client.clone()).create(&Default::default(), &ns).await.expect("ns");
+    app.create_cluster(
+        "k3k-p",
+        "p",
+        ClusterSpec { mode: Some("virtual".into()), ..Default::default() },
+    )
+    .await;
+    let pending = app.wait_for_phase("k3k-p", "p", "Pending").await;
+    assert_eq!(pending.status.and_then(|s| s.policy_name).as_deref(), Some("shared-only"));
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(app.client.clone(), "k3k-p");
+    let list = events
+        .list(&ListParams::default().fields("involvedObject.kind=Cluster,involvedObject.name=p"))
+        .await
+        .expect("events");
+    assert!(list.items.iter().any(|e| e.reason.as_deref() == Some("ValidationFailed")
+        && e.type_.as_deref() == Some("Warning")));
+}
+
+#[tokio::test]
+async fn deleting_the_namespace_removes_the_cluster_and_everything_in_it() {
+    let app = spawn_host().await;
+    app.namespace("k3k-ns").await;
+    app.create_cluster("k3k-ns", "c", ClusterSpec::default()).await;
+    app.wait_for_phase("k3k-ns", "c", "Ready").await;
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(app.client.clone());
+    nss.delete("k3k-ns", &DeleteParams::background()).await.expect("delete ns");
+    let gone = kube::runtime::wait::await_condition(
+        nss.clone(),
+        "k3k-ns",
+        kube::runtime::wait::conditions::is_deleted(""),
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(5), gone)
+        .await
+        .expect("namespace gone in time")
+        .expect("watch");
+    let pods: Api<Pod> = Api::all(app.client.clone());
+    assert!(pods
+        .list(&ListParams::default().labels("cluster=c"))
+        .await
+        .expect("pods")
+        .items
+        .is_empty());
+}
+
+#[tokio::test]
+async fn kubeconfig_secret_reaches_the_virtual_cluster_api() {
+    let app = spawn_host().await;
+    app.namespace("k3k-vc").await;
+    app.create_cluster(
+        "k3k-vc",
+        "vc",
+        ClusterSpec { mode: Some("virtual".into()), agents: Some(2), ..Default::default() },
+    )
+    .await;
+    let ready = app.wait_for_phase("k3k-vc", "vc", "Ready").await;
+    let endpoint = ready
+        .metadata
+        .annotations
+        .and_then(|a| a.get("hostsim.kraft.dev/endpoint").cloned())
+        .expect("endpoint annotation");
+    assert_eq!(
+        app.sim.virtual_cluster_endpoint("k3k-vc", "vc").as_deref(),
+        Some(endpoint.as_str())
+    );
+    let secrets: Api<Secret> = Api::namespaced(app.client.clone(), "k3k-vc");
+    let kc = secrets
+        .get("k3k-vc-kubeconfig")
+        .await
+        .expect("secret")
+        .data
+        .and_then(|d| d.get("kubeconfig.yaml").cloned())
+        .expect("key");
+    let kc = String::from_utf8(kc.0).expect("utf8");
+    assert!(kc.contains("server: https://10.43."), "{kc}");
+    let kc = kc
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("server:") {
+                format!("    server: {endpoint}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let client = crate::harness::client_for(&kc).await;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let list = nodes.list(&ListParams::default()).await.expect("nodes in the virtual cluster");
+    assert_eq!(list.items.len(), 3);
+    let version = list.items[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.node_info.as_ref())
+        .map(|i| i.kubelet_version.clone());
+    assert_eq!(version.as_deref(), Some("v1.33.1+k3s1"));
+    assert_eq!(client.apiserver_version().await.expect("version").git_version, "v1.33.1+k3s1");
+}
+
+#[tokio::test]
+async fn policy_limit_range_defaults_count_against_the_quota() {
+    let app = spawn_host().await;
+    let vcps: Api<kube::api::DynamicObject> = Api::all_with(
+        app.client.clone(),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("k3k.io", "v1beta1", "VirtualClusterPolicy"),
+            "virtualclusterpolicies",
+        ),
+    );
+    let vcp: kube::api::DynamicObject = serde_json::from_value(json!({"apiVersion": "k3k.io/v1beta1", "kind": "VirtualClusterPolicy",
+        "metadata": {"name": "small"},
+        "spec": {"allowedMode": "virtual", "podSecurityAdmissionLevel": "baseline",
+                 "quota": {"hard": {"pods": "10", "requests.cpu": "4", "requests.memory": "8Gi"}},
+                 "limit": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "500m", "memory": "256Mi"}, "default": {"cpu": "1", "memory": "512Mi"}}]}}}))
+    .expect("vcp");
+    vcps.create(&Default::default(), &vcp).await.expect("vcp");
+    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(
+        json!({"metadata": {"name": "k3k-q", "labels": {"policy.k3k.io/policy-name": "small"}}}),
+    )
+    .expect("ns");
+    Api::all(app.client.clone()).create(&Default::default(), &ns).await.expect("ns");
+    // The policy controller installs the LimitRange before the cluster's pods are created.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.create_cluster(
+        "k3k-q",
+        "q",
+        ClusterSpec { mode: Some("virtual".into()), agents: Some(1), ..Default::default() },
+    )
+    .await;
+    let ready = app.wait_for_phase("k3k-q", "q", "Ready").await;
+    assert_eq!(ready.status.and_then(|s| s.policy_name).as_deref(), Some("small"));
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(app.client.clone());
+    let labels = nss.get("k3k-q").await.expect("ns").metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("pod-security.kubernetes.io/enforce").map(String::as_str),
+        Some("baseline")
+    );
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(app.client.clone(), "k3k-q");
+    let used = quotas
+        .get("k3k-small")
+        .await
+        .expect("quota")
+        .status
+        .and_then(|s| s.used)
+        .unwrap_or_default();
+    assert_eq!(used.get("pods").map(|q| q.0.as_str()), Some("2"));
+    assert_eq!(used.get("requests.cpu").map(|q| q.0.as_str()), Some("1"));
+    assert_eq!(used.get("requests.memory").map(|q| q.0.as_str()), Some("512Mi"));
+}

@@ -1,0 +1,9 @@
+//! hostsim's integration tests, judged by a real client (kube-rs) over real HTTPS.
+//! One test binary with modules, to keep link time down.
+
+mod clusters;
+mod faults;
+mod harness;
+mod logs;
+mod metrics;
+mod objects;

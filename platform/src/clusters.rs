@@ -1,0 +1,380 @@
+//! Virtual clusters: what users ask for (rows), what the host runs (K3k objects), and the
+//! reconciler that keeps the two honest. The UI only ever shows what the host confirmed.
+
+pub mod provision;
+pub mod reconcile;
+pub mod spec;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::{Event, Secret};
+use kube::api::{Api, ListParams};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, SqlErr,
+};
+use tokio::sync::{broadcast, Notify};
+use uuid::Uuid;
+
+pub use spec::{ClusterRequest, ClusterSettings, CreateClusterInput, TenantLimits};
+
+use crate::accounts::{audit, AuditAction, AuditEvent, FieldError, User};
+use crate::db::entities::clusters;
+use crate::host::{is_not_found, kubeconfig, names, Host, HostError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    LimitReached(String),
+    #[error("no such cluster")]
+    NotFound,
+    /// The cluster exists but cannot do this yet (e.g. a kubeconfig before it is Ready).
+    #[error("{0}")]
+    NotReady(String),
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+impl From<kube::Error> for ClusterError {
+    fn from(error: kube::Error) -> Self {
+        ClusterError::Host(HostError::Api(error))
+    }
+}
+
+/// A cluster as the rest of the platform sees it.
+pub type ClusterRecord = clusters::Model;
+
+/// Something changed about a cluster (its owner's views should refresh).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterChange {
+    pub owner_id: Option<Uuid>,
+    pub cluster_id: Uuid,
+}
+
+/// An event the host recorded about a cluster ("why is it pending").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEvent {
+    pub kind: String,
+    pub reason: String,
+    pub message: String,
+    pub at: Option<String>,
+    pub count: i32,
+}
+
+pub struct Clusters {
+    db: DatabaseConnection,
+    host: Host,
+    settings: ClusterSettings,
+    changes: broadcast::Sender<ClusterChange>,
+    /// Wakes the reconciler early (a new row, a deletion, a host event).
+    wake: Arc<Notify>,
+}
+
+const ROW_DELETING: &str = "Deleting";
+/// How long a request waits for the host before leaving the rest to the reconciler.
+const HOST_CALL_BUDGET: Duration = Duration::from_secs(5);
+const ROW_PROVISIONING: &str = "Provisioning";
+
+impl Clusters {
+    pub fn new(db: DatabaseConnection, host: Host, settings: ClusterSettings) -> Self {
+        let (changes, _) = broadcast::channel(256);
+        Self { db, host, settings, changes, wake: Arc::new(Notify::new()) }
+    }
+
+    pub fn settings(&self) -> &ClusterSettings {
+        &self.settings
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Changes to any cluster, for live views.
+    pub fn subscribe(&self) -> broadcast::Receiver<ClusterChange> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self, row: &clusters::Model) {
+        // Nobody listening is fine.
+        let _ = self.changes.send(ClusterChange { owner_id: row.owner_id, cluster_id: row.id });
+    }
+
+    pub fn wake_reconciler(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Validates, checks the user's limits, records the row, then provisions on the host.
+    /// If the host call fails the row stays `Provisioning` and the reconciler retries it.
+    pub async fn create(
+        &self,
+        owner: &User,
+        input: &CreateClusterInput,
+        client_addr: Option<&str>,
+    ) -> Result<ClusterRecord, ClusterError> {
+        let request = self.settings.parse(input).map_err(ClusterError::Invalid)?;
+        let owned = clusters::Entity::find()
+            .filter(clusters::Column::OwnerId.eq(owner.id))
+            .count(&self.db)
+            .await?;
+        if owned as usize >= self.settings.max_clusters {
+            return Err(ClusterError::LimitReached(format!(
+                "You have {owned} clusters, the most your account allows. Delete one to create another."
+            )));
+        }
+        let taken = clusters::Entity::find()
+            .filter(clusters::Column::OwnerId.eq(owner.id))
+            .filter(clusters::Column::Name.eq(&request.name))
+            .one(&self.db)
+            .await?
+            .is_some();
+        if taken {
+            return Err(name_taken(&request.name));
+        }
+        let id = Uuid::new_v4();
+        let now = Utc::now();
+        let short = id.simple().to_string();
+        let row = clusters::Model {
+            id,
+            owner_id: Some(owner.id),
+            name: request.name.clone(),
+            host_namespace: format!("kraft-{}-{}", request.name, &short[..8]),
+            hostname: self.settings.hostname(&request.name, &owner.username),
+            mode: request.mode.as_str().to_owned(),
+            servers: request.servers,
+            agents: request.agents,
+            version: request.version.clone(),
+            tls_sans: serde_json::to_string(&request.tls_sans).unwrap_or_else(|_| "[]".into()),
+            persistence: match request.persistence {
+                crate::host::k3k::PersistenceMode::Dynamic => "dynamic".into(),
+                crate::host::k3k::PersistenceMode::Ephemeral => "ephemeral".into(),
+            },
+            storage_gi: request.storage_gi,
+            phase: ROW_PROVISIONING.into(),
+            status_message: Some("Asking the host for the cluster".into()),
+            conditions: None,
+            endpoint: None,
+            host_version: None,
+            created_at: now,
+            updated_at: now,
+            ready_at: None,
+            deleting_at: None,
+        };
+        let active: clusters::ActiveModel = row.clone().into();
+        if let Err(error) = clusters::Entity::insert(active).exec_without_returning(&self.db).await
+        {
+            return Err(match error.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(_)) => name_taken(&request.name),
+                _ => ClusterError::Database(error),
+            });
+        }
+        audit::record(
+            &self.db,
+            AuditEvent::own(AuditAction::ClusterCreated, owner.id, client_addr)
+                .target(&request.name),
+        )
+        .await?;
+        self.changed(&row);
+        // The row is the promise; if the host is slow or failing, the reconciler keeps it and
+        // the user is not kept waiting.
+        match tokio::time::timeout(
+            HOST_CALL_BUDGET,
+            provision::ensure(&self.host, &row, &self.settings),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(cluster = %row.id, %error, "provisioning failed; the reconciler will retry")
+            }
+            Err(_) => {
+                tracing::warn!(cluster = %row.id, "provisioning is slow; the reconciler will finish it")
+            }
+        }
+        self.wake_reconciler();
+        Ok(row)
+    }
+
+    pub async fn list(&self, owner_id: Uuid) -> Result<Vec<ClusterRecord>, ClusterError> {
+        Ok(clusters::Entity::find()
+            .filter(clusters::Column::OwnerId.eq(owner_id))
+            .order_by_asc(clusters::Column::CreatedAt)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// All clusters (admins).
+    pub async fn list_all(&self) -> Result<Vec<ClusterRecord>, ClusterError> {
+        Ok(clusters::Entity::find().order_by_asc(clusters::Column::CreatedAt).all(&self.db).await?)
+    }
+
+    /// A cluster of `owner_id`; someone else's is exactly as "not found" as a missing one.
+    pub async fn get(&self, owner_id: Uuid, id: Uuid) -> Result<ClusterRecord, ClusterError> {
+        clusters::Entity::find_by_id(id)
+            .filter(clusters::Column::OwnerId.eq(owner_id))
+            .one(&self.db)
+            .await?
+            .ok_or(ClusterError::NotFound)
+    }
+
+    /// Marks the cluster for deletion (after the user typed its name) and starts removing it
+    /// from the host; the row goes when the host confirms.
+    pub async fn delete(
+        &self,
+        owner: &User,
+        id: Uuid,
+        typed_name: &str,
+        client_addr: Option<&str>,
+    ) -> Result<(), ClusterError> {
+        let row = self.get(owner.id, id).await?;
+        if typed_name.trim() != row.name {
+            return Err(ClusterError::Invalid(vec![FieldError::new(
+                "confirm_name",
+                "Type the cluster's name exactly to confirm.",
+            )]));
+        }
+        self.mark_deleting(&row).await?;
+        audit::record(
+            &self.db,
+            AuditEvent::own(AuditAction::ClusterDeleted, owner.id, client_addr).target(&row.name),
+        )
+        .await?;
+        match tokio::time::timeout(
+            HOST_CALL_BUDGET,
+            provision::remove(&self.host, &row.host_namespace, &row.name),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(cluster = %row.id, %error, "host deletion failed; the reconciler will retry")
+            }
+            Err(_) => {
+                tracing::warn!(cluster = %row.id, "host deletion is slow; the reconciler will finish it")
+            }
+        }
+        self.wake_reconciler();
+        Ok(())
+    }
+
+    async fn mark_deleting(&self, row: &clusters::Model) -> Result<(), ClusterError> {
+        if row.deleting_at.is_some() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        clusters::Entity::update(clusters::ActiveModel {
+            id: Set(row.id),
+            phase: Set(ROW_DELETING.into()),
+            status_message: Set(Some("Removing the cluster from the host".into())),
+            deleting_at: Set(Some(now)),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&self.db)
+        .await?;
+        self.changed(row);
+        Ok(())
+    }
+
+    /// Marks every cluster of a user for deletion (account deletion); the reconciler removes
+    /// them from the host and then the rows, which outlive the account until then.
+    pub async fn delete_all_of(&self, owner_id: Uuid) -> Result<usize, ClusterError> {
+        let rows = self.list(owner_id).await?;
+        for row in &rows {
+            self.mark_deleting(row).await?;
+            if let Err(error) = provision::remove(&self.host, &row.host_namespace, &row.name).await
+            {
+                tracing::warn!(cluster = %row.id, %error, "host deletion failed; the reconciler will retry");
+            }
+        }
+        self.wake_reconciler();
+        Ok(rows.len())
+    }
+
+    /// Issues a kubeconfig for a Ready cluster with a fresh client certificate.
+    pub async fn kubeconfig(
+        &self,
+        owner: &User,
+        id: Uuid,
+        valid_for: Duration,
+        client_addr: Option<&str>,
+    ) -> Result<kubeconfig::Issued, ClusterError> {
+        let row = self.get(owner.id, id).await?;
+        let endpoint = match (&row.endpoint, row.phase.as_str()) {
+            (Some(endpoint), "Ready") => endpoint.clone(),
+            _ => return Err(ClusterError::NotReady("The cluster is not ready yet.".into())),
+        };
+        let secrets: Api<Secret> = Api::namespaced(self.host.client(), &row.host_namespace);
+        let name = names::k3k_object(&row.name, "bootstrap");
+        let secret = match secrets.get(&name).await {
+            Ok(secret) => secret,
+            Err(e) if is_not_found(&e) => {
+                return Err(ClusterError::NotReady(
+                    "The cluster's certificates are not there yet.".into(),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let bootstrap =
+            secret.data.as_ref().and_then(|d| d.get("bootstrap")).map(|b| b.0.clone()).ok_or_else(
+                || HostError::Invalid("bootstrap secret has no `bootstrap` key".into()),
+            )?;
+        let issued = kubeconfig::issue(kubeconfig::Request {
+            bootstrap_json: &bootstrap,
+            server: &endpoint,
+            common_name: &format!("kraft:{}", owner.username),
+            valid_for,
+            context: &format!("{}-{}", row.name, owner.username),
+        })?;
+        audit::record(
+            &self.db,
+            AuditEvent::own(AuditAction::KubeconfigIssued, owner.id, client_addr).target(format!(
+                "{} (valid until {})",
+                row.name,
+                issued.expires_at.format("%Y-%m-%d %H:%M UTC")
+            )),
+        )
+        .await?;
+        Ok(issued)
+    }
+
+    /// The host's events about a cluster, newest first.
+    pub async fn events(&self, owner_id: Uuid, id: Uuid) -> Result<Vec<HostEvent>, ClusterError> {
+        let row = self.get(owner_id, id).await?;
+        let api: Api<Event> = Api::namespaced(self.host.client(), &row.host_namespace);
+        let list = match api.list(&ListParams::default()).await {
+            Ok(list) => list,
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut events: Vec<HostEvent> = list
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.kind.as_deref() == Some("Cluster"))
+            .map(|e| HostEvent {
+                kind: e.type_.unwrap_or_default(),
+                reason: e.reason.unwrap_or_default(),
+                message: e.message.unwrap_or_default(),
+                at: e
+                    .last_timestamp
+                    .map(|t| t.0.to_string())
+                    .or_else(|| e.event_time.map(|t| t.0.to_string())),
+                count: e.count.unwrap_or(1),
+            })
+            .collect();
+        events.sort_by(|a, b| b.at.cmp(&a.at));
+        Ok(events)
+    }
+}
+
+fn name_taken(name: &str) -> ClusterError {
+    ClusterError::Invalid(vec![FieldError::new(
+        "name",
+        format!("You already have a cluster called {name}."),
+    )])
+}

@@ -1,0 +1,218 @@
+//! The reconciler: keeps rows and host objects consistent, whatever crashed or who ran
+//! `kubectl delete`.
+//!
+//! - A row whose host objects are missing is provisioned again while it has never been Ready
+//!   (a crash between steps); a cluster that was Ready and vanished is marked Failed, never
+//!   silently replaced.
+//! - Host objects without a row (orphans) are deleted.
+//! - A row marked for deletion is removed once the host confirms its namespace is gone.
+//! - Phase, conditions, endpoint and version flow from the `Cluster`'s status into the row.
+//!
+//! It runs a full pass every resync interval and at once when a watched `Cluster` changes or a
+//! request asks for it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::ResourceExt;
+use sea_orm::{ActiveValue::Set, EntityTrait};
+
+use super::provision::{self, managed_selector};
+use super::{ClusterError, Clusters};
+use crate::db::entities::clusters;
+use crate::host::is_not_found;
+use crate::host::k3k::{Cluster, ClusterPhase};
+use crate::host::SIMULATED_ENDPOINT_ANNOTATION;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub provisioned: usize,
+    pub updated: usize,
+    pub marked_failed: usize,
+    pub rows_removed: usize,
+    pub orphans_removed: usize,
+}
+
+impl Clusters {
+    /// One full pass over host and database.
+    pub async fn reconcile_once(&self) -> Result<Report, ClusterError> {
+        let mut report = Report::default();
+        let selector = ListParams::default().labels(&managed_selector());
+        // The host first, then the rows: a namespace seen here was created after its row,
+        // so a row created meanwhile can never make its namespace look orphaned.
+        let namespaces: Api<Namespace> = Api::all(self.host.client());
+        let host_namespaces = namespaces.list(&selector).await?.items;
+        let crs: Api<Cluster> = Api::all(self.host.client());
+        let host_clusters = crs.list(&selector).await?.items;
+        let rows = clusters::Entity::find().all(&self.db).await?;
+
+        let ns_by_name: HashMap<String, &Namespace> =
+            host_namespaces.iter().map(|ns| (ns.name_any(), ns)).collect();
+        let cr_by_key: HashMap<(String, String), &Cluster> = host_clusters
+            .iter()
+            .map(|c| ((c.namespace().unwrap_or_default(), c.name_any()), c))
+            .collect();
+
+        for row in &rows {
+            if row.deleting_at.is_some() {
+                if provision::remove(&self.host, &row.host_namespace, &row.name).await? {
+                    clusters::Entity::delete_by_id(row.id).exec(&self.db).await?;
+                    report.rows_removed += 1;
+                    self.changed(row);
+                }
+                continue;
+            }
+            let namespace = ns_by_name.get(&row.host_namespace);
+            let terminating =
+                namespace.and_then(|ns| ns.status.as_ref()).and_then(|s| s.phase.as_deref())
+                    == Some("Terminating");
+            let cr = cr_by_key.get(&(row.host_namespace.clone(), row.name.clone()));
+            let on_host = match (namespace, cr) {
+                (Some(_), Some(cr)) if !terminating => Some(*cr),
+                _ => None,
+            };
+            if let Some(cr) = on_host {
+                if self.update_from_host(row, cr).await? {
+                    report.updated += 1;
+                }
+            } else if row.ready_at.is_some() {
+                if row.phase != "Failed" {
+                    self.set_status(
+                        row,
+                        "Failed",
+                        Some("The cluster was removed from the host outside KRaft. Delete it here to free its name."),
+                    )
+                    .await?;
+                    report.marked_failed += 1;
+                }
+            } else if !terminating {
+                // Never Ready and half there (a crash between steps, or a create that failed):
+                // finish the job, unless the namespace is still going away.
+                provision::ensure(&self.host, row, &self.settings).await?;
+                report.provisioned += 1;
+            }
+        }
+
+        let known: HashSet<&str> = rows.iter().map(|r| r.host_namespace.as_str()).collect();
+        for ns in &host_namespaces {
+            let name = ns.name_any();
+            let going = ns.metadata.deletion_timestamp.is_some();
+            if !known.contains(name.as_str()) && !going {
+                tracing::info!(namespace = %name, "deleting an orphaned cluster namespace");
+                match namespaces.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => report.orphans_removed += 1,
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Copies what the host says into the row; `true` if anything changed.
+    async fn update_from_host(
+        &self,
+        row: &clusters::Model,
+        cr: &Cluster,
+    ) -> Result<bool, ClusterError> {
+        let status = cr.status.clone().unwrap_or_default();
+        let phase = status.phase.unwrap_or(ClusterPhase::Unknown);
+        let ready_condition =
+            status.conditions.as_ref().and_then(|c| c.iter().find(|c| c.type_ == "Ready")).cloned();
+        let message = match phase {
+            ClusterPhase::Ready => None,
+            _ => ready_condition.as_ref().map(|c| c.message.clone()).filter(|m| !m.is_empty()),
+        };
+        let conditions = status.conditions.as_ref().and_then(|c| serde_json::to_string(c).ok());
+        let endpoint = match phase {
+            ClusterPhase::Ready => Some(
+                cr.annotations()
+                    .get(SIMULATED_ENDPOINT_ANNOTATION)
+                    .cloned()
+                    .unwrap_or_else(|| format!("https://{}", row.hostname)),
+            ),
+            _ => row.endpoint.clone(),
+        };
+        let phase_text = phase.as_str().to_owned();
+        let unchanged = row.phase == phase_text
+            && row.status_message == message
+            && row.conditions == conditions
+            && row.endpoint == endpoint
+            && row.host_version == status.host_version;
+        if unchanged {
+            return Ok(false);
+        }
+        let now = Utc::now();
+        let ready_at = match (row.ready_at, phase) {
+            (None, ClusterPhase::Ready) => Some(now),
+            (existing, _) => existing,
+        };
+        clusters::Entity::update(clusters::ActiveModel {
+            id: Set(row.id),
+            phase: Set(phase_text),
+            status_message: Set(message),
+            conditions: Set(conditions),
+            endpoint: Set(endpoint),
+            host_version: Set(status.host_version.clone()),
+            ready_at: Set(ready_at),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&self.db)
+        .await?;
+        self.changed(row);
+        Ok(true)
+    }
+
+    async fn set_status(
+        &self,
+        row: &clusters::Model,
+        phase: &str,
+        message: Option<&str>,
+    ) -> Result<(), ClusterError> {
+        clusters::Entity::update(clusters::ActiveModel {
+            id: Set(row.id),
+            phase: Set(phase.to_owned()),
+            status_message: Set(message.map(str::to_owned)),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        })
+        .exec(&self.db)
+        .await?;
+        self.changed(row);
+        Ok(())
+    }
+
+    /// Runs forever: a pass at start, on every watched change, on request, and every `resync`.
+    pub async fn run_reconciler(self: Arc<Self>, resync: Duration) {
+        let api: Api<Cluster> = Api::all(self.host.client());
+        let config = watcher::Config::default().labels(&managed_selector());
+        let mut changes = watcher(api, config).default_backoff().boxed();
+        loop {
+            match self.reconcile_once().await {
+                Ok(report) if report != Report::default() => tracing::debug!(?report, "reconciled"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "reconcile pass failed; retrying"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(resync) => {}
+                () = self.wake.notified() => {}
+                event = changes.next() => {
+                    if let Some(Err(error)) = event {
+                        tracing::debug!(%error, "cluster watch interrupted");
+                    }
+                }
+            }
+            // Let a burst of changes settle into one pass.
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            while let Some(Some(_)) = changes.next().now_or_never() {}
+        }
+    }
+}

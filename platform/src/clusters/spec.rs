@@ -1,0 +1,408 @@
+//! What a user may ask for: the create form parsed into a valid cluster spec, with one message per
+//! field, against the platform's settings and the user's limits.
+
+use std::net::IpAddr;
+
+use crate::accounts::FieldError;
+use crate::host::k3k::{ClusterMode, PersistenceMode};
+
+/// The longest cluster name: with a 32-character username the platform hostname label
+/// `<cluster>-<user>` stays within 63, and so does every name K3k derives
+/// (`varlibrancherk3s-k3k-<cluster>-server-N` is the longest at 28 + name).
+pub const MAX_NAME: usize = 30;
+pub const MAX_SANS: usize = 10;
+
+/// The platform's rules and a user's limits for new clusters.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// Platform hostnames are `<cluster>-<user>.<base_domain>`.
+    pub base_domain: String,
+    /// Allowed k3s versions; the first is the default.
+    pub versions: Vec<String>,
+    /// Allowed modes; the first is the default.
+    pub modes: Vec<ClusterMode>,
+    pub max_clusters: usize,
+    pub max_servers: i32,
+    pub max_agents: i32,
+    pub max_storage_gi: i32,
+    /// Ingress class for exposing virtual cluster APIs (TLS passthrough).
+    pub ingress_class: Option<String>,
+    /// The tenant limits every cluster's namespace gets through its policy.
+    pub tenant: TenantLimits,
+}
+
+/// What the K3k `VirtualClusterPolicy` puts on every tenant namespace.
+#[derive(Debug, Clone)]
+pub struct TenantLimits {
+    pub cpu: String,
+    pub memory: String,
+    pub storage: String,
+    pub pods: String,
+    /// Pod Security Admission level: "restricted", "baseline" or "privileged".
+    pub pod_security: String,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            base_domain: "kraft.localhost".into(),
+            versions: vec!["v1.33.1-k3s1".into(), "v1.32.5-k3s1".into(), "v1.31.9-k3s1".into()],
+            modes: vec![ClusterMode::Virtual, ClusterMode::Shared],
+            max_clusters: 3,
+            max_servers: 3,
+            max_agents: 3,
+            max_storage_gi: 10,
+            ingress_class: Some("nginx".into()),
+            tenant: TenantLimits::default(),
+        }
+    }
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        Self {
+            cpu: "4".into(),
+            memory: "8Gi".into(),
+            storage: "20Gi".into(),
+            pods: "50".into(),
+            pod_security: "restricted".into(),
+        }
+    }
+}
+
+/// The create form as typed.
+#[derive(Debug, Clone, Default)]
+pub struct CreateClusterInput {
+    pub name: String,
+    /// Separated by commas, spaces or new lines.
+    pub tls_sans: String,
+    pub servers: String,
+    pub agents: String,
+    pub version: String,
+    pub mode: String,
+    pub persistence: String,
+    pub storage_gi: String,
+}
+
+/// A valid request for a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRequest {
+    pub name: String,
+    pub tls_sans: Vec<String>,
+    pub servers: i32,
+    pub agents: i32,
+    pub version: String,
+    pub mode: ClusterMode,
+    pub persistence: PersistenceMode,
+    pub storage_gi: i32,
+}
+
+pub fn parse_name(raw: &str) -> Result<String, FieldError> {
+    let name = raw.trim();
+    let err = |m: String| Err(FieldError::new("name", m));
+    if name.is_empty() {
+        return err("Give the cluster a name.".into());
+    }
+    if name.len() > MAX_NAME {
+        return err(format!("A cluster name has at most {MAX_NAME} characters."));
+    }
+    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return err("Use only lowercase letters a-z, digits and hyphens.".into());
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return err("A cluster name starts with a letter.".into());
+    }
+    if name.ends_with('-') {
+        return err("A cluster name cannot end with a hyphen.".into());
+    }
+    if name == "system" {
+        return err("\"system\" is reserved; choose another name.".into());
+    }
+    Ok(name.to_owned())
+}
+
+/// A Subject Alternative Name: an IP address or a DNS name (RFC 1123, optionally one leading `*.`).
+pub fn parse_san(raw: &str) -> Result<String, String> {
+    let san = raw.trim().trim_end_matches('.').to_lowercase();
+    if san.parse::<IpAddr>().is_ok() {
+        return Ok(san);
+    }
+    let bare = san.strip_prefix("*.").unwrap_or(&san);
+    let labels: Vec<&str> = bare.split('.').collect();
+    let valid = !bare.is_empty()
+        && bare.len() <= 253
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        // A bare number is neither a name nor an address.
+        && !labels.last().is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()));
+    if valid {
+        Ok(san)
+    } else {
+        Err(format!("\"{}\" is not a DNS name or an IP address.", raw.trim()))
+    }
+}
+
+impl ClusterSettings {
+    /// Parses the form, collecting a message for every bad field.
+    pub fn parse(&self, input: &CreateClusterInput) -> Result<ClusterRequest, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let name = parse_name(&input.name).map_err(|e| errors.push(e)).ok();
+
+        let mut sans = Vec::new();
+        for raw in input
+            .tls_sans
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.trim().is_empty())
+        {
+            match parse_san(raw) {
+                Ok(san) if !sans.contains(&san) => sans.push(san),
+                Ok(_) => {}
+                Err(message) => {
+                    errors.push(FieldError::new("tls_sans", message));
+                    break;
+                }
+            }
+        }
+        if sans.len() > MAX_SANS {
+            errors.push(FieldError::new(
+                "tls_sans",
+                format!("At most {MAX_SANS} extra names or addresses."),
+            ));
+        }
+
+        let mode = match input.mode.trim() {
+            "" => self.modes.first().copied(),
+            "shared" => Some(ClusterMode::Shared),
+            "virtual" => Some(ClusterMode::Virtual),
+            _ => None,
+        }
+        .filter(|m| self.modes.contains(m));
+        if mode.is_none() {
+            let allowed: Vec<&str> = self.modes.iter().map(|m| m.as_str()).collect();
+            errors.push(FieldError::new("mode", format!("Choose one of: {}.", allowed.join(", "))));
+        }
+
+        let servers = match input.servers.trim() {
+            "" => Some(1),
+            s => s.parse::<i32>().ok(),
+        };
+        let servers = match servers {
+            Some(n) if (n == 1 || n == 3) && n <= self.max_servers => Some(n),
+            Some(n) if n > self.max_servers => {
+                errors.push(FieldError::new(
+                    "servers",
+                    format!("Your limit is {} servers.", self.max_servers),
+                ));
+                None
+            }
+            _ => {
+                errors.push(FieldError::new(
+                    "servers",
+                    "Choose 1 server, or 3 for a highly available control plane.",
+                ));
+                None
+            }
+        };
+
+        let agents = match input.agents.trim() {
+            "" => Some(0),
+            s => s.parse::<i32>().ok(),
+        };
+        let agents = match agents {
+            Some(n) if n < 0 => {
+                errors.push(FieldError::new("agents", "The number of agents cannot be negative."));
+                None
+            }
+            Some(n) if n > self.max_agents => {
+                errors.push(FieldError::new(
+                    "agents",
+                    format!("Your limit is {} agents.", self.max_agents),
+                ));
+                None
+            }
+            Some(n) if n > 0 && mode == Some(ClusterMode::Shared) => {
+                errors.push(FieldError::new(
+                    "agents",
+                    "Shared clusters run workloads on the host's nodes: agents apply to virtual clusters only.",
+                ));
+                None
+            }
+            Some(n) => Some(n),
+            None => {
+                errors.push(FieldError::new("agents", "Enter a whole number of agents."));
+                None
+            }
+        };
+
+        let version = match input.version.trim() {
+            "" => self.versions.first().cloned(),
+            v => self.versions.iter().find(|allowed| *allowed == v).cloned(),
+        };
+        if version.is_none() {
+            errors.push(FieldError::new(
+                "version",
+                format!("Choose one of: {}.", self.versions.join(", ")),
+            ));
+        }
+
+        let persistence = match input.persistence.trim() {
+            "" | "dynamic" => Some(PersistenceMode::Dynamic),
+            "ephemeral" => Some(PersistenceMode::Ephemeral),
+            _ => {
+                errors.push(FieldError::new(
+                    "persistence",
+                    "Choose dynamic (a volume) or ephemeral (no volume).",
+                ));
+                None
+            }
+        };
+        let storage_gi = match (persistence, input.storage_gi.trim()) {
+            (Some(PersistenceMode::Ephemeral), _) => Some(0),
+            (_, "") => Some(2.min(self.max_storage_gi)),
+            (_, s) => match s.parse::<i32>() {
+                Ok(n) if (1..=self.max_storage_gi).contains(&n) => Some(n),
+                Ok(_) => {
+                    errors.push(FieldError::new(
+                        "storage_gi",
+                        format!("Choose between 1 and {} GiB.", self.max_storage_gi),
+                    ));
+                    None
+                }
+                Err(_) => {
+                    errors.push(FieldError::new("storage_gi", "Enter a whole number of GiB."));
+                    None
+                }
+            },
+        };
+
+        match (name, mode, servers, agents, version, persistence, storage_gi) {
+            (
+                Some(name),
+                Some(mode),
+                Some(servers),
+                Some(agents),
+                Some(version),
+                Some(persistence),
+                Some(storage_gi),
+            ) if errors.is_empty() => Ok(ClusterRequest {
+                name,
+                tls_sans: sans,
+                servers,
+                agents,
+                version,
+                mode,
+                persistence,
+                storage_gi,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// `<cluster>-<user>.<base domain>`: unique per tenant, so ingress hosts never collide.
+    pub fn hostname(&self, cluster: &str, username: &str) -> String {
+        format!("{cluster}-{username}.{}", self.base_domain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(name: &str) -> CreateClusterInput {
+        CreateClusterInput { name: name.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn defaults_make_a_small_virtual_cluster() {
+        let request = ClusterSettings::default().parse(&input("demo")).unwrap();
+        assert_eq!(request.mode, ClusterMode::Virtual);
+        assert_eq!((request.servers, request.agents, request.storage_gi), (1, 0, 2));
+        assert_eq!(request.version, "v1.33.1-k3s1");
+        assert_eq!(request.persistence, PersistenceMode::Dynamic);
+    }
+
+    #[test]
+    fn names_are_dns_labels_short_enough_for_every_derived_name() {
+        for bad in ["", "Demo", "1demo", "demo-", "de_mo", "system", &"a".repeat(31)] {
+            assert!(parse_name(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_name(&"a".repeat(30)).is_ok());
+        // The longest derived host name stays within 63.
+        let longest = format!("varlibrancherk3s-k3k-{}-server-2", "a".repeat(MAX_NAME));
+        assert!(longest.len() <= 63, "{}", longest.len());
+        assert!(
+            ClusterSettings::default()
+                .hostname(&"a".repeat(30), &"u".repeat(32))
+                .split('.')
+                .next()
+                .unwrap()
+                .len()
+                <= 63
+        );
+    }
+
+    #[test]
+    fn sans_are_dns_names_or_addresses() {
+        for good in [
+            "example.org",
+            "*.apps.example.org",
+            "10.0.0.1",
+            "2001:db8::1",
+            "localhost",
+            "Example.ORG.",
+        ] {
+            assert!(parse_san(good).is_ok(), "{good:?} refused");
+        }
+        for bad in ["-x.org", "exa mple.org", "a..b", "x_y.org", "1.2.3", "http://x.org"] {
+            assert!(parse_san(bad).is_err(), "{bad:?} accepted");
+        }
+        let many = (0..11).map(|i| format!("h{i}.example.org")).collect::<Vec<_>>().join(",");
+        let errors = ClusterSettings::default()
+            .parse(&CreateClusterInput {
+                name: "demo".into(),
+                tls_sans: many,
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert_eq!(errors[0].field, "tls_sans");
+    }
+
+    #[test]
+    fn every_bad_field_is_reported() {
+        let errors = ClusterSettings::default()
+            .parse(&CreateClusterInput {
+                name: "Bad Name".into(),
+                tls_sans: "not a san!".into(),
+                servers: "2".into(),
+                agents: "9".into(),
+                version: "v0.1".into(),
+                mode: "hcp".into(),
+                persistence: "dynamic".into(),
+                storage_gi: "500".into(),
+            })
+            .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            ["name", "tls_sans", "mode", "servers", "agents", "version", "storage_gi"]
+        );
+    }
+
+    #[test]
+    fn shared_clusters_take_no_agents() {
+        let errors = ClusterSettings::default()
+            .parse(&CreateClusterInput {
+                name: "demo".into(),
+                mode: "shared".into(),
+                agents: "1".into(),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(errors[0].message.contains("virtual clusters only"));
+    }
+}

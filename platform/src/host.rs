@@ -1,0 +1,74 @@
+//! The connection to the host Kubernetes cluster that runs K3k, through kube-rs only: a real
+//! cluster from a kubeconfig or the in-cluster service account, or the simulated host. Nothing
+//! here knows about users or the database.
+
+pub mod k3k;
+pub mod kubeconfig;
+pub mod names;
+
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::Client;
+
+/// Annotation the simulated host puts on a `Cluster` with the loopback URL its API is served
+/// on (a real host has no such thing; the endpoint then comes from the expose mode).
+pub const SIMULATED_ENDPOINT_ANNOTATION: &str = "hostsim.kraft.dev/endpoint";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("invalid kubeconfig: {0}")]
+    Kubeconfig(String),
+    #[error("host API error: {0}")]
+    Api(#[from] kube::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A client for the host cluster.
+#[derive(Clone)]
+pub struct Host {
+    client: Client,
+    simulated: bool,
+}
+
+impl Host {
+    /// From kubeconfig YAML (a file's content, or what the simulated host hands out).
+    pub async fn from_kubeconfig_yaml(yaml: &str, simulated: bool) -> Result<Self, HostError> {
+        let kubeconfig =
+            Kubeconfig::from_yaml(yaml).map_err(|e| HostError::Kubeconfig(e.to_string()))?;
+        let mut config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| HostError::Kubeconfig(e.to_string()))?;
+        config.connect_timeout = Some(Duration::from_secs(10));
+        config.read_timeout = Some(Duration::from_secs(300));
+        let client = Client::try_from(config)?;
+        Ok(Self { client, simulated })
+    }
+
+    /// From the pod's service account, when KRaft runs inside the host cluster.
+    pub async fn in_cluster() -> Result<Self, HostError> {
+        let config = kube::Config::incluster().map_err(|e| HostError::Kubeconfig(e.to_string()))?;
+        Ok(Self { client: Client::try_from(config)?, simulated: false })
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Whether this is the simulated host (the UI says so).
+    pub fn simulated(&self) -> bool {
+        self.simulated
+    }
+
+    /// Whether the host API answers (its version).
+    pub async fn ping(&self) -> Result<String, HostError> {
+        Ok(self.client.apiserver_version().await?.git_version)
+    }
+}
+
+/// 404 from the host API.
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}

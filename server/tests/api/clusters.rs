@@ -1,0 +1,500 @@
+//! Clusters through HTTP, against PostgreSQL (and SQLite) and the simulated host over HTTPS.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Node, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::ResourceExt;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp, TestBrowser};
+use crate::on_both_backends;
+
+/// Waits (bounded) until `check` passes; this is waiting for the system, not timing it.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+impl TestBrowser {
+    pub async fn create_cluster(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.call("clusters/create", form).await
+    }
+
+    /// Creates `name` with defaults; returns its id.
+    pub async fn new_cluster(&self, name: &str) -> String {
+        let response = self.create_cluster(&[("name", name)]).await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+        response.json::<String>().await.unwrap()
+    }
+
+    pub async fn clusters(&self) -> Vec<Value> {
+        let response = self.call("clusters/list", &[]).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn cluster(&self, id: &str) -> reqwest::Response {
+        self.call("clusters/get", &[("id", id)]).await
+    }
+
+    pub async fn phase(&self, id: &str) -> Option<String> {
+        self.clusters()
+            .await
+            .into_iter()
+            .find(|c| c["id"] == id)
+            .and_then(|c| c["phase"].as_str().map(str::to_owned))
+    }
+
+    pub async fn wait_for_phase(&self, id: &str, phase: &str) {
+        eventually(&format!("cluster {id} is {phase}"), || async {
+            self.phase(id).await.as_deref() == Some(phase)
+        })
+        .await;
+    }
+
+    pub async fn kubeconfig(&self, id: &str, days: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/clusters/{id}/kubeconfig", self.address))
+            .header("Origin", &self.address)
+            .form(&[("days", days)])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+fn field_names(body: &Value) -> Vec<String> {
+    body["Invalid"]
+        .as_array()
+        .map(|f| f.iter().map(|f| f["field"].as_str().unwrap_or("").to_owned()).collect())
+        .unwrap_or_default()
+}
+
+async fn namespace_of(app: &TestApp, id: &str) -> Option<Namespace> {
+    let api: Api<Namespace> = Api::all(app.host().await);
+    let list = api
+        .list(&ListParams::default().labels(&format!("kraft.dev/cluster-id={id}")))
+        .await
+        .unwrap();
+    list.items.into_iter().next()
+}
+
+async fn a_cluster_goes_ready_and_its_kubeconfig_works(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let response = ada
+        .create_cluster(&[
+            ("name", "demo"),
+            ("agents", "2"),
+            ("tls_sans", "demo.example.org, 10.0.0.7"),
+        ])
+        .await;
+    assert_eq!(response.status(), 200);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let id: String = response.json().await.unwrap();
+    assert_eq!(location, format!("/clusters/{id}"));
+
+    // Not ready yet: no kubeconfig, with a reason.
+    let early = ada.kubeconfig(&id, "7").await;
+    if early.status() != 200 {
+        assert_eq!(early.status(), 409);
+    }
+    ada.wait_for_phase(&id, "Ready").await;
+
+    let detail: Value = ada.cluster(&id).await.json().await.unwrap();
+    assert_eq!(detail["hostname"], "demo-ada.kraft.localhost");
+    assert_eq!(detail["tls_sans"], serde_json::json!(["demo.example.org", "10.0.0.7"]));
+    let endpoint = detail["summary"]["endpoint"].as_str().unwrap().to_owned();
+    assert!(endpoint.starts_with("https://"), "{endpoint}");
+    assert!(detail["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["kind"] == "Ready" && c["status"] == "True"));
+    assert!(
+        detail["events"].as_array().unwrap().iter().any(|e| e["reason"] == "Provisioned"),
+        "{detail}"
+    );
+
+    let response = ada.kubeconfig(&id, "1").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"demo-kubeconfig.yaml\""
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let yaml = response.text().await.unwrap();
+
+    // The kubeconfig reaches the virtual cluster's own API with its own CA and a client cert.
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    assert_eq!(
+        kubeconfig.clusters[0].cluster.as_ref().unwrap().server.as_deref(),
+        Some(endpoint.as_str())
+    );
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let nodes: Api<Node> = Api::all(client);
+    let nodes = nodes.list(&ListParams::default()).await.unwrap();
+    assert_eq!(nodes.items.len(), 3, "1 server and 2 agents");
+    for node in &nodes.items {
+        let info = node.status.as_ref().unwrap().node_info.as_ref().unwrap();
+        assert!(info.kubelet_version.starts_with("v1.33.1"), "{}", info.kubelet_version);
+    }
+
+    let overview: Value = ada.overview().await.json().await.unwrap();
+    let actions: Vec<&str> = overview["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"kubeconfig.issued") && actions.contains(&"cluster.created"),
+        "{actions:?}"
+    );
+}
+on_both_backends!(a_cluster_goes_ready_and_its_kubeconfig_works);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_cluster_input_is_explained_field_by_field() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let response = ada
+        .create_cluster(&[
+            ("name", "Not OK"),
+            ("tls_sans", "bad san!"),
+            ("servers", "2"),
+            ("agents", "99"),
+            ("version", "v0.0.1"),
+            ("storage_gi", "1000"),
+        ])
+        .await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(
+        field_names(&response.json().await.unwrap()),
+        ["name", "tls_sans", "servers", "agents", "version", "storage_gi"]
+    );
+    assert!(ada.clusters().await.is_empty(), "nothing was created");
+    let api: Api<Namespace> = Api::all(app.host().await);
+    assert!(api
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=kraft"))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_unique_names_are_enforced() {
+    let app = spawn_app_with(Backend::Postgres, |c| c.max_clusters = 2).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    ada.new_cluster("one").await;
+    let again = ada.create_cluster(&[("name", "one")]).await;
+    assert_eq!(again.status(), 422);
+    assert_eq!(field_names(&again.json().await.unwrap()), ["name"]);
+    ada.new_cluster("two").await;
+    let third = ada.create_cluster(&[("name", "three")]).await;
+    assert_eq!(third.status(), 409);
+    let body: Value = third.json().await.unwrap();
+    assert!(
+        body["LimitReached"].as_str().unwrap().contains("the most your account allows"),
+        "{body}"
+    );
+
+    // Another user may use the same name.
+    let bob = app.another_browser();
+    bob.sign_up("bob").await;
+    bob.new_cluster("one").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_get_not_found_from_every_cluster_endpoint() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("secret").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    let mallory = app.another_browser();
+    mallory.sign_up("mallory").await;
+    let missing = uuid::Uuid::new_v4().to_string();
+
+    for probe in [id.as_str(), missing.as_str(), "not-a-uuid"] {
+        let get = mallory.cluster(probe).await;
+        assert_eq!(get.status(), 404, "get {probe}");
+        assert_eq!(get.text().await.unwrap(), "\"NotFound\"");
+        let delete =
+            mallory.call("clusters/delete", &[("id", probe), ("confirm_name", "secret")]).await;
+        assert_eq!(delete.status(), 404, "delete {probe}");
+        let kubeconfig = mallory.kubeconfig(probe, "7").await;
+        assert_eq!(kubeconfig.status(), 404, "kubeconfig {probe}");
+        assert_eq!(kubeconfig.text().await.unwrap(), "Not found.");
+    }
+    assert!(mallory.clusters().await.is_empty());
+    assert_eq!(ada.phase(&id).await.as_deref(), Some("Ready"), "Ada's cluster is untouched");
+
+    // Signed out: nothing at all.
+    let stranger = app.another_browser();
+    assert_eq!(stranger.call("clusters/list", &[]).await.status(), 401);
+    assert_eq!(stranger.kubeconfig(&id, "7").await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_namespace_is_isolated() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("iso").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    let host = app.host().await;
+    let ns = namespace_of(&app, &id).await.expect("the cluster's namespace");
+    let name = ns.name_any();
+    let labels: BTreeMap<String, String> = ns.labels().clone();
+
+    // Labels lead back to the row; the namespace is bound to the tenant policy.
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "kraft");
+    assert_eq!(labels["kraft.dev/cluster-id"], id);
+    assert!(labels.contains_key("kraft.dev/owner-id"));
+    assert_eq!(labels["policy.k3k.io/policy-name"], "kraft-virtual");
+    // MTB-PL1-BC-CPI-4/5/6 (non-root, no privileged containers, no privilege escalation):
+    // Pod Security Admission "restricted" is enforced on the namespace.
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+
+    // MTB-PL1-CC-FNS-1 (namespace resource quotas) and MTB-PL1-BC-HI-1 (no NodePort services):
+    // the quota bounds CPU, memory, storage and objects, and forbids NodePort and LoadBalancer.
+    let quotas: Api<ResourceQuota> = Api::namespaced(host.clone(), &name);
+    let quota = quotas.get("k3k-kraft-virtual").await.expect("the tenant quota");
+    let hard = quota.spec.unwrap().hard.unwrap();
+    assert_eq!(hard["services.nodeports"].0, "0");
+    assert_eq!(hard["services.loadbalancers"].0, "0");
+    for key in ["requests.cpu", "requests.memory", "requests.storage", "pods"] {
+        assert!(hard.contains_key(key), "quota lacks {key}");
+    }
+    // MTB-PL1-CC-FNS-2 (namespace object limits): container defaults and maxima.
+    let limits: Api<LimitRange> = Api::namespaced(host.clone(), &name);
+    let limit = limits.get("k3k-kraft-virtual").await.expect("the tenant limit range");
+    assert!(limit
+        .spec
+        .unwrap()
+        .limits
+        .iter()
+        .any(|l| l.type_ == "Container" && l.default.is_some()));
+    // Network isolation (MTB network category): the policy's NetworkPolicy is in place.
+    let policies: Api<NetworkPolicy> = Api::namespaced(host.clone(), &name);
+    assert!(policies.get("k3k-kraft-virtual").await.is_ok(), "no network policy");
+
+    // MTB-PL1-CC-TI-2 (no access to other tenants' resources): nothing of this cluster lives
+    // outside its own namespace.
+    let all: Api<Namespace> = Api::all(host.clone());
+    for other in all.list(&ListParams::default()).await.unwrap().items {
+        if other.name_any() == name {
+            continue;
+        }
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(host.clone(), &other.name_any());
+        let stray = pods.list(&ListParams::default().labels("cluster=iso")).await.unwrap();
+        assert!(stray.items.is_empty(), "pods of the cluster in {}", other.name_any());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_cluster_removes_it_from_the_host() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("gone").await;
+    ada.wait_for_phase(&id, "Ready").await;
+
+    let typo = ada.call("clusters/delete", &[("id", &id), ("confirm_name", "gon")]).await;
+    assert_eq!(typo.status(), 422);
+    assert_eq!(field_names(&typo.json().await.unwrap()), ["confirm_name"]);
+
+    let deleted = ada.call("clusters/delete", &[("id", &id), ("confirm_name", "gone")]).await;
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(deleted.headers()["location"], "/clusters");
+    eventually("the cluster is gone from the list", || async { ada.clusters().await.is_empty() })
+        .await;
+    assert!(namespace_of(&app, &id).await.is_none(), "the namespace is still on the host");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_namespace_and_cluster_converges() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    // The host refuses Cluster objects for a while, as if KRaft died right after the namespace.
+    app.hostsim().faults().set_error_rate("/apis/k3k.io/v1beta1/namespaces", 1.0, 500);
+    let id = ada.new_cluster("crashy").await;
+    assert!(namespace_of(&app, &id).await.is_some(), "the namespace was created");
+    assert_eq!(ada.phase(&id).await.as_deref(), Some("Provisioning"), "the row promises a cluster");
+    app.hostsim().faults().clear();
+    ada.wait_for_phase(&id, "Ready").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaned_host_objects_are_deleted() {
+    let app = spawn_app(Backend::Postgres).await;
+    let api: Api<Namespace> = Api::all(app.host().await);
+    let orphan: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kraft-orphan-12345678", "labels": {
+            "app.kubernetes.io/managed-by": "kraft",
+            "kraft.dev/cluster-id": uuid::Uuid::new_v4().to_string()
+        }}
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &orphan).await.unwrap();
+    // Not ours: left alone.
+    let foreign: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "someone-else"}})).unwrap();
+    api.create(&PostParams::default(), &foreign).await.unwrap();
+    eventually("the orphan is gone", || async {
+        api.get_opt("kraft-orphan-12345678").await.unwrap().is_none()
+    })
+    .await;
+    assert!(api.get_opt("someone-else").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_deleted_on_the_host_shows_as_failed() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("victim").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    let ns = namespace_of(&app, &id).await.unwrap().name_any();
+    let api: Api<Namespace> = Api::all(app.host().await);
+    api.delete(&ns, &DeleteParams::default()).await.unwrap();
+    ada.wait_for_phase(&id, "Failed").await;
+    let detail: Value = ada.cluster(&id).await.json().await.unwrap();
+    assert!(detail["summary"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("removed from the host outside KRaft"));
+    // Deleting it here clears the row.
+    ada.call("clusters/delete", &[("id", &id), ("confirm_name", "victim")]).await;
+    eventually("the failed cluster is gone", || async { ada.clusters().await.is_empty() }).await;
+}
+
+async fn deleting_the_account_deletes_every_cluster(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let first = ada.new_cluster("first").await;
+    let second = ada.new_cluster("second").await;
+    ada.wait_for_phase(&first, "Ready").await;
+    let response = ada
+        .call(
+            "account/delete",
+            &[("password", crate::helpers::PASSWORD), ("confirm_username", "ada")],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let api: Api<Namespace> = Api::all(app.host().await);
+    eventually("no cluster namespace is left", || async {
+        api.list(&ListParams::default().labels("app.kubernetes.io/managed-by=kraft"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    })
+    .await;
+    let db = app.database.connect().await;
+    eventually("no cluster row is left", || async {
+        use sea_orm::ConnectionTrait;
+        let row = db
+            .query_one(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) FROM clusters",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap() == 0
+    })
+    .await;
+    assert!(namespace_of(&app, &second).await.is_none());
+}
+on_both_backends!(deleting_the_account_deletes_every_cluster);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_list_pushes_phase_changes() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let mut request = format!("{}/ws/clusters", app.address.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    let cookie = format!("kraft_session={}", ada.session_cookie().unwrap());
+    request.headers_mut().insert("Cookie", cookie.parse().unwrap());
+    request.headers_mut().insert("Origin", app.address.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
+
+    async fn next<S>(socket: &mut S) -> Value
+    where
+        S: futures::Stream<
+                Item = Result<
+                    tokio_tungstenite::tungstenite::Message,
+                    tokio_tungstenite::tungstenite::Error,
+                >,
+            > + Unpin,
+    {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("a message")
+            .unwrap()
+            .unwrap();
+        serde_json::from_str::<Value>(message.to_text().unwrap()).unwrap()
+    }
+    let first = next(&mut socket).await;
+    assert_eq!(first, serde_json::json!({"type": "snapshot", "clusters": []}));
+    let id = ada.new_cluster("live").await;
+    let mut phases = Vec::new();
+    while phases.last().map(String::as_str) != Some("Ready") {
+        let message = next(&mut socket).await;
+        if message["type"] == "snapshot" {
+            let phase = message["clusters"][0]["phase"].as_str().unwrap().to_owned();
+            assert_eq!(message["clusters"][0]["id"], id.as_str());
+            if phases.last() != Some(&phase) {
+                phases.push(phase);
+            }
+        }
+    }
+    assert_eq!(phases.first().map(String::as_str), Some("Provisioning"), "{phases:?}");
+
+    // A stranger's socket and a socket from another site get nothing.
+    let mut foreign = format!("{}/ws/clusters", app.address.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    foreign.headers_mut().insert("Cookie", cookie.parse().unwrap());
+    foreign.headers_mut().insert("Origin", "https://evil.example".parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(foreign).await.is_err(),
+        "cross-origin websocket accepted"
+    );
+    let anonymous = format!("{}/ws/clusters", app.address.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    assert!(
+        tokio_tungstenite::connect_async(anonymous).await.is_err(),
+        "anonymous websocket accepted"
+    );
+}
