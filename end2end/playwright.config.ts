@@ -9,7 +9,10 @@ const kraftBin = process.env.KRAFT_BIN ?? join(root, 'target/release/kraft');
 const siteRoot = process.env.KRAFT_SITE_ROOT ?? join(root, 'target/site');
 const port = Number(process.env.KRAFT_E2E_PORT ?? 3917);
 // A fresh zero-config data directory per run: the embedded SQLite default, nothing shared.
-const dataDir = mkdtempSync(join(tmpdir(), 'kraft-e2e-'));
+// This file is evaluated again in every worker: the first evaluation picks the directory and the
+// workers inherit it through the environment (tests read the simulated host's kubeconfig there).
+const dataDir = process.env.KRAFT_E2E_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'kraft-e2e-'));
+process.env.KRAFT_E2E_DATA_DIR = dataDir;
 
 export default defineConfig({
   testDir: './tests',
@@ -48,7 +51,7 @@ export default defineConfig({
       KRAFT_ADDR: `127.0.0.1:${port}`,
       KRAFT_DATA_DIR: dataDir,
       KRAFT_SITE_ROOT: siteRoot,
-      RUST_LOG: 'warn',
+      RUST_LOG: process.env.KRAFT_E2E_LOG ?? 'warn',
     },
   },
 });

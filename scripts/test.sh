@@ -17,6 +17,7 @@ ensure_wasm_bindgen
 ensure_chromium
 ensure_postgres
 ensure_node_modules
+ensure_kubectl
 
 step "formatting"
 cargo fmt --all -- --check
@@ -29,6 +30,9 @@ cargo clippy --release -p frontend -- -D warnings
 step "Rust tests (PostgreSQL at 127.0.0.1:5432 and SQLite)"
 cargo test --release 2>&1 | tee "$logs/cargo.log"
 
+step "hostsim against real kubectl"
+hostsim/conformance/kubectl.sh target/release/hostsim 2>&1 | tee "$logs/conformance.log"
+
 step "release site"
 scripts/site.sh release
 cargo build --release -p server
@@ -38,6 +42,7 @@ step "browser tests (Chromium)"
 
 rust_passed=$(grep -oP '^test result: ok\. \K[0-9]+(?= passed)' "$logs/cargo.log" | awk '{s+=$1} END {print s+0}')
 e2e_passed=$(grep -oP '^\s+\K[0-9]+(?= passed)' "$logs/e2e.log" | tail -n 1)
+kubectl_passed=$(grep -oP '^kubectl conformance: \K[0-9]+(?= passed)' "$logs/conformance.log" | tail -n 1)
 step "done"
-echo "rust: ${rust_passed:-0} passed; browser: ${e2e_passed:-0} passed"
-echo "kraft test suite: $(( ${rust_passed:-0} + ${e2e_passed:-0} )) passed, 0 failed"
+echo "rust: ${rust_passed:-0} passed; kubectl conformance: ${kubectl_passed:-0} passed; browser: ${e2e_passed:-0} passed"
+echo "kraft test suite: $(( ${rust_passed:-0} + ${kubectl_passed:-0} + ${e2e_passed:-0} )) passed, 0 failed"

@@ -1,16 +1,6 @@
 import { expect, Page, test } from '@playwright/test';
 
-// A fresh user per test run: the server's database is shared by the whole run.
-function newUser(tag: string) {
-  const id = `${tag}${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`.slice(0, 30);
-  return { username: id, email: `${id}@example.org`, password: 'correct horse battery staple' };
-}
-
-async function fill(page: Page, fields: Record<string, string>) {
-  for (const [label, value] of Object.entries(fields)) {
-    await page.getByLabel(label, { exact: true }).fill(value);
-  }
-}
+import { fill, newUser } from './support';
 
 async function lifecycle(page: Page, javascript: boolean) {
   const user = newUser(javascript ? 'js' : 'nojs');
@@ -34,7 +24,7 @@ async function lifecycle(page: Page, javascript: boolean) {
   await fill(page, { Password: user.password, 'Repeat the password': user.password });
   await page.getByRole('button', { name: 'Create account' }).click();
   await expect(page).toHaveURL(/\/account$/);
-  await expect(page.getByRole('heading', { name: 'Your account' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Your account', exact: true })).toBeVisible();
   await expect(page.getByLabel('Account details')).toContainText(user.email);
   await expect(header).toContainText(`Signed in as ${user.username}`);
 
@@ -44,7 +34,7 @@ async function lifecycle(page: Page, javascript: boolean) {
   await expect(header.getByRole('link', { name: 'Sign in' })).toBeVisible();
   await fill(page, { 'Email or username': user.username, Password: user.password });
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('heading', { name: 'Your account' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Your account', exact: true })).toBeVisible();
 
   // Change the password; the account page says so.
   const passwordForm = page.getByRole('form', { name: 'Change password' });
@@ -64,7 +54,7 @@ async function lifecycle(page: Page, javascript: boolean) {
   await expect(page.getByLabel('Email or username')).toHaveValue(user.email);
   await fill(page, { Password: newPassword });
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('heading', { name: 'Your account' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Your account', exact: true })).toBeVisible();
 
   // Delete the account: the warning is explicit, the username must be typed.
   const deleteForm = page.getByRole('form', { name: 'Delete account' });

@@ -30,12 +30,13 @@ test.describe('the KRaft shell', () => {
     // A marker on window survives client-side routing and is lost on a full reload.
     await page.evaluate(() => ((window as unknown as { kraftMarker: string }).kraftMarker = 'kept'));
 
-    const nav = page.getByRole('navigation', { name: 'Main' });
-    await nav.getByRole('link', { name: 'Create cluster' }).click();
-    await expect(page.getByRole('heading', { name: 'Create cluster' })).toBeVisible();
-    await expect(page).toHaveURL(/\/clusters\/new$/);
-    await nav.getByRole('link', { name: 'Clusters' }).click();
-    await expect(page.getByRole('heading', { name: 'Clusters', exact: true })).toBeVisible();
+    const header = page.getByRole('banner');
+    await header.getByRole('link', { name: 'Create account' }).click();
+    await expect(page.getByRole('heading', { name: 'Create your account' })).toBeVisible();
+    await expect(page).toHaveURL(/\/register$/);
+    await header.getByRole('link', { name: 'Sign in' }).click();
+    await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+    await expect(page).toHaveURL(/\/login$/);
 
     expect(await page.evaluate(() => (window as unknown as { kraftMarker?: string }).kraftMarker)).toBe('kept');
   });

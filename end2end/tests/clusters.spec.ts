@@ -1,0 +1,89 @@
+import { expect, test } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+import { newUser, signUp } from './support';
+
+const kubectl = process.env.KUBECTL ?? 'kubectl';
+const hostKubeconfig = () => join(process.env.KRAFT_E2E_DATA_DIR ?? '', 'simulated-host.kubeconfig');
+
+function run(args: string[]): string {
+  return execFileSync(kubectl, args, { encoding: 'utf8', timeout: 30_000 });
+}
+
+test('create a cluster, watch it get ready, use its kubeconfig with kubectl, delete it', async ({ page }, testInfo) => {
+  const user = newUser('cl');
+  await signUp(page, user);
+
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Create cluster' }).click();
+  const form = page.getByRole('form', { name: 'Create cluster' });
+  await expect(form.getByRole('button', { name: 'Create cluster' })).toBeEnabled();
+  // A bad name first: the message says why, nothing is created.
+  await form.getByLabel('Name', { exact: true }).fill('Demo!');
+  await form.getByRole('button', { name: 'Create cluster' }).click();
+  await expect(form.getByText('Use only lowercase letters a-z, digits and hyphens.')).toBeVisible();
+
+  await form.getByLabel('Name', { exact: true }).fill('demo');
+  await form.getByLabel('Agents').fill('1');
+  await form.getByRole('button', { name: 'Create cluster' }).click();
+  await expect(page).toHaveURL(/\/clusters\/[0-9a-f-]{36}$/);
+  const id = page.url().split('/').pop()!;
+  await expect(page.getByRole('heading', { name: 'demo', exact: true })).toBeVisible();
+
+  // It becomes Ready while we watch: no reload (a marker on window survives).
+  await page.evaluate(() => ((window as unknown as { kraftMarker: string }).kraftMarker = 'kept'));
+  await expect(page.locator('.page-head .phase')).toHaveText('Ready', { timeout: 30_000 });
+  expect(await page.evaluate(() => (window as unknown as { kraftMarker?: string }).kraftMarker)).toBe('kept');
+  await expect(page.getByLabel('Cluster details')).toContainText('https://');
+
+  // Download the kubeconfig and use it with the real kubectl.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download kubeconfig' }).click(),
+  ]);
+  expect(download.suggestedFilename()).toBe('demo-kubeconfig.yaml');
+  const file = testInfo.outputPath('demo-kubeconfig.yaml');
+  await download.saveAs(file);
+  const nodes = run(['--kubeconfig', file, 'get', 'nodes', '--no-headers']);
+  const lines = nodes.trim().split('\n');
+  expect(lines).toHaveLength(2); // 1 server + 1 agent
+  for (const line of lines) expect(line).toMatch(/\sReady\s/);
+
+  // The list shows it.
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Clusters' }).click();
+  const row = page.getByRole('row', { name: /demo/ });
+  await expect(row).toContainText('Ready');
+
+  // Delete it: the name must be typed; then it is gone, here and on the host.
+  await row.getByRole('link', { name: 'demo' }).click();
+  const deleteForm = page.getByRole('form', { name: 'Delete cluster' });
+  await deleteForm.getByLabel(/Type the cluster's name/).fill('demo');
+  await deleteForm.getByRole('button', { name: 'Delete this cluster' }).click();
+  await expect(page).toHaveURL(/\/clusters$/);
+  await expect(page.getByRole('heading', { name: 'No clusters yet' })).toBeVisible({ timeout: 30_000 });
+  await expect
+    .poll(() => run(['--kubeconfig', hostKubeconfig(), 'get', 'namespaces', '-l', `kraft.dev/cluster-id=${id}`, '-o', 'name']), {
+      timeout: 30_000,
+    })
+    .toBe('');
+});
+
+test("a stranger's cluster address shows not found", async ({ page, browser }) => {
+  const owner = newUser('own');
+  await signUp(page, owner);
+  await page.goto('/clusters/new');
+  const form = page.getByRole('form', { name: 'Create cluster' });
+  await expect(form.getByRole('button', { name: 'Create cluster' })).toBeEnabled();
+  await form.getByLabel('Name', { exact: true }).fill('private');
+  await form.getByRole('button', { name: 'Create cluster' }).click();
+  await expect(page).toHaveURL(/\/clusters\/[0-9a-f-]{36}$/);
+  const url = page.url();
+
+  const context = await browser.newContext();
+  const stranger = await context.newPage();
+  await signUp(stranger, newUser('str'));
+  const response = await stranger.goto(url);
+  expect(response?.status()).toBe(404);
+  await expect(stranger.getByRole('heading', { name: 'Not found' })).toBeVisible();
+  await context.close();
+});
