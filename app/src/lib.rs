@@ -5,12 +5,15 @@
 // A server function takes one argument per form field (so plain HTML forms post to it), and the
 // create-cluster form has more fields than clippy's default limit.
 #![allow(clippy::too_many_arguments)]
+// Leptos views are deeply nested types; the cluster page outgrows the default limit.
+#![recursion_limit = "256"]
 
 pub mod accounts;
 pub mod clusters;
 pub mod error;
 pub mod forms;
 pub mod layout;
+pub mod logs;
 pub mod pages;
 pub mod shell;
 pub mod system;

@@ -87,3 +87,43 @@ test("a stranger's cluster address shows not found", async ({ page, browser }) =
   await expect(stranger.getByRole('heading', { name: 'Not found' })).toBeVisible();
   await context.close();
 });
+
+test('the logs of a ready cluster stream live and can be filtered, paused and downloaded', async ({ page }) => {
+  await signUp(page, newUser('lg'));
+  await page.goto('/clusters/new');
+  const form = page.getByRole('form', { name: 'Create cluster' });
+  await expect(form.getByRole('button', { name: 'Create cluster' })).toBeEnabled();
+  await form.getByLabel('Name', { exact: true }).fill('logs');
+  await form.getByRole('button', { name: 'Create cluster' }).click();
+  await expect(page.locator('.page-head .phase')).toHaveText('Ready', { timeout: 30_000 });
+
+  const log = page.getByRole('log', { name: 'Log lines' });
+  const lines = log.locator('.log-line');
+  await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('● live', { timeout: 15_000 });
+  await expect(lines.first()).toBeVisible();
+  // Lines keep arriving while we watch.
+  const before = await lines.count();
+  await expect.poll(() => lines.count(), { timeout: 15_000 }).toBeGreaterThan(before);
+
+  // Timestamps off and on.
+  await expect(log.locator('.ts').first()).toBeVisible();
+  await page.getByLabel('Timestamps').uncheck();
+  await expect(log.locator('.ts')).toHaveCount(0);
+  await page.getByLabel('Timestamps').check();
+
+  // Filter: only matching lines, with the match highlighted.
+  await page.getByLabel('Filter lines').fill('level=info');
+  await expect(log.locator('mark').first()).toHaveText('level=info');
+  for (const text of await lines.allTextContents()) expect(text.toLowerCase()).toContain('level=info');
+  await page.getByLabel('Filter lines').fill('');
+
+  // Pause holds new lines back and says how many wait; resume shows them.
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await expect(page.getByText(/Paused: \d+ new lines waiting/)).toBeVisible({ timeout: 15_000 });
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await expect(page.getByText(/Paused: \d+ new lines waiting/)).toHaveCount(0);
+
+  // Download the log as a file.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download' }).click()]);
+  expect(download.suggestedFilename()).toMatch(/^k3k-logs-server-0-k3k-logs-server\.log$/);
+});

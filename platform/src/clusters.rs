@@ -372,6 +372,84 @@ impl Clusters {
     }
 }
 
+/// A server or agent pod of a cluster, as the log viewer lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterPod {
+    pub name: String,
+    /// "server" or "agent".
+    pub role: String,
+    pub containers: Vec<String>,
+    pub phase: String,
+    pub ready: bool,
+    pub restarts: i32,
+}
+
+impl Clusters {
+    /// The server and agent pods of one of `owner_id`'s clusters.
+    pub async fn pods(&self, owner_id: Uuid, id: Uuid) -> Result<Vec<ClusterPod>, ClusterError> {
+        let row = self.get(owner_id, id).await?;
+        let api: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.host.client(), &row.host_namespace);
+        let list =
+            match api.list(&ListParams::default().labels(&format!("cluster={}", row.name))).await {
+                Ok(list) => list,
+                Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+        let mut pods: Vec<ClusterPod> = list
+            .items
+            .into_iter()
+            .map(|pod| {
+                let labels = pod.metadata.labels.clone().unwrap_or_default();
+                let role = if labels.get("role").map(String::as_str) == Some("server") {
+                    "server"
+                } else {
+                    "agent"
+                };
+                let status = pod.status.clone().unwrap_or_default();
+                let statuses = status.container_statuses.clone().unwrap_or_default();
+                ClusterPod {
+                    name: pod.metadata.name.clone().unwrap_or_default(),
+                    role: role.to_owned(),
+                    containers: pod
+                        .spec
+                        .map(|s| s.containers.into_iter().map(|c| c.name).collect())
+                        .unwrap_or_default(),
+                    phase: status.phase.unwrap_or_else(|| "Unknown".into()),
+                    ready: !statuses.is_empty() && statuses.iter().all(|c| c.ready),
+                    restarts: statuses.iter().map(|c| c.restart_count).sum(),
+                }
+            })
+            .collect();
+        pods.sort_by(|a, b| (a.role != "server", &a.name).cmp(&(b.role != "server", &b.name)));
+        Ok(pods)
+    }
+
+    /// Where the logs of `pod`/`container` of one of `owner_id`'s clusters are; a pod that is not
+    /// the cluster's is as "not found" as a missing one.
+    pub async fn log_key(
+        &self,
+        owner_id: Uuid,
+        id: Uuid,
+        pod: &str,
+        container: Option<&str>,
+    ) -> Result<crate::stream::logs::LogKey, ClusterError> {
+        let row = self.get(owner_id, id).await?;
+        let pods = self.pods(owner_id, id).await?;
+        let found = pods.into_iter().find(|p| p.name == pod).ok_or(ClusterError::NotFound)?;
+        let container = match container.filter(|c| !c.is_empty()) {
+            Some(c) if found.containers.iter().any(|x| x == c) => c.to_owned(),
+            Some(_) => return Err(ClusterError::NotFound),
+            None => found.containers.first().cloned().ok_or(ClusterError::NotFound)?,
+        };
+        Ok(crate::stream::logs::LogKey {
+            namespace: row.host_namespace,
+            pod: found.name,
+            container,
+        })
+    }
+}
+
 fn name_taken(name: &str) -> ClusterError {
     ClusterError::Invalid(vec![FieldError::new(
         "name",

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod clusters;
 pub mod db;
 pub mod host;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -70,6 +71,7 @@ struct Inner {
     about: About,
     accounts: accounts::Accounts,
     clusters: Option<Arc<clusters::Clusters>>,
+    logs: Option<Arc<stream::logs::LogHub>>,
     /// Background work owned by the platform, stopped by `close`.
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -82,7 +84,7 @@ impl Platform {
         let about = About::new(settings.database_url.backend());
         let accounts = accounts::Accounts::new(db.clone(), settings.accounts)?;
         let mut tasks = vec![tokio::spawn(sweep_expired_sessions(db.clone()))];
-        let clusters = match settings.host {
+        let (clusters, logs) = match settings.host {
             Some(host) => {
                 if let Err(error) =
                     clusters::provision::ensure_policies(&host.host, &host.clusters).await
@@ -90,14 +92,18 @@ impl Platform {
                     // Not fatal: the host may come up later; cluster creation will say so.
                     tracing::warn!(%error, "could not install the tenant policies on the host");
                 }
+                let logs = stream::logs::LogHub::new(
+                    host.host.client(),
+                    stream::logs::LogSettings::default(),
+                );
                 let clusters =
                     Arc::new(clusters::Clusters::new(db.clone(), host.host, host.clusters));
                 tasks.push(tokio::spawn(clusters.clone().run_reconciler(host.resync)));
-                Some(clusters)
+                (Some(clusters), Some(logs))
             }
-            None => None,
+            None => (None, None),
         };
-        Ok(Self { inner: Arc::new(Inner { db, about, accounts, clusters, tasks }) })
+        Ok(Self { inner: Arc::new(Inner { db, about, accounts, clusters, logs, tasks }) })
     }
 
     pub fn about(&self) -> &About {
@@ -115,6 +121,11 @@ impl Platform {
     /// Cluster management, when a host cluster is configured.
     pub fn clusters(&self) -> Option<&clusters::Clusters> {
         self.inner.clusters.as_deref()
+    }
+
+    /// The log hub, when a host cluster is configured.
+    pub fn logs(&self) -> Option<&Arc<stream::logs::LogHub>> {
+        self.inner.logs.as_ref()
     }
 
     /// Whether the host cluster answers (`None` when there is none).

@@ -7,6 +7,7 @@ pub mod clusters;
 pub mod config;
 pub mod csrf;
 pub mod health;
+pub mod logs;
 pub mod startup;
 pub mod telemetry;
 

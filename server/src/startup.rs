@@ -19,7 +19,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
-use crate::{clusters, csrf, health};
+use crate::{clusters, csrf, health, logs};
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -152,6 +152,8 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .route("/readyz", get(health::ready))
         .route("/api/clusters/{id}/kubeconfig", axum::routing::post(clusters::kubeconfig))
         .route("/ws/clusters", get(clusters::live_list))
+        .route("/ws/clusters/{id}/logs", get(logs::live))
+        .route("/api/clusters/{id}/logs/download", get(logs::download))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(leptos_options.clone())
         })

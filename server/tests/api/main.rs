@@ -8,5 +8,6 @@ mod accounts;
 mod cli;
 mod clusters;
 mod health;
+mod logs;
 mod pages;
 mod system;

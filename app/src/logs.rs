@@ -1,0 +1,78 @@
+//! The live log viewer's wire types and server functions (the stream itself is a websocket,
+//! `/ws/clusters/{id}/logs`).
+
+pub mod viewer;
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use crate::accounts::server::{answer, platform, require_user};
+#[cfg(feature = "ssr")]
+use crate::clusters::server::{clusters, parse_id};
+use crate::error::ApiError;
+
+/// A server or agent pod whose logs can be watched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodView {
+    pub name: String,
+    /// "server" or "agent".
+    pub role: String,
+    pub containers: Vec<String>,
+    pub phase: String,
+    pub ready: bool,
+    pub restarts: i32,
+}
+
+/// One log line on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// RFC 3339 with nanoseconds, as the kubelet stamps it.
+    pub ts: String,
+    pub pod: String,
+    pub container: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+}
+
+/// Server → browser messages on `/ws/clusters/{id}/logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LogMessage {
+    /// Lines in order, batched (about every 100 ms).
+    Lines {
+        lines: Vec<LogLine>,
+    },
+    /// This viewer fell behind and lost `n` lines.
+    Skipped {
+        n: u64,
+    },
+    /// Whether the upstream log stream is connected.
+    Status {
+        connected: bool,
+        message: Option<String>,
+    },
+    Heartbeat,
+}
+
+#[server(prefix = "/api", endpoint = "clusters/pods")]
+pub async fn cluster_pods(id: String) -> Result<Vec<PodView>, ApiError> {
+    answer(async {
+        let current = require_user().await?;
+        let platform = platform()?;
+        let pods = clusters(&platform)?.pods(current.user.id, parse_id(&id)?).await?;
+        Ok(pods
+            .into_iter()
+            .map(|p| PodView {
+                name: p.name,
+                role: p.role,
+                containers: p.containers,
+                phase: p.phase,
+                ready: p.ready,
+                restarts: p.restarts,
+            })
+            .collect())
+    })
+    .await
+}

@@ -1,0 +1,456 @@
+//! The log viewer on a cluster's page: pick a server or agent pod, then follow its log live.
+//!
+//! Lines arrive over `/ws/clusters/{id}/logs` in batches. The browser keeps a bounded buffer and
+//! renders only the rows in view (fixed row height), so 100,000 lines stay cheap; with wrapping on
+//! it renders only the newest rows instead. A dropped socket reconnects by itself and resumes
+//! after the last line it has (timestamp and how many lines share it), so nothing repeats or
+//! goes missing.
+
+use std::collections::VecDeque;
+
+use leptos::prelude::*;
+
+use crate::logs::{cluster_pods, LogLine, PodView};
+
+/// Lines kept in the browser.
+pub const BUFFER_LINES: usize = 100_000;
+/// Height of one row in pixels (unwrapped): the virtual list relies on it.
+const ROW_PX: f64 = 20.0;
+/// Rows rendered beyond the visible window, above and below.
+const OVERSCAN: usize = 20;
+/// Rows rendered when wrapping (heights vary, so no virtualisation): the newest ones.
+const WRAPPED_ROWS: usize = 2_000;
+
+/// The viewer's line buffer; not a signal itself, `version` says when it changed.
+#[derive(Default)]
+struct Buffer {
+    lines: VecDeque<(u64, LogLine)>,
+    next_seq: u64,
+    /// Last timestamp received and how many lines carried it (to resume after a reconnect).
+    last_ts: Option<String>,
+    at_last_ts: usize,
+}
+
+impl Buffer {
+    fn push(&mut self, line: LogLine) {
+        if self.last_ts.as_deref() == Some(line.ts.as_str()) {
+            self.at_last_ts += 1;
+        } else {
+            self.last_ts = Some(line.ts.clone());
+            self.at_last_ts = 1;
+        }
+        if self.lines.len() == BUFFER_LINES {
+            self.lines.pop_front();
+        }
+        self.lines.push_back((self.next_seq, line));
+        self.next_seq += 1;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    Connecting,
+    Live,
+    Reconnecting,
+}
+
+#[component]
+pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
+    let id = cluster_id.clone();
+    let pods = Resource::new(move || id.clone(), cluster_pods);
+    let selected_pod = RwSignal::new(None::<String>);
+    let selected_container = RwSignal::new(None::<String>);
+    let tail = RwSignal::new("1000".to_owned());
+    let paused = RwSignal::new(false);
+    let timestamps = RwSignal::new(true);
+    let wrap = RwSignal::new(false);
+    let filter = RwSignal::new(String::new());
+    let follow = RwSignal::new(true);
+    let connection = RwSignal::new(Connection::Connecting);
+    let skipped = RwSignal::new(0u64);
+    let pending = RwSignal::new(0usize);
+    let buffer = StoredValue::new(Buffer::default());
+    let held = StoredValue::new(Vec::<LogLine>::new());
+    let version = RwSignal::new(0u64);
+    let scroll_top = RwSignal::new(0.0f64);
+    let viewport_px = RwSignal::new(480.0f64);
+    let log_ref = NodeRef::<leptos::html::Div>::new();
+
+    // Lines that pass the filter, as buffer positions.
+    let visible = Memo::new(move |_| {
+        version.track();
+        let needle = filter.get().to_lowercase();
+        buffer.with_value(|b| {
+            b.lines
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, l))| needle.is_empty() || l.text.to_lowercase().contains(&needle))
+                .map(|(i, _)| i)
+                .collect::<Vec<usize>>()
+        })
+    });
+
+    let deliver = move |lines: Vec<LogLine>| {
+        if paused.get_untracked() {
+            held.update_value(|h| h.extend(lines));
+            pending.set(held.with_value(Vec::len));
+            return;
+        }
+        buffer.update_value(|b| lines.into_iter().for_each(|l| b.push(l)));
+        version.update(|v| *v += 1);
+    };
+
+    #[cfg(feature = "hydrate")]
+    {
+        let cluster_id = cluster_id.clone();
+        Effect::new(move |_| {
+            let (Some(pod), container, tail) =
+                (selected_pod.get(), selected_container.get(), tail.get())
+            else {
+                return;
+            };
+            buffer.set_value(Buffer::default());
+            held.set_value(Vec::new());
+            pending.set(0);
+            skipped.set(0);
+            version.update(|v| *v += 1);
+            browser::follow(
+                browser::Target { cluster: cluster_id.clone(), pod, container, tail },
+                buffer,
+                deliver,
+                connection,
+                skipped,
+            );
+        });
+        // Keep the newest line in view while following.
+        Effect::new(move |_| {
+            version.track();
+            if follow.get_untracked() {
+                if let Some(el) = log_ref.get() {
+                    el.set_scroll_top(el.scroll_height());
+                }
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (&deliver, log_ref, cluster_id.clone());
+
+    let on_scroll = move |_| {
+        if let Some(el) = log_ref.get() {
+            let top = el.scroll_top() as f64;
+            let height = el.client_height() as f64;
+            scroll_top.set(top);
+            viewport_px.set(height.max(ROW_PX));
+            // Following stops when the user scrolls up and resumes at the bottom.
+            let at_bottom = top + height >= el.scroll_height() as f64 - ROW_PX;
+            follow.set(at_bottom);
+        }
+    };
+
+    let resume = move || {
+        paused.set(false);
+        let lines = held.try_update_value(std::mem::take).unwrap_or_default();
+        pending.set(0);
+        deliver(lines);
+    };
+
+    let copy_visible = move |_| {
+        let text = buffer.with_value(|b| {
+            visible.with_untracked(|rows| {
+                rows.iter()
+                    .filter_map(|i| b.lines.get(*i))
+                    .map(|(_, l)| {
+                        if timestamps.get_untracked() {
+                            format!("{} {}", l.ts, l.text)
+                        } else {
+                            l.text.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        });
+        #[cfg(feature = "hydrate")]
+        if let Some(window) = web_sys::window() {
+            let _ = window.navigator().clipboard().write_text(&text);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = text;
+    };
+
+    let clear = move |_| {
+        buffer.update_value(|b| b.lines.clear());
+        version.update(|v| *v += 1);
+    };
+
+    // The rows to draw: a window around the scroll position, or the newest rows when wrapping.
+    let rows = move || {
+        let (start, end) = visible.with(|v| {
+            if wrap.get() {
+                (v.len().saturating_sub(WRAPPED_ROWS), v.len())
+            } else {
+                let first = (scroll_top.get() / ROW_PX) as usize;
+                let count = (viewport_px.get() / ROW_PX).ceil() as usize;
+                (first.saturating_sub(OVERSCAN), (first + count + OVERSCAN).min(v.len()))
+            }
+        });
+        let needle = filter.get();
+        buffer.with_value(|b| {
+            visible.with(|v| {
+                v[start..end]
+                    .iter()
+                    .filter_map(|i| b.lines.get(*i).cloned())
+                    .map(|(seq, line)| (seq, line, needle.clone()))
+                    .collect::<Vec<_>>()
+            })
+        })
+    };
+    let spacer_above = move || {
+        if wrap.get() {
+            0.0
+        } else {
+            visible.with(|_| ((scroll_top.get() / ROW_PX) as usize).saturating_sub(OVERSCAN)) as f64
+                * ROW_PX
+        }
+    };
+    let total_px = move || if wrap.get() { 0.0 } else { visible.with(Vec::len) as f64 * ROW_PX };
+
+    let download_href = move || {
+        let pod = selected_pod.get().unwrap_or_default();
+        let container = selected_container.get().unwrap_or_default();
+        format!("/api/clusters/{cluster_id}/logs/download?pod={pod}&container={container}")
+    };
+
+    view! {
+        <section class="card logs" aria-labelledby="logs-heading">
+            <h2 id="logs-heading">"Logs"</h2>
+            <Suspense fallback=|| view! { <p>"Loading pods…"</p> }>
+                {move || Suspend::new(async move {
+                    let pods = pods.await.unwrap_or_default();
+                    if pods.is_empty() {
+                        return view! { <p class="muted">"No server or agent pod yet: logs appear when the cluster's pods start."</p> }.into_any();
+                    }
+                    if selected_pod.get_untracked().is_none() {
+                        selected_pod.set(pods.first().map(|p| p.name.clone()));
+                    }
+                    view! { <PodPicker pods selected_pod selected_container /> }.into_any()
+                })}
+            </Suspense>
+            <div class="log-controls" role="toolbar" aria-label="Log controls">
+                <label>"Tail "
+                    <select aria-label="Tail" on:change=move |ev| tail.set(event_target_value(&ev))>
+                        <option value="100">"100"</option>
+                        <option value="1000" selected=true>"1,000"</option>
+                        <option value="10000">"10,000"</option>
+                        <option value="all">"all retained"</option>
+                    </select>
+                </label>
+                <input type="search" placeholder="Filter" aria-label="Filter lines" prop:value=move || filter.get() on:input=move |ev| filter.set(event_target_value(&ev)) />
+                <button type="button" class="secondary" on:click=move |_| if paused.get_untracked() { resume() } else { paused.set(true) }>
+                    {move || if paused.get() { "Resume" } else { "Pause" }}
+                </button>
+                <label class="choice"><input type="checkbox" prop:checked=move || timestamps.get() on:change=move |ev| timestamps.set(event_target_checked(&ev)) />"Timestamps"</label>
+                <label class="choice"><input type="checkbox" prop:checked=move || wrap.get() on:change=move |ev| wrap.set(event_target_checked(&ev)) />"Wrap"</label>
+                <button type="button" class="secondary" on:click=copy_visible>"Copy"</button>
+                <a class="button secondary-link" href=download_href download="">"Download"</a>
+                <button type="button" class="secondary" on:click=clear>"Clear"</button>
+                <span class="connection" role="status" aria-label="Connection">
+                    {move || match connection.get() {
+                        Connection::Live => "● live",
+                        Connection::Connecting => "○ connecting…",
+                        Connection::Reconnecting => "○ reconnecting…",
+                    }}
+                </span>
+            </div>
+            {move || (pending.get() > 0).then(|| view! { <p class="muted small">{format!("Paused: {} new lines waiting", pending.get())}</p> })}
+            {move || (skipped.get() > 0).then(|| view! { <p class="muted small" role="note">{format!("{} lines were skipped because the viewer fell behind", skipped.get())}</p> })}
+            <div class="log-lines" class:wrap=move || wrap.get() node_ref=log_ref on:scroll=on_scroll role="log" aria-label="Log lines" tabindex="0">
+                <div style:height=move || format!("{}px", total_px()) class="log-space">
+                    <div style:transform=move || format!("translateY({}px)", spacer_above())>
+                        <For each=rows key=|(seq, _, needle)| (*seq, needle.clone()) let:row>
+                            <LogRow line=row.1 needle=row.2 timestamps />
+                        </For>
+                    </div>
+                </div>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn PodPicker(
+    pods: Vec<PodView>,
+    selected_pod: RwSignal<Option<String>>,
+    selected_container: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let containers = {
+        let pods = pods.clone();
+        move || {
+            let current = selected_pod.get();
+            pods.iter()
+                .find(|p| Some(&p.name) == current.as_ref())
+                .map(|p| p.containers.clone())
+                .unwrap_or_default()
+        }
+    };
+    view! {
+        <div class="log-controls">
+            <label>"Pod "
+                <select aria-label="Pod" on:change=move |ev| { selected_container.set(None); selected_pod.set(Some(event_target_value(&ev))); }>
+                    <optgroup label="Servers">
+                        {pods.iter().filter(|p| p.role == "server").map(|p| view! { <option value=p.name.clone()>{format!("{} ({})", p.name, p.phase)}</option> }).collect_view()}
+                    </optgroup>
+                    <optgroup label="Agents">
+                        {pods.iter().filter(|p| p.role != "server").map(|p| view! { <option value=p.name.clone()>{format!("{} ({})", p.name, p.phase)}</option> }).collect_view()}
+                    </optgroup>
+                </select>
+            </label>
+            <label>"Container "
+                <select aria-label="Container" on:change=move |ev| selected_container.set(Some(event_target_value(&ev)))>
+                    {move || containers().into_iter().map(|c| view! { <option value=c.clone()>{c.clone()}</option> }).collect_view()}
+                </select>
+            </label>
+        </div>
+    }
+}
+
+#[component]
+fn LogRow(line: LogLine, needle: String, timestamps: RwSignal<bool>) -> impl IntoView {
+    let level = line.level.clone().unwrap_or_default();
+    let text = line.text.clone();
+    let body = if needle.is_empty() {
+        view! { <span>{text}</span> }.into_any()
+    } else {
+        // Highlight every match, case-insensitively.
+        let lower = text.to_lowercase();
+        let needle = needle.to_lowercase();
+        let mut parts = Vec::new();
+        let mut at = 0;
+        while let Some(found) = lower[at..].find(&needle) {
+            let start = at + found;
+            let end = start + needle.len();
+            if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+                break;
+            }
+            parts.push(view! { <span>{text[at..start].to_owned()}</span> }.into_any());
+            parts.push(view! { <mark>{text[start..end].to_owned()}</mark> }.into_any());
+            at = end;
+        }
+        parts.push(view! { <span>{text[at..].to_owned()}</span> }.into_any());
+        view! { <span>{parts}</span> }.into_any()
+    };
+    view! {
+        <div class=format!("log-line level-{level}")>
+            {move || timestamps.get().then(|| view! { <span class="ts">{line.ts.clone()}" "</span> })}
+            {body}
+        </div>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use futures::StreamExt;
+    use gloo_net::websocket::{futures::WebSocket, Message};
+    use leptos::prelude::*;
+    use leptos::task::spawn_local;
+
+    use super::{Buffer, Connection};
+    use crate::logs::{LogLine, LogMessage};
+
+    pub struct Target {
+        pub cluster: String,
+        pub pod: String,
+        pub container: Option<String>,
+        pub tail: String,
+    }
+
+    fn base() -> Option<String> {
+        let location = web_sys::window()?.location();
+        let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+        Some(format!("{scheme}://{}", location.host().ok()?))
+    }
+
+    fn encode(value: &str) -> String {
+        js_sys_encode(value)
+    }
+
+    fn js_sys_encode(value: &str) -> String {
+        value
+            .chars()
+            .flat_map(|c| match c {
+                'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' | '.' | '~' => vec![c.to_string()],
+                other => other.to_string().bytes().map(|b| format!("%{b:02X}")).collect(),
+            })
+            .collect()
+    }
+
+    /// Follows one container until the component goes away; reconnects and resumes by itself.
+    pub fn follow(
+        target: Target,
+        buffer: StoredValue<Buffer>,
+        deliver: impl Fn(Vec<LogLine>) + Clone + 'static,
+        connection: RwSignal<Connection>,
+        skipped: RwSignal<u64>,
+    ) {
+        let stopped = Arc::new(AtomicBool::new(false));
+        let stop = stopped.clone();
+        on_cleanup(move || stop.store(true, Ordering::Relaxed));
+        spawn_local(async move {
+            let mut backoff = 500;
+            let mut first = true;
+            while !stopped.load(Ordering::Relaxed) {
+                let mut url = format!(
+                    "{}/ws/clusters/{}/logs?pod={}",
+                    base().unwrap_or_default(),
+                    encode(&target.cluster),
+                    encode(&target.pod)
+                );
+                if let Some(container) = &target.container {
+                    url.push_str(&format!("&container={}", encode(container)));
+                }
+                let resume = buffer.with_value(|b| b.last_ts.clone().map(|ts| (ts, b.at_last_ts)));
+                match (&resume, first) {
+                    (Some((ts, seen)), _) => {
+                        url.push_str(&format!("&since={}&seen={seen}&tail=all", encode(ts)))
+                    }
+                    (None, _) => url.push_str(&format!("&tail={}", encode(&target.tail))),
+                }
+                first = false;
+                if let Ok(socket) = WebSocket::open(&url) {
+                    let (_, mut incoming) = socket.split();
+                    while let Some(Ok(message)) = incoming.next().await {
+                        if stopped.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let Message::Text(text) = message else { continue };
+                        match serde_json::from_str::<LogMessage>(&text) {
+                            Ok(LogMessage::Lines { lines }) => {
+                                connection.set(Connection::Live);
+                                backoff = 500;
+                                deliver(lines);
+                            }
+                            Ok(LogMessage::Status { connected, .. }) => {
+                                connection.set(if connected {
+                                    Connection::Live
+                                } else {
+                                    Connection::Reconnecting
+                                });
+                            }
+                            Ok(LogMessage::Skipped { n }) => skipped.update(|s| *s += n),
+                            Ok(LogMessage::Heartbeat) | Err(_) => {}
+                        }
+                    }
+                }
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                connection.set(Connection::Reconnecting);
+                gloo_timers::future::TimeoutFuture::new(backoff).await;
+                backoff = (backoff * 2).min(10_000);
+            }
+        });
+    }
+}

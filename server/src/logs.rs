@@ -1,0 +1,237 @@
+//! Log routes: the live log websocket and the download.
+
+use std::time::Duration;
+
+use app::logs::{LogLine, LogMessage};
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures::AsyncReadExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, LogParams};
+use platform::clusters::ClusterError;
+use platform::stream::logs::{LogEvent, LogKey};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use crate::auth::current_user;
+use crate::startup::AppState;
+
+const HEARTBEAT: Duration = Duration::from_secs(25);
+const BATCH: Duration = Duration::from_millis(100);
+/// A download is cut at this size.
+pub const DOWNLOAD_LIMIT_BYTES: i64 = 8 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct LogQuery {
+    pod: String,
+    #[serde(default)]
+    container: Option<String>,
+    /// Lines of history to start with: a number, or "all" for everything retained.
+    #[serde(default)]
+    tail: Option<String>,
+    /// Resume after this line (RFC 3339, as sent), having seen `seen` lines with this timestamp.
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    seen: Option<usize>,
+}
+
+fn plain(status: StatusCode, message: &str) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.to_owned())
+        .into_response()
+}
+
+fn refusal(error: ClusterError) -> Response {
+    match error {
+        ClusterError::NotFound => plain(StatusCode::NOT_FOUND, "Not found."),
+        ClusterError::Host(error) => {
+            tracing::warn!(%error, "logs: host call failed");
+            plain(StatusCode::SERVICE_UNAVAILABLE, "The host cluster is not reachable right now.")
+        }
+        other => {
+            tracing::warn!(error = %other, "logs: refused");
+            plain(StatusCode::BAD_REQUEST, &other.to_string())
+        }
+    }
+}
+
+/// Who asks, for which cluster's pod: the same answer for a stranger's cluster as for none.
+async fn target(
+    state: &AppState,
+    session: Session,
+    id: &str,
+    query: &LogQuery,
+) -> Result<LogKey, Response> {
+    let Some(user) = current_user(session, &state.platform).await else {
+        return Err(plain(StatusCode::UNAUTHORIZED, "Please sign in to continue."));
+    };
+    let Some(clusters) = state.platform.clusters() else {
+        return Err(plain(StatusCode::SERVICE_UNAVAILABLE, "No host cluster is configured."));
+    };
+    let Ok(id) = id.parse::<Uuid>() else {
+        return Err(plain(StatusCode::NOT_FOUND, "Not found."));
+    };
+    clusters.log_key(user.id, id, &query.pod, query.container.as_deref()).await.map_err(refusal)
+}
+
+/// `GET /ws/clusters/{id}/logs?pod=&container=&tail=&since=&seen=`
+pub async fn live(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(query): Query<LogQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let key = match target(&state, session, &id, &query).await {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    let Some(hub) = state.platform.logs().cloned() else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "No host cluster is configured.");
+    };
+    let tail = match query.tail.as_deref() {
+        Some("all") => None,
+        Some(n) => Some(n.parse::<usize>().unwrap_or(100)),
+        None => Some(100),
+    };
+    let after = query
+        .since
+        .as_deref()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|ts| (ts.with_timezone(&Utc), query.seen.unwrap_or(1)));
+    upgrade.on_upgrade(move |socket| async move {
+        let subscription = hub.subscribe(key.clone(), tail, after);
+        stream(socket, key, subscription).await;
+    })
+}
+
+fn wire(key: &LogKey, line: &platform::stream::logs::LogLine) -> LogLine {
+    LogLine {
+        ts: line.ts.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        pod: key.pod.clone(),
+        container: key.container.clone(),
+        text: line.text.clone(),
+        level: line.level.map(str::to_owned),
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: &LogMessage) -> bool {
+    match serde_json::to_string(message) {
+        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+async fn stream(
+    mut socket: WebSocket,
+    key: LogKey,
+    mut subscription: platform::stream::logs::LogSubscription,
+) {
+    let status = LogMessage::Status { connected: subscription.connected, message: None };
+    if !send(&mut socket, &status).await {
+        return;
+    }
+    for chunk in subscription.tail.chunks(1000) {
+        let lines = chunk.iter().map(|l| wire(&key, l)).collect();
+        if !send(&mut socket, &LogMessage::Lines { lines }).await {
+            return;
+        }
+    }
+    let mut batch: Vec<LogLine> = Vec::new();
+    let mut flush = tokio::time::interval(BATCH);
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            event = subscription.events.recv() => match event {
+                Ok(LogEvent::Line(line)) => batch.push(wire(&key, &line)),
+                Ok(LogEvent::Status { connected, message }) => {
+                    if !batch.is_empty() && !send(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
+                        return;
+                    }
+                    if !send(&mut socket, &LogMessage::Status { connected, message }).await {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    if !batch.is_empty() && !send(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
+                        return;
+                    }
+                    if !send(&mut socket, &LogMessage::Skipped { n }).await {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = flush.tick() => {
+                if !batch.is_empty() && !send(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
+                    return;
+                }
+            }
+            _ = heartbeat.tick() => {
+                if !send(&mut socket, &LogMessage::Heartbeat).await {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// `GET /api/clusters/{id}/logs/download?pod=&container=`: the retained log as a text file, cut at
+/// `DOWNLOAD_LIMIT_BYTES`.
+pub async fn download(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(query): Query<LogQuery>,
+) -> Response {
+    let key = match target(&state, session, &id, &query).await {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    let Some(clusters) = state.platform.clusters() else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "No host cluster is configured.");
+    };
+    let pods: Api<Pod> = Api::namespaced(clusters.host().client(), &key.namespace);
+    let params = LogParams {
+        container: Some(key.container.clone()),
+        timestamps: true,
+        limit_bytes: Some(DOWNLOAD_LIMIT_BYTES),
+        ..Default::default()
+    };
+    let mut text = String::new();
+    match pods.log_stream(&key.pod, &params).await {
+        Ok(mut reader) => {
+            if let Err(error) = reader.read_to_string(&mut text).await {
+                tracing::warn!(%error, "log download cut short");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "log download failed");
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The host cluster is not reachable right now.",
+            );
+        }
+    }
+    let filename = format!("{}-{}.log", key.pod, key.container);
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        Body::from(text),
+    )
+        .into_response()
+}

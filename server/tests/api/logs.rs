@@ -1,0 +1,140 @@
+//! The log websocket and download through HTTP: who may watch, what arrives, what a download holds.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::Request;
+
+use crate::helpers::{spawn_app, Backend, TestApp, TestBrowser};
+
+fn ws_request(app: &TestApp, browser: &TestBrowser, path: &str, origin: &str) -> Request<()> {
+    let mut request =
+        format!("{}{path}", app.address.replace("http://", "ws://")).into_client_request().unwrap();
+    if let Some(cookie) = browser.session_cookie() {
+        request.headers_mut().insert("Cookie", format!("kraft_session={cookie}").parse().unwrap());
+    }
+    request.headers_mut().insert("Origin", origin.parse().unwrap());
+    request
+}
+
+async fn ready_cluster(app: &TestApp, browser: &TestBrowser, name: &str) -> (String, String) {
+    let id = browser.new_cluster(name).await;
+    browser.wait_for_phase(&id, "Ready").await;
+    let pods: Value = browser.call("clusters/pods", &[("id", &id)]).await.json().await.unwrap();
+    let server =
+        pods.as_array().unwrap().iter().find(|p| p["role"] == "server").expect("a server pod");
+    let _ = app;
+    (id, server["name"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_watches_live_lines_over_the_websocket() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let (id, pod) = ready_cluster(&app, &ada, "logs").await;
+    let request =
+        ws_request(&app, &ada, &format!("/ws/clusters/{id}/logs?pod={pod}&tail=5"), &app.address);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
+    let mut lines = Vec::new();
+    let mut statuses = Vec::new();
+    while lines.len() < 8 {
+        let message = tokio::time::timeout(Duration::from_secs(15), socket.next())
+            .await
+            .expect("a message")
+            .unwrap()
+            .unwrap();
+        let message: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+        match message["type"].as_str().unwrap() {
+            "lines" => lines.extend(message["lines"].as_array().unwrap().iter().cloned()),
+            "status" => statuses.push(message["connected"].as_bool().unwrap()),
+            other => assert!(other == "heartbeat" || other == "skipped", "unexpected {other}"),
+        }
+    }
+    assert!(statuses.contains(&true) || !lines.is_empty());
+    let first = &lines[0];
+    assert_eq!(first["pod"], pod.as_str());
+    assert_eq!(first["container"], "k3k-logs-server");
+    assert!(first["ts"].as_str().unwrap().ends_with('Z'));
+    assert!(lines.iter().any(|l| l["level"].is_string()), "no level was recognised in {lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_and_other_sites_cannot_watch_logs() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let (id, pod) = ready_cluster(&app, &ada, "private").await;
+    let mallory = app.another_browser();
+    mallory.sign_up("mallory").await;
+
+    let status_of = |error: tokio_tungstenite::tungstenite::Error| match error {
+        tokio_tungstenite::tungstenite::Error::Http(response) => response.status().as_u16(),
+        other => panic!("unexpected error {other}"),
+    };
+    let path = format!("/ws/clusters/{id}/logs?pod={pod}");
+    let stranger =
+        tokio_tungstenite::connect_async(ws_request(&app, &mallory, &path, &app.address))
+            .await
+            .unwrap_err();
+    assert_eq!(status_of(stranger), 404, "a stranger learns nothing");
+    let missing = format!("/ws/clusters/{}/logs?pod={pod}", uuid::Uuid::new_v4());
+    let nothing =
+        tokio_tungstenite::connect_async(ws_request(&app, &mallory, &missing, &app.address))
+            .await
+            .unwrap_err();
+    assert_eq!(status_of(nothing), 404);
+    let other_pod = format!("/ws/clusters/{id}/logs?pod=kube-apiserver");
+    let foreign_pod =
+        tokio_tungstenite::connect_async(ws_request(&app, &ada, &other_pod, &app.address))
+            .await
+            .unwrap_err();
+    assert_eq!(status_of(foreign_pod), 404, "only the cluster's own pods");
+    let cross =
+        tokio_tungstenite::connect_async(ws_request(&app, &ada, &path, "https://evil.example"))
+            .await
+            .unwrap_err();
+    assert_eq!(status_of(cross), 403, "cross-origin upgrade");
+    let anonymous = app.another_browser();
+    let nobody =
+        tokio_tungstenite::connect_async(ws_request(&app, &anonymous, &path, &app.address))
+            .await
+            .unwrap_err();
+    assert_eq!(status_of(nobody), 401);
+    let download = mallory
+        .client
+        .get(app.url(&format!("/api/clusters/{id}/logs/download?pod={pod}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_download_as_a_size_limited_text_file() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let (id, pod) = ready_cluster(&app, &ada, "dl").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let response = ada
+        .client
+        .get(app.url(&format!("/api/clusters/{id}/logs/download?pod={pod}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-disposition"],
+        format!("attachment; filename=\"{pod}-k3k-dl-server.log\"").as_str()
+    );
+    let text = response.text().await.unwrap();
+    assert!(!text.is_empty());
+    assert!(text.len() as i64 <= kraft::logs::DOWNLOAD_LIMIT_BYTES);
+    assert!(
+        text.lines().all(|l| l.split(' ').next().is_some_and(|ts| ts.ends_with('Z'))),
+        "every line is timestamped"
+    );
+}
