@@ -51,6 +51,7 @@ export default defineConfig({
       KRAFT_ADDR: `127.0.0.1:${port}`,
       KRAFT_DATA_DIR: dataDir,
       KRAFT_SITE_ROOT: siteRoot,
+      KRAFT_METRICS_INTERVAL: '1s',
       RUST_LOG: process.env.KRAFT_E2E_LOG ?? 'warn',
     },
   },

@@ -14,6 +14,7 @@ pub mod error;
 pub mod forms;
 pub mod layout;
 pub mod logs;
+pub mod metrics;
 pub mod pages;
 pub mod shell;
 pub mod system;

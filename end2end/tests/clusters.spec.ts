@@ -97,6 +97,12 @@ test('the logs of a ready cluster stream live and can be filtered, paused and do
   await form.getByRole('button', { name: 'Create cluster' }).click();
   await expect(page.locator('.page-head .phase')).toHaveText('Ready', { timeout: 30_000 });
 
+  // Metrics: live CPU and memory, and usage against the namespace quota.
+  const metrics = page.getByRole('region', { name: 'Metrics' });
+  await expect(metrics.getByRole('img', { name: 'CPU' })).toBeVisible();
+  await expect(metrics.locator('.readout').first()).toHaveText(/\d+(m| cores) at \d\d:\d\d:\d\d/, { timeout: 20_000 });
+  await expect(metrics.getByLabel('Quota usage')).toContainText(/of 4\.00 cores/);
+
   const log = page.getByRole('log', { name: 'Log lines' });
   const lines = log.locator('.log-line');
   await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('● live', { timeout: 15_000 });

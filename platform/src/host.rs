@@ -29,6 +29,9 @@ pub enum HostError {
 #[derive(Clone)]
 pub struct Host {
     client: Client,
+    /// The same connection without kube's retry layer: pollers that must notice an outage
+    /// quickly (metrics) use it rather than retrying a 503 for many seconds.
+    impatient: Client,
     simulated: bool,
 }
 
@@ -43,18 +46,32 @@ impl Host {
                 .map_err(|e| HostError::Kubeconfig(e.to_string()))?;
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(Duration::from_secs(300));
-        let client = Client::try_from(config)?;
-        Ok(Self { client, simulated })
+        Self::from_config(config, simulated)
+    }
+
+    fn from_config(config: kube::Config, simulated: bool) -> Result<Self, HostError> {
+        let mut impatient = config.clone();
+        impatient.default_retry = false;
+        Ok(Self {
+            client: Client::try_from(config)?,
+            impatient: Client::try_from(impatient)?,
+            simulated,
+        })
     }
 
     /// From the pod's service account, when KRaft runs inside the host cluster.
     pub async fn in_cluster() -> Result<Self, HostError> {
         let config = kube::Config::incluster().map_err(|e| HostError::Kubeconfig(e.to_string()))?;
-        Ok(Self { client: Client::try_from(config)?, simulated: false })
+        Self::from_config(config, false)
     }
 
     pub fn client(&self) -> Client {
         self.client.clone()
+    }
+
+    /// A client that does not retry failed requests.
+    pub fn impatient_client(&self) -> Client {
+        self.impatient.clone()
     }
 
     /// Whether this is the simulated host (the UI says so).

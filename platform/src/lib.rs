@@ -50,6 +50,7 @@ pub struct HostSettings {
     pub clusters: clusters::ClusterSettings,
     /// How often the reconciler makes a full pass even when nothing seems to happen.
     pub resync: std::time::Duration,
+    pub metrics: stream::metrics::MetricsSettings,
 }
 
 impl std::fmt::Debug for HostSettings {
@@ -72,6 +73,7 @@ struct Inner {
     accounts: accounts::Accounts,
     clusters: Option<Arc<clusters::Clusters>>,
     logs: Option<Arc<stream::logs::LogHub>>,
+    metrics: Option<Arc<stream::metrics::MetricsHub>>,
     /// Background work owned by the platform, stopped by `close`.
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -84,7 +86,7 @@ impl Platform {
         let about = About::new(settings.database_url.backend());
         let accounts = accounts::Accounts::new(db.clone(), settings.accounts)?;
         let mut tasks = vec![tokio::spawn(sweep_expired_sessions(db.clone()))];
-        let (clusters, logs) = match settings.host {
+        let (clusters, logs, metrics) = match settings.host {
             Some(host) => {
                 if let Err(error) =
                     clusters::provision::ensure_policies(&host.host, &host.clusters).await
@@ -96,14 +98,19 @@ impl Platform {
                     host.host.client(),
                     stream::logs::LogSettings::default(),
                 );
+                let metrics = stream::metrics::MetricsHub::new(
+                    host.host.impatient_client(),
+                    host.metrics.clone(),
+                );
+                tasks.push(tokio::spawn(metrics.clone().run()));
                 let clusters =
                     Arc::new(clusters::Clusters::new(db.clone(), host.host, host.clusters));
                 tasks.push(tokio::spawn(clusters.clone().run_reconciler(host.resync)));
-                (Some(clusters), Some(logs))
+                (Some(clusters), Some(logs), Some(metrics))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
-        Ok(Self { inner: Arc::new(Inner { db, about, accounts, clusters, logs, tasks }) })
+        Ok(Self { inner: Arc::new(Inner { db, about, accounts, clusters, logs, metrics, tasks }) })
     }
 
     pub fn about(&self) -> &About {
@@ -126,6 +133,11 @@ impl Platform {
     /// The log hub, when a host cluster is configured.
     pub fn logs(&self) -> Option<&Arc<stream::logs::LogHub>> {
         self.inner.logs.as_ref()
+    }
+
+    /// The metrics hub, when a host cluster is configured.
+    pub fn metrics(&self) -> Option<&Arc<stream::metrics::MetricsHub>> {
+        self.inner.metrics.as_ref()
     }
 
     /// Whether the host cluster answers (`None` when there is none).

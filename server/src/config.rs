@@ -141,6 +141,10 @@ pub struct Config {
     #[arg(long, env = "KRAFT_RECONCILE_INTERVAL", default_value = "10s", value_parser = parse_duration, global = true)]
     pub reconcile_interval: Duration,
 
+    /// How often cluster metrics are polled (once for all viewers).
+    #[arg(long, env = "KRAFT_METRICS_INTERVAL", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub metrics_interval: Duration,
+
     /// Log output format.
     #[arg(long, env = "KRAFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod csrf;
 pub mod health;
 pub mod logs;
+pub mod metrics;
 pub mod startup;
 pub mod telemetry;
 

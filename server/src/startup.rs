@@ -19,7 +19,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
-use crate::{clusters, csrf, health, logs};
+use crate::{clusters, csrf, health, logs, metrics};
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -93,6 +93,10 @@ impl Application {
                 host,
                 clusters: config.cluster_settings(),
                 resync: config.reconcile_interval,
+                metrics: platform::stream::metrics::MetricsSettings {
+                    interval: config.metrics_interval,
+                    ..Default::default()
+                },
             }),
         };
         let platform = Platform::start(settings).await.context("cannot start the platform")?;
@@ -153,6 +157,7 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .route("/api/clusters/{id}/kubeconfig", axum::routing::post(clusters::kubeconfig))
         .route("/ws/clusters", get(clusters::live_list))
         .route("/ws/clusters/{id}/logs", get(logs::live))
+        .route("/ws/clusters/{id}/metrics", get(metrics::live))
         .route("/api/clusters/{id}/logs/download", get(logs::download))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(leptos_options.clone())

@@ -11,6 +11,7 @@ use crate::clusters::live::use_live_clusters;
 use crate::error::ApiError;
 use crate::forms::{Field, FormAlert, FormState};
 use crate::logs::viewer::LogViewer;
+use crate::metrics::charts::ClusterMetrics;
 use crate::pages::not_found::NotFound;
 
 /// A phase as a coloured badge; the words are the host's.
@@ -297,6 +298,7 @@ fn ClusterDetails(
             </form>
             {(!ready).then(|| view! { <p class="hint">"Available when the cluster is Ready."</p> })}
         </section>
+        {ready.then(|| view! { <ClusterMetrics cluster_id=summary.id.clone() /> }.into_any())}
         {ready.then(|| view! { <LogViewer cluster_id=summary.id.clone() /> }.into_any())}
         <section class="card" aria-labelledby="conditions-heading">
             <h2 id="conditions-heading">"Conditions"</h2>

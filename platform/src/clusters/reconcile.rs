@@ -44,6 +44,9 @@ impl Clusters {
     /// One full pass over host and database.
     pub async fn reconcile_once(&self) -> Result<Report, ClusterError> {
         let mut report = Report::default();
+        // The tenant policies must exist before anything is bound to them; a host that lost its
+        // state (or an operator's kubectl delete) must not leave namespaces without quota.
+        provision::ensure_policies(&self.host, &self.settings).await?;
         let selector = ListParams::default().labels(&managed_selector());
         // The host first, then the rows: a namespace seen here was created after its row,
         // so a row created meanwhile can never make its namespace look orphaned.
@@ -123,7 +126,11 @@ impl Clusters {
         cr: &Cluster,
     ) -> Result<bool, ClusterError> {
         let status = cr.status.clone().unwrap_or_default();
-        let phase = status.phase.unwrap_or(ClusterPhase::Unknown);
+        let phase = match status.phase.unwrap_or(ClusterPhase::Unknown) {
+            // A Cluster the controller has not looked at yet is still being provisioned.
+            ClusterPhase::Unknown if row.ready_at.is_none() => ClusterPhase::Provisioning,
+            phase => phase,
+        };
         let ready_condition =
             status.conditions.as_ref().and_then(|c| c.iter().find(|c| c.type_ == "Ready")).cloned();
         let message = match phase {

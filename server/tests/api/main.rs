@@ -9,5 +9,6 @@ mod cli;
 mod clusters;
 mod health;
 mod logs;
+mod metrics;
 mod pages;
 mod system;

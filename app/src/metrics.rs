@@ -1,0 +1,60 @@
+//! Cluster metrics in the UI: the wire types of `/ws/clusters/{id}/metrics` and the charts.
+
+pub mod charts;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodUsageView {
+    pub pod: String,
+    /// "server" or "agent".
+    pub role: String,
+    pub cpu_millicores: f64,
+    pub memory_bytes: u64,
+}
+
+/// A cluster's usage at one moment: all server and agent pods, containers summed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSample {
+    /// RFC 3339.
+    pub ts: String,
+    pub cpu_millicores: f64,
+    pub memory_bytes: u64,
+    pub by_pod: Vec<PodUsageView>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UsedOfHard {
+    pub used: f64,
+    pub hard: f64,
+}
+
+/// The cluster namespace's quota: CPU in millicores, memory and storage in bytes, pods counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Quota {
+    pub cpu: Option<UsedOfHard>,
+    pub memory: Option<UsedOfHard>,
+    pub storage: Option<UsedOfHard>,
+    pub pods: Option<UsedOfHard>,
+}
+
+/// Server → browser messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MetricsMessage {
+    /// Sent first: what the server remembers, so charts are never empty.
+    History {
+        samples: Vec<MetricSample>,
+    },
+    Sample {
+        sample: MetricSample,
+    },
+    Quota {
+        quota: Quota,
+    },
+    /// No numbers right now, and why (not zeros).
+    Unavailable {
+        reason: String,
+    },
+    Heartbeat,
+}
