@@ -7,7 +7,7 @@ use leptos_router::{
 
 use crate::accounts::pages::{AccountPage, AuthVersion, GoodbyePage, LoginPage, RegisterPage};
 
-use crate::clusters::pages::{ClusterPage, ClustersPage, CreateClusterPage};
+use crate::clusters::pages::{AdminClustersPage, ClusterPage, ClustersPage, CreateClusterPage};
 use crate::layout::Layout;
 use crate::pages::{home::HomePage, not_found::NotFound};
 
@@ -51,6 +51,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("clusters/new") view=CreateClusterPage ssr=SsrMode::Async />
                     <Route path=path!("clusters/:id") view=ClusterPage ssr=SsrMode::Async />
                     <Route path=path!("clusters") view=ClustersPage ssr=SsrMode::Async />
+                    <Route path=path!("admin/clusters") view=AdminClustersPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

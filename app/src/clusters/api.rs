@@ -189,3 +189,44 @@ pub async fn delete_cluster(id: String, confirm_name: String) -> Result<(), ApiE
     })
     .await
 }
+
+/// A cluster in the admin's list: whose it is, too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminClusterRow {
+    pub cluster: ClusterSummary,
+    /// None once the owner's account is deleted (the cluster is then being removed).
+    pub owner: Option<String>,
+    pub host_namespace: String,
+}
+
+#[server(prefix = "/api", endpoint = "admin/clusters")]
+pub async fn admin_clusters() -> Result<Vec<AdminClusterRow>, ApiError> {
+    answer(async {
+        crate::accounts::server::require_admin().await?;
+        let platform = platform()?;
+        let rows = clusters(&platform)?.list_all().await?;
+        let mut owners: std::collections::HashMap<uuid::Uuid, Option<String>> =
+            std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let owner = match row.owner_id {
+                Some(id) => match owners.get(&id) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let name = platform.accounts().user(id).await?.map(|u| u.username);
+                        owners.insert(id, name.clone());
+                        name
+                    }
+                },
+                None => None,
+            };
+            out.push(AdminClusterRow {
+                cluster: ClusterSummary::from(row),
+                owner,
+                host_namespace: row.host_namespace.clone(),
+            });
+        }
+        Ok(out)
+    })
+    .await
+}

@@ -351,3 +351,39 @@ fn ClusterDetails(
         </section>
     }
 }
+
+/// Every cluster on this KRaft, for admins.
+#[component]
+pub fn AdminClustersPage() -> impl IntoView {
+    let rows = Resource::new(|| (), |_| admin_clusters());
+    view! {
+        <h1>"All clusters"</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match rows.await {
+                    Err(ApiError::Unauthenticated) => view! { <Redirect path="/login" /> }.into_any(),
+                    Err(ApiError::Forbidden) => view! { <p class="alert error" role="alert">"Only admins can see this page."</p> }.into_any(),
+                    Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
+                    Ok(rows) if rows.is_empty() => view! { <p class="muted">"No clusters yet."</p> }.into_any(),
+                    Ok(rows) => view! {
+                        <table class="table" aria-label="All clusters">
+                            <thead><tr><th scope="col">"Name"</th><th scope="col">"Owner"</th><th scope="col">"Status"</th><th scope="col">"Host namespace"</th><th scope="col">"Nodes"</th><th scope="col">"Created"</th></tr></thead>
+                            <tbody>
+                                {rows.into_iter().map(|r| view! {
+                                    <tr>
+                                        <td>{r.cluster.name.clone()}</td>
+                                        <td>{r.owner.clone().unwrap_or_else(|| "(deleted account)".into())}</td>
+                                        <td><PhaseBadge phase=r.cluster.phase.clone() /></td>
+                                        <td><code>{r.host_namespace.clone()}</code></td>
+                                        <td>{format!("{} server(s), {} agent(s)", r.cluster.servers, r.cluster.agents)}</td>
+                                        <td>{age(&r.cluster.created_at)}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}

@@ -498,3 +498,37 @@ async fn the_live_list_pushes_phase_changes() {
         "anonymous websocket accepted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_see_every_cluster_and_users_do_not() {
+    let app = spawn_app(Backend::Postgres).await;
+    let admin = app.browser();
+    admin.sign_up("root").await; // the first account is admin
+    let ada = app.another_browser();
+    ada.sign_up("ada").await;
+    ada.new_cluster("adas").await;
+    let bob = app.another_browser();
+    bob.sign_up("bob").await;
+    bob.new_cluster("bobs").await;
+
+    let response = admin.call("admin/clusters", &[]).await;
+    assert_eq!(response.status(), 200);
+    let rows: Vec<Value> = response.json().await.unwrap();
+    let mut seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["owner"].as_str().unwrap().to_owned(),
+                r["cluster"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [("ada".to_owned(), "adas".to_owned()), ("bob".to_owned(), "bobs".to_owned())]
+    );
+
+    assert_eq!(ada.call("admin/clusters", &[]).await.status(), 403);
+    assert_eq!(app.another_browser().call("admin/clusters", &[]).await.status(), 401);
+}
