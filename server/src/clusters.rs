@@ -17,21 +17,14 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::auth::current_user;
+use crate::reply::{plain, send_json, HEARTBEAT};
 use crate::startup::AppState;
-
-/// How often an idle websocket gets a heartbeat (proxies cut sockets idle for ~60 s).
-const HEARTBEAT: Duration = Duration::from_secs(25);
 
 #[derive(Debug, Deserialize)]
 pub struct KubeconfigForm {
     /// Days the client certificate stays valid: 1, 7 or 30.
     #[serde(default)]
     days: Option<String>,
-}
-
-fn plain(status: StatusCode, message: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.to_owned())
-        .into_response()
 }
 
 /// `POST /api/clusters/{id}/kubeconfig`: a fresh kubeconfig for a Ready cluster, as a file.
@@ -116,26 +109,23 @@ pub async fn live_list(
     upgrade.on_upgrade(move |socket| push_clusters(socket, state, user.id))
 }
 
-async fn snapshot(state: &AppState, owner: Uuid) -> Option<String> {
+async fn snapshot(state: &AppState, owner: Uuid) -> Option<ClustersMessage> {
     let clusters = state.platform.clusters()?;
     let rows = clusters.list(owner).await.ok()?;
-    let message =
-        ClustersMessage::Snapshot { clusters: rows.iter().map(ClusterSummary::from).collect() };
-    serde_json::to_string(&message).ok()
+    Some(ClustersMessage::Snapshot { clusters: rows.iter().map(ClusterSummary::from).collect() })
 }
 
 async fn push_clusters(mut socket: WebSocket, state: AppState, owner: Uuid) {
     let Some(clusters) = state.platform.clusters() else { return };
     // Subscribe before the first snapshot, so no change falls between the two.
     let mut changes = clusters.subscribe();
-    let heartbeat = serde_json::to_string(&ClustersMessage::Heartbeat).unwrap_or_default();
     let mut ticker = tokio::time::interval(HEARTBEAT);
     ticker.tick().await;
     let mut dirty = true;
     loop {
         if dirty {
-            let Some(text) = snapshot(&state, owner).await else { break };
-            if socket.send(Message::Text(text.into())).await.is_err() {
+            let Some(message) = snapshot(&state, owner).await else { break };
+            if !send_json(&mut socket, &message).await {
                 break;
             }
             dirty = false;
@@ -148,7 +138,7 @@ async fn push_clusters(mut socket: WebSocket, state: AppState, owner: Uuid) {
                 Err(RecvError::Closed) => break,
             },
             _ = ticker.tick() => {
-                if socket.send(Message::Text(heartbeat.clone().into())).await.is_err() {
+                if !send_json(&mut socket, &ClustersMessage::Heartbeat).await {
                     break;
                 }
             }

@@ -9,6 +9,7 @@ pub mod csrf;
 pub mod health;
 pub mod logs;
 pub mod metrics;
+pub mod reply;
 pub mod startup;
 pub mod telemetry;
 

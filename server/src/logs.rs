@@ -20,9 +20,9 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::auth::current_user;
+use crate::reply::{plain, send_json, HEARTBEAT};
 use crate::startup::AppState;
 
-const HEARTBEAT: Duration = Duration::from_secs(25);
 const BATCH: Duration = Duration::from_millis(100);
 /// A download is cut at this size.
 pub const DOWNLOAD_LIMIT_BYTES: i64 = 8 * 1024 * 1024;
@@ -40,11 +40,6 @@ pub struct LogQuery {
     since: Option<String>,
     #[serde(default)]
     seen: Option<usize>,
-}
-
-fn plain(status: StatusCode, message: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.to_owned())
-        .into_response()
 }
 
 fn refusal(error: ClusterError) -> Response {
@@ -121,25 +116,18 @@ fn wire(key: &LogKey, line: &platform::stream::logs::LogLine) -> LogLine {
     }
 }
 
-async fn send(socket: &mut WebSocket, message: &LogMessage) -> bool {
-    match serde_json::to_string(message) {
-        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
-        Err(_) => false,
-    }
-}
-
 async fn stream(
     mut socket: WebSocket,
     key: LogKey,
     mut subscription: platform::stream::logs::LogSubscription,
 ) {
     let status = LogMessage::Status { connected: subscription.connected, message: None };
-    if !send(&mut socket, &status).await {
+    if !send_json(&mut socket, &status).await {
         return;
     }
     for chunk in subscription.tail.chunks(1000) {
         let lines = chunk.iter().map(|l| wire(&key, l)).collect();
-        if !send(&mut socket, &LogMessage::Lines { lines }).await {
+        if !send_json(&mut socket, &LogMessage::Lines { lines }).await {
             return;
         }
     }
@@ -152,30 +140,30 @@ async fn stream(
             event = subscription.events.recv() => match event {
                 Ok(LogEvent::Line(line)) => batch.push(wire(&key, &line)),
                 Ok(LogEvent::Status { connected, message }) => {
-                    if !batch.is_empty() && !send(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
+                    if !batch.is_empty() && !send_json(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
                         return;
                     }
-                    if !send(&mut socket, &LogMessage::Status { connected, message }).await {
+                    if !send_json(&mut socket, &LogMessage::Status { connected, message }).await {
                         return;
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
-                    if !batch.is_empty() && !send(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
+                    if !batch.is_empty() && !send_json(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
                         return;
                     }
-                    if !send(&mut socket, &LogMessage::Skipped { n }).await {
+                    if !send_json(&mut socket, &LogMessage::Skipped { n }).await {
                         return;
                     }
                 }
                 Err(RecvError::Closed) => return,
             },
             _ = flush.tick() => {
-                if !batch.is_empty() && !send(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
+                if !batch.is_empty() && !send_json(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
                     return;
                 }
             }
             _ = heartbeat.tick() => {
-                if !send(&mut socket, &LogMessage::Heartbeat).await {
+                if !send_json(&mut socket, &LogMessage::Heartbeat).await {
                     return;
                 }
             }

@@ -1,12 +1,10 @@
 //! `GET /ws/clusters/{id}/metrics`: a cluster's usage, pushed once per poll of the metrics hub.
 
-use std::time::Duration;
-
 use app::metrics::{MetricSample, MetricsMessage, PodUsageView, Quota, UsedOfHard};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use platform::clusters::ClusterError;
 use platform::stream::metrics::{
     Availability, ClusterSample, ClusterTarget, MetricsEvent, PodRole, QuotaPair, QuotaUsage,
@@ -16,14 +14,8 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::auth::current_user;
+use crate::reply::{plain, send_json, HEARTBEAT};
 use crate::startup::AppState;
-
-const HEARTBEAT: Duration = Duration::from_secs(25);
-
-fn plain(status: StatusCode, message: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.to_owned())
-        .into_response()
-}
 
 pub async fn live(
     State(state): State<AppState>,
@@ -89,27 +81,20 @@ fn quota(usage: &QuotaUsage) -> Quota {
     }
 }
 
-async fn send(socket: &mut WebSocket, message: &MetricsMessage) -> bool {
-    match serde_json::to_string(message) {
-        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
-        Err(_) => false,
-    }
-}
-
 async fn push(mut socket: WebSocket, mut subscription: Subscription) {
     let history = MetricsMessage::History {
         samples: subscription.history.iter().map(|s| sample(s)).collect(),
     };
-    if !send(&mut socket, &history).await {
+    if !send_json(&mut socket, &history).await {
         return;
     }
     if let Some(usage) = &subscription.quota {
-        if !send(&mut socket, &MetricsMessage::Quota { quota: quota(usage) }).await {
+        if !send_json(&mut socket, &MetricsMessage::Quota { quota: quota(usage) }).await {
             return;
         }
     }
     if let Availability::Unavailable { reason } = &subscription.availability {
-        if !send(&mut socket, &MetricsMessage::Unavailable { reason: reason.clone() }).await {
+        if !send_json(&mut socket, &MetricsMessage::Unavailable { reason: reason.clone() }).await {
             return;
         }
     }
@@ -131,7 +116,7 @@ async fn push(mut socket: WebSocket, mut subscription: Subscription) {
                 Some(Ok(_)) => continue,
             },
         };
-        if !send(&mut socket, &message).await {
+        if !send_json(&mut socket, &message).await {
             return;
         }
     }
