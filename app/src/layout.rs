@@ -19,6 +19,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                 "KRaft"
             </A>
             <nav aria-label="Main">
+                <A href="/" exact=true>"Dashboard"</A>
                 <A href="/clusters/new">"Create cluster"</A>
                 <A href="/clusters">"Clusters"</A>
                 <A href="/account">"Account"</A>

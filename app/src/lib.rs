@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod clusters;
+pub mod dashboard;
 pub mod error;
 pub mod forms;
 pub mod layout;

@@ -58,3 +58,32 @@ pub enum MetricsMessage {
     },
     Heartbeat,
 }
+
+/// Server → browser messages on `/ws/dashboard`: every cluster of the signed-in user, its phase
+/// and its usage. Samples carry totals only (`by_pod` empty); the cluster page has the breakdown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DashboardMessage {
+    /// The user's clusters as they are now; sent first and whenever one changes.
+    Clusters {
+        clusters: Vec<crate::clusters::ClusterSummary>,
+    },
+    /// A cluster's remembered samples, sent when the dashboard starts following it.
+    History {
+        cluster: String,
+        samples: Vec<MetricSample>,
+    },
+    Sample {
+        cluster: String,
+        sample: MetricSample,
+    },
+    Quota {
+        cluster: String,
+        quota: Quota,
+    },
+    Unavailable {
+        cluster: String,
+        reason: String,
+    },
+    Heartbeat,
+}

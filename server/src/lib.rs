@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clusters;
 pub mod config;
 pub mod csrf;
+pub mod dashboard;
 pub mod health;
 pub mod logs;
 pub mod metrics;

@@ -49,7 +49,7 @@ pub async fn live(
     })
 }
 
-fn sample(sample: &ClusterSample) -> MetricSample {
+pub(crate) fn sample(sample: &ClusterSample) -> MetricSample {
     MetricSample {
         ts: sample.ts.to_rfc3339(),
         cpu_millicores: sample.cpu_millicores,
@@ -70,7 +70,7 @@ fn sample(sample: &ClusterSample) -> MetricSample {
     }
 }
 
-fn quota(usage: &QuotaUsage) -> Quota {
+pub(crate) fn quota(usage: &QuotaUsage) -> Quota {
     let pair =
         |p: &Option<QuotaPair>| p.as_ref().map(|p| UsedOfHard { used: p.used, hard: p.hard });
     Quota {

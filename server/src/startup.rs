@@ -19,7 +19,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
-use crate::{clusters, csrf, health, logs, metrics};
+use crate::{clusters, csrf, dashboard, health, logs, metrics};
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -158,6 +158,7 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .route("/ws/clusters", get(clusters::live_list))
         .route("/ws/clusters/{id}/logs", get(logs::live))
         .route("/ws/clusters/{id}/metrics", get(metrics::live))
+        .route("/ws/dashboard", get(dashboard::live))
         .route("/api/clusters/{id}/logs/download", get(logs::download))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(leptos_options.clone())

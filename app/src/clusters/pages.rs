@@ -16,7 +16,7 @@ use crate::pages::not_found::NotFound;
 
 /// A phase as a coloured badge; the words are the host's.
 #[component]
-fn PhaseBadge(#[prop(into)] phase: String) -> impl IntoView {
+pub fn PhaseBadge(#[prop(into)] phase: String) -> impl IntoView {
     let class = match phase.as_str() {
         "Ready" => "phase ready",
         "Failed" => "phase failed",

@@ -1,9 +1,32 @@
 use leptos::prelude::*;
 
+use crate::accounts::pages::AuthVersion;
+use crate::dashboard::{get_dashboard, DashboardView};
 use crate::system::{system_info, About};
 
+/// Home: the dashboard when signed in, otherwise what KRaft is.
 #[component]
 pub fn HomePage() -> impl IntoView {
+    let auth = AuthVersion::get();
+    let dashboard = Resource::new(move || auth.get(), |_| get_dashboard());
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match dashboard.await {
+                    Ok(Some(dashboard)) => view! { <DashboardView dashboard /> }.into_any(),
+                    Ok(None) => view! { <Welcome /> }.into_any(),
+                    Err(error) => view! {
+                        <p class="alert error" role="alert">{error.to_string()}</p>
+                        <Welcome />
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Welcome() -> impl IntoView {
     let about = Action::new(|_: &()| system_info());
     // Effects run only in the browser: the button turns on once hydration has wired it up,
     // so a click is never lost on a page that is not interactive yet.

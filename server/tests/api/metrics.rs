@@ -9,23 +9,37 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::{spawn_app_with, Backend, TestApp, TestBrowser};
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 async fn socket(
     app: &TestApp,
     browser: &TestBrowser,
     id: &str,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    tokio_tungstenite::tungstenite::Error,
-> {
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    open(app, browser, &format!("/ws/clusters/{id}/metrics"), &app.address).await
+}
+
+async fn open(
+    app: &TestApp,
+    browser: &TestBrowser,
+    path: &str,
+    origin: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
     let mut request =
-        format!("{}/ws/clusters/{id}/metrics", app.address.replace("http://", "ws://"))
-            .into_client_request()
-            .unwrap();
+        format!("{}{path}", app.address.replace("http://", "ws://")).into_client_request().unwrap();
     if let Some(cookie) = browser.session_cookie() {
         request.headers_mut().insert("Cookie", format!("kraft_session={cookie}").parse().unwrap());
     }
-    request.headers_mut().insert("Origin", app.address.parse().unwrap());
+    request.headers_mut().insert("Origin", origin.parse().unwrap());
     tokio_tungstenite::connect_async(request).await.map(|(s, _)| s)
+}
+
+fn refused_with(result: Result<Socket, tokio_tungstenite::tungstenite::Error>) -> u16 {
+    match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        other => panic!("connected: {:?}", other.map(|_| ())),
+    }
 }
 
 async fn next_of_type<S>(socket: &mut S, kind: &str) -> Value
@@ -89,4 +103,85 @@ async fn the_owner_sees_usage_and_strangers_see_nothing() {
         }
         other => panic!("a stranger connected: {:?}", other.map(|_| ())),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_follows_every_cluster_of_its_owner_only() {
+    let app =
+        spawn_app_with(Backend::Postgres, |c| c.metrics_interval = Duration::from_millis(200))
+            .await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let mut dashboard = open(&app, &ada, "/ws/dashboard", &app.address).await.expect("websocket");
+    let first = next_of_type(&mut dashboard, "clusters").await;
+    assert_eq!(first["clusters"], serde_json::json!([]), "a new user has no clusters");
+
+    // A cluster created while the dashboard is open appears on it, then its numbers do.
+    let id = ada.new_cluster("web").await;
+    let listed = next_of_type(&mut dashboard, "clusters").await;
+    assert_eq!(listed["clusters"][0]["id"], id.as_str());
+    let history = next_of_type(&mut dashboard, "history").await;
+    assert_eq!(history["cluster"], id.as_str());
+    ada.wait_for_phase(&id, "Ready").await;
+    let sample = next_of_type(&mut dashboard, "sample").await;
+    assert_eq!(sample["cluster"], id.as_str());
+    assert!(sample["sample"]["cpu_millicores"].as_f64().unwrap() > 0.0, "{sample}");
+    assert_eq!(sample["sample"]["by_pod"], serde_json::json!([]), "cards get totals only");
+
+    // A second cluster joins the same socket.
+    let second = ada.new_cluster("db").await;
+    ada.wait_for_phase(&second, "Ready").await;
+    loop {
+        let sample = next_of_type(&mut dashboard, "sample").await;
+        if sample["cluster"] == second.as_str() {
+            break;
+        }
+    }
+
+    // Many dashboards, still one upstream poll per interval.
+    let mut sockets = Vec::new();
+    for _ in 0..20 {
+        let mut s = open(&app, &ada, "/ws/dashboard", &app.address).await.unwrap();
+        next_of_type(&mut s, "clusters").await;
+        sockets.push(s);
+    }
+    let metrics_path = "/apis/metrics.k8s.io/v1beta1/pods";
+    let before = app.hostsim().request_count(metrics_path);
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let polls = app.hostsim().request_count(metrics_path) - before;
+    assert!((5..=12).contains(&polls), "{polls} polls in 2 s at 200 ms for 21 dashboards");
+    drop(sockets);
+
+    // Someone else's dashboard never mentions ada's clusters.
+    let mallory = app.another_browser();
+    mallory.sign_up("mallory").await;
+    let mut theirs = open(&app, &mallory, "/ws/dashboard", &app.address).await.unwrap();
+    let listed = next_of_type(&mut theirs, "clusters").await;
+    assert_eq!(listed["clusters"], serde_json::json!([]));
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1_000);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, theirs.next()).await {
+        let text = message.to_text().unwrap_or_default().to_owned();
+        assert!(!text.contains(&id) && !text.contains(&second), "leaked: {text}");
+    }
+
+    // Deleting a cluster takes it off the dashboard.
+    let deleted = ada.call("clusters/delete", &[("id", &id), ("confirm_name", "web")]).await;
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    loop {
+        let listed = next_of_type(&mut dashboard, "clusters").await;
+        let ids: Vec<&str> = listed["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["id"].as_str())
+            .collect();
+        if !ids.contains(&id.as_str()) {
+            break;
+        }
+    }
+
+    // Anonymous and cross-site sockets are refused.
+    let anonymous = app.another_browser();
+    assert_eq!(refused_with(open(&app, &anonymous, "/ws/dashboard", &app.address).await), 401);
+    assert_eq!(refused_with(open(&app, &ada, "/ws/dashboard", "https://evil.example").await), 403);
 }
