@@ -144,6 +144,33 @@ pub fn restart(host: &Host, keep_state: bool) {
     }
 }
 
+/// Crashes one container of a running pod and lets the kubelet start it again: its log so far
+/// becomes the previous log (`previous=true`), followers' streams end, the container's
+/// `restartCount` goes up and `lastState.terminated` says what happened. `false` when no such
+/// container runs.
+pub fn restart_container(host: &Host, ns: &str, pod: &str, container: &str) -> bool {
+    if !host.logs.restart_container(ns, pod, container) {
+        return false;
+    }
+    let now = object::now_rfc3339();
+    let updated = host.modify("", "pods", ns, pod, Some("status"), |p| {
+        let statuses =
+            p.pointer_mut("/status/containerStatuses").and_then(serde_json::Value::as_array_mut);
+        for status in statuses.into_iter().flatten().filter(|s| s["name"] == container) {
+            let started = status.pointer("/state/running/startedAt").cloned();
+            status["restartCount"] = json!(status["restartCount"].as_i64().unwrap_or(0) + 1);
+            status["lastState"] = json!({"terminated": {
+                "exitCode": 1, "reason": "Error", "startedAt": started, "finishedAt": now,
+            }});
+            status["state"] = json!({"running": {"startedAt": now}});
+        }
+    });
+    if let Err(e) = updated {
+        tracing::warn!(error = %e, "restart_container: pod status not updated");
+    }
+    true
+}
+
 /// Starts hostsim: binds, installs the CRDs and nodes, and runs the API server, the fake K3k
 /// controller and the log generator until [`Running::shutdown`].
 pub async fn start(config: Config) -> Result<Running> {
@@ -262,6 +289,11 @@ impl Running {
     /// Log lines per second per running container from now on.
     pub fn set_log_rate(&self, lines_per_second: f64) {
         self.host.logs.set_rate(lines_per_second);
+    }
+
+    /// Crashes and restarts one container (see [`restart_container`]).
+    pub fn restart_container(&self, namespace: &str, pod: &str, container: &str) -> bool {
+        restart_container(&self.host, namespace, pod, container)
     }
 
     /// Simulates an API server restart (see [`restart`]).

@@ -43,6 +43,8 @@ struct ContainerLog {
     tx: broadcast::Sender<Arc<LogLine>>,
     counter: u64,
     owed: f64,
+    /// The log of the container's previous run, after a restart (`previous=true`).
+    previous: Option<Vec<Arc<LogLine>>>,
 }
 
 pub struct LogHub {
@@ -106,37 +108,9 @@ impl LogHub {
             tx,
             counter: 0,
             owed: 0.0,
+            previous: None,
         };
-        let now = Utc::now();
-        let k3s = version.replacen("-k3s", "+k3s", 1);
-        let startup: Vec<String> = match role {
-            Role::Server => vec![
-                format!("[INFO] [{}] Starting single node setup...", ts(&now)),
-                format!("time=\"{}\" level=info msg=\"Starting k3s {k3s} (8a1c5b3e)\"", ts(&now)),
-                format!("time=\"{}\" level=info msg=\"Configuring sqlite3 database connection pooling: maxIdleConns=2, maxOpenConns=0, connMaxLifetime=0s\"", ts(&now)),
-                format!("time=\"{}\" level=info msg=\"Managed etcd cluster initializing\"", ts(&now)),
-                format!("{{\"level\":\"info\",\"ts\":\"{}\",\"caller\":\"embed/etcd.go:140\",\"msg\":\"configuring peer listeners\",\"listen-peer-urls\":[\"https://127.0.0.1:2380\"]}}", now.to_rfc3339_opts(SecondsFormat::Micros, true)),
-                format!("time=\"{}\" level=info msg=\"Running kube-apiserver --advertise-port=6443 --allow-privileged=true --anonymous-auth=false --api-audiences=https://kubernetes.default.svc.cluster.local,k3s --authorization-mode=Node,RBAC --bind-address=127.0.0.1 --cert-dir=/var/lib/rancher/k3s/server/tls/temporary-certs --secure-port=6444\"", ts(&now)),
-                format!("time=\"{}\" level=info msg=\"Tunnel server egress proxy mode: agent\"", ts(&now)),
-                klog(&now, "controller.go:615", "quota admission added evaluator for: leases.coordination.k8s.io"),
-                format!("time=\"{}\" level=info msg=\"Waiting for API server to become available\"", ts(&now)),
-                format!("time=\"{}\" level=info msg=\"Kube API server is now running\"", ts(&now)),
-                format!("time=\"{}\" level=info msg=\"k3s is up and running\"", ts(&now)),
-            ],
-            Role::Agent => vec![
-                format!("time=\"{}\" level=info msg=\"Starting k3s agent {k3s} (8a1c5b3e)\"", ts(&now)),
-                format!("time=\"{}\" level=info msg=\"Adding server to load balancer k3s-agent-load-balancer: 10.43.0.2:443\"", ts(&now)),
-                format!("time=\"{}\" level=info msg=\"Running load balancer k3s-agent-load-balancer 127.0.0.1:6444 -> [10.43.0.2:443]\"", ts(&now)),
-                format!("time=\"{}\" level=info msg=\"Module overlay was already loaded\"", ts(&now)),
-                format!("time=\"{}\" level=info msg=\"Running kubelet --address=0.0.0.0 --anonymous-auth=false --cgroup-driver=cgroupfs --cluster-dns=10.53.0.10 --eviction-hard=imagefs.available<5%,nodefs.available<5%\"", ts(&now)),
-                klog(&now, "kubelet_node_status.go:75", "\"Successfully registered node\""),
-            ],
-            Role::Kubelet => vec![
-                format!("{{\"level\":\"info\",\"ts\":\"{}\",\"logger\":\"k3k-kubelet\",\"msg\":\"starting k3k virtual kubelet\"}}", now.to_rfc3339_opts(SecondsFormat::Micros, true)),
-                format!("{{\"level\":\"info\",\"ts\":\"{}\",\"logger\":\"k3k-kubelet\",\"msg\":\"node registered\",\"version\":\"{k3s}\"}}", now.to_rfc3339_opts(SecondsFormat::Micros, true)),
-            ],
-        };
-        for line in startup {
+        for line in startup_lines(role, version) {
             Self::push(self.ring, &mut c, line);
         }
         map.insert(key, c);
@@ -178,6 +152,56 @@ impl LogHub {
         Some(LogReader { past, live })
     }
 
+    /// The container crashed and the kubelet started it again: its log so far becomes the
+    /// previous log (ending with the crash), followers' streams end, and a fresh log begins.
+    /// `false` if no such container runs.
+    pub fn restart_container(&self, ns: &str, pod: &str, container: &str) -> bool {
+        let mut map = self.lock();
+        let Some(c) = map.get_mut(&(ns.to_string(), pod.to_string(), container.to_string())) else {
+            return false;
+        };
+        let now = Utc::now();
+        let crash = format!(
+            "time=\"{}\" level=fatal msg=\"failed to start networking: context deadline exceeded\"",
+            ts(&now)
+        );
+        Self::push(self.ring, c, crash);
+        c.previous = Some(std::mem::take(&mut c.lines).into_iter().collect());
+        // A new sender: receivers of the old one see the stream end.
+        c.tx = broadcast::channel(4096).0;
+        c.counter = 0;
+        for line in startup_lines(c.role, &c.version) {
+            Self::push(self.ring, c, line);
+        }
+        true
+    }
+
+    /// The previous run's log, as [`open`](Self::open) selects lines; `None` if the container
+    /// never restarted.
+    pub fn open_previous(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        tail: Option<usize>,
+        since: Option<DateTime<Utc>>,
+    ) -> Option<Vec<Arc<LogLine>>> {
+        let map = self.lock();
+        let c = map.get(&(ns.to_string(), pod.to_string(), container.to_string()))?;
+        let mut past: Vec<Arc<LogLine>> = c
+            .previous
+            .as_ref()?
+            .iter()
+            .filter(|l| since.is_none_or(|s| l.time >= s))
+            .cloned()
+            .collect();
+        if let Some(n) = tail {
+            let skip = past.len().saturating_sub(n);
+            past.drain(..skip);
+        }
+        Some(past)
+    }
+
     /// Writes the lines owed to every container for `elapsed` at the configured rate.
     pub fn tick(&self, elapsed: Duration) {
         let rate = *self.rate.lock().unwrap_or_else(|p| p.into_inner());
@@ -192,6 +216,39 @@ impl LogHub {
                 Self::push(self.ring, c, text);
             }
         }
+    }
+}
+
+/// What a container writes when it starts.
+fn startup_lines(role: Role, version: &str) -> Vec<String> {
+    let now = Utc::now();
+    let k3s = version.replacen("-k3s", "+k3s", 1);
+    match role {
+        Role::Server => vec![
+            format!("[INFO] [{}] Starting single node setup...", ts(&now)),
+            format!("time=\"{}\" level=info msg=\"Starting k3s {k3s} (8a1c5b3e)\"", ts(&now)),
+            format!("time=\"{}\" level=info msg=\"Configuring sqlite3 database connection pooling: maxIdleConns=2, maxOpenConns=0, connMaxLifetime=0s\"", ts(&now)),
+            format!("time=\"{}\" level=info msg=\"Managed etcd cluster initializing\"", ts(&now)),
+            format!("{{\"level\":\"info\",\"ts\":\"{}\",\"caller\":\"embed/etcd.go:140\",\"msg\":\"configuring peer listeners\",\"listen-peer-urls\":[\"https://127.0.0.1:2380\"]}}", now.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            format!("time=\"{}\" level=info msg=\"Running kube-apiserver --advertise-port=6443 --allow-privileged=true --anonymous-auth=false --api-audiences=https://kubernetes.default.svc.cluster.local,k3s --authorization-mode=Node,RBAC --bind-address=127.0.0.1 --cert-dir=/var/lib/rancher/k3s/server/tls/temporary-certs --secure-port=6444\"", ts(&now)),
+            format!("time=\"{}\" level=info msg=\"Tunnel server egress proxy mode: agent\"", ts(&now)),
+            klog(&now, "controller.go:615", "quota admission added evaluator for: leases.coordination.k8s.io"),
+            format!("time=\"{}\" level=info msg=\"Waiting for API server to become available\"", ts(&now)),
+            format!("time=\"{}\" level=info msg=\"Kube API server is now running\"", ts(&now)),
+            format!("time=\"{}\" level=info msg=\"k3s is up and running\"", ts(&now)),
+        ],
+        Role::Agent => vec![
+            format!("time=\"{}\" level=info msg=\"Starting k3s agent {k3s} (8a1c5b3e)\"", ts(&now)),
+            format!("time=\"{}\" level=info msg=\"Adding server to load balancer k3s-agent-load-balancer: 10.43.0.2:443\"", ts(&now)),
+            format!("time=\"{}\" level=info msg=\"Running load balancer k3s-agent-load-balancer 127.0.0.1:6444 -> [10.43.0.2:443]\"", ts(&now)),
+            format!("time=\"{}\" level=info msg=\"Module overlay was already loaded\"", ts(&now)),
+            format!("time=\"{}\" level=info msg=\"Running kubelet --address=0.0.0.0 --anonymous-auth=false --cgroup-driver=cgroupfs --cluster-dns=10.53.0.10 --eviction-hard=imagefs.available<5%,nodefs.available<5%\"", ts(&now)),
+            klog(&now, "kubelet_node_status.go:75", "\"Successfully registered node\""),
+        ],
+        Role::Kubelet => vec![
+            format!("{{\"level\":\"info\",\"ts\":\"{}\",\"logger\":\"k3k-kubelet\",\"msg\":\"starting k3k virtual kubelet\"}}", now.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            format!("{{\"level\":\"info\",\"ts\":\"{}\",\"logger\":\"k3k-kubelet\",\"msg\":\"node registered\",\"version\":\"{k3s}\"}}", now.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        ],
     }
 }
 

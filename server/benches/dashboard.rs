@@ -163,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    println!("  kraft RSS at start: {:.1} MiB", memory_mib(pid).1);
     println!(
         "setup: {USERS} users x {CLUSTERS_PER_USER} clusters, {SOCKETS_PER_USER} dashboards each, interval {INTERVAL:?}"
     );
@@ -182,6 +183,11 @@ async fn main() -> anyhow::Result<()> {
         }
         users.push(user);
     }
+    println!(
+        "  kraft RSS after {USERS} sign-ups and {} creates: {:.1} MiB",
+        USERS * CLUSTERS_PER_USER,
+        memory_mib(pid).1
+    );
     let started = Instant::now();
     loop {
         let mut ready = 0;

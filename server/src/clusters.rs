@@ -17,7 +17,7 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::auth::current_user;
-use crate::reply::{plain, send_json, HEARTBEAT};
+use crate::reply::{lean, plain, send_json, HEARTBEAT};
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -106,7 +106,7 @@ pub async fn live_list(
     if state.platform.clusters().is_none() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "No host cluster is configured.");
     }
-    upgrade.on_upgrade(move |socket| push_clusters(socket, state, user.id))
+    lean(upgrade).on_upgrade(move |socket| push_clusters(socket, state, user.id))
 }
 
 async fn snapshot(state: &AppState, owner: Uuid) -> Option<ClustersMessage> {

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::auth::current_user;
 use crate::metrics::quota;
-use crate::reply::{plain, send_json, HEARTBEAT};
+use crate::reply::{lean, plain, send_json, HEARTBEAT};
 use crate::startup::AppState;
 
 pub async fn live(
@@ -37,7 +37,7 @@ pub async fn live(
     if state.platform.clusters().is_none() || state.platform.metrics().is_none() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "No host cluster is configured.");
     }
-    upgrade.on_upgrade(move |socket| push(socket, state, user.id))
+    lean(upgrade).on_upgrade(move |socket| push(socket, state, user.id))
 }
 
 /// A sample without its per-pod breakdown: the dashboard draws totals.

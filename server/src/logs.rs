@@ -20,7 +20,7 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::auth::current_user;
-use crate::reply::{plain, send_json, HEARTBEAT};
+use crate::reply::{lean, plain, send_json, HEARTBEAT};
 use crate::startup::AppState;
 
 const BATCH: Duration = Duration::from_millis(100);
@@ -100,7 +100,7 @@ pub async fn live(
         .as_deref()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|ts| (ts.with_timezone(&Utc), query.seen.unwrap_or(1)));
-    upgrade.on_upgrade(move |socket| async move {
+    lean(upgrade).on_upgrade(move |socket| async move {
         let subscription = hub.subscribe(key.clone(), tail, after);
         stream(socket, key, subscription).await;
     })

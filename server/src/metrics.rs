@@ -14,7 +14,7 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::auth::current_user;
-use crate::reply::{plain, send_json, HEARTBEAT};
+use crate::reply::{lean, plain, send_json, HEARTBEAT};
 use crate::startup::AppState;
 
 pub async fn live(
@@ -43,7 +43,7 @@ pub async fn live(
         }
     };
     let target = ClusterTarget::new(row.host_namespace, row.name);
-    upgrade.on_upgrade(move |socket| async move {
+    lean(upgrade).on_upgrade(move |socket| async move {
         let subscription = hub.subscribe(target);
         push(socket, subscription).await;
     })

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -23,4 +23,15 @@ pub async fn send_json(socket: &mut WebSocket, message: &impl Serialize) -> bool
         Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
         Err(_) => false,
     }
+}
+
+/// Our websockets push to the browser and read next to nothing, so they get small buffers:
+/// tungstenite's defaults (128 KiB read buffer per socket) would make a thousand open dashboards
+/// cost over 100 MiB. Frames are written as they are sent.
+pub fn lean(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024)
 }

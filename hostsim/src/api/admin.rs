@@ -44,3 +44,22 @@ pub async fn restart(State(host): State<Arc<Host>>, Query(p): Query<RestartParam
     crate::restart(&host, p.keep_state.unwrap_or(true));
     StatusCode::NO_CONTENT
 }
+
+#[derive(Deserialize)]
+pub struct ContainerParams {
+    namespace: String,
+    pod: String,
+    container: String,
+}
+
+/// `POST /hostsim/restart-container?namespace=&pod=&container=`: crash and restart a container.
+pub async fn restart_container(
+    State(host): State<Arc<Host>>,
+    Query(p): Query<ContainerParams>,
+) -> StatusCode {
+    if crate::restart_container(&host, &p.namespace, &p.pod, &p.container) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}

@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::{stream_response, Query};
 use crate::error::{Error, GroupResource, Result};
 use crate::host::Host;
+use crate::logs::LogLine;
 
 /// Truncates to at most `max` bytes on a character boundary (`limitBytes`).
 fn cut(s: &mut String, max: usize) {
@@ -24,6 +25,21 @@ fn cut(s: &mut String, max: usize) {
         }
         s.truncate(end);
     }
+}
+
+/// Past lines as text within `budget` bytes, and the budget left.
+fn render(lines: &[Arc<LogLine>], timestamps: bool, mut budget: usize) -> (String, usize) {
+    let mut text = String::new();
+    for line in lines {
+        if budget == 0 {
+            break;
+        }
+        let mut s = line.render(timestamps);
+        cut(&mut s, budget);
+        budget -= s.len();
+        text.push_str(&s);
+    }
+    (text, budget)
 }
 
 fn container_names(pod: &Value) -> Vec<String> {
@@ -71,11 +87,6 @@ pub async fn serve(host: &Arc<Host>, ns: &str, pod_name: &str, q: &Query) -> Res
             "container \"{container}\" in pod \"{pod_name}\" is waiting to start: {reason}"
         )));
     }
-    if q.get("previous").is_some_and(|p| p == "true") {
-        return Err(Error::BadRequest(format!(
-            "previous terminated container \"{container}\" in pod \"{pod_name}\" not found"
-        )));
-    }
     let int = |k: &str| -> Result<Option<i64>> {
         q.get(k)
             .map(|v| v.parse::<i64>().map_err(|_| Error::BadRequest(format!("invalid {k}: {v}"))))
@@ -94,6 +105,17 @@ pub async fn serve(host: &Arc<Host>, ns: &str, pod_name: &str, q: &Query) -> Res
     };
     let timestamps = q.get("timestamps").is_some_and(|t| t == "true");
     let follow = q.get("follow").is_some_and(|f| f == "true");
+    if q.get("previous").is_some_and(|p| p == "true") {
+        // A terminated container's log is complete: it is never followed.
+        let past =
+            host.logs.open_previous(ns, pod_name, &container, tail, since).ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "previous terminated container \"{container}\" in pod \"{pod_name}\" not found"
+                ))
+            })?;
+        let (text, _) = render(&past, timestamps, limit.unwrap_or(usize::MAX));
+        return Ok(stream_response("text/plain", Body::from(text)));
+    }
     let reader = host
         .logs
         .open(ns, pod_name, &container, tail, since)
@@ -103,17 +125,7 @@ pub async fn serve(host: &Arc<Host>, ns: &str, pod_name: &str, q: &Query) -> Res
             ))
         })?;
 
-    let mut budget = limit.unwrap_or(usize::MAX);
-    let mut first = String::new();
-    for line in &reader.past {
-        if budget == 0 {
-            break;
-        }
-        let mut s = line.render(timestamps);
-        cut(&mut s, budget);
-        budget -= s.len();
-        first.push_str(&s);
-    }
+    let (first, mut budget) = render(&reader.past, timestamps, limit.unwrap_or(usize::MAX));
     if !follow || budget == 0 {
         return Ok(stream_response("text/plain", Body::from(first)));
     }

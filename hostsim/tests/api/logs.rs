@@ -107,3 +107,36 @@ async fn open_follow_streams_are_counted_until_the_client_leaves() {
     }
     panic!("the stream stayed open after the client left");
 }
+
+#[tokio::test]
+async fn a_restarted_container_keeps_its_previous_log() {
+    let app = spawn_host_with(fast_logs()).await;
+    app.namespace("k3k-prev").await;
+    app.create_cluster("k3k-prev", "p", ClusterSpec::default()).await;
+    app.wait_for_phase("k3k-prev", "p", "Ready").await;
+    let pods: Api<Pod> = Api::namespaced(app.client.clone(), "k3k-prev");
+    let pod = "k3k-p-server-0";
+    let previous = LogParams { previous: true, ..Default::default() };
+    let (code, _, message) = api_error(pods.logs(pod, &previous).await);
+    assert_eq!(code, 400, "no restart yet");
+    assert_eq!(
+        message,
+        "previous terminated container \"k3k-p-server\" in pod \"k3k-p-server-0\" not found"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = pods.logs(pod, &LogParams::default()).await.expect("logs");
+    assert!(app.sim.restart_container("k3k-prev", pod, "k3k-p-server"));
+    assert!(!app.sim.restart_container("k3k-prev", pod, "nope"));
+
+    let old = pods.logs(pod, &previous).await.expect("previous log");
+    assert!(old.starts_with(&before), "the previous log is the old run's log");
+    assert!(old.trim_end().ends_with("context deadline exceeded\""), "it ends with the crash");
+    let now = pods.logs(pod, &LogParams::default()).await.expect("current log");
+    assert!(!now.contains("context deadline exceeded"), "the new run starts afresh");
+    let status = pods.get(pod).await.expect("pod").status.expect("status");
+    let container = &status.container_statuses.expect("statuses")[0];
+    assert_eq!(container.restart_count, 1);
+    let terminated = container.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+    assert_eq!(terminated.map(|t| t.exit_code), Some(1));
+}
