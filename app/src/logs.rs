@@ -36,6 +36,50 @@ pub struct LogLine {
     pub level: Option<String>,
 }
 
+#[cfg(feature = "ssr")]
+impl LogLine {
+    /// A line of `key`'s log as the browser gets it.
+    pub fn of(
+        key: &platform::stream::logs::LogKey,
+        line: &platform::stream::logs::LogLine,
+    ) -> Self {
+        Self {
+            ts: line.ts.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            pod: key.pod.clone(),
+            container: key.container.clone(),
+            text: line.text.clone(),
+            level: line.level.map(str::to_owned),
+        }
+    }
+}
+
+/// Lines of a previous container's log the viewer shows at most.
+pub const PREVIOUS_LINES: i64 = 10_000;
+
+/// The log of a container's previous run, for a pod that restarted.
+#[server(prefix = "/api", endpoint = "clusters/previous-log")]
+pub async fn previous_log(
+    id: String,
+    pod: String,
+    container: Option<String>,
+) -> Result<Vec<LogLine>, ApiError> {
+    answer(async {
+        let current = require_user().await?;
+        let platform = platform()?;
+        let (key, lines) = clusters(&platform)?
+            .previous_log(
+                current.user.id,
+                parse_id(&id)?,
+                &pod,
+                container.as_deref(),
+                PREVIOUS_LINES,
+            )
+            .await?;
+        Ok(lines.iter().map(|line| LogLine::of(&key, line)).collect())
+    })
+    .await
+}
+
 /// Server → browser messages on `/ws/clusters/{id}/logs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

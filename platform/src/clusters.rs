@@ -448,6 +448,53 @@ impl Clusters {
             container,
         })
     }
+
+    /// The log of a container's previous run (it crashed or was restarted), at most the last
+    /// `max_lines` lines, read the way live lines are (timestamp, level, long lines cut).
+    /// `NotReady` with a plain explanation when the container has not restarted.
+    pub async fn previous_log(
+        &self,
+        owner_id: Uuid,
+        id: Uuid,
+        pod: &str,
+        container: Option<&str>,
+        max_lines: i64,
+    ) -> Result<(crate::stream::logs::LogKey, Vec<crate::stream::logs::LogLine>), ClusterError>
+    {
+        use crate::stream::logs::{level_of, split_timestamp, truncate, LogLine, LogSettings};
+        let key = self.log_key(owner_id, id, pod, container).await?;
+        let api: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.host.client(), &key.namespace);
+        let params = kube::api::LogParams {
+            container: Some(key.container.clone()),
+            previous: true,
+            timestamps: true,
+            tail_lines: Some(max_lines),
+            limit_bytes: Some(8 * 1024 * 1024),
+            ..Default::default()
+        };
+        let text = match api.logs(&key.pod, &params).await {
+            Ok(text) => text,
+            // The kubelet answers 400 when there is no terminated container to read.
+            Err(kube::Error::Api(status)) if status.code == 400 => {
+                return Err(ClusterError::NotReady(format!(
+                    "{} in {} has not restarted, so there is no previous log.",
+                    key.container, key.pod
+                )))
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let max_chars = LogSettings::default().max_line_chars;
+        let lines = text
+            .lines()
+            .filter_map(split_timestamp)
+            .map(|(ts, text)| {
+                let text = truncate(text, max_chars);
+                LogLine { ts, level: level_of(&text), text }
+            })
+            .collect();
+        Ok((key, lines))
+    }
 }
 
 fn name_taken(name: &str) -> ClusterError {

@@ -40,6 +40,9 @@ pub struct LogQuery {
     since: Option<String>,
     #[serde(default)]
     seen: Option<usize>,
+    /// Download the previous run of the container (after a restart).
+    #[serde(default)]
+    previous: Option<bool>,
 }
 
 fn refusal(error: ClusterError) -> Response {
@@ -107,13 +110,7 @@ pub async fn live(
 }
 
 fn wire(key: &LogKey, line: &platform::stream::logs::LogLine) -> LogLine {
-    LogLine {
-        ts: line.ts.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        pod: key.pod.clone(),
-        container: key.container.clone(),
-        text: line.text.clone(),
-        level: line.level.map(str::to_owned),
-    }
+    LogLine::of(key, line)
 }
 
 async fn stream(
@@ -191,10 +188,12 @@ pub async fn download(
         return plain(StatusCode::SERVICE_UNAVAILABLE, "No host cluster is configured.");
     };
     let pods: Api<Pod> = Api::namespaced(clusters.host().client(), &key.namespace);
+    let previous = query.previous.unwrap_or(false);
     let params = LogParams {
         container: Some(key.container.clone()),
         timestamps: true,
         limit_bytes: Some(DOWNLOAD_LIMIT_BYTES),
+        previous,
         ..Default::default()
     };
     let mut text = String::new();
@@ -204,6 +203,12 @@ pub async fn download(
                 tracing::warn!(%error, "log download cut short");
             }
         }
+        Err(kube::Error::Api(status)) if previous && status.code == 400 => {
+            return plain(
+                StatusCode::NOT_FOUND,
+                "This container has not restarted, so there is no previous log.",
+            );
+        }
         Err(error) => {
             tracing::warn!(%error, "log download failed");
             return plain(
@@ -212,7 +217,11 @@ pub async fn download(
             );
         }
     }
-    let filename = format!("{}-{}.log", key.pod, key.container);
+    let filename = if previous {
+        format!("{}-{}-previous.log", key.pod, key.container)
+    } else {
+        format!("{}-{}.log", key.pod, key.container)
+    };
     (
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),

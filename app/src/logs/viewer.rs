@@ -12,6 +12,16 @@ use leptos::prelude::*;
 
 use crate::logs::{cluster_pods, LogLine, PodView};
 
+/// A JSON line, pretty-printed (for "JSON pretty-print on demand"); `None` for other lines.
+pub fn pretty_json(text: &str) -> Option<String> {
+    let trimmed = text.trim();
+    if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(trimmed).ok()?;
+    serde_json::to_string_pretty(&value).ok()
+}
+
 /// Lines kept in the browser.
 pub const BUFFER_LINES: usize = 100_000;
 /// Height of one row in pixels (unwrapped): the virtual list relies on it.
@@ -52,6 +62,8 @@ pub enum Connection {
     Connecting,
     Live,
     Reconnecting,
+    /// Showing a previous run's log: complete, nothing more will come.
+    Previous,
 }
 
 #[component]
@@ -75,6 +87,17 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
     let scroll_top = RwSignal::new(0.0f64);
     let viewport_px = RwSignal::new(480.0f64);
     let log_ref = NodeRef::<leptos::html::Div>::new();
+    let pod_list = RwSignal::new(Vec::<PodView>::new());
+    let previous = RwSignal::new(false);
+    let problem = RwSignal::new(None::<String>);
+    let json_view = RwSignal::new(None::<String>);
+    // Restarts of the chosen pod's container: a previous run exists when there were any.
+    let restarts = move || {
+        let pod = selected_pod.get();
+        pod_list.with(|pods| {
+            pods.iter().find(|p| Some(&p.name) == pod.as_ref()).map_or(0, |p| p.restarts)
+        })
+    };
 
     // Lines that pass the filter, as buffer positions.
     let visible = Memo::new(move |_| {
@@ -103,9 +126,10 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         let cluster_id = cluster_id.clone();
+        let generation = StoredValue::new(0u64);
         Effect::new(move |_| {
-            let (Some(pod), container, tail) =
-                (selected_pod.get(), selected_container.get(), tail.get())
+            let (Some(pod), container, tail, previous) =
+                (selected_pod.get(), selected_container.get(), tail.get(), previous.get())
             else {
                 return;
             };
@@ -113,7 +137,30 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
             held.set_value(Vec::new());
             pending.set(0);
             skipped.set(0);
+            problem.set(None);
             version.update(|v| *v += 1);
+            generation.update_value(|g| *g += 1);
+            if previous {
+                // A finished log: fetched once, no socket.
+                connection.set(Connection::Previous);
+                let asked = generation.get_value();
+                let cluster = cluster_id.clone();
+                leptos::task::spawn_local(async move {
+                    let answer = crate::logs::previous_log(cluster, pod, container).await;
+                    if generation.try_get_value() != Some(asked) {
+                        return;
+                    }
+                    match answer {
+                        Ok(lines) => {
+                            buffer.update_value(|b| lines.into_iter().for_each(|l| b.push(l)));
+                            version.update(|v| *v += 1);
+                        }
+                        Err(error) => problem.set(Some(error.to_string())),
+                    }
+                });
+                return;
+            }
+            connection.set(Connection::Connecting);
             browser::follow(
                 browser::Target { cluster: cluster_id.clone(), pod, container, tail },
                 buffer,
@@ -133,7 +180,7 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
         });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = (&deliver, log_ref, cluster_id.clone());
+    let _ = (&deliver, log_ref, cluster_id.clone(), problem);
 
     let on_scroll = move |_| {
         if let Some(el) = log_ref.get() {
@@ -218,7 +265,10 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
     let download_href = move || {
         let pod = selected_pod.get().unwrap_or_default();
         let container = selected_container.get().unwrap_or_default();
-        format!("/api/clusters/{cluster_id}/logs/download?pod={pod}&container={container}")
+        let previous = if previous.get() { "&previous=true" } else { "" };
+        format!(
+            "/api/clusters/{cluster_id}/logs/download?pod={pod}&container={container}{previous}"
+        )
     };
 
     view! {
@@ -233,6 +283,7 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
                     if selected_pod.get_untracked().is_none() {
                         selected_pod.set(pods.first().map(|p| p.name.clone()));
                     }
+                    pod_list.set(pods.clone());
                     view! { <PodPicker pods selected_pod selected_container /> }.into_any()
                 })}
             </Suspense>
@@ -251,6 +302,12 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
                 </button>
                 <label class="choice"><input type="checkbox" prop:checked=move || timestamps.get() on:change=move |ev| timestamps.set(event_target_checked(&ev)) />"Timestamps"</label>
                 <label class="choice"><input type="checkbox" prop:checked=move || wrap.get() on:change=move |ev| wrap.set(event_target_checked(&ev)) />"Wrap"</label>
+                {move || (restarts() > 0 || previous.get()).then(|| view! {
+                    <label class="choice" title="The log of the container before its last restart">
+                        <input type="checkbox" prop:checked=move || previous.get() on:change=move |ev| previous.set(event_target_checked(&ev)) />
+                        {format!("Previous run ({} restart{})", restarts(), if restarts() == 1 { "" } else { "s" })}
+                    </label>
+                })}
                 <button type="button" class="secondary" on:click=copy_visible>"Copy"</button>
                 <a class="button secondary-link" href=download_href download="">"Download"</a>
                 <button type="button" class="secondary" on:click=clear>"Clear"</button>
@@ -259,20 +316,31 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
                         Connection::Live => "● live",
                         Connection::Connecting => "○ connecting…",
                         Connection::Reconnecting => "○ reconnecting…",
+                        Connection::Previous => "■ previous run (ended)",
                     }}
                 </span>
             </div>
+            {move || problem.get().map(|p| view! { <p class="alert error" role="alert">{p}</p> })}
             {move || (pending.get() > 0).then(|| view! { <p class="muted small">{format!("Paused: {} new lines waiting", pending.get())}</p> })}
             {move || (skipped.get() > 0).then(|| view! { <p class="muted small" role="note">{format!("{} lines were skipped because the viewer fell behind", skipped.get())}</p> })}
             <div class="log-lines" class:wrap=move || wrap.get() node_ref=log_ref on:scroll=on_scroll role="log" aria-label="Log lines" tabindex="0">
                 <div style:height=move || format!("{}px", total_px()) class="log-space">
                     <div style:transform=move || format!("translateY({}px)", spacer_above())>
                         <For each=rows key=|(seq, _, needle)| (*seq, needle.clone()) let:row>
-                            <LogRow line=row.1 needle=row.2 timestamps />
+                            <LogRow line=row.1 needle=row.2 timestamps json_view />
                         </For>
                     </div>
                 </div>
             </div>
+            {move || json_view.get().map(|pretty| view! {
+                <div class="json-pretty">
+                    <div class="json-head">
+                        <strong>"JSON line"</strong>
+                        <button type="button" class="secondary" on:click=move |_| json_view.set(None)>"Close"</button>
+                    </div>
+                    <pre aria-label="Pretty-printed JSON">{pretty}</pre>
+                </div>
+            })}
         </section>
     }
 }
@@ -315,7 +383,13 @@ fn PodPicker(
 }
 
 #[component]
-fn LogRow(line: LogLine, needle: String, timestamps: RwSignal<bool>) -> impl IntoView {
+fn LogRow(
+    line: LogLine,
+    needle: String,
+    timestamps: RwSignal<bool>,
+    json_view: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let pretty = pretty_json(&line.text);
     let level = line.level.clone().unwrap_or_default();
     let text = line.text.clone();
     let body = if needle.is_empty() {
@@ -342,8 +416,26 @@ fn LogRow(line: LogLine, needle: String, timestamps: RwSignal<bool>) -> impl Int
     view! {
         <div class=format!("log-line level-{level}")>
             {move || timestamps.get().then(|| view! { <span class="ts">{line.ts.clone()}" "</span> })}
+            {pretty.map(|pretty| view! {
+                <button type="button" class="json-toggle" title="Pretty-print this JSON line" aria-label="Pretty-print JSON" on:click=move |_| json_view.set(Some(pretty.clone()))>"{ }"</button>
+            })}
             {body}
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pretty_json;
+
+    #[test]
+    fn json_lines_pretty_print_and_others_do_not() {
+        assert_eq!(
+            pretty_json(r#"{"level":"info","msg":"compact","revision":7}"#).as_deref(),
+            Some("{\n  \"level\": \"info\",\n  \"msg\": \"compact\",\n  \"revision\": 7\n}")
+        );
+        assert_eq!(pretty_json(r#"time="x" level=info msg="{not json}""#), None);
+        assert_eq!(pretty_json("{broken"), None);
     }
 }
 

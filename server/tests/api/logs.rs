@@ -138,3 +138,58 @@ async fn logs_download_as_a_size_limited_text_file() {
         "every line is timestamped"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_container_has_a_previous_log() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let (id, pod) = ready_cluster(&app, &ada, "crashy").await;
+    let container = "k3k-crashy-server";
+    let form = [("id", id.as_str()), ("pod", pod.as_str())];
+    let ask = || ada.call("clusters/previous-log", &form);
+
+    // No restart yet: a plain explanation, not an empty log.
+    let none = ask().await;
+    assert_eq!(none.status(), 409);
+    assert!(none.text().await.unwrap().contains("has not restarted"));
+    let download = |previous: bool| {
+        let url = app.url(&format!(
+            "/api/clusters/{id}/logs/download?pod={pod}{}",
+            if previous { "&previous=true" } else { "" }
+        ));
+        let client = ada.client.clone();
+        async move { client.get(url).send().await.unwrap() }
+    };
+    assert_eq!(download(true).await.status(), 404);
+
+    let detail: Value = ada.call("clusters/get", &[("id", &id)]).await.json().await.unwrap();
+    let namespace = detail["host_namespace"].as_str().unwrap();
+    assert!(app.hostsim().restart_container(namespace, &pod, container));
+
+    let lines: Vec<Value> = ask().await.json().await.unwrap();
+    let last = lines.last().expect("the previous run's lines");
+    assert!(last["text"].as_str().unwrap().contains("context deadline exceeded"), "{last}");
+    assert_eq!(last["level"], "fatal");
+    assert_eq!(last["container"], container);
+    assert!(lines.iter().all(|l| l["ts"].as_str().unwrap().ends_with('Z')));
+    let pods: Value = ada.call("clusters/pods", &[("id", &id)]).await.json().await.unwrap();
+    let restarted = pods.as_array().unwrap().iter().find(|p| p["name"] == pod.as_str()).unwrap();
+    assert_eq!(restarted["restarts"], 1, "the pod list shows the restart");
+
+    let file = download(true).await;
+    assert_eq!(file.status(), 200);
+    assert_eq!(
+        file.headers()["content-disposition"],
+        format!("attachment; filename=\"{pod}-{container}-previous.log\"").as_str()
+    );
+    assert!(file.text().await.unwrap().contains("context deadline exceeded"));
+    let current = download(false).await.text().await.unwrap();
+    assert!(!current.contains("context deadline exceeded"), "the current run started afresh");
+
+    // Someone else gets nothing.
+    let mallory = app.another_browser();
+    mallory.sign_up("mallory").await;
+    let theirs = mallory.call("clusters/previous-log", &[("id", &id), ("pod", &pod)]).await;
+    assert_eq!(theirs.status(), 404);
+}
