@@ -147,31 +147,23 @@ pub fn totals(cards: &BTreeMap<String, CardState>) -> Totals {
     totals
 }
 
-/// Per-cluster card state as signals, so one cluster's sample re-renders only its own card.
+/// The dashboard's live state. Each card reads its own slice through a memo, so a sample
+/// re-renders only its card.
 #[derive(Clone, Copy)]
 struct Live {
     clusters: RwSignal<Vec<ClusterSummary>>,
-    cards: RwSignal<BTreeMap<String, RwSignal<CardState>>>,
+    cards: RwSignal<BTreeMap<String, CardState>>,
     connected: RwSignal<bool>,
 }
 
 impl Live {
-    fn card(&self, id: &str) -> RwSignal<CardState> {
-        if let Some(signal) = self.cards.with_untracked(|cards| cards.get(id).copied()) {
-            return signal;
-        }
-        let signal = RwSignal::new(CardState::default());
-        self.cards.update(|cards| {
-            cards.insert(id.to_owned(), signal);
-        });
-        signal
-    }
-
-    /// The browser side of [`apply`]: a sample re-renders its own card only.
+    /// The browser side of [`apply`].
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn receive(&self, message: DashboardMessage) {
         match per_cluster(message) {
-            Ok((cluster, message)) => self.card(&cluster).update(|card| apply_card(card, message)),
+            Ok((cluster, message)) => {
+                self.cards.update(|cards| apply_card(cards.entry(cluster).or_default(), message))
+            }
             Err(DashboardMessage::Clusters { clusters }) => {
                 self.cards
                     .update(|cards| cards.retain(|id, _| clusters.iter().any(|c| &c.id == id)));
@@ -194,12 +186,7 @@ pub fn DashboardView(dashboard: Dashboard) -> impl IntoView {
     let max_clusters = dashboard.max_clusters;
     let interval = dashboard.interval_secs;
     let count = move || live.clusters.with(Vec::len);
-    let totals = Memo::new(move |_| {
-        let cards = live.cards.get();
-        let states: BTreeMap<String, CardState> =
-            cards.iter().map(|(id, s)| (id.clone(), s.get())).collect();
-        totals(&states)
-    });
+    let totals = Memo::new(move |_| live.cards.with(totals));
     view! {
         <div class="page-head">
             <h1>"Dashboard"</h1>
@@ -243,11 +230,15 @@ pub fn DashboardView(dashboard: Dashboard) -> impl IntoView {
                     key=|c| (c.id.clone(), c.phase.clone(), c.endpoint.clone(), c.message.clone())
                     let:cluster
                 >
-                    <ClusterCard card=live.card(&cluster.id) cluster />
+                    <ClusterCard card=card_of(live, cluster.id.clone()) cluster />
                 </For>
             </div>
         </Show>
     }
+}
+
+fn card_of(live: Live, id: String) -> Memo<CardState> {
+    Memo::new(move |_| live.cards.with(|cards| cards.get(&id).cloned().unwrap_or_default()))
 }
 
 #[component]
@@ -277,7 +268,7 @@ fn no_numbers(phase: &str, unavailable: Option<&str>) -> Option<String> {
 }
 
 #[component]
-fn ClusterCard(cluster: ClusterSummary, card: RwSignal<CardState>) -> impl IntoView {
+fn ClusterCard(cluster: ClusterSummary, card: Memo<CardState>) -> impl IntoView {
     let phase = cluster.phase.clone();
     let cpu = Signal::derive(move || {
         card.with(|c| c.samples.iter().map(|s| s.cpu_millicores).collect::<Vec<_>>())

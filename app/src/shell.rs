@@ -7,6 +7,7 @@ use leptos_router::{
 
 use crate::accounts::pages::{AccountPage, AuthVersion, GoodbyePage, LoginPage, RegisterPage};
 
+use crate::admin::AdminUsersPage;
 use crate::clusters::pages::{AdminClustersPage, ClusterPage, ClustersPage, CreateClusterPage};
 use crate::layout::Layout;
 use crate::pages::{home::HomePage, not_found::NotFound};
@@ -52,6 +53,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("clusters/:id") view=ClusterPage ssr=SsrMode::Async />
                     <Route path=path!("clusters") view=ClustersPage ssr=SsrMode::Async />
                     <Route path=path!("admin/clusters") view=AdminClustersPage ssr=SsrMode::Async />
+                    <Route path=path!("admin/users") view=AdminUsersPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -2,7 +2,7 @@ import { expect, test } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
-import { newUser, signUp } from './support';
+import { hostsim, newUser, signUp } from './support';
 
 const kubectl = process.env.KUBECTL ?? 'kubectl';
 const hostKubeconfig = () => join(process.env.KRAFT_E2E_DATA_DIR ?? '', 'simulated-host.kubeconfig');
@@ -132,4 +132,53 @@ test('the logs of a ready cluster stream live and can be filtered, paused and do
   // Download the log as a file.
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download' }).click()]);
   expect(download.suggestedFilename()).toMatch(/^k3k-logs-server-0-k3k-logs-server\.log$/);
+
+  // JSON lines pretty-print on demand.
+  await page.getByLabel('Filter lines').fill('"level"');
+  await log.getByRole('button', { name: 'Pretty-print JSON' }).first().click();
+  await expect(page.getByLabel('Pretty-printed JSON')).toContainText('"level": "info"');
+  await page.getByRole('button', { name: 'Close' }).click();
+  await expect(page.getByLabel('Pretty-printed JSON')).toHaveCount(0);
+  await page.getByLabel('Filter lines').fill('');
+
+  // The host's log stream breaks and stays down for a while: the viewer says so, then carries
+  // on by itself with no gap and no duplicate.
+  const id = page.url().split('/').pop()!;
+  const namespace = run(['--kubeconfig', hostKubeconfig(), 'get', 'namespaces', '-l', `kraft.dev/cluster-id=${id}`, '-o', 'jsonpath={.items[0].metadata.name}']);
+  const pod = 'k3k-logs-server-0';
+  const logPath = `/api/v1/namespaces/${namespace}/pods/${pod}/log`;
+  expect(await hostsim('PUT', '/hostsim/faults', { errors: [{ pathPrefix: logPath, rate: 1, code: 503 }] })).toBe(200);
+  expect(await hostsim('POST', '/hostsim/drop-connections')).toBe(204);
+  await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('○ reconnecting…');
+  expect(await hostsim('DELETE', '/hostsim/faults')).toBe(204);
+  await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('● live', { timeout: 30_000 });
+  const afterOutage = await lines.count();
+  await expect.poll(() => lines.count(), { timeout: 15_000 }).toBeGreaterThan(afterOutage);
+  await page.waitForTimeout(1_500);
+
+  // What the viewer holds equals the host's own log over the same span.
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write']);
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.getByRole('button', { name: 'Copy' }).click();
+  const copied = (await page.evaluate(() => navigator.clipboard.readText())).split('\n').filter(Boolean);
+  await page.getByRole('button', { name: 'Resume' }).click();
+  const host = run(['--kubeconfig', hostKubeconfig(), '-n', namespace, 'logs', pod, '-c', 'k3k-logs-server', '--timestamps'])
+    .split('\n')
+    .filter(Boolean);
+  const ts = (line: string) => line.slice(0, line.indexOf(' '));
+  const from = ts(copied[0]) > ts(host[0]) ? ts(copied[0]) : ts(host[0]);
+  const to = ts(copied[copied.length - 1]);
+  const span = (all: string[]) => all.filter((l) => ts(l) >= from && ts(l) <= to);
+  expect(span(copied).length).toBeGreaterThan(5);
+  expect(span(copied)).toEqual(span(host));
+
+  // A container that restarted: its previous run can be read.
+  expect(await hostsim('POST', `/hostsim/restart-container?namespace=${namespace}&pod=${pod}&container=k3k-logs-server`)).toBe(204);
+  await page.reload();
+  await page.getByLabel(/Previous run \(1 restart\)/).check();
+  await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('■ previous run (ended)');
+  await page.getByLabel('Filter lines').fill('context deadline exceeded');
+  await expect(log.locator('.log-line.level-fatal')).toHaveCount(1);
+  await page.getByLabel(/Previous run/).uncheck();
+  await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('● live', { timeout: 15_000 });
 });

@@ -25,3 +25,33 @@ export async function signUp(page: Page, user: ReturnType<typeof newUser>) {
   await page.getByRole('button', { name: 'Create account' }).click();
   await expect(page.getByRole('heading', { name: 'Your account', exact: true })).toBeVisible();
 }
+
+/** Calls the simulated host's admin API (/hostsim/...), as its kubeconfig allows. */
+export async function hostsim(method: string, path: string, body?: unknown): Promise<number> {
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { request } = await import('node:https');
+  const config = readFileSync(join(process.env.KRAFT_E2E_DATA_DIR ?? '', 'simulated-host.kubeconfig'), 'utf8');
+  const field = (name: string) => new RegExp(`${name}: (\\S+)`).exec(config)![1];
+  const url = new URL(path, field('server'));
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method,
+        ca: Buffer.from(field('certificate-authority-data'), 'base64'),
+        headers: {
+          Authorization: `Bearer ${field('token')}`,
+          ...(payload ? { 'Content-Type': 'application/json' } : {}),
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}

@@ -46,6 +46,7 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/hostsim/drop-connections", axum::routing::post(admin::drop_connections))
         .route("/hostsim/restart", axum::routing::post(admin::restart))
         .route("/hostsim/restart-container", axum::routing::post(admin::restart_container))
+        .route("/hostsim/log-rate", axum::routing::post(admin::log_rate))
         .fallback(dispatch)
         .layer(middleware::from_fn_with_state(host.clone(), guard))
         .with_state(host)

@@ -15,7 +15,7 @@ use rand::RngCore;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, SqlErr, TransactionTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -399,6 +399,13 @@ impl Accounts {
 
     pub async fn user(&self, id: Uuid) -> Result<Option<User>, AccountError> {
         Ok(users::Entity::find_by_id(id).one(&self.db).await?.map(User::from))
+    }
+
+    /// Every account, oldest first (for admins).
+    pub async fn list_users(&self) -> Result<Vec<User>, AccountError> {
+        let rows =
+            users::Entity::find().order_by_asc(users::Column::CreatedAt).all(&self.db).await?;
+        Ok(rows.into_iter().map(User::from).collect())
     }
 
     /// Verifies the current password of a signed-in user (throttled like a login).

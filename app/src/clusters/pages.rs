@@ -358,6 +358,7 @@ pub fn AdminClustersPage() -> impl IntoView {
     let rows = Resource::new(|| (), |_| admin_clusters());
     view! {
         <h1>"All clusters"</h1>
+        <crate::admin::AdminTabs />
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match rows.await {

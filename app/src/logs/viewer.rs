@@ -87,17 +87,9 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
     let scroll_top = RwSignal::new(0.0f64);
     let viewport_px = RwSignal::new(480.0f64);
     let log_ref = NodeRef::<leptos::html::Div>::new();
-    let pod_list = RwSignal::new(Vec::<PodView>::new());
     let previous = RwSignal::new(false);
     let problem = RwSignal::new(None::<String>);
     let json_view = RwSignal::new(None::<String>);
-    // Restarts of the chosen pod's container: a previous run exists when there were any.
-    let restarts = move || {
-        let pod = selected_pod.get();
-        pod_list.with(|pods| {
-            pods.iter().find(|p| Some(&p.name) == pod.as_ref()).map_or(0, |p| p.restarts)
-        })
-    };
 
     // Lines that pass the filter, as buffer positions.
     let visible = Memo::new(move |_| {
@@ -283,8 +275,8 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
                     if selected_pod.get_untracked().is_none() {
                         selected_pod.set(pods.first().map(|p| p.name.clone()));
                     }
-                    pod_list.set(pods.clone());
-                    view! { <PodPicker pods selected_pod selected_container /> }.into_any()
+
+                    view! { <PodPicker pods selected_pod selected_container previous /> }.into_any()
                 })}
             </Suspense>
             <div class="log-controls" role="toolbar" aria-label="Log controls">
@@ -302,12 +294,6 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
                 </button>
                 <label class="choice"><input type="checkbox" prop:checked=move || timestamps.get() on:change=move |ev| timestamps.set(event_target_checked(&ev)) />"Timestamps"</label>
                 <label class="choice"><input type="checkbox" prop:checked=move || wrap.get() on:change=move |ev| wrap.set(event_target_checked(&ev)) />"Wrap"</label>
-                {move || (restarts() > 0 || previous.get()).then(|| view! {
-                    <label class="choice" title="The log of the container before its last restart">
-                        <input type="checkbox" prop:checked=move || previous.get() on:change=move |ev| previous.set(event_target_checked(&ev)) />
-                        {format!("Previous run ({} restart{})", restarts(), if restarts() == 1 { "" } else { "s" })}
-                    </label>
-                })}
                 <button type="button" class="secondary" on:click=copy_visible>"Copy"</button>
                 <a class="button secondary-link" href=download_href download="">"Download"</a>
                 <button type="button" class="secondary" on:click=clear>"Clear"</button>
@@ -350,7 +336,16 @@ fn PodPicker(
     pods: Vec<PodView>,
     selected_pod: RwSignal<Option<String>>,
     selected_container: RwSignal<Option<String>>,
+    previous: RwSignal<bool>,
 ) -> impl IntoView {
+    // Restarts of the chosen pod: a previous run exists when there were any.
+    let restarts = {
+        let pods = pods.clone();
+        move || {
+            let current = selected_pod.get();
+            pods.iter().find(|p| Some(&p.name) == current.as_ref()).map_or(0, |p| p.restarts)
+        }
+    };
     let containers = {
         let pods = pods.clone();
         move || {
@@ -378,6 +373,12 @@ fn PodPicker(
                     {move || containers().into_iter().map(|c| view! { <option value=c.clone()>{c.clone()}</option> }).collect_view()}
                 </select>
             </label>
+                {move || (restarts() > 0 || previous.get()).then(|| view! {
+                    <label class="choice" title="The log of the container before its last restart">
+                        <input type="checkbox" prop:checked=move || previous.get() on:change=move |ev| previous.set(event_target_checked(&ev)) />
+                        {format!("Previous run ({} restart{})", restarts(), if restarts() == 1 { "" } else { "s" })}
+                    </label>
+                })}
         </div>
     }
 }

@@ -63,3 +63,18 @@ pub async fn restart_container(
         StatusCode::NOT_FOUND
     }
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateParams {
+    lines_per_second: f64,
+}
+
+/// `POST /hostsim/log-rate?linesPerSecond=`: log lines per second per running container.
+pub async fn log_rate(State(host): State<Arc<Host>>, Query(p): Query<RateParams>) -> StatusCode {
+    if !(0.0..=1_000_000.0).contains(&p.lines_per_second) {
+        return StatusCode::BAD_REQUEST;
+    }
+    host.logs.set_rate(p.lines_per_second);
+    StatusCode::NO_CONTENT
+}

@@ -578,3 +578,58 @@ async fn admin_cli_creates_users_from_standard_input() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_list_accounts_and_issue_invites() {
+    let app = spawn_app_with(Backend::Postgres, |c| c.signup_mode = SignupMode::Invite).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kraft"))
+        .args(["admin", "invite"])
+        .env("DATABASE_URL", app.database.url().unwrap())
+        .output()
+        .unwrap();
+    let first = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let register = |browser: &crate::helpers::TestBrowser, name: &str, code: &str| {
+        let form = [
+            ("email", format!("{name}@example.org")),
+            ("username", name.to_owned()),
+            ("password", PASSWORD.to_owned()),
+            ("password_confirm", PASSWORD.to_owned()),
+            ("invite", code.to_owned()),
+        ];
+        let browser = browser.clone();
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            browser.call("account/register", &form).await
+        }
+    };
+    let ada = app.browser();
+    assert_eq!(register(&ada, "ada", &first).await.status(), 200, "the first account is admin");
+
+    // The admin hands out a code from the UI; it works once.
+    let issued = ada.call("admin/invite", &[]).await;
+    assert_eq!(issued.status(), 200);
+    let code: String = issued.json().await.unwrap();
+    assert!(code.starts_with("kraft-"), "{code}");
+    let bob = app.another_browser();
+    assert_eq!(register(&bob, "bob", &code).await.status(), 200);
+    assert_eq!(register(&app.another_browser(), "eve", &code).await.status(), 422);
+
+    let overview: serde_json::Value = ada.call("admin/users", &[]).await.json().await.unwrap();
+    let names: Vec<&str> = overview["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ada", "bob"]);
+    assert_eq!(overview["users"][0]["admin"], true);
+    assert_eq!(overview["users"][1]["admin"], false);
+    assert_eq!(overview["users"][1]["clusters"], 0);
+    assert_eq!(overview["limits"]["signup"], "invite");
+    assert_eq!(overview["limits"]["tenant_cpu"], "4");
+
+    // Everyone else is refused.
+    assert_eq!(bob.call("admin/users", &[]).await.status(), 403);
+    assert_eq!(bob.call("admin/invite", &[]).await.status(), 403);
+    assert_eq!(app.another_browser().call("admin/invite", &[]).await.status(), 401);
+}

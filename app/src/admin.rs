@@ -1,0 +1,190 @@
+//! The admin's pages beyond the cluster list: every account with its clusters, the limits every
+//! tenant gets, the sign-up mode, and invite codes.
+
+use leptos::prelude::*;
+use leptos_router::components::{Redirect, A};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use crate::accounts::server::{answer, platform, require_admin};
+#[cfg(feature = "ssr")]
+use crate::clusters::server::clusters;
+use crate::error::ApiError;
+
+/// One account as admins see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminUserRow {
+    pub username: String,
+    pub email: String,
+    pub admin: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    pub clusters: usize,
+}
+
+/// What every tenant may have, as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformLimits {
+    /// open, invite or closed.
+    pub signup: String,
+    pub max_clusters: usize,
+    pub max_servers: i32,
+    pub max_agents: i32,
+    pub max_storage_gi: i32,
+    pub tenant_cpu: String,
+    pub tenant_memory: String,
+    pub tenant_storage: String,
+    pub tenant_pods: String,
+    pub pod_security: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminOverview {
+    pub users: Vec<AdminUserRow>,
+    pub limits: PlatformLimits,
+}
+
+#[server(prefix = "/api", endpoint = "admin/users")]
+pub async fn admin_users() -> Result<AdminOverview, ApiError> {
+    answer(async {
+        require_admin().await?;
+        let platform = platform()?;
+        let clusters = clusters(&platform)?;
+        let rows = clusters.list_all().await?;
+        let users = platform.accounts().list_users().await?;
+        let settings = clusters.settings();
+        let signup = match platform.accounts().settings().signup {
+            platform::accounts::SignupMode::Open => "open",
+            platform::accounts::SignupMode::Invite => "invite",
+            platform::accounts::SignupMode::Closed => "closed",
+        };
+        Ok(AdminOverview {
+            users: users
+                .into_iter()
+                .map(|u| AdminUserRow {
+                    clusters: rows.iter().filter(|r| r.owner_id == Some(u.id)).count(),
+                    admin: u.role == platform::accounts::Role::Admin,
+                    created_at: u.created_at.to_rfc3339(),
+                    username: u.username,
+                    email: u.email,
+                })
+                .collect(),
+            limits: PlatformLimits {
+                signup: signup.to_owned(),
+                max_clusters: settings.max_clusters,
+                max_servers: settings.max_servers,
+                max_agents: settings.max_agents,
+                max_storage_gi: settings.max_storage_gi,
+                tenant_cpu: settings.tenant.cpu.clone(),
+                tenant_memory: settings.tenant.memory.clone(),
+                tenant_storage: settings.tenant.storage.clone(),
+                tenant_pods: settings.tenant.pods.clone(),
+                pod_security: settings.tenant.pod_security.clone(),
+            },
+        })
+    })
+    .await
+}
+
+/// Issues a single-use invite code, valid for 7 days. The code is shown once; only its hash is
+/// kept.
+#[server(prefix = "/api", endpoint = "admin/invite")]
+pub async fn issue_invite() -> Result<String, ApiError> {
+    answer(async {
+        let current = require_admin().await?;
+        let platform = platform()?;
+        let code = platform
+            .accounts()
+            .create_invite(Some(current.user.id), std::time::Duration::from_secs(7 * 86_400))
+            .await?;
+        Ok(code)
+    })
+    .await
+}
+
+/// Links between the admin pages.
+#[component]
+pub fn AdminTabs() -> impl IntoView {
+    view! {
+        <nav class="tabs" aria-label="Admin">
+            <A href="/admin/users">"Users"</A>
+            <A href="/admin/clusters">"All clusters"</A>
+        </nav>
+    }
+}
+
+#[component]
+pub fn AdminUsersPage() -> impl IntoView {
+    let overview = Resource::new(|| (), |_| admin_users());
+    let invite = ServerAction::<IssueInvite>::new();
+    view! {
+        <h1>"Users and limits"</h1>
+        <AdminTabs />
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Err(ApiError::Unauthenticated) => view! { <Redirect path="/login" /> }.into_any(),
+                    Err(ApiError::Forbidden) => view! { <p class="alert error" role="alert">"Only admins can see this page."</p> }.into_any(),
+                    Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
+                    Ok(overview) => {
+                        let limits = overview.limits.clone();
+                        let signup_hint = match limits.signup.as_str() {
+                            "open" => "Anyone can create an account.",
+                            "invite" => "A new account needs an invite code from an admin.",
+                            _ => "Nobody can create an account; admins add users with `kraft admin create-user`.",
+                        };
+                        view! {
+                            <section class="card" aria-labelledby="users-heading">
+                                <h2 id="users-heading">{format!("Accounts ({})", overview.users.len())}</h2>
+                                <table class="table" aria-label="Accounts">
+                                    <thead><tr><th scope="col">"Username"</th><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Clusters"</th><th scope="col">"Created"</th></tr></thead>
+                                    <tbody>
+                                        {overview.users.into_iter().map(|u| view! {
+                                            <tr>
+                                                <td>{u.username}</td>
+                                                <td>{u.email}</td>
+                                                <td>{if u.admin { "admin" } else { "user" }}</td>
+                                                <td>{format!("{} of {}", u.clusters, limits.max_clusters)}</td>
+                                                <td>{u.created_at.get(0..10).unwrap_or(&u.created_at).to_owned()}</td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </section>
+                            <section class="card" aria-labelledby="signup-heading">
+                                <h2 id="signup-heading">"Sign-up"</h2>
+                                <p>"Mode: " <strong data-signup=limits.signup.clone()>{limits.signup.clone()}</strong>". " {signup_hint}</p>
+                                <p class="muted small">"Set with KRAFT_SIGNUP_MODE (open, invite or closed) when starting KRaft."</p>
+                                <ActionForm action=invite attr:class="inline-form" attr:aria-label="Issue an invite code">
+                                    <button type="submit" disabled=move || invite.pending().get()>"Issue an invite code"</button>
+                                </ActionForm>
+                                {move || invite.value().get().map(|answer| match answer {
+                                    Ok(code) => view! {
+                                        <p class="alert ok" role="status">
+                                            "Invite code (single use, valid 7 days; shown only now): "
+                                            <code data-invite>{code}</code>
+                                        </p>
+                                    }.into_any(),
+                                    Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
+                                })}
+                            </section>
+                            <section class="card" aria-labelledby="limits-heading">
+                                <h2 id="limits-heading">"Limits per user"</h2>
+                                <dl class="details" aria-label="Limits per user">
+                                    <dt>"Clusters"</dt><dd>{limits.max_clusters}</dd>
+                                    <dt>"Servers per cluster"</dt><dd>{limits.max_servers}</dd>
+                                    <dt>"Agents per cluster"</dt><dd>{limits.max_agents}</dd>
+                                    <dt>"Volume size"</dt><dd>{format!("{} GiB", limits.max_storage_gi)}</dd>
+                                    <dt>"Quota per cluster namespace"</dt>
+                                    <dd>{format!("CPU {}, memory {}, storage {}, {} pods", limits.tenant_cpu, limits.tenant_memory, limits.tenant_storage, limits.tenant_pods)}</dd>
+                                    <dt>"Pod security"</dt><dd>{limits.pod_security}</dd>
+                                </dl>
+                                <p class="muted small">"Set with the KRAFT_MAX_* and KRAFT_TENANT_* settings; see the README."</p>
+                            </section>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}

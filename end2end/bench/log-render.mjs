@@ -1,0 +1,137 @@
+// Browser benchmark of the log viewer: Debian's Chromium holding 100,000 lines.
+//
+// Starts the release kraft in zero-config mode (SQLite + simulated host), signs up, creates a
+// cluster, opens its log viewer with "all retained", then has the simulated host write 20,000
+// lines a second until the viewer holds 100,000. Prints the main-thread time Chromium spent
+// (CDP Performance metrics), the longest task (Long Tasks API) and the longest gap between
+// animation frames; then the same for filtering, clearing the filter and scrolling through
+// 100,000 lines. A benchmark, not a test: it prints figures and fails only if it cannot run.
+//
+//     scripts/site.sh release && cargo build --release -p server
+//     node end2end/bench/log-render.mjs
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const port = Number(process.env.KRAFT_BENCH_PORT ?? 3977);
+const base = `http://127.0.0.1:${port}`;
+const dataDir = mkdtempSync(join(tmpdir(), 'kraft-bench-'));
+const TARGET = 100_000;
+const ROW_PX = 20;
+const RATE = 20_000;
+
+const server = spawn(process.env.KRAFT_BIN ?? join(root, 'target/release/kraft'), ['serve'], {
+  env: { ...process.env, KRAFT_ADDR: `127.0.0.1:${port}`, KRAFT_DATA_DIR: dataDir, KRAFT_SITE_ROOT: join(root, 'target/site'), RUST_LOG: 'warn' },
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+process.on('exit', () => server.kill());
+
+function hostsim(method, path) {
+  const config = readFileSync(join(dataDir, 'simulated-host.kubeconfig'), 'utf8');
+  const field = (name) => new RegExp(`${name}: (\\S+)`).exec(config)[1];
+  return new Promise((done, fail) => {
+    const req = request(new URL(path, field('server')), {
+      method,
+      ca: Buffer.from(field('certificate-authority-data'), 'base64'),
+      headers: { Authorization: `Bearer ${field('token')}` },
+    }, (res) => { res.resume(); res.on('end', () => done(res.statusCode)); });
+    req.on('error', fail);
+    req.end();
+  });
+}
+
+async function waitForServer() {
+  for (let i = 0; i < 600; i++) {
+    try { if ((await fetch(`${base}/healthz`)).ok) return; } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('kraft did not start');
+}
+
+const ms = (x) => `${x.toFixed(0)} ms`;
+
+await waitForServer();
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--disable-gpu'] });
+const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+const cdp = await page.context().newCDPSession(page);
+await cdp.send('Performance.enable');
+const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
+
+// Sign up and create a cluster through the UI.
+await page.goto(`${base}/register`);
+await page.getByRole('button', { name: 'Create account' }).waitFor();
+await page.waitForFunction(() => !document.querySelector('form button[type=submit]')?.disabled);
+await page.getByLabel('Email', { exact: true }).fill('bench@example.org');
+await page.getByLabel('Username', { exact: true }).fill('bench');
+await page.getByLabel('Password', { exact: true }).fill('correct horse battery staple');
+await page.getByLabel('Repeat the password', { exact: true }).fill('correct horse battery staple');
+await page.getByRole('button', { name: 'Create account' }).click();
+await page.getByRole('heading', { name: 'Your account', exact: true }).waitFor();
+await page.goto(`${base}/clusters/new`);
+await page.waitForFunction(() => !document.querySelector('form[aria-label="Create cluster"] button[type=submit]')?.disabled);
+await page.getByLabel('Name', { exact: true }).fill('bench');
+await page.getByRole('button', { name: 'Create cluster' }).click();
+await page.locator('.page-head .phase', { hasText: 'Ready' }).waitFor({ timeout: 60_000 });
+await page.getByLabel('Tail').selectOption('all');
+await page.getByRole('status', { name: 'Connection' }).filter({ hasText: 'live' }).waitFor();
+
+// Watch the main thread.
+await page.evaluate(() => {
+  window.benchTasks = [];
+  new PerformanceObserver((list) => { for (const e of list.getEntries()) window.benchTasks.push(e.duration); }).observe({ type: 'longtask' });
+  window.benchGap = 0;
+  let last = performance.now();
+  const frame = (now) => { window.benchGap = Math.max(window.benchGap, now - last); last = now; requestAnimationFrame(frame); };
+  requestAnimationFrame(frame);
+});
+const reset = () => page.evaluate(() => { window.benchTasks = []; window.benchGap = 0; });
+const tasks = () => page.evaluate(() => ({ longest: Math.max(0, ...window.benchTasks), count: window.benchTasks.length, gap: window.benchGap }));
+const held = () => page.evaluate((row) => Math.round(parseFloat(document.querySelector('.log-space').style.height) / row), ROW_PX);
+
+async function measure(label, action, until) {
+  await reset();
+  const before = await metrics();
+  const started = performance.now();
+  await action();
+  await page.waitForFunction(until.fn, until.arg, { timeout: 120_000, polling: 50 });
+  const wall = performance.now() - started;
+  const after = await metrics();
+  const t = await tasks();
+  const busy = (after.TaskDuration - before.TaskDuration) * 1000;
+  const script = (after.ScriptDuration - before.ScriptDuration) * 1000;
+  const layout = (after.LayoutDuration - before.LayoutDuration) * 1000 + (after.RecalcStyleDuration - before.RecalcStyleDuration) * 1000;
+  console.log(`${label}: wall ${ms(wall)}, main thread busy ${ms(busy)} (script ${ms(script)}, style+layout ${ms(layout)}), longest task ${t.count ? ms(t.longest) : 'none over 50 ms'}, longest frame gap ${ms(t.gap)}`);
+}
+
+const start = await held();
+console.log(`log viewer benchmark (Chromium ${browser.version()}), ${start} lines held before`);
+await measure(
+  `receive and render ${TARGET.toLocaleString('en')} lines at ${RATE.toLocaleString('en')} lines/s`,
+  async () => { if ((await hostsim('POST', `/hostsim/log-rate?linesPerSecond=${RATE}`)) !== 204) throw new Error('log-rate refused'); },
+  { fn: ([row, target]) => parseFloat(document.querySelector('.log-space').style.height) / row >= target, arg: [ROW_PX, TARGET] },
+);
+await hostsim('POST', '/hostsim/log-rate?linesPerSecond=0');
+await page.getByRole('button', { name: 'Pause' }).click();
+const skipped = await page.locator('text=/lines were skipped/').count();
+console.log(`  lines held: ${(await held()).toLocaleString('en')} (buffer cap ${TARGET.toLocaleString('en')}); skipped-lines notice shown: ${skipped > 0}`);
+
+await measure('filter 100,000 lines ("level=info")', () => page.getByLabel('Filter lines').fill('level=info'), {
+  fn: ([row, target]) => parseFloat(document.querySelector('.log-space').style.height) / row < target, arg: [ROW_PX, TARGET],
+});
+await measure('clear the filter', () => page.getByLabel('Filter lines').fill(''), {
+  fn: ([row, target]) => parseFloat(document.querySelector('.log-space').style.height) / row >= target, arg: [ROW_PX, TARGET],
+});
+await measure('jump to the first of 100,000 lines', () => page.evaluate(() => { document.querySelector('.log-lines').scrollTop = 0; }), {
+  fn: () => { const r = document.querySelector('.log-lines .log-line'); const box = document.querySelector('.log-lines').getBoundingClientRect(); return r && Math.abs(r.getBoundingClientRect().top - box.top) < 40; }, arg: null,
+});
+await measure('toggle timestamps off', () => page.getByLabel('Timestamps').uncheck(), {
+  fn: () => document.querySelectorAll('.log-lines .ts').length === 0, arg: null,
+});
+
+await browser.close();
+server.kill();
