@@ -51,8 +51,9 @@ test('the dashboard guides a first cluster, then shows it live with charts and q
   await expect.poll(async () => ((await chart.locator('polyline.total').getAttribute('points')) ?? '').split(' ').length, {
     timeout: 20_000,
   }).toBeGreaterThan(2);
+  await chart.scrollIntoViewIfNeeded();
   const box = (await chart.boundingBox())!;
-  await page.mouse.move(box.x + 2, box.y + box.height / 2);
+  await chart.hover({ position: { x: 2, y: box.height / 2 } });
   await expect(chart.locator('line.marker')).toHaveCount(1);
   const server = metrics.getByLabel('CPU by pod').locator('li[data-pod$="server-0"] .value');
   await expect(server).toHaveText(/^\d+(m| cores)$|^\d+\.\d\d cores$/);
