@@ -317,49 +317,21 @@ fn ClusterCard(cluster: ClusterSummary, card: Memo<CardState>) -> impl IntoView 
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use futures::StreamExt;
-    use gloo_net::websocket::{futures::WebSocket, Message};
     use leptos::prelude::*;
-    use leptos::task::spawn_local;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
 
     use super::Live;
     use crate::metrics::DashboardMessage;
 
     pub(super) fn follow(live: Live) {
-        let stopped = Arc::new(AtomicBool::new(false));
-        let stop = stopped.clone();
-        on_cleanup(move || stop.store(true, Ordering::Relaxed));
-        spawn_local(async move {
-            let mut backoff = 500;
-            while !stopped.load(Ordering::Relaxed) {
-                let url = web_sys::window().and_then(|w| {
-                    let location = w.location();
-                    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
-                    Some(format!("{scheme}://{}/ws/dashboard", location.host().ok()?))
-                });
-                if let Some(socket) = url.and_then(|u| WebSocket::open(&u).ok()) {
-                    let (_, mut incoming) = socket.split();
-                    while let Some(Ok(Message::Text(text))) = incoming.next().await {
-                        if stopped.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        backoff = 500;
-                        live.connected.set(true);
-                        if let Ok(message) = serde_json::from_str::<DashboardMessage>(&text) {
-                            live.receive(message);
-                        }
-                    }
+        crate::socket::keep_open(
+            || "/ws/dashboard".to_owned(),
+            move |text| {
+                if let Ok(message) = serde_json::from_str::<DashboardMessage>(&text) {
+                    live.receive(message);
                 }
-                if stopped.load(Ordering::Relaxed) {
-                    return;
-                }
-                live.connected.set(false);
-                gloo_timers::future::TimeoutFuture::new(backoff).await;
-                backoff = (backoff * 2).min(10_000);
-            }
-        });
+            },
+            move |connected| live.connected.set(connected),
+        );
     }
 }
 

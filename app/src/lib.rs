@@ -19,6 +19,8 @@ pub mod logs;
 pub mod metrics;
 pub mod pages;
 pub mod shell;
+#[cfg(feature = "hydrate")]
+pub mod socket;
 pub mod system;
 
 pub use shell::{shell, App};

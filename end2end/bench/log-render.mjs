@@ -58,6 +58,7 @@ const ms = (x) => `${x.toFixed(0)} ms`;
 await waitForServer();
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--disable-gpu'] });
 const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+page.on('console', (m) => { if (m.type() === 'error') console.log(`browser error: ${m.text().slice(0, 300)}`); });
 const cdp = await page.context().newCDPSession(page);
 await cdp.send('Performance.enable');
 const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
@@ -77,7 +78,7 @@ await page.waitForFunction(() => !document.querySelector('form[aria-label="Creat
 await page.getByLabel('Name', { exact: true }).fill('bench');
 await page.getByRole('button', { name: 'Create cluster' }).click();
 await page.locator('.page-head .phase', { hasText: 'Ready' }).waitFor({ timeout: 60_000 });
-await page.getByLabel('Tail').selectOption('all');
+await page.getByLabel('Tail', { exact: true }).selectOption('all');
 await page.getByRole('status', { name: 'Connection' }).filter({ hasText: 'live' }).waitFor();
 
 // Watch the main thread.
@@ -98,7 +99,12 @@ async function measure(label, action, until) {
   const before = await metrics();
   const started = performance.now();
   await action();
-  await page.waitForFunction(until.fn, until.arg, { timeout: 120_000, polling: 50 });
+  try {
+    await page.waitForFunction(until.fn, until.arg, { timeout: 60_000, polling: 50 });
+  } catch (error) {
+    console.log(`${label}: did not finish; ${await held()} rows in the list, filter "${await page.getByLabel('Filter lines').inputValue()}"`);
+    throw error;
+  }
   const wall = performance.now() - started;
   const after = await metrics();
   const t = await tasks();

@@ -143,13 +143,7 @@ impl LogHub {
         let map = self.lock();
         let c = map.get(&(ns.to_string(), pod.to_string(), container.to_string()))?;
         let live = c.tx.subscribe();
-        let mut past: Vec<Arc<LogLine>> =
-            c.lines.iter().filter(|l| since.is_none_or(|s| l.time >= s)).cloned().collect();
-        if let Some(n) = tail {
-            let skip = past.len().saturating_sub(n);
-            past.drain(..skip);
-        }
-        Some(LogReader { past, live })
+        Some(LogReader { past: select(c.lines.iter(), tail, since), live })
     }
 
     /// The container crashed and the kubelet started it again: its log so far becomes the
@@ -188,18 +182,7 @@ impl LogHub {
     ) -> Option<Vec<Arc<LogLine>>> {
         let map = self.lock();
         let c = map.get(&(ns.to_string(), pod.to_string(), container.to_string()))?;
-        let mut past: Vec<Arc<LogLine>> = c
-            .previous
-            .as_ref()?
-            .iter()
-            .filter(|l| since.is_none_or(|s| l.time >= s))
-            .cloned()
-            .collect();
-        if let Some(n) = tail {
-            let skip = past.len().saturating_sub(n);
-            past.drain(..skip);
-        }
-        Some(past)
+        Some(select(c.previous.as_ref()?.iter(), tail, since))
     }
 
     /// Writes the lines owed to every container for `elapsed` at the configured rate.
@@ -217,6 +200,21 @@ impl LogHub {
             }
         }
     }
+}
+
+/// The last `tail` of `lines` no older than `since` (the kubelet's `tailLines` and `sinceTime`).
+fn select<'a>(
+    lines: impl Iterator<Item = &'a Arc<LogLine>>,
+    tail: Option<usize>,
+    since: Option<DateTime<Utc>>,
+) -> Vec<Arc<LogLine>> {
+    let mut past: Vec<Arc<LogLine>> =
+        lines.filter(|l| since.is_none_or(|s| l.time >= s)).cloned().collect();
+    if let Some(n) = tail {
+        let skip = past.len().saturating_sub(n);
+        past.drain(..skip);
+    }
+    past
 }
 
 /// What a container writes when it starts.

@@ -8,6 +8,9 @@
 //!
 //! KRAFT_TEST_DATABASE_URL picks the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,20 +71,6 @@ fn mean(samples: &[Duration]) -> Duration {
         return Duration::ZERO;
     }
     samples.iter().sum::<Duration>() / samples.len() as u32
-}
-
-/// (VmHWM, VmRSS) of this process in MiB: the server, hostsim and the bench client together.
-fn memory_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(0.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
 }
 
 /// The PostgreSQL server and the database name every scenario reuses (dropped in between).
@@ -520,7 +509,7 @@ async fn main() -> anyhow::Result<()> {
     }
     .await;
 
-    let (peak, now) = memory_mib();
+    let (peak, now) = support::memory_mib("self");
     println!(
         "peak RSS (VmHWM, server + hostsim + bench client): {peak:.1} MiB; RSS now {now:.1} MiB; bench took {}",
         secs(bench_started.elapsed())

@@ -10,6 +10,9 @@
 //!
 //! KRAFT_TEST_DATABASE_URL picks the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,20 +39,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// (VmHWM, VmRSS) of a process in MiB.
-fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(0.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
 }
 
 /// CPU time (user + system) a process has used.
@@ -163,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    println!("  kraft RSS at start: {:.1} MiB", memory_mib(pid).1);
+    println!("  kraft RSS at start: {:.1} MiB", support::memory_mib(&pid.to_string()).1);
     println!(
         "setup: {USERS} users x {CLUSTERS_PER_USER} clusters, {SOCKETS_PER_USER} dashboards each, interval {INTERVAL:?}"
     );
@@ -186,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "  kraft RSS after {USERS} sign-ups and {} creates: {:.1} MiB",
         USERS * CLUSTERS_PER_USER,
-        memory_mib(pid).1
+        support::memory_mib(&pid.to_string()).1
     );
     let started = Instant::now();
     loop {
@@ -201,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     println!("  50 clusters Ready after {:.1} s", started.elapsed().as_secs_f64());
-    let (_, idle_rss) = memory_mib(pid);
+    let (_, idle_rss) = support::memory_mib(&pid.to_string());
     println!("  kraft RSS before any dashboard: {idle_rss:.1} MiB");
 
     // Open the dashboards.
@@ -246,14 +235,14 @@ async fn main() -> anyhow::Result<()> {
     let mut peak_rss: f64 = 0.0;
     while window_start.elapsed() < WINDOW {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        peak_rss = peak_rss.max(memory_mib(pid).1);
+        peak_rss = peak_rss.max(support::memory_mib(&pid.to_string()).1);
     }
     let elapsed = window_start.elapsed();
     let polls = hostsim.request_count(METRICS_PATH) - polls_before;
     let delivered = samples.load(Ordering::Relaxed) - samples_before;
     let sent_bytes = bytes.load(Ordering::Relaxed) - bytes_before;
     let cpu = cpu_time(pid) - cpu_before;
-    let (hwm, rss) = memory_mib(pid);
+    let (hwm, rss) = support::memory_mib(&pid.to_string());
     let intervals = elapsed.as_secs_f64() / INTERVAL.as_secs_f64();
     let expected = intervals * (sockets * CLUSTERS_PER_USER) as f64;
 

@@ -31,6 +31,40 @@ const OVERSCAN: usize = 20;
 /// Rows rendered when wrapping (heights vary, so no virtualisation): the newest ones.
 const WRAPPED_ROWS: usize = 2_000;
 
+/// The rows to render at a scroll position: those in view plus `OVERSCAN` on each side, within
+/// `len`. A filter can shrink the list under the scroll position; then it is the last rows.
+pub fn window(len: usize, scroll_top: f64, viewport_px: f64) -> (usize, usize) {
+    let count = (viewport_px / ROW_PX).ceil() as usize;
+    let first = ((scroll_top.max(0.0) / ROW_PX) as usize).min(len.saturating_sub(count));
+    (first.saturating_sub(OVERSCAN), (first + count + OVERSCAN).min(len))
+}
+
+/// Which buffered lines pass the filter.
+#[derive(Debug, Clone, PartialEq)]
+enum Visible {
+    /// No filter: every line (the version makes a full buffer that moved on compare unequal).
+    All { len: usize, version: u64 },
+    /// Buffer positions of the matching lines.
+    Matching(Vec<usize>),
+}
+
+impl Visible {
+    fn len(&self) -> usize {
+        match self {
+            Visible::All { len, .. } => *len,
+            Visible::Matching(rows) => rows.len(),
+        }
+    }
+
+    /// The buffer position of the `i`th visible line.
+    fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            Visible::All { len, .. } => (i < *len).then_some(i),
+            Visible::Matching(rows) => rows.get(i).copied(),
+        }
+    }
+}
+
 /// The viewer's line buffer; not a signal itself, `version` says when it changed.
 #[derive(Default)]
 struct Buffer {
@@ -91,17 +125,22 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
     let problem = RwSignal::new(None::<String>);
     let json_view = RwSignal::new(None::<String>);
 
-    // Lines that pass the filter, as buffer positions.
+    // Lines that pass the filter, as buffer positions (without a filter, all of them: no list).
     let visible = Memo::new(move |_| {
-        version.track();
+        let version = version.get();
         let needle = filter.get().to_lowercase();
         buffer.with_value(|b| {
-            b.lines
-                .iter()
-                .enumerate()
-                .filter(|(_, (_, l))| needle.is_empty() || l.text.to_lowercase().contains(&needle))
-                .map(|(i, _)| i)
-                .collect::<Vec<usize>>()
+            if needle.is_empty() {
+                return Visible::All { len: b.lines.len(), version };
+            }
+            Visible::Matching(
+                b.lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, l))| l.text.to_lowercase().contains(&needle))
+                    .map(|(i, _)| i)
+                    .collect(),
+            )
         })
     });
 
@@ -196,8 +235,8 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
     let copy_visible = move |_| {
         let text = buffer.with_value(|b| {
             visible.with_untracked(|rows| {
-                rows.iter()
-                    .filter_map(|i| b.lines.get(*i))
+                (0..rows.len())
+                    .filter_map(|i| b.lines.get(rows.get(i)?))
                     .map(|(_, l)| {
                         if timestamps.get_untracked() {
                             format!("{} {}", l.ts, l.text)
@@ -228,17 +267,14 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
             if wrap.get() {
                 (v.len().saturating_sub(WRAPPED_ROWS), v.len())
             } else {
-                let first = (scroll_top.get() / ROW_PX) as usize;
-                let count = (viewport_px.get() / ROW_PX).ceil() as usize;
-                (first.saturating_sub(OVERSCAN), (first + count + OVERSCAN).min(v.len()))
+                window(v.len(), scroll_top.get(), viewport_px.get())
             }
         });
         let needle = filter.get();
         buffer.with_value(|b| {
             visible.with(|v| {
-                v[start..end]
-                    .iter()
-                    .filter_map(|i| b.lines.get(*i).cloned())
+                (start..end)
+                    .filter_map(|i| b.lines.get(v.get(i)?).cloned())
                     .map(|(seq, line)| (seq, line, needle.clone()))
                     .collect::<Vec<_>>()
             })
@@ -248,11 +284,11 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
         if wrap.get() {
             0.0
         } else {
-            visible.with(|_| ((scroll_top.get() / ROW_PX) as usize).saturating_sub(OVERSCAN)) as f64
-                * ROW_PX
+            visible.with(|v| window(v.len(), scroll_top.get(), viewport_px.get()).0) as f64 * ROW_PX
         }
     };
-    let total_px = move || if wrap.get() { 0.0 } else { visible.with(Vec::len) as f64 * ROW_PX };
+    let total_px =
+        move || if wrap.get() { 0.0 } else { visible.with(Visible::len) as f64 * ROW_PX };
 
     let download_href = move || {
         let pod = selected_pod.get().unwrap_or_default();
@@ -427,7 +463,22 @@ fn LogRow(
 
 #[cfg(test)]
 mod tests {
-    use super::pretty_json;
+    use super::{pretty_json, window, OVERSCAN, ROW_PX};
+
+    #[test]
+    fn the_rendered_window_stays_inside_the_list() {
+        // In the middle: the rows in view and the overscan.
+        assert_eq!(
+            window(100_000, 1_000.0 * ROW_PX, 10.0 * ROW_PX),
+            (1_000 - OVERSCAN, 1_010 + OVERSCAN)
+        );
+        // At the top.
+        assert_eq!(window(100_000, 0.0, 10.0 * ROW_PX), (0, 10 + OVERSCAN));
+        // A filter just shrank the list far below the scroll position: the last rows, no panic.
+        assert_eq!(window(57_143, 99_957.0 * ROW_PX, 10.0 * ROW_PX), (57_133 - OVERSCAN, 57_143));
+        assert_eq!(window(0, 5_000.0, 400.0), (0, 0));
+        assert_eq!(window(3, 0.0, 400.0), (0, 3));
+    }
 
     #[test]
     fn json_lines_pretty_print_and_others_do_not() {
@@ -442,13 +493,7 @@ mod tests {
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
-    use futures::StreamExt;
-    use gloo_net::websocket::{futures::WebSocket, Message};
     use leptos::prelude::*;
-    use leptos::task::spawn_local;
 
     use super::{Buffer, Connection};
     use crate::logs::{LogLine, LogMessage};
@@ -460,17 +505,8 @@ mod browser {
         pub tail: String,
     }
 
-    fn base() -> Option<String> {
-        let location = web_sys::window()?.location();
-        let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
-        Some(format!("{scheme}://{}", location.host().ok()?))
-    }
-
+    /// Percent-encodes a query value.
     fn encode(value: &str) -> String {
-        js_sys_encode(value)
-    }
-
-    fn js_sys_encode(value: &str) -> String {
         value
             .chars()
             .flat_map(|c| match c {
@@ -480,7 +516,8 @@ mod browser {
             .collect()
     }
 
-    /// Follows one container until the component goes away; reconnects and resumes by itself.
+    /// Follows one container until the component goes away; reconnects and resumes by itself
+    /// after the last line it holds.
     pub fn follow(
         target: Target,
         buffer: StoredValue<Buffer>,
@@ -488,62 +525,43 @@ mod browser {
         connection: RwSignal<Connection>,
         skipped: RwSignal<u64>,
     ) {
-        let stopped = Arc::new(AtomicBool::new(false));
-        let stop = stopped.clone();
-        on_cleanup(move || stop.store(true, Ordering::Relaxed));
-        spawn_local(async move {
-            let mut backoff = 500;
-            let mut first = true;
-            while !stopped.load(Ordering::Relaxed) {
-                let mut url = format!(
-                    "{}/ws/clusters/{}/logs?pod={}",
-                    base().unwrap_or_default(),
-                    encode(&target.cluster),
-                    encode(&target.pod)
-                );
-                if let Some(container) = &target.container {
-                    url.push_str(&format!("&container={}", encode(container)));
-                }
-                let resume = buffer.with_value(|b| b.last_ts.clone().map(|ts| (ts, b.at_last_ts)));
-                match (&resume, first) {
-                    (Some((ts, seen)), _) => {
-                        url.push_str(&format!("&since={}&seen={seen}&tail=all", encode(ts)))
-                    }
-                    (None, _) => url.push_str(&format!("&tail={}", encode(&target.tail))),
-                }
-                first = false;
-                if let Ok(socket) = WebSocket::open(&url) {
-                    let (_, mut incoming) = socket.split();
-                    while let Some(Ok(message)) = incoming.next().await {
-                        if stopped.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let Message::Text(text) = message else { continue };
-                        match serde_json::from_str::<LogMessage>(&text) {
-                            Ok(LogMessage::Lines { lines }) => {
-                                connection.set(Connection::Live);
-                                backoff = 500;
-                                deliver(lines);
-                            }
-                            Ok(LogMessage::Status { connected, .. }) => {
-                                connection.set(if connected {
-                                    Connection::Live
-                                } else {
-                                    Connection::Reconnecting
-                                });
-                            }
-                            Ok(LogMessage::Skipped { n }) => skipped.update(|s| *s += n),
-                            Ok(LogMessage::Heartbeat) | Err(_) => {}
-                        }
-                    }
-                }
-                if stopped.load(Ordering::Relaxed) {
-                    return;
-                }
-                connection.set(Connection::Reconnecting);
-                gloo_timers::future::TimeoutFuture::new(backoff).await;
-                backoff = (backoff * 2).min(10_000);
+        let path = move || {
+            let mut path = format!(
+                "/ws/clusters/{}/logs?pod={}",
+                encode(&target.cluster),
+                encode(&target.pod)
+            );
+            if let Some(container) = &target.container {
+                path.push_str(&format!("&container={}", encode(container)));
             }
-        });
+            match buffer.with_value(|b| b.last_ts.clone().map(|ts| (ts, b.at_last_ts))) {
+                Some((ts, seen)) => {
+                    path.push_str(&format!("&since={}&seen={seen}&tail=all", encode(&ts)))
+                }
+                None => path.push_str(&format!("&tail={}", encode(&target.tail))),
+            }
+            path
+        };
+        crate::socket::keep_open(
+            path,
+            move |text| match serde_json::from_str::<LogMessage>(&text) {
+                Ok(LogMessage::Lines { lines }) => {
+                    connection.set(Connection::Live);
+                    deliver(lines);
+                }
+                Ok(LogMessage::Status { connected, .. }) => connection.set(if connected {
+                    Connection::Live
+                } else {
+                    Connection::Reconnecting
+                }),
+                Ok(LogMessage::Skipped { n }) => skipped.update(|s| *s += n),
+                Ok(LogMessage::Heartbeat) | Err(_) => {}
+            },
+            move |connected| {
+                if !connected {
+                    connection.set(Connection::Reconnecting);
+                }
+            },
+        );
     }
 }

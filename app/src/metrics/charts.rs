@@ -285,13 +285,7 @@ pub fn apply(
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
-    use futures::StreamExt;
-    use gloo_net::websocket::{futures::WebSocket, Message};
     use leptos::prelude::*;
-    use leptos::task::spawn_local;
 
     use super::apply;
     use crate::metrics::{MetricSample, MetricsMessage, Quota};
@@ -302,47 +296,23 @@ mod browser {
         quota: RwSignal<Option<Quota>>,
         unavailable: RwSignal<Option<String>>,
     ) {
-        let stopped = Arc::new(AtomicBool::new(false));
-        let stop = stopped.clone();
-        on_cleanup(move || stop.store(true, Ordering::Relaxed));
-        spawn_local(async move {
-            let mut backoff = 500;
-            while !stopped.load(Ordering::Relaxed) {
-                let url = web_sys::window().and_then(|w| {
-                    let location = w.location();
-                    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
-                    Some(format!(
-                        "{scheme}://{}/ws/clusters/{cluster}/metrics",
-                        location.host().ok()?
-                    ))
-                });
-                if let Some(socket) = url.and_then(|u| WebSocket::open(&u).ok()) {
-                    let (_, mut incoming) = socket.split();
-                    while let Some(Ok(Message::Text(text))) = incoming.next().await {
-                        if stopped.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        backoff = 500;
-                        if let Ok(message) = serde_json::from_str::<MetricsMessage>(&text) {
-                            let (mut s, mut q, mut u) = (
-                                samples.get_untracked(),
-                                quota.get_untracked(),
-                                unavailable.get_untracked(),
-                            );
-                            apply(message, &mut s, &mut q, &mut u);
-                            samples.set(s);
-                            quota.set(q);
-                            unavailable.set(u);
-                        }
-                    }
+        crate::socket::keep_open(
+            move || format!("/ws/clusters/{cluster}/metrics"),
+            move |text| {
+                if let Ok(message) = serde_json::from_str::<MetricsMessage>(&text) {
+                    let (mut s, mut q, mut u) = (
+                        samples.get_untracked(),
+                        quota.get_untracked(),
+                        unavailable.get_untracked(),
+                    );
+                    apply(message, &mut s, &mut q, &mut u);
+                    samples.set(s);
+                    quota.set(q);
+                    unavailable.set(u);
                 }
-                if stopped.load(Ordering::Relaxed) {
-                    return;
-                }
-                gloo_timers::future::TimeoutFuture::new(backoff).await;
-                backoff = (backoff * 2).min(10_000);
-            }
-        });
+            },
+            |_| {},
+        );
     }
 }
 

@@ -1,0 +1,60 @@
+//! The browser side of KRaft's push websockets: one socket kept open while a component lives,
+//! reconnected with backoff when it drops. Every live view (cluster list, dashboard, metrics,
+//! logs) uses it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use gloo_net::websocket::{futures::WebSocket, Message};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+/// `ws://` or `wss://` and the page's host, for a path on this server.
+pub fn url(path: &str) -> Option<String> {
+    let location = web_sys::window()?.location();
+    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    Some(format!("{scheme}://{}{path}", location.host().ok()?))
+}
+
+/// Keeps a websocket open until the calling component is cleaned up. `path` is asked again at
+/// every (re)connection, so it can say where to resume. Each text message goes to `on_text`;
+/// `on_state(true)` follows the first message of a connection, `on_state(false)` a drop. Waits
+/// 0.5 s after a drop, doubling up to 10 s while connections keep failing.
+pub fn keep_open(
+    path: impl Fn() -> String + 'static,
+    on_text: impl Fn(String) + 'static,
+    on_state: impl Fn(bool) + 'static,
+) {
+    let stopped = Arc::new(AtomicBool::new(false));
+    let stop = stopped.clone();
+    on_cleanup(move || stop.store(true, Ordering::Relaxed));
+    spawn_local(async move {
+        let mut backoff = 500;
+        while !stopped.load(Ordering::Relaxed) {
+            if let Some(socket) = url(&path()).and_then(|u| WebSocket::open(&u).ok()) {
+                let (_, mut incoming) = socket.split();
+                let mut first = true;
+                while let Some(Ok(message)) = incoming.next().await {
+                    if stopped.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    backoff = 500;
+                    if first {
+                        first = false;
+                        on_state(true);
+                    }
+                    if let Message::Text(text) = message {
+                        on_text(text);
+                    }
+                }
+            }
+            if stopped.load(Ordering::Relaxed) {
+                return;
+            }
+            on_state(false);
+            gloo_timers::future::TimeoutFuture::new(backoff).await;
+            backoff = (backoff * 2).min(10_000);
+        }
+    });
+}
