@@ -53,11 +53,7 @@ pub async fn admin_users() -> Result<AdminOverview, ApiError> {
         let rows = clusters.list_all().await?;
         let users = platform.accounts().list_users().await?;
         let settings = clusters.settings();
-        let signup = match platform.accounts().settings().signup {
-            platform::accounts::SignupMode::Open => "open",
-            platform::accounts::SignupMode::Invite => "invite",
-            platform::accounts::SignupMode::Closed => "closed",
-        };
+        let signup = platform.accounts().settings().signup.as_str();
         Ok(AdminOverview {
             users: users
                 .into_iter()

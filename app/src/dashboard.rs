@@ -160,16 +160,13 @@ impl Live {
     /// The browser side of [`apply`].
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn receive(&self, message: DashboardMessage) {
-        match per_cluster(message) {
-            Ok((cluster, message)) => {
-                self.cards.update(|cards| apply_card(cards.entry(cluster).or_default(), message))
-            }
-            Err(DashboardMessage::Clusters { clusters }) => {
-                self.cards
-                    .update(|cards| cards.retain(|id, _| clusters.iter().any(|c| &c.id == id)));
-                self.clusters.set(clusters);
-            }
-            Err(_) => {}
+        if message == DashboardMessage::Heartbeat {
+            return;
+        }
+        let mut list = None;
+        self.cards.update(|cards| list = apply(message, cards));
+        if let Some(clusters) = list {
+            self.clusters.set(clusters);
         }
     }
 }

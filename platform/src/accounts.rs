@@ -38,6 +38,17 @@ pub enum SignupMode {
     Closed,
 }
 
+impl SignupMode {
+    /// As the configuration spells it: `open`, `invite` or `closed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignupMode::Open => "open",
+            SignupMode::Invite => "invite",
+            SignupMode::Closed => "closed",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AccountSettings {
     pub signup: SignupMode,

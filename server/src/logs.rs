@@ -109,10 +109,6 @@ pub async fn live(
     })
 }
 
-fn wire(key: &LogKey, line: &platform::stream::logs::LogLine) -> LogLine {
-    LogLine::of(key, line)
-}
-
 async fn stream(
     mut socket: WebSocket,
     key: LogKey,
@@ -123,7 +119,7 @@ async fn stream(
         return;
     }
     for chunk in subscription.tail.chunks(1000) {
-        let lines = chunk.iter().map(|l| wire(&key, l)).collect();
+        let lines = chunk.iter().map(|l| LogLine::of(&key, l)).collect();
         if !send_json(&mut socket, &LogMessage::Lines { lines }).await {
             return;
         }
@@ -135,7 +131,7 @@ async fn stream(
     loop {
         tokio::select! {
             event = subscription.events.recv() => match event {
-                Ok(LogEvent::Line(line)) => batch.push(wire(&key, &line)),
+                Ok(LogEvent::Line(line)) => batch.push(LogLine::of(&key, &line)),
                 Ok(LogEvent::Status { connected, message }) => {
                     if !batch.is_empty() && !send_json(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
                         return;

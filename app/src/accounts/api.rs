@@ -75,11 +75,7 @@ impl Flash {
 pub async fn get_viewer() -> Result<Viewer, ApiError> {
     answer(async {
         let platform = platform()?;
-        let signup = match platform.accounts().settings().signup {
-            platform::accounts::SignupMode::Open => "open",
-            platform::accounts::SignupMode::Invite => "invite",
-            platform::accounts::SignupMode::Closed => "closed",
-        };
+        let signup = platform.accounts().settings().signup.as_str();
         let user = match require_user().await {
             Ok(current) => Some(UserView::from(&current.user)),
             Err(ApiError::Unauthenticated) => None,
