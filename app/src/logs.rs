@@ -100,6 +100,23 @@ pub enum LogMessage {
     Heartbeat,
 }
 
+impl LogMessage {
+    /// Reads a message as the server sends it. `lines` messages are nearly all the traffic, so
+    /// they are read straight into their lines: serde reads an internally tagged enum through a
+    /// buffered copy of every field first, which doubled the browser's decoding work.
+    pub fn from_json(text: &str) -> serde_json::Result<Self> {
+        #[derive(Deserialize)]
+        struct Lines {
+            lines: Vec<LogLine>,
+        }
+        if text.starts_with(r#"{"type":"lines","#) {
+            return serde_json::from_str::<Lines>(text)
+                .map(|m| LogMessage::Lines { lines: m.lines });
+        }
+        serde_json::from_str(text)
+    }
+}
+
 #[server(prefix = "/api", endpoint = "clusters/pods")]
 pub async fn cluster_pods(id: String) -> Result<Vec<PodView>, ApiError> {
     answer(async {
@@ -119,4 +136,32 @@ pub async fn cluster_pods(id: String) -> Result<Vec<PodView>, ApiError> {
             .collect())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_reads_back_as_it_was_written() {
+        let line = LogLine {
+            ts: "2026-12-02T07:57:30.466753123Z".into(),
+            pod: "k3k-a-server-0".into(),
+            container: "k3k-a-server".into(),
+            text: r#"{"type":"lines","level":"info"} and a \"quote\""#.into(),
+            level: Some("info".into()),
+        };
+        let messages = [
+            LogMessage::Lines { lines: vec![line.clone(), LogLine { level: None, ..line }] },
+            LogMessage::Lines { lines: vec![] },
+            LogMessage::Skipped { n: 7 },
+            LogMessage::Status { connected: false, message: Some("gone".into()) },
+            LogMessage::Heartbeat,
+        ];
+        for message in messages {
+            let text = serde_json::to_string(&message).unwrap();
+            assert_eq!(LogMessage::from_json(&text).unwrap(), message, "{text}");
+        }
+        assert!(LogMessage::from_json(r#"{"type":"lines","lines":[{"ts":1}]}"#).is_err());
+    }
 }

@@ -461,7 +461,7 @@ impl Clusters {
         max_lines: i64,
     ) -> Result<(crate::stream::logs::LogKey, Vec<crate::stream::logs::LogLine>), ClusterError>
     {
-        use crate::stream::logs::{level_of, split_timestamp, truncate, LogLine, LogSettings};
+        use crate::stream::logs::{split_timestamp, LogLine, LogSettings};
         let key = self.log_key(owner_id, id, pod, container).await?;
         let api: Api<k8s_openapi::api::core::v1::Pod> =
             Api::namespaced(self.host.client(), &key.namespace);
@@ -488,10 +488,7 @@ impl Clusters {
         let lines = text
             .lines()
             .filter_map(split_timestamp)
-            .map(|(ts, text)| {
-                let text = truncate(text, max_chars);
-                LogLine { ts, level: level_of(&text), text }
-            })
+            .map(|(ts, text)| LogLine::new(ts, text, max_chars))
             .collect();
         Ok((key, lines))
     }

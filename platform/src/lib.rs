@@ -186,6 +186,9 @@ impl Platform {
         for task in &self.inner.tasks {
             task.abort();
         }
+        if let Some(logs) = &self.inner.logs {
+            logs.close().await;
+        }
         match Arc::try_unwrap(self.inner) {
             Ok(inner) => Ok(inner.db.close().await?),
             // Someone still holds a clone (a request in flight): the pool closes when it is dropped.

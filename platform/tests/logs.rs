@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, LogParams, PostParams};
 use platform::host::k3k::{Cluster, ClusterMode, ClusterSpec};
-use platform::stream::logs::{split_timestamp, LogEvent, LogHub, LogKey, LogLine, LogSettings};
+use platform::stream::logs::{
+    split_timestamp, LogHub, LogKey, LogLine, LogSettings, LogSubscription, Taken,
+};
 
 struct Sim {
     running: hostsim::Running,
@@ -58,17 +60,21 @@ async fn running_server(sim: &Sim, name: &str) -> LogKey {
     LogKey { namespace: ns, pod, container: format!("k3k-{name}-server") }
 }
 
-async fn next_line(events: &mut tokio::sync::broadcast::Receiver<LogEvent>) -> Arc<LogLine> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.recv())
-            .await
-            .expect("a line in time")
-        {
-            Ok(LogEvent::Line(line)) => return line,
-            Ok(LogEvent::Status { .. }) => {}
-            Err(error) => panic!("viewer lost lines unexpectedly: {error}"),
-        }
+/// Waits for news and takes all of it.
+async fn news(viewer: &mut LogSubscription) -> Taken {
+    tokio::time::timeout(Duration::from_secs(10), viewer.changed()).await.expect("news in time");
+    viewer.take(usize::MAX)
+}
+
+/// At least `n` new lines, none lost.
+async fn lines(viewer: &mut LogSubscription, n: usize) -> Vec<Arc<LogLine>> {
+    let mut lines = Vec::new();
+    while lines.len() < n {
+        let taken = news(viewer).await;
+        assert_eq!(taken.skipped, 0, "the viewer lost lines unexpectedly");
+        lines.extend(taken.lines);
     }
+    lines
 }
 
 fn log_requests(sim: &Sim, key: &LogKey) -> u64 {
@@ -82,7 +88,7 @@ async fn many_viewers_share_one_upstream_stream() {
     let hub = LogHub::new(sim.client.clone(), LogSettings::default());
     let mut viewers: Vec<_> = (0..50).map(|_| hub.subscribe(key.clone(), Some(10), None)).collect();
     for viewer in &mut viewers {
-        next_line(&mut viewer.events).await;
+        lines(viewer, 1).await;
     }
     assert_eq!(log_requests(&sim, &key), 1, "one upstream request for 50 viewers");
     assert_eq!(hub.upstreams(), 1);
@@ -102,47 +108,49 @@ async fn a_new_viewer_gets_the_tail_it_asks_for() {
     let key = running_server(&sim, "tail").await;
     let hub = LogHub::new(sim.client.clone(), LogSettings::default());
     let mut first = hub.subscribe(key.clone(), None, None);
-    for _ in 0..30 {
-        next_line(&mut first.events).await;
-    }
-    let second = hub.subscribe(key.clone(), Some(10), None);
-    assert_eq!(second.tail.len(), 10);
-    let all = hub.subscribe(key.clone(), None, None);
-    assert!(all.tail.len() >= 30, "{}", all.tail.len());
+    let seen = lines(&mut first, 30).await;
+    // Hold the log still so that the tails below are exact.
+    sim.running.set_log_rate(0.0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut seen = seen;
+    seen.extend(first.take(usize::MAX).lines);
+
+    let tail = hub.subscribe(key.clone(), Some(10), None).take(usize::MAX).lines;
+    assert_eq!(tail, seen[seen.len() - 10..], "the tail is the newest 10 lines");
+    let all = hub.subscribe(key.clone(), None, None).take(usize::MAX).lines;
+    assert!(all.len() >= 30, "{}", all.len());
+    assert_eq!(all[all.len() - seen.len()..], seen[..], "all retained ends with what we saw");
+    assert!(all.windows(2).all(|w| w[0].ts <= w[1].ts), "tail out of order");
+    // Resuming after a line gives what follows it, however many lines share its timestamp.
+    let at = &all[all.len() - 5];
+    let same = all[..all.len() - 4].iter().filter(|l| l.ts == at.ts).count();
+    let resumed = hub.subscribe(key.clone(), None, Some((at.ts, same))).take(usize::MAX).lines;
+    assert_eq!(resumed, seen[seen.len() - 4..]);
     assert_eq!(log_requests(&sim, &key), 1, "tails come from the hub's ring, not new requests");
-    // The tail ends where the live events begin: the last tail line is the newest line so far.
-    assert!(all.tail.windows(2).all(|w| w[0].ts <= w[1].ts), "tail out of order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_viewer_loses_lines_and_is_told_how_many_without_slowing_others() {
     let sim = host(1000.0).await;
     let key = running_server(&sim, "slow").await;
-    let settings = LogSettings { viewer_buffer: 256, ..Default::default() };
+    let settings = LogSettings { ring_lines: 256, ..Default::default() };
     let hub = LogHub::new(sim.client.clone(), settings);
     let mut slow = hub.subscribe(key.clone(), Some(0), None);
     let mut fast = hub.subscribe(key.clone(), Some(0), None);
-    // The fast viewer keeps reading 1,000 lines while the slow one reads nothing.
-    for _ in 0..1000 {
-        next_line(&mut fast.events).await;
-    }
-    let mut skipped = 0;
-    let mut lines = 0;
-    while let Ok(event) = slow.events.try_recv().map(Ok).or_else(|e| match e {
-        tokio::sync::broadcast::error::TryRecvError::Lagged(n) => Ok(Err(n)),
-        _ => Err(()),
-    }) {
-        match event {
-            Ok(LogEvent::Line(_)) => lines += 1,
-            Ok(LogEvent::Status { .. }) => {}
-            Err(n) => skipped += n,
-        }
-        if lines > 300 {
-            break;
-        }
-    }
-    assert!(skipped > 0, "the slow viewer was not told it lost lines");
-    assert!(lines <= 256 + 1, "the slow viewer's backlog is bounded ({lines} lines)");
+    // The fast viewer keeps reading 1,000 lines while the slow one takes nothing.
+    let mut read = lines(&mut fast, 1000).await;
+    sim.running.set_log_rate(0.0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    read.extend(fast.take(usize::MAX).lines);
+
+    let taken = slow.take(usize::MAX);
+    assert_eq!(taken.lines.len(), 256, "the slow viewer's backlog is the ring, no more");
+    assert_eq!(taken.lines, read[read.len() - 256..], "it keeps the newest lines");
+    assert_eq!(
+        taken.skipped + taken.lines.len() as u64,
+        read.len() as u64,
+        "it is told exactly how many lines it lost"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,22 +159,20 @@ async fn a_dropped_upstream_resumes_without_gap_or_duplicate() {
     let key = running_server(&sim, "drop").await;
     let hub = LogHub::new(sim.client.clone(), LogSettings::default());
     let mut viewer = hub.subscribe(key.clone(), Some(0), None);
-    let mut seen: Vec<Arc<LogLine>> = Vec::new();
-    for _ in 0..100 {
-        seen.push(next_line(&mut viewer.events).await);
-    }
+    let mut seen: Vec<Arc<LogLine>> = lines(&mut viewer, 100).await;
     sim.running.faults().drop_connections();
-    let mut reconnected = false;
+    let (mut dropped, mut reconnected) = (false, false);
     while seen.len() < 400 {
-        match tokio::time::timeout(Duration::from_secs(10), viewer.events.recv())
-            .await
-            .expect("events")
-        {
-            Ok(LogEvent::Line(line)) => seen.push(line),
-            Ok(LogEvent::Status { connected, .. }) => reconnected |= connected,
-            Err(error) => panic!("lost lines: {error}"),
+        let taken = news(&mut viewer).await;
+        assert_eq!(taken.skipped, 0, "lost lines");
+        seen.extend(taken.lines);
+        match taken.status {
+            Some((false, _)) => dropped = true,
+            Some((true, _)) => reconnected |= dropped,
+            None => {}
         }
     }
+    assert!(dropped, "the viewer was not told the stream dropped");
     assert!(reconnected, "the viewer was not told the stream came back");
     assert!(log_requests(&sim, &key) >= 2, "the upstream was not reopened");
 

@@ -1,5 +1,6 @@
 //! Log routes: the live log websocket and the download.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::logs::{LogLine, LogMessage};
@@ -13,9 +14,9 @@ use futures::AsyncReadExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
 use platform::clusters::ClusterError;
-use platform::stream::logs::{LogEvent, LogKey};
+use platform::stream::logs::{LogKey, LogSubscription};
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
 use tower_sessions::Session;
 use uuid::Uuid;
 
@@ -24,6 +25,8 @@ use crate::reply::{lean, plain, send_json, HEARTBEAT};
 use crate::startup::AppState;
 
 const BATCH: Duration = Duration::from_millis(100);
+/// Lines in one websocket message at most.
+const MESSAGE_LINES: usize = 500;
 /// A download is cut at this size.
 pub const DOWNLOAD_LIMIT_BYTES: i64 = 8 * 1024 * 1024;
 
@@ -109,51 +112,19 @@ pub async fn live(
     })
 }
 
-async fn stream(
-    mut socket: WebSocket,
-    key: LogKey,
-    mut subscription: platform::stream::logs::LogSubscription,
-) {
-    let status = LogMessage::Status { connected: subscription.connected, message: None };
-    if !send_json(&mut socket, &status).await {
-        return;
-    }
-    for chunk in subscription.tail.chunks(1000) {
-        let lines = chunk.iter().map(|l| LogLine::of(&key, l)).collect();
-        if !send_json(&mut socket, &LogMessage::Lines { lines }).await {
-            return;
-        }
-    }
-    let mut batch: Vec<LogLine> = Vec::new();
-    let mut flush = tokio::time::interval(BATCH);
+async fn stream(mut socket: WebSocket, key: LogKey, mut subscription: LogSubscription) {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
+    let mut sent_at = Instant::now().checked_sub(BATCH).unwrap_or_else(Instant::now);
     loop {
         tokio::select! {
-            event = subscription.events.recv() => match event {
-                Ok(LogEvent::Line(line)) => batch.push(LogLine::of(&key, &line)),
-                Ok(LogEvent::Status { connected, message }) => {
-                    if !batch.is_empty() && !send_json(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
-                        return;
-                    }
-                    if !send_json(&mut socket, &LogMessage::Status { connected, message }).await {
-                        return;
-                    }
-                }
-                Err(RecvError::Lagged(n)) => {
-                    if !batch.is_empty() && !send_json(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
-                        return;
-                    }
-                    if !send_json(&mut socket, &LogMessage::Skipped { n }).await {
-                        return;
-                    }
-                }
-                Err(RecvError::Closed) => return,
-            },
-            _ = flush.tick() => {
-                if !batch.is_empty() && !send_json(&mut socket, &LogMessage::Lines { lines: std::mem::take(&mut batch) }).await {
+            () = subscription.changed() => {
+                // At most one batch every BATCH: lines that arrive meanwhile join it.
+                tokio::time::sleep_until(sent_at + BATCH).await;
+                if !send_news(&mut socket, &key, &mut subscription).await {
                     return;
                 }
+                sent_at = Instant::now();
             }
             _ = heartbeat.tick() => {
                 if !send_json(&mut socket, &LogMessage::Heartbeat).await {
@@ -166,6 +137,54 @@ async fn stream(
             },
         }
     }
+}
+
+/// Sends everything the viewer has not had yet: lost lines, new lines (in messages of at most
+/// `MESSAGE_LINES`), then a status change. `false` when the socket is gone.
+async fn send_news(
+    socket: &mut WebSocket,
+    key: &LogKey,
+    subscription: &mut LogSubscription,
+) -> bool {
+    loop {
+        let taken = subscription.take(MESSAGE_LINES);
+        if taken.skipped > 0 && !send_json(socket, &LogMessage::Skipped { n: taken.skipped }).await
+        {
+            return false;
+        }
+        let more = taken.lines.len() == MESSAGE_LINES;
+        if !taken.lines.is_empty()
+            && socket.send(Message::Text(lines_message(key, &taken.lines).into())).await.is_err()
+        {
+            return false;
+        }
+        if let Some((connected, message)) = taken.status {
+            if !send_json(socket, &LogMessage::Status { connected, message }).await {
+                return false;
+            }
+        }
+        if !more {
+            return true;
+        }
+    }
+}
+
+/// `LogMessage::Lines` for `lines`, built from each line's wire encoding, which is made once for
+/// all viewers of the upstream instead of once per viewer.
+fn lines_message(key: &LogKey, lines: &[Arc<platform::stream::logs::LogLine>]) -> String {
+    let mut text = String::with_capacity(32 + lines.len() * 256);
+    text.push_str(r#"{"type":"lines","lines":["#);
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        // A struct of strings always serialises.
+        text.push_str(
+            line.encoded(|l| serde_json::to_string(&LogLine::of(key, l)).unwrap_or_default()),
+        );
+    }
+    text.push_str("]}");
+    text
 }
 
 /// `GET /api/clusters/{id}/logs/download?pod=&container=`: the retained log as a text file, cut at
@@ -227,4 +246,26 @@ pub async fn download(
         Body::from(text),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lines_message_is_what_serde_would_send() {
+        let key = LogKey { namespace: "ns".into(), pod: "p-0".into(), container: "c".into() };
+        let lines: Vec<_> =
+            ["level=info msg=\"a \\\"quoted\\\" word\"", "plain ünïcode", r#"{"level":"warn"}"#]
+                .iter()
+                .map(|t| Arc::new(platform::stream::logs::LogLine::new(Utc::now(), t, 10_000)))
+                .collect();
+        let built = lines_message(&key, &lines);
+        let expected =
+            LogMessage::Lines { lines: lines.iter().map(|l| LogLine::of(&key, l)).collect() };
+        assert_eq!(serde_json::from_str::<LogMessage>(&built).unwrap(), expected);
+        assert_eq!(built, serde_json::to_string(&expected).unwrap());
+        // Encoded once: a second message reuses the lines' encodings.
+        assert_eq!(lines_message(&key, &lines), built);
+    }
 }

@@ -27,7 +27,7 @@ pub const BUFFER_LINES: usize = 100_000;
 /// Height of one row in pixels (unwrapped): the virtual list relies on it.
 const ROW_PX: f64 = 20.0;
 /// Rows rendered beyond the visible window, above and below.
-const OVERSCAN: usize = 20;
+const OVERSCAN: usize = 10;
 /// Rows rendered when wrapping (heights vary, so no virtualisation): the newest ones.
 const WRAPPED_ROWS: usize = 2_000;
 
@@ -91,6 +91,61 @@ impl Buffer {
     }
 }
 
+/// While lines pour in, the list is redrawn at most this often (the server batches as often).
+#[cfg(feature = "hydrate")]
+const REDRAW_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Redraws of the list as lines arrive: on the next animation frame, then not again for
+/// `REDRAW_EVERY`, so a burst of batches costs one redraw instead of one per batch.
+#[derive(Default)]
+struct Redraw {
+    /// A redraw is wanted and not done yet.
+    asked: bool,
+    /// A redraw was done less than `REDRAW_EVERY` ago.
+    cooling: bool,
+}
+
+impl Redraw {
+    fn ask(state: StoredValue<Redraw>, version: RwSignal<u64>) {
+        let now = state
+            .try_update_value(|r| {
+                let now = !r.asked && !r.cooling;
+                r.asked = true;
+                now
+            })
+            .unwrap_or(false);
+        if now {
+            #[cfg(feature = "hydrate")]
+            request_animation_frame(move || Self::draw(state, version));
+            #[cfg(not(feature = "hydrate"))]
+            Self::draw(state, version);
+        }
+    }
+
+    fn draw(state: StoredValue<Redraw>, version: RwSignal<u64>) {
+        state.try_update_value(|r| {
+            r.asked = false;
+            r.cooling = cfg!(feature = "hydrate");
+        });
+        version.try_update(|v| *v += 1);
+        #[cfg(feature = "hydrate")]
+        set_timeout(
+            move || {
+                let again = state
+                    .try_update_value(|r| {
+                        r.cooling = false;
+                        r.asked
+                    })
+                    .unwrap_or(false);
+                if again {
+                    request_animation_frame(move || Self::draw(state, version));
+                }
+            },
+            REDRAW_EVERY,
+        );
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Connection {
     Connecting,
@@ -144,6 +199,7 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
         })
     });
 
+    let redraw = StoredValue::new(Redraw::default());
     let deliver = move |lines: Vec<LogLine>| {
         if paused.get_untracked() {
             held.update_value(|h| h.extend(lines));
@@ -151,7 +207,7 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
             return;
         }
         buffer.update_value(|b| lines.into_iter().for_each(|l| b.push(l)));
-        version.update(|v| *v += 1);
+        Redraw::ask(redraw, version);
     };
 
     #[cfg(feature = "hydrate")]
@@ -204,8 +260,10 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
         Effect::new(move |_| {
             version.track();
             if follow.get_untracked() {
+                // Past the end: the browser stops at the bottom. Reading the height instead would
+                // force a layout on every batch.
                 if let Some(el) = log_ref.get() {
-                    el.set_scroll_top(el.scroll_height());
+                    el.set_scroll_top(i32::MAX);
                 }
             }
         });
@@ -262,12 +320,15 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
     };
 
     // The rows to draw: a window around the scroll position, or the newest rows when wrapping.
+    // Following, the window is the newest rows: the scroll that keeps them in view then changes
+    // nothing, so each batch is drawn once.
+    let top = move || if follow.get() { f64::INFINITY } else { scroll_top.get() };
     let rows = move || {
         let (start, end) = visible.with(|v| {
             if wrap.get() {
                 (v.len().saturating_sub(WRAPPED_ROWS), v.len())
             } else {
-                window(v.len(), scroll_top.get(), viewport_px.get())
+                window(v.len(), top(), viewport_px.get())
             }
         });
         let needle = filter.get();
@@ -284,7 +345,7 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
         if wrap.get() {
             0.0
         } else {
-            visible.with(|v| window(v.len(), scroll_top.get(), viewport_px.get()).0) as f64 * ROW_PX
+            visible.with(|v| window(v.len(), top(), viewport_px.get()).0) as f64 * ROW_PX
         }
     };
     let total_px =
@@ -478,6 +539,8 @@ mod tests {
         assert_eq!(window(57_143, 99_957.0 * ROW_PX, 10.0 * ROW_PX), (57_133 - OVERSCAN, 57_143));
         assert_eq!(window(0, 5_000.0, 400.0), (0, 0));
         assert_eq!(window(3, 0.0, 400.0), (0, 3));
+        // Following: the newest rows, however far the scroll position is.
+        assert_eq!(window(100, f64::INFINITY, 10.0 * ROW_PX), (90 - OVERSCAN, 100));
     }
 
     #[test]
@@ -544,9 +607,11 @@ mod browser {
         };
         crate::socket::keep_open(
             path,
-            move |text| match serde_json::from_str::<LogMessage>(&text) {
+            move |text| match LogMessage::from_json(&text) {
                 Ok(LogMessage::Lines { lines }) => {
-                    connection.set(Connection::Live);
+                    if connection.get_untracked() != Connection::Live {
+                        connection.set(Connection::Live);
+                    }
                     deliver(lines);
                 }
                 Ok(LogMessage::Status { connected, .. }) => connection.set(if connected {

@@ -1,23 +1,31 @@
 //! The log hub: one upstream `pods/{pod}/log?follow=true` stream per (namespace, pod, container)
 //! however many viewers watch it, started by the first viewer and stopped shortly after the
-//! last one leaves.
+//! last one leaves (or when the hub closes).
 //!
-//! Each upstream keeps a bounded ring of recent lines (what a new viewer's tail comes from) and
-//! fans lines out through a bounded broadcast channel: a slow viewer loses lines and is told how
-//! many, it never slows the others or grows memory. When the upstream drops it is reopened with
-//! backoff from the last timestamp seen, and lines already delivered are skipped, counting lines
-//! that share a timestamp so that none repeats and none vanishes.
+//! Each upstream keeps one bounded ring of recent lines, numbered in arrival order. It is both what
+//! a new viewer's tail comes from and the only buffer there is: a viewer is a cursor into the ring,
+//! woken when lines arrive, and takes everything after its cursor at once. A viewer that falls
+//! further behind than the ring holds loses the oldest lines and is told how many; it never slows
+//! the others, and memory does not grow with viewers. Lines are read from the upstream in the
+//! chunks the network delivers and enter the ring under one lock per chunk, so the cost per line
+//! does not depend on the number of viewers.
+//!
+//! When the upstream drops it is reopened with backoff from the last timestamp seen, and lines
+//! already in the ring are skipped, counting lines that share a timestamp so that none repeats and
+//! none vanishes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
-use tokio::sync::broadcast;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Which container's log.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,32 +36,44 @@ pub struct LogKey {
 }
 
 /// One line as viewers get it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct LogLine {
     /// The kubelet's timestamp of the line.
     pub ts: DateTime<Utc>,
     pub text: String,
     /// `info`, `warn`, `error`, `debug`... when the line says so (logfmt, JSON or klog).
     pub level: Option<&'static str>,
+    /// The line as the websocket sends it, made once by the first viewer that sends it and
+    /// shared by the others (see [`LogLine::encoded`]).
+    encoded: OnceLock<Box<str>>,
 }
 
-/// What a viewer receives after its initial tail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogEvent {
-    Line(Arc<LogLine>),
-    /// Whether the upstream stream is open; `message` says why not.
-    Status {
-        connected: bool,
-        message: Option<String>,
-    },
+impl LogLine {
+    /// A line from the log's text: cut to `max_chars` characters with a marker, its level read.
+    pub fn new(ts: DateTime<Utc>, text: &str, max_chars: usize) -> Self {
+        let text = truncate(text, max_chars);
+        Self { ts, level: level_of(&text), text, encoded: OnceLock::new() }
+    }
+
+    /// The line's encoding for viewers, made by `encode` the first time and reused after.
+    pub fn encoded(&self, encode: impl FnOnce(&Self) -> String) -> &str {
+        self.encoded.get_or_init(|| encode(self).into_boxed_str())
+    }
 }
+
+impl PartialEq for LogLine {
+    fn eq(&self, other: &Self) -> bool {
+        (self.ts, &self.text, self.level) == (other.ts, &other.text, other.level)
+    }
+}
+
+impl Eq for LogLine {}
 
 #[derive(Debug, Clone)]
 pub struct LogSettings {
-    /// Lines kept per upstream for new viewers' tails ("all retained").
+    /// Lines kept per upstream: new viewers' tails ("all retained") and how far a viewer may fall
+    /// behind before it loses lines.
     pub ring_lines: usize,
-    /// How far a viewer may fall behind before it loses lines.
-    pub viewer_buffer: usize,
     /// How long an upstream stays open after its last viewer left.
     pub linger: Duration,
     /// Longer lines are cut, with a marker.
@@ -62,40 +82,128 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self {
-            ring_lines: 10_000,
-            viewer_buffer: 4_096,
-            linger: Duration::from_secs(5),
-            max_line_chars: 10_000,
-        }
+        Self { ring_lines: 10_000, linger: Duration::from_secs(5), max_line_chars: 10_000 }
     }
 }
 
-/// A viewer's handle: its tail, and the live events after it. Dropping it leaves.
+/// What a viewer takes from its upstream at once.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// Lines that left the ring before this viewer took them.
+    pub skipped: u64,
+    /// The lines after the viewer's cursor, oldest first.
+    pub lines: Vec<Arc<LogLine>>,
+    /// The upstream's connection, when it changed since this viewer was last told (or on the
+    /// first take): whether it is open, and why not.
+    pub status: Option<(bool, Option<String>)>,
+}
+
+/// A viewer: a cursor into its upstream's ring. Dropping it leaves.
 pub struct LogSubscription {
-    pub tail: Vec<Arc<LogLine>>,
-    pub connected: bool,
-    pub events: broadcast::Receiver<LogEvent>,
-    _viewer: ViewerGuard,
+    upstream: Arc<Upstream>,
+    woken: watch::Receiver<()>,
+    /// Sequence number of the next line this viewer takes.
+    next: u64,
+    /// The status change this viewer was last told of.
+    told: Option<u64>,
 }
 
-struct ViewerGuard(Arc<Upstream>);
+impl LogSubscription {
+    /// Takes at most `max` lines after the cursor, with what was lost and the status if it
+    /// changed. The first take holds the tail the viewer asked for.
+    pub fn take(&mut self, max: usize) -> Taken {
+        let ring = self.upstream.ring();
+        let mut taken = Taken::default();
+        if self.next < ring.first_seq {
+            taken.skipped = ring.first_seq - self.next;
+            self.next = ring.first_seq;
+        }
+        let from = (self.next - ring.first_seq) as usize;
+        let to = ring.lines.len().min(from.saturating_add(max));
+        taken.lines.extend(ring.lines.range(from..to).cloned());
+        self.next += (to - from) as u64;
+        if self.told != Some(ring.status_changes) {
+            self.told = Some(ring.status_changes);
+            taken.status = Some((ring.connected, ring.message.clone()));
+        }
+        taken
+    }
 
-impl Drop for ViewerGuard {
-    fn drop(&mut self) {
-        if self.0.viewers.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_one();
+    /// Waits until lines arrived or the status changed since the last [`take`](Self::take) (at
+    /// once if it did already).
+    pub async fn changed(&mut self) {
+        if self.woken.changed().await.is_err() {
+            // The upstream went away under us (the hub closed): nothing more will come.
+            std::future::pending::<()>().await;
         }
     }
+
+    /// Whether the upstream stream is open now.
+    pub fn connected(&self) -> bool {
+        self.upstream.ring().connected
+    }
+}
+
+impl Drop for LogSubscription {
+    fn drop(&mut self) {
+        if self.upstream.viewers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.upstream.idle.notify_one();
+        }
+    }
+}
+
+/// The ring and the connection state, under one lock so that a viewer sees them consistently.
+struct Ring {
+    lines: VecDeque<Arc<LogLine>>,
+    /// Sequence number of `lines[0]`.
+    first_seq: u64,
+    connected: bool,
+    message: Option<String>,
+    /// Bumped at every change of `connected` or `message`.
+    status_changes: u64,
 }
 
 struct Upstream {
     key: LogKey,
-    ring: Mutex<VecDeque<Arc<LogLine>>>,
-    sender: broadcast::Sender<LogEvent>,
+    ring: Mutex<Ring>,
+    /// Wakes viewers after lines or a status change entered the ring.
+    wake: watch::Sender<()>,
     viewers: AtomicUsize,
-    connected: std::sync::atomic::AtomicBool,
     idle: tokio::sync::Notify,
+}
+
+impl Upstream {
+    fn ring(&self) -> MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_status(&self, connected: bool, message: Option<String>) {
+        let mut ring = self.ring();
+        if ring.connected == connected && ring.message == message {
+            return;
+        }
+        ring.connected = connected;
+        ring.message = message;
+        ring.status_changes += 1;
+        drop(ring);
+        self.wake.send_replace(());
+    }
+
+    fn push(&self, lines: Vec<Arc<LogLine>>, capacity: usize) {
+        if lines.is_empty() {
+            return;
+        }
+        let mut ring = self.ring();
+        for line in lines {
+            if ring.lines.len() == capacity {
+                ring.lines.pop_front();
+                ring.first_seq += 1;
+            }
+            ring.lines.push_back(line);
+        }
+        drop(ring);
+        self.wake.send_replace(());
+    }
 }
 
 pub struct LogHub {
@@ -104,6 +212,9 @@ pub struct LogHub {
     upstreams: Mutex<HashMap<LogKey, Weak<Upstream>>>,
     /// Upstream log requests opened so far (for tests and benchmarks).
     opened: AtomicU64,
+    /// The upstream tasks, stopped by [`close`](Self::close).
+    tasks: TaskTracker,
+    closing: CancellationToken,
 }
 
 impl LogHub {
@@ -113,6 +224,8 @@ impl LogHub {
             settings,
             upstreams: Mutex::new(HashMap::new()),
             opened: AtomicU64::new(0),
+            tasks: TaskTracker::new(),
+            closing: CancellationToken::new(),
         })
     }
 
@@ -126,7 +239,14 @@ impl LogHub {
         self.lock().values().filter(|u| u.strong_count() > 0).count()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LogKey, Weak<Upstream>>> {
+    /// Stops every upstream and waits for them to end; viewers get nothing more.
+    pub async fn close(&self) {
+        self.closing.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<LogKey, Weak<Upstream>>> {
         self.upstreams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -145,60 +265,73 @@ impl LogHub {
             match upstreams.get(&key).and_then(Weak::upgrade) {
                 Some(upstream) => upstream,
                 None => {
-                    let (sender, _) = broadcast::channel(self.settings.viewer_buffer.max(16));
                     let upstream = Arc::new(Upstream {
                         key: key.clone(),
-                        ring: Mutex::new(VecDeque::new()),
-                        sender,
+                        ring: Mutex::new(Ring {
+                            lines: VecDeque::new(),
+                            first_seq: 0,
+                            connected: false,
+                            message: None,
+                            status_changes: 0,
+                        }),
+                        wake: watch::Sender::new(()),
                         viewers: AtomicUsize::new(0),
-                        connected: std::sync::atomic::AtomicBool::new(false),
                         idle: tokio::sync::Notify::new(),
                     });
                     upstreams.insert(key, Arc::downgrade(&upstream));
-                    tokio::spawn(self.clone().pump(upstream.clone()));
+                    if !self.closing.is_cancelled() {
+                        self.tasks.spawn(self.clone().pump(upstream.clone()));
+                    }
                     upstream
                 }
             }
         };
         upstream.viewers.fetch_add(1, Ordering::AcqRel);
-        // Subscribe and copy the ring under the ring's lock: the pump pushes to the ring and
-        // broadcasts under the same lock, so no line falls between the tail and the events.
-        let ring = upstream.ring.lock().unwrap_or_else(|p| p.into_inner());
-        let events = upstream.sender.subscribe();
-        let mut lines: Vec<Arc<LogLine>> = match after {
+        // The woken flag starts set: the first `changed` returns at once, and the first take
+        // holds the tail.
+        let mut woken = upstream.wake.subscribe();
+        woken.mark_changed();
+        let ring = upstream.ring();
+        let start = match after {
             Some((ts, seen)) => {
                 let mut same = 0;
-                ring.iter()
-                    .filter(|l| {
-                        if l.ts < ts {
-                            false
-                        } else if l.ts == ts {
+                ring.lines
+                    .iter()
+                    .position(|l| {
+                        if l.ts == ts {
                             same += 1;
-                            same > seen
-                        } else {
-                            true
                         }
+                        l.ts > ts || (l.ts == ts && same > seen)
                     })
-                    .cloned()
-                    .collect()
+                    .unwrap_or(ring.lines.len())
             }
-            None => ring.iter().cloned().collect(),
+            None => 0,
         };
+        let start = match tail {
+            Some(tail) => start.max(ring.lines.len().saturating_sub(tail)),
+            None => start,
+        };
+        let next = ring.first_seq + start as u64;
         drop(ring);
-        if let Some(tail) = tail {
-            let skip = lines.len().saturating_sub(tail);
-            lines.drain(..skip);
+        LogSubscription { upstream, woken, next, told: None }
+    }
+
+    /// Runs one upstream until it has had no viewer for `linger`, or the hub closes.
+    async fn pump(self: Arc<Self>, upstream: Arc<Upstream>) {
+        tokio::select! {
+            () = self.follow_with_retries(&upstream) => {}
+            () = self.wait_idle(&upstream) => {}
+            () = self.closing.cancelled() => {}
         }
-        LogSubscription {
-            tail: lines,
-            connected: upstream.connected.load(Ordering::Acquire),
-            events,
-            _viewer: ViewerGuard(upstream),
+        let mut upstreams = self.lock();
+        if let Some(current) = upstreams.get(&upstream.key) {
+            if current.as_ptr() == Arc::as_ptr(&upstream) {
+                upstreams.remove(&upstream.key);
+            }
         }
     }
 
-    /// Runs one upstream until it has had no viewer for `linger`.
-    async fn pump(self: Arc<Self>, upstream: Arc<Upstream>) {
+    async fn follow_with_retries(&self, upstream: &Upstream) {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &upstream.key.namespace);
         let mut last: Option<(DateTime<Utc>, usize)> = None;
         let mut backoff = Duration::from_millis(200);
@@ -217,34 +350,14 @@ impl LogHub {
                 ..Default::default()
             };
             self.opened.fetch_add(1, Ordering::Relaxed);
-            let outcome = tokio::select! {
-                result = self.follow(&pods, &upstream, &params, &mut last) => result,
-                () = self.wait_idle(&upstream) => return self.stop(&upstream),
-            };
-            let message = match outcome {
+            let message = match self.follow(&pods, upstream, &params, &mut last).await {
                 Ok(()) => "the log stream ended".to_owned(),
                 Err(error) => error,
             };
-            if upstream.connected.swap(false, Ordering::AcqRel) {
-                let _ = upstream
-                    .sender
-                    .send(LogEvent::Status { connected: false, message: Some(message.clone()) });
-            }
+            upstream.set_status(false, Some(message.clone()));
             tracing::debug!(pod = %upstream.key.pod, %message, "log upstream dropped; reconnecting");
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = self.wait_idle(&upstream) => return self.stop(&upstream),
-            }
+            tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-    }
-
-    fn stop(&self, upstream: &Arc<Upstream>) {
-        let mut upstreams = self.lock();
-        if let Some(current) = upstreams.get(&upstream.key) {
-            if current.as_ptr() == Arc::as_ptr(upstream) {
-                upstreams.remove(&upstream.key);
-            }
         }
     }
 
@@ -272,42 +385,44 @@ impl LogHub {
             kube::Error::Api(status) => status.message.clone(),
             other => other.to_string(),
         })?;
-        if !upstream.connected.swap(true, Ordering::AcqRel) {
-            let _ = upstream.sender.send(LogEvent::Status { connected: true, message: None });
-        }
+        upstream.set_status(true, None);
         let resume = *last;
         let mut repeated = 0usize;
-        let mut lines = reader.lines();
-        while let Some(line) = lines.next().await {
-            let line = line.map_err(|e| e.to_string())?;
-            let Some((ts, text)) = split_timestamp(&line) else { continue };
-            // Skip what was delivered before a reconnect: everything older, and as many lines
-            // with the last timestamp as were already seen.
-            if let Some((resume_ts, seen)) = resume {
-                if ts < resume_ts {
-                    continue;
+        // Every line the network has delivered so far, at once: one ring update per chunk.
+        let mut chunks = reader.lines().ready_chunks(1024);
+        while let Some(chunk) = chunks.next().await {
+            let mut lines = Vec::with_capacity(chunk.len());
+            let mut failed = None;
+            for line in chunk {
+                let line = match line {
+                    Ok(line) => line,
+                    Err(error) => {
+                        failed = Some(error.to_string());
+                        break;
+                    }
+                };
+                let Some((ts, text)) = split_timestamp(&line) else { continue };
+                // Skip what was delivered before a reconnect: everything older, and as many lines
+                // with the last timestamp as were already seen.
+                if let Some((resume_ts, seen)) = resume {
+                    if ts < resume_ts {
+                        continue;
+                    }
+                    if ts == resume_ts && repeated < seen {
+                        repeated += 1;
+                        continue;
+                    }
                 }
-                if ts == resume_ts && repeated < seen {
-                    repeated += 1;
-                    continue;
-                }
+                *last = Some(match *last {
+                    Some((prev, n)) if prev == ts => (ts, n + 1),
+                    _ => (ts, 1),
+                });
+                lines.push(Arc::new(LogLine::new(ts, text, self.settings.max_line_chars)));
             }
-            *last = Some(match *last {
-                Some((prev, n)) if prev == ts => (ts, n + 1),
-                _ => (ts, 1),
-            });
-            let line = Arc::new(LogLine {
-                ts,
-                level: level_of(text),
-                text: truncate(text, self.settings.max_line_chars),
-            });
-            let mut ring = upstream.ring.lock().unwrap_or_else(|p| p.into_inner());
-            if ring.len() == self.settings.ring_lines {
-                ring.pop_front();
+            upstream.push(lines, self.settings.ring_lines);
+            if let Some(error) = failed {
+                return Err(error);
             }
-            ring.push_back(line.clone());
-            // Nobody listening right now is fine.
-            let _ = upstream.sender.send(LogEvent::Line(line));
         }
         Ok(())
     }
@@ -392,5 +507,26 @@ mod tests {
         assert_eq!(ts.timestamp_subsec_nanos(), 123_456_789);
         assert_eq!(text, "hello world");
         assert!(split_timestamp("no timestamp here").is_none());
+    }
+
+    #[test]
+    fn a_line_is_encoded_once() {
+        let line = LogLine::new(Utc::now(), "hello", 100);
+        let mut calls = 0;
+        assert_eq!(
+            line.encoded(|l| {
+                calls += 1;
+                l.text.to_uppercase()
+            }),
+            "HELLO"
+        );
+        assert_eq!(
+            line.encoded(|_| {
+                calls += 1;
+                String::new()
+            }),
+            "HELLO"
+        );
+        assert_eq!(calls, 1);
     }
 }
