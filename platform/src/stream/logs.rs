@@ -137,11 +137,6 @@ impl LogSubscription {
             std::future::pending::<()>().await;
         }
     }
-
-    /// Whether the upstream stream is open now.
-    pub fn connected(&self) -> bool {
-        self.upstream.ring().connected
-    }
 }
 
 impl Drop for LogSubscription {
