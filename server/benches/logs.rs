@@ -158,8 +158,9 @@ async fn main() -> anyhow::Result<()> {
         for task in tasks {
             task.abort();
         }
-        // Let the server notice the closed sockets before the next round.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Wait out the hub's linger (5 s after the last viewer) so the next round opens its own
+        // upstream and its request count means what it says.
+        tokio::time::sleep(Duration::from_secs(7)).await;
     }
     drop(server);
     hostsim.shutdown().await;
