@@ -22,6 +22,8 @@ use crate::{object, patch, schema, Config};
 pub struct Counters {
     requests: Mutex<HashMap<String, u64>>,
     open: Arc<Mutex<HashMap<String, u64>>>,
+    /// Streams ever opened, per path.
+    opened: Mutex<HashMap<String, u64>>,
 }
 
 /// Counts one open stream until dropped.
@@ -52,9 +54,17 @@ impl Counters {
 
     /// Registers an open stream on `path`; it counts until the returned guard is dropped.
     pub fn open_stream(&self, path: &str) -> OpenStream {
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        *opened.entry(path.to_string()).or_default() += 1;
+        drop(opened);
         let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
         *m.entry(path.to_string()).or_default() += 1;
         OpenStream { open: self.open.clone(), path: path.to_string() }
+    }
+
+    pub fn streams_opened(&self, prefix: &str) -> u64 {
+        let m = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v).sum()
     }
 
     pub fn open_streams(&self, prefix: &str) -> u64 {

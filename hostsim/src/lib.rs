@@ -269,6 +269,11 @@ impl Running {
         self.host.counters.count(path_prefix)
     }
 
+    /// How many watches and followed log streams have been opened under `path_prefix`, ever.
+    pub fn streams_opened(&self, path_prefix: &str) -> u64 {
+        self.host.counters.streams_opened(path_prefix)
+    }
+
     /// How many watches and followed log streams are open right now under `path_prefix`
     /// (e.g. `/api/v1/namespaces/k3k-a/pods/k3k-a-server-0/log`).
     pub fn open_streams(&self, path_prefix: &str) -> u64 {

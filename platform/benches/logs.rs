@@ -118,11 +118,12 @@ async fn main() -> anyhow::Result<()> {
     let hub = LogHub::new(client.clone(), LogSettings::default());
     let log_path = format!("/api/v1/namespaces/{}/pods/{}/log", key.namespace, key.pod);
 
-    let before = sim.request_count(&log_path);
+    let (before, streams_before) = (sim.request_count(&log_path), sim.streams_opened(&log_path));
     let viewers: Vec<_> = (0..100).map(|_| hub.subscribe(key.clone(), Some(100), None)).collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
     println!(
-        "upstream log requests for 1 pod x 100 viewers: {} (goal 1)",
+        "upstream log streams for 1 pod x 100 viewers: {} (goal 1; {} requests with the history read)",
+        sim.streams_opened(&log_path) - streams_before,
         sim.request_count(&log_path) - before
     );
     drop(viewers);

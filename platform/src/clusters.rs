@@ -461,7 +461,7 @@ impl Clusters {
         max_lines: i64,
     ) -> Result<(crate::stream::logs::LogKey, Vec<crate::stream::logs::LogLine>), ClusterError>
     {
-        use crate::stream::logs::{split_timestamp, LogLine, LogSettings};
+        use crate::stream::logs::{newest_lines, split_timestamp, LogLine, LogSettings};
         let key = self.log_key(owner_id, id, pod, container).await?;
         let api: Api<k8s_openapi::api::core::v1::Pod> =
             Api::namespaced(self.host.client(), &key.namespace);
@@ -470,11 +470,10 @@ impl Clusters {
             previous: true,
             timestamps: true,
             tail_lines: Some(max_lines),
-            limit_bytes: Some(8 * 1024 * 1024),
             ..Default::default()
         };
-        let text = match api.logs(&key.pod, &params).await {
-            Ok(text) => text,
+        let text = match api.log_stream(&key.pod, &params).await {
+            Ok(reader) => newest_lines(reader, 8 * 1024 * 1024).await.0,
             // The kubelet answers 400 when there is no terminated container to read.
             Err(kube::Error::Api(status)) if status.code == 400 => {
                 return Err(ClusterError::NotReady(format!(

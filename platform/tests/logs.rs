@@ -77,8 +77,22 @@ async fn lines(viewer: &mut LogSubscription, n: usize) -> Vec<Arc<LogLine>> {
     lines
 }
 
-fn log_requests(sim: &Sim, key: &LogKey) -> u64 {
-    sim.running.request_count(&format!("/api/v1/namespaces/{}/pods/{}/log", key.namespace, key.pod))
+/// The host's own record of `key`'s log, with timestamps.
+async fn host_log(sim: &Sim, key: &LogKey) -> Vec<(chrono::DateTime<chrono::Utc>, String)> {
+    let pods: Api<Pod> = Api::namespaced(sim.client.clone(), &key.namespace);
+    let params = LogParams {
+        container: Some(key.container.clone()),
+        timestamps: true,
+        ..Default::default()
+    };
+    let full = pods.logs(&key.pod, &params).await.unwrap();
+    full.lines().filter_map(split_timestamp).map(|(ts, t)| (ts, t.to_owned())).collect()
+}
+
+/// Followed log streams opened at the host for `key`'s pod (the history read is not one).
+fn log_streams(sim: &Sim, key: &LogKey) -> u64 {
+    sim.running
+        .streams_opened(&format!("/api/v1/namespaces/{}/pods/{}/log", key.namespace, key.pod))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +104,7 @@ async fn many_viewers_share_one_upstream_stream() {
     for viewer in &mut viewers {
         lines(viewer, 1).await;
     }
-    assert_eq!(log_requests(&sim, &key), 1, "one upstream request for 50 viewers");
+    assert_eq!(log_streams(&sim, &key), 1, "one upstream stream for 50 viewers");
     assert_eq!(hub.upstreams(), 1);
 
     // The last viewer leaving stops the upstream after the linger time.
@@ -126,7 +140,45 @@ async fn a_new_viewer_gets_the_tail_it_asks_for() {
     let same = all[..all.len() - 4].iter().filter(|l| l.ts == at.ts).count();
     let resumed = hub.subscribe(key.clone(), None, Some((at.ts, same))).take(usize::MAX).lines;
     assert_eq!(resumed, seen[seen.len() - 4..]);
-    assert_eq!(log_requests(&sim, &key), 1, "tails come from the hub's ring, not new requests");
+    assert_eq!(log_streams(&sim, &key), 1, "tails come from the hub's ring, not new streams");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_upstream_places_its_first_viewers_after_reading_the_history() {
+    let sim = host(100.0).await;
+    let key = running_server(&sim, "cold").await;
+    // Let the log grow, then hold it still so that the host's record is what a viewer should get.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    sim.running.set_log_rate(0.0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let host_lines = host_log(&sim, &key).await;
+    let n = host_lines.len();
+    assert!(n > 30, "the log has a history: {n} lines");
+    let texts = |lines: &[Arc<LogLine>]| -> Vec<(chrono::DateTime<chrono::Utc>, String)> {
+        lines.iter().map(|l| (l.ts, l.text.clone())).collect()
+    };
+
+    // Viewers that start the upstream get the tail they ask for, not everything it reads.
+    let hub = LogHub::new(sim.client.clone(), LogSettings::default());
+    let mut ten = hub.subscribe(key.clone(), Some(10), None);
+    let mut none = hub.subscribe(key.clone(), Some(0), None);
+    let mut got = lines(&mut ten, 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    got.extend(ten.take(usize::MAX).lines);
+    assert_eq!(texts(&got), host_lines[n - 10..], "the first viewer's tail is exact");
+    assert!(none.take(usize::MAX).lines.is_empty(), "tail=0 on a new upstream gives no history");
+
+    // A browser resuming on a hub that never saw it (kraft restarted, or the upstream lingered out)
+    // gets what follows its last line: nothing twice, however many lines share that timestamp.
+    let restarted = LogHub::new(sim.client.clone(), LogSettings::default());
+    let at = &host_lines[n - 5];
+    let same = host_lines[..n - 4].iter().filter(|(ts, _)| *ts == at.0).count();
+    let mut resumed = restarted.subscribe(key.clone(), None, Some((at.0, same)));
+    let mut got = lines(&mut resumed, 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    got.extend(resumed.take(usize::MAX).lines);
+    assert_eq!(texts(&got), host_lines[n - 4..], "a resume on a new upstream repeats nothing");
+    assert_eq!(log_streams(&sim, &key), 2, "one followed stream per hub");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,18 +226,10 @@ async fn a_dropped_upstream_resumes_without_gap_or_duplicate() {
     }
     assert!(dropped, "the viewer was not told the stream dropped");
     assert!(reconnected, "the viewer was not told the stream came back");
-    assert!(log_requests(&sim, &key) >= 2, "the upstream was not reopened");
+    assert!(log_streams(&sim, &key) >= 2, "the upstream was not reopened");
 
     // Compare with the host's own record of the same span: every line, once, in order.
-    let pods: Api<Pod> = Api::namespaced(sim.client.clone(), &key.namespace);
-    let params = LogParams {
-        container: Some(key.container.clone()),
-        timestamps: true,
-        ..Default::default()
-    };
-    let full = pods.logs(&key.pod, &params).await.unwrap();
-    let host_lines: Vec<(chrono::DateTime<chrono::Utc>, String)> =
-        full.lines().filter_map(split_timestamp).map(|(ts, t)| (ts, t.to_owned())).collect();
+    let host_lines = host_log(&sim, &key).await;
     let first = host_lines
         .iter()
         .position(|(ts, t)| *ts == seen[0].ts && *t == seen[0].text)

@@ -1,5 +1,5 @@
 //! Live logs through kraft's websockets: 100 and then 1,000 browsers following one server pod's
-//! log while the host writes 10,000 lines a second. Prints the upstream log requests the host
+//! log while the host writes 10,000 lines a second. Prints the upstream log streams the host
 //! saw, the fraction of lines the viewers got (the rest they were told they lost), and the kraft
 //! server's CPU and memory.
 //!
@@ -99,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
     for viewers in [100, 1000] {
         let counts = Arc::new(Counts::default());
         let counting = Arc::new(AtomicBool::new(false));
-        let requests_before = hostsim.request_count(&log_path);
+        let streams_before = hostsim.streams_opened(&log_path);
         let mut tasks = Vec::new();
         for _ in 0..viewers {
             let socket = support::websocket(&server, &user, &path).await?;
@@ -141,8 +141,8 @@ async fn main() -> anyhow::Result<()> {
         let offered = (lines + skipped) as f64;
         println!("{viewers} viewers:");
         println!(
-            "  upstream log requests at the host: {} (goal 1)",
-            hostsim.request_count(&log_path) - requests_before
+            "  upstream log streams at the host: {} (goal 1)",
+            hostsim.streams_opened(&log_path) - streams_before
         );
         println!(
             "  lines offered per viewer: {:.0}/s; delivered {:.3} % ({lines} lines, {skipped} lost and reported), {:.1} MiB/s to the clients",

@@ -10,11 +10,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures::AsyncReadExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
 use platform::clusters::ClusterError;
-use platform::stream::logs::{LogKey, LogSubscription};
+use platform::stream::logs::{newest_lines, LogKey, LogSubscription};
 use serde::Deserialize;
 use tokio::time::Instant;
 use tower_sessions::Session;
@@ -29,6 +28,8 @@ const BATCH: Duration = Duration::from_millis(100);
 const MESSAGE_LINES: usize = 500;
 /// A download is cut at this size.
 pub const DOWNLOAD_LIMIT_BYTES: i64 = 8 * 1024 * 1024;
+/// At most this many of the newest lines are read for a download, then cut to the size limit.
+const DOWNLOAD_READ_LINES: i64 = 200_000;
 
 #[derive(Debug, Deserialize)]
 pub struct LogQuery {
@@ -187,8 +188,8 @@ fn lines_message(key: &LogKey, lines: &[Arc<platform::stream::logs::LogLine>]) -
     text
 }
 
-/// `GET /api/clusters/{id}/logs/download?pod=&container=`: the retained log as a text file, cut at
-/// `DOWNLOAD_LIMIT_BYTES`.
+/// `GET /api/clusters/{id}/logs/download?pod=&container=`: the retained log as a text file, its
+/// newest `DOWNLOAD_LIMIT_BYTES` (with a first line saying what was left out, if anything).
 pub async fn download(
     State(state): State<AppState>,
     session: Session,
@@ -207,15 +208,22 @@ pub async fn download(
     let params = LogParams {
         container: Some(key.container.clone()),
         timestamps: true,
-        limit_bytes: Some(DOWNLOAD_LIMIT_BYTES),
+        // The newest lines (the host's own `limitBytes` would keep the oldest); the line count
+        // only bounds what is read for a log far over the limit.
+        tail_lines: Some(DOWNLOAD_READ_LINES),
         previous,
         ..Default::default()
     };
-    let mut text = String::new();
-    match pods.log_stream(&key.pod, &params).await {
-        Ok(mut reader) => {
-            if let Err(error) = reader.read_to_string(&mut text).await {
-                tracing::warn!(%error, "log download cut short");
+    let text = match pods.log_stream(&key.pod, &params).await {
+        Ok(reader) => {
+            let (text, cut) = newest_lines(reader, DOWNLOAD_LIMIT_BYTES as usize).await;
+            if cut == 0 {
+                text
+            } else {
+                format!(
+                    "[kraft: {cut} bytes of older lines left out; a download holds the newest {} MiB]\n{text}",
+                    DOWNLOAD_LIMIT_BYTES >> 20
+                )
             }
         }
         Err(kube::Error::Api(status)) if previous && status.code == 400 => {
@@ -231,7 +239,7 @@ pub async fn download(
                 "The host cluster is not reachable right now.",
             );
         }
-    }
+    };
     let filename = if previous {
         format!("{}-{}-previous.log", key.pod, key.container)
     } else {

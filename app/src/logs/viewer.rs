@@ -70,19 +70,48 @@ impl Visible {
 struct Buffer {
     lines: VecDeque<(u64, LogLine)>,
     next_seq: u64,
-    /// Last timestamp received and how many lines carried it (to resume after a reconnect).
+    /// Lines received while paused, shown on resume (at most `BUFFER_LINES`, the newest).
+    held: VecDeque<LogLine>,
+    /// Last timestamp received and how many lines carried it (to resume after a reconnect), shown
+    /// or held: a reconnect while paused must not fetch the held lines again.
     last_ts: Option<String>,
     at_last_ts: usize,
 }
 
 impl Buffer {
-    fn push(&mut self, line: LogLine) {
-        if self.last_ts.as_deref() == Some(line.ts.as_str()) {
-            self.at_last_ts += 1;
-        } else {
-            self.last_ts = Some(line.ts.clone());
-            self.at_last_ts = 1;
+    /// Lines from the server: shown, or held while paused.
+    fn receive(&mut self, lines: Vec<LogLine>, paused: bool) {
+        for line in lines {
+            if self.last_ts.as_deref() == Some(line.ts.as_str()) {
+                self.at_last_ts += 1;
+            } else {
+                self.last_ts = Some(line.ts.clone());
+                self.at_last_ts = 1;
+            }
+            if paused {
+                if self.held.len() == BUFFER_LINES {
+                    self.held.pop_front();
+                }
+                self.held.push_back(line);
+            } else {
+                self.push(line);
+            }
         }
+    }
+
+    /// Shows what was held while paused.
+    fn release(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        held.into_iter().for_each(|line| self.push(line));
+    }
+
+    /// Where a reconnect resumes: the last timestamp received and how many lines carried it.
+    #[cfg(any(feature = "hydrate", test))]
+    fn resume_point(&self) -> Option<(String, usize)> {
+        self.last_ts.clone().map(|ts| (ts, self.at_last_ts))
+    }
+
+    fn push(&mut self, line: LogLine) {
         if self.lines.len() == BUFFER_LINES {
             self.lines.pop_front();
         }
@@ -171,7 +200,6 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
     let skipped = RwSignal::new(0u64);
     let pending = RwSignal::new(0usize);
     let buffer = StoredValue::new(Buffer::default());
-    let held = StoredValue::new(Vec::<LogLine>::new());
     let version = RwSignal::new(0u64);
     let scroll_top = RwSignal::new(0.0f64);
     let viewport_px = RwSignal::new(480.0f64);
@@ -201,13 +229,13 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
 
     let redraw = StoredValue::new(Redraw::default());
     let deliver = move |lines: Vec<LogLine>| {
-        if paused.get_untracked() {
-            held.update_value(|h| h.extend(lines));
-            pending.set(held.with_value(Vec::len));
-            return;
+        let paused = paused.get_untracked();
+        buffer.update_value(|b| b.receive(lines, paused));
+        if paused {
+            pending.set(buffer.with_value(|b| b.held.len()));
+        } else {
+            Redraw::ask(redraw, version);
         }
-        buffer.update_value(|b| lines.into_iter().for_each(|l| b.push(l)));
-        Redraw::ask(redraw, version);
     };
 
     #[cfg(feature = "hydrate")]
@@ -221,7 +249,6 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
                 return;
             };
             buffer.set_value(Buffer::default());
-            held.set_value(Vec::new());
             pending.set(0);
             skipped.set(0);
             problem.set(None);
@@ -285,9 +312,9 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
 
     let resume = move || {
         paused.set(false);
-        let lines = held.try_update_value(std::mem::take).unwrap_or_default();
+        buffer.update_value(Buffer::release);
         pending.set(0);
-        deliver(lines);
+        Redraw::ask(redraw, version);
     };
 
     let copy_visible = move |_| {
@@ -524,7 +551,8 @@ fn LogRow(
 
 #[cfg(test)]
 mod tests {
-    use super::{pretty_json, window, OVERSCAN, ROW_PX};
+    use super::{pretty_json, window, Buffer, BUFFER_LINES, OVERSCAN, ROW_PX};
+    use crate::logs::LogLine;
 
     #[test]
     fn the_rendered_window_stays_inside_the_list() {
@@ -541,6 +569,33 @@ mod tests {
         assert_eq!(window(3, 0.0, 400.0), (0, 3));
         // Following: the newest rows, however far the scroll position is.
         assert_eq!(window(100, f64::INFINITY, 10.0 * ROW_PX), (90 - OVERSCAN, 100));
+    }
+
+    #[test]
+    fn lines_held_while_paused_move_the_resume_point_and_show_on_resume() {
+        let line = |ts: &str, text: &str| LogLine {
+            ts: ts.into(),
+            pod: "p".into(),
+            container: "c".into(),
+            text: text.into(),
+            level: None,
+        };
+        let mut buffer = Buffer::default();
+        buffer.receive(vec![line("t1", "a"), line("t2", "b")], false);
+        assert_eq!(buffer.resume_point(), Some(("t2".into(), 1)));
+        // Paused: nothing is shown, but a reconnect now must not ask for these lines again.
+        buffer.receive(vec![line("t2", "c"), line("t3", "d"), line("t3", "e")], true);
+        assert_eq!(buffer.lines.len(), 2);
+        assert_eq!(buffer.held.len(), 3);
+        assert_eq!(buffer.resume_point(), Some(("t3".into(), 2)));
+        buffer.release();
+        let texts: Vec<_> = buffer.lines.iter().map(|(_, l)| l.text.as_str()).collect();
+        assert_eq!(texts, ["a", "b", "c", "d", "e"]);
+        assert!(buffer.held.is_empty());
+        // A long pause holds the newest lines only.
+        buffer.receive((0..BUFFER_LINES + 5).map(|i| line("t4", &i.to_string())).collect(), true);
+        assert_eq!(buffer.held.len(), BUFFER_LINES);
+        assert_eq!(buffer.held.front().unwrap().text, "5");
     }
 
     #[test]
@@ -597,7 +652,7 @@ mod browser {
             if let Some(container) = &target.container {
                 path.push_str(&format!("&container={}", encode(container)));
             }
-            match buffer.with_value(|b| b.last_ts.clone().map(|ts| (ts, b.at_last_ts))) {
+            match buffer.with_value(Buffer::resume_point) {
                 Some((ts, seen)) => {
                     path.push_str(&format!("&since={}&seen={seen}&tail=all", encode(&ts)))
                 }

@@ -10,9 +10,12 @@
 //! chunks the network delivers and enter the ring under one lock per chunk, so the cost per line
 //! does not depend on the number of viewers.
 //!
-//! When the upstream drops it is reopened with backoff from the last timestamp seen, and lines
-//! already in the ring are skipped, counting lines that share a timestamp so that none repeats and
-//! none vanishes.
+//! An upstream starts by reading the retained history once (a plain request, so its end is known),
+//! then follows from there. Viewers that arrive before the history is in get their tail or resume
+//! point applied once it is, so a tail is exact and a resume duplicates nothing even when the
+//! upstream is new. When the followed stream drops it is reopened with backoff from the last
+//! timestamp seen, and lines already in the ring are skipped, counting lines that share a timestamp
+//! so that none repeats and none vanishes. Bytes that are not UTF-8 are replaced, not fatal.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::{AsyncBufReadExt, StreamExt};
+use futures::{AsyncBufRead, AsyncBufReadExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
 use tokio::sync::watch;
@@ -104,8 +107,45 @@ pub struct LogSubscription {
     woken: watch::Receiver<()>,
     /// Sequence number of the next line this viewer takes.
     next: u64,
+    /// Where the viewer asked to start, until the upstream's history is in and it can be placed.
+    start: Option<Start>,
     /// The status change this viewer was last told of.
     told: Option<u64>,
+}
+
+/// Where a viewer starts: the newest `tail` lines (all retained if `None`), and not before the line
+/// `after` names (its timestamp and how many lines with that timestamp the viewer has).
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    tail: Option<usize>,
+    after: Option<(DateTime<Utc>, usize)>,
+}
+
+impl Start {
+    /// The sequence number of the first line to take from `ring`, the tail counted back from the
+    /// line numbered `end` (the end of the ring when the viewer arrived, or of the history if it
+    /// arrived before that was in). Lines already gone from the ring count as lost at the take.
+    fn place(self, ring: &Ring, end: u64) -> u64 {
+        let after = match self.after {
+            Some((ts, seen)) => {
+                let mut same = 0;
+                let at = ring
+                    .lines
+                    .iter()
+                    .position(|l| {
+                        if l.ts == ts {
+                            same += 1;
+                        }
+                        l.ts > ts || (l.ts == ts && same > seen)
+                    })
+                    .unwrap_or(ring.lines.len());
+                ring.first_seq + at as u64
+            }
+            None => 0,
+        };
+        let tail = self.tail.map_or(0, |tail| end.saturating_sub(tail as u64));
+        after.max(tail)
+    }
 }
 
 impl LogSubscription {
@@ -114,6 +154,15 @@ impl LogSubscription {
     pub fn take(&mut self, max: usize) -> Taken {
         let ring = self.upstream.ring();
         let mut taken = Taken::default();
+        if self.told != Some(ring.status_changes) {
+            self.told = Some(ring.status_changes);
+            taken.status = Some((ring.connected, ring.message.clone()));
+        }
+        if let Some(start) = self.start {
+            let Some(end) = ring.history_end else { return taken };
+            self.next = start.place(&ring, end);
+            self.start = None;
+        }
         if self.next < ring.first_seq {
             taken.skipped = ring.first_seq - self.next;
             self.next = ring.first_seq;
@@ -122,10 +171,6 @@ impl LogSubscription {
         let to = ring.lines.len().min(from.saturating_add(max));
         taken.lines.extend(ring.lines.range(from..to).cloned());
         self.next += (to - from) as u64;
-        if self.told != Some(ring.status_changes) {
-            self.told = Some(ring.status_changes);
-            taken.status = Some((ring.connected, ring.message.clone()));
-        }
         taken
     }
 
@@ -152,6 +197,9 @@ struct Ring {
     lines: VecDeque<Arc<LogLine>>,
     /// Sequence number of `lines[0]`.
     first_seq: u64,
+    /// Where the retained history ended (the sequence number after its last line), once it has
+    /// been read: viewers that came before are placed against it.
+    history_end: Option<u64>,
     connected: bool,
     message: Option<String>,
     /// Bumped at every change of `connected` or `message`.
@@ -184,6 +232,14 @@ impl Upstream {
         self.wake.send_replace(());
     }
 
+    /// The history is in: viewers waiting for it are placed at their next take.
+    fn set_loaded(&self) {
+        let mut ring = self.ring();
+        ring.history_end = Some(ring.first_seq + ring.lines.len() as u64);
+        drop(ring);
+        self.wake.send_replace(());
+    }
+
     fn push(&self, lines: Vec<Arc<LogLine>>, capacity: usize) {
         if lines.is_empty() {
             return;
@@ -205,7 +261,7 @@ pub struct LogHub {
     client: kube::Client,
     settings: LogSettings,
     upstreams: Mutex<HashMap<LogKey, Weak<Upstream>>>,
-    /// Upstream log requests opened so far (for tests and benchmarks).
+    /// Followed upstream log streams opened so far (for tests and benchmarks).
     opened: AtomicU64,
     /// The upstream tasks, stopped by [`close`](Self::close).
     tasks: TaskTracker,
@@ -224,7 +280,7 @@ impl LogHub {
         })
     }
 
-    /// How many upstream log requests the hub has opened.
+    /// How many followed upstream log streams the hub has opened.
     pub fn upstream_requests(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
     }
@@ -257,7 +313,7 @@ impl LogHub {
         let upstream = {
             let mut upstreams = self.lock();
             upstreams.retain(|_, u| u.strong_count() > 0);
-            match upstreams.get(&key).and_then(Weak::upgrade) {
+            let upstream = match upstreams.get(&key).and_then(Weak::upgrade) {
                 Some(upstream) => upstream,
                 None => {
                     let upstream = Arc::new(Upstream {
@@ -265,6 +321,7 @@ impl LogHub {
                         ring: Mutex::new(Ring {
                             lines: VecDeque::new(),
                             first_seq: 0,
+                            history_end: None,
                             connected: false,
                             message: None,
                             status_changes: 0,
@@ -279,36 +336,24 @@ impl LogHub {
                     }
                     upstream
                 }
-            }
+            };
+            // Counted under the map's lock: an upstream leaves the map, under the same lock, only
+            // while it has no viewer, so nobody joins one that is ending.
+            upstream.viewers.fetch_add(1, Ordering::AcqRel);
+            upstream
         };
-        upstream.viewers.fetch_add(1, Ordering::AcqRel);
         // The woken flag starts set: the first `changed` returns at once, and the first take
         // holds the tail.
         let mut woken = upstream.wake.subscribe();
         woken.mark_changed();
+        let start = Start { tail, after };
         let ring = upstream.ring();
-        let start = match after {
-            Some((ts, seen)) => {
-                let mut same = 0;
-                ring.lines
-                    .iter()
-                    .position(|l| {
-                        if l.ts == ts {
-                            same += 1;
-                        }
-                        l.ts > ts || (l.ts == ts && same > seen)
-                    })
-                    .unwrap_or(ring.lines.len())
-            }
-            None => 0,
+        let (next, start) = match ring.history_end {
+            Some(_) => (start.place(&ring, ring.first_seq + ring.lines.len() as u64), None),
+            None => (0, Some(start)),
         };
-        let start = match tail {
-            Some(tail) => start.max(ring.lines.len().saturating_sub(tail)),
-            None => start,
-        };
-        let next = ring.first_seq + start as u64;
         drop(ring);
-        LogSubscription { upstream, woken, next, told: None }
+        LogSubscription { upstream, woken, next, start, told: None }
     }
 
     /// Runs one upstream until it has had no viewer for `linger`, or the hub closes.
@@ -318,50 +363,82 @@ impl LogHub {
             () = self.wait_idle(&upstream) => {}
             () = self.closing.cancelled() => {}
         }
-        let mut upstreams = self.lock();
+        self.forget(&mut self.lock(), &upstream);
+    }
+
+    /// Takes `upstream` out of the map (if it is still the one there): new viewers start anew.
+    fn forget(&self, upstreams: &mut HashMap<LogKey, Weak<Upstream>>, upstream: &Arc<Upstream>) {
         if let Some(current) = upstreams.get(&upstream.key) {
-            if current.as_ptr() == Arc::as_ptr(&upstream) {
+            if current.as_ptr() == Arc::as_ptr(upstream) {
                 upstreams.remove(&upstream.key);
             }
         }
     }
 
     async fn follow_with_retries(&self, upstream: &Upstream) {
+        const FIRST_BACKOFF: Duration = Duration::from_millis(200);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &upstream.key.namespace);
         let mut last: Option<(DateTime<Utc>, usize)> = None;
-        let mut backoff = Duration::from_millis(200);
+        let mut loaded = false;
+        let mut backoff = FIRST_BACKOFF;
         loop {
-            let params = LogParams {
-                container: Some(upstream.key.container.clone()),
-                follow: true,
-                timestamps: true,
-                tail_lines: if last.is_none() {
-                    Some(self.settings.ring_lines as i64)
-                } else {
-                    None
-                },
-                // Whole seconds, rounded down a second more: the skip below removes what repeats.
-                since_seconds: last.map(|(ts, _)| ((Utc::now() - ts).num_seconds() + 2).max(1)),
-                ..Default::default()
+            let container = Some(upstream.key.container.clone());
+            let params = if !loaded {
+                // The history first, as a whole response: its end is where viewers are placed.
+                LogParams {
+                    container,
+                    timestamps: true,
+                    tail_lines: Some(self.settings.ring_lines as i64),
+                    ..Default::default()
+                }
+            } else {
+                LogParams {
+                    container,
+                    follow: true,
+                    timestamps: true,
+                    // Nothing seen yet: whatever the log holds now is new.
+                    tail_lines: last.is_none().then_some(self.settings.ring_lines as i64),
+                    // From the last line's whole second (the host's clock, not ours): the skip in
+                    // `read` removes what repeats.
+                    since_time: last.map(|(ts, _)| {
+                        k8s_openapi::jiff::Timestamp::from_second(ts.timestamp())
+                            .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+                    }),
+                    ..Default::default()
+                }
             };
-            self.opened.fetch_add(1, Ordering::Relaxed);
-            let message = match self.follow(&pods, upstream, &params, &mut last).await {
+            if params.follow {
+                self.opened.fetch_add(1, Ordering::Relaxed);
+            }
+            let started = tokio::time::Instant::now();
+            let message = match self.read(&pods, upstream, &params, &mut last).await {
+                Ok(()) if !loaded => {
+                    loaded = true;
+                    upstream.set_loaded();
+                    continue;
+                }
                 Ok(()) => "the log stream ended".to_owned(),
                 Err(error) => error,
             };
             upstream.set_status(false, Some(message.clone()));
             tracing::debug!(pod = %upstream.key.pod, %message, "log upstream dropped; reconnecting");
+            // A stream that stayed up a while starts the backoff over.
+            if started.elapsed() > Duration::from_secs(10) {
+                backoff = FIRST_BACKOFF;
+            }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 
-    /// Resolves once the upstream has had no viewer for the linger time.
-    async fn wait_idle(&self, upstream: &Upstream) {
+    /// Resolves once the upstream has had no viewer for the linger time, having left the map.
+    async fn wait_idle(&self, upstream: &Arc<Upstream>) {
         loop {
             if upstream.viewers.load(Ordering::Acquire) == 0 {
                 tokio::time::sleep(self.settings.linger).await;
+                let mut upstreams = self.lock();
                 if upstream.viewers.load(Ordering::Acquire) == 0 {
+                    self.forget(&mut upstreams, upstream);
                     return;
                 }
             }
@@ -369,7 +446,8 @@ impl LogHub {
         }
     }
 
-    async fn follow(
+    /// Reads one log response to its end (or its first error) into the ring.
+    async fn read(
         &self,
         pods: &Api<Pod>,
         upstream: &Upstream,
@@ -384,7 +462,7 @@ impl LogHub {
         let resume = *last;
         let mut repeated = 0usize;
         // Every line the network has delivered so far, at once: one ring update per chunk.
-        let mut chunks = reader.lines().ready_chunks(1024);
+        let mut chunks = std::pin::pin!(lossy_lines(reader).ready_chunks(1024));
         while let Some(chunk) = chunks.next().await {
             let mut lines = Vec::with_capacity(chunk.len());
             let mut failed = None;
@@ -421,6 +499,56 @@ impl LogHub {
         }
         Ok(())
     }
+}
+
+/// The lines of `reader`, with bytes that are not UTF-8 replaced (one bad byte must not stop a log).
+fn lossy_lines(reader: impl AsyncBufRead) -> impl Stream<Item = std::io::Result<String>> {
+    futures::stream::unfold(Box::pin(reader), |mut reader| async move {
+        let mut bytes = Vec::new();
+        match reader.read_until(b'\n', &mut bytes).await {
+            Ok(0) => None,
+            Ok(_) => {
+                if bytes.last() == Some(&b'\n') {
+                    bytes.pop();
+                }
+                let line = String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                Some((Ok(line), reader))
+            }
+            Err(error) => Some((Err(error), reader)),
+        }
+    })
+}
+
+/// A whole log response (not followed), its newest lines within `limit` bytes, with bytes that are
+/// not UTF-8 replaced: the text, one line per line, and how many bytes of older lines it left out.
+/// A read that fails midway keeps what came before.
+pub async fn newest_lines(reader: impl AsyncBufRead, limit: usize) -> (String, u64) {
+    let mut kept = VecDeque::new();
+    let (mut size, mut cut) = (0usize, 0u64);
+    let mut lines = std::pin::pin!(lossy_lines(reader));
+    while let Some(line) = lines.next().await {
+        let line = match line {
+            Ok(line) => line,
+            Err(error) => {
+                tracing::warn!(%error, "log read cut short");
+                break;
+            }
+        };
+        size += line.len() + 1;
+        kept.push_back(line);
+        while size > limit {
+            let Some(old) = kept.pop_front() else { break };
+            size -= old.len() + 1;
+            cut += old.len() as u64 + 1;
+        }
+    }
+    let mut text = String::with_capacity(size);
+    for line in kept {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    (text, cut)
 }
 
 /// `2026-11-22T03:00:00.123456789Z text` → (timestamp, text).
@@ -502,6 +630,35 @@ mod tests {
         assert_eq!(ts.timestamp_subsec_nanos(), 123_456_789);
         assert_eq!(text, "hello world");
         assert!(split_timestamp("no timestamp here").is_none());
+    }
+
+    #[tokio::test]
+    async fn bytes_that_are_not_utf8_are_replaced_and_the_lines_go_on() {
+        let log = b"2026-11-22T03:00:00Z first\n2026-11-22T03:00:01Z bad \xff\xfe byte\n\
+                    2026-11-22T03:00:02Z after\n";
+        let lines: Vec<String> =
+            lossy_lines(futures::io::Cursor::new(&log[..])).map(|l| l.unwrap()).collect().await;
+        assert_eq!(
+            lines,
+            [
+                "2026-11-22T03:00:00Z first",
+                "2026-11-22T03:00:01Z bad \u{fffd}\u{fffd} byte",
+                "2026-11-22T03:00:02Z after"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_download_keeps_the_newest_lines_within_its_limit() {
+        let log: String = (0..100).map(|i| format!("line {i:02}\n")).collect(); // 8 bytes each
+        let (text, cut) = newest_lines(futures::io::Cursor::new(log.as_bytes()), 80).await;
+        assert_eq!(text, (90..100).map(|i| format!("line {i:02}\n")).collect::<String>());
+        assert_eq!(cut, 90 * 8);
+        let (all, none) = newest_lines(futures::io::Cursor::new(log.as_bytes()), 1 << 20).await;
+        assert_eq!((all.as_str(), none), (log.as_str(), 0));
+        // A last line without its newline, and a multi-byte character cut by the host's limit.
+        let (text, _) = newest_lines(futures::io::Cursor::new(&b"a\nb\xc3"[..]), 100).await;
+        assert_eq!(text, "a\nb\u{fffd}\n");
     }
 
     #[test]

@@ -61,6 +61,62 @@ async fn the_owner_watches_live_lines_over_the_websocket() {
     assert!(lines.iter().any(|l| l["level"].is_string()), "no level was recognised in {lines:?}");
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The owner's log websocket at `path`, from the app's own origin.
+async fn open(app: &TestApp, browser: &TestBrowser, path: &str) -> Socket {
+    let request = ws_request(app, browser, path, &app.address);
+    tokio_tungstenite::connect_async(request).await.expect("websocket").0
+}
+
+/// The lines a log websocket sends until it has been quiet for a second.
+async fn lines_until_quiet(socket: &mut Socket) -> Vec<Value> {
+    let mut lines = Vec::new();
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(1), socket.next()).await
+    {
+        let message: Value = serde_json::from_str(message.unwrap().to_text().unwrap()).unwrap();
+        assert_ne!(message["type"], "skipped", "lines were lost: {message}");
+        if message["type"] == "lines" {
+            lines.extend(message["lines"].as_array().unwrap().iter().cloned());
+        }
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_resuming_after_the_upstream_ended_gets_nothing_twice() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let (id, pod) = ready_cluster(&app, &ada, "resume").await;
+    // Hold the log still, so that what the first socket saw is the whole log.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.hostsim().set_log_rate(0.0);
+    let path = format!("/ws/clusters/{id}/logs?pod={pod}&tail=all");
+    let mut socket = open(&app, &ada, &path).await;
+    let seen = lines_until_quiet(&mut socket).await;
+    assert!(seen.len() >= 10, "{} lines", seen.len());
+    drop(socket);
+    // Past the hub's linger: the upstream ends, as it does when kraft restarts.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+
+    // Resume as the browser does, after the fifth line from the end.
+    let at = &seen[seen.len() - 5];
+    let same = seen[..seen.len() - 4].iter().filter(|l| l["ts"] == at["ts"]).count();
+    let since = at["ts"].as_str().unwrap().replace('+', "%2B");
+    let path = format!("/ws/clusters/{id}/logs?pod={pod}&since={since}&seen={same}&tail=all");
+    let mut socket = open(&app, &ada, &path).await;
+    let resumed = lines_until_quiet(&mut socket).await;
+    assert_eq!(resumed, seen[seen.len() - 4..], "exactly the lines after the resume point");
+
+    // A new viewer of a new upstream gets the tail it asks for, not the upstream's whole history.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let path = format!("/ws/clusters/{id}/logs?pod={pod}&tail=3");
+    let mut socket = open(&app, &ada, &path).await;
+    assert_eq!(lines_until_quiet(&mut socket).await, seen[seen.len() - 3..]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_and_other_sites_cannot_watch_logs() {
     let app = spawn_app(Backend::Postgres).await;
