@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use futures::future::{select, Either};
 use futures::StreamExt;
 use gloo_net::websocket::{futures::WebSocket, Message};
 use leptos::prelude::*;
@@ -28,14 +29,26 @@ pub fn keep_open(
 ) {
     let stopped = Arc::new(AtomicBool::new(false));
     let stop = stopped.clone();
-    on_cleanup(move || stop.store(true, Ordering::Relaxed));
+    // Also wakes a socket waiting for its next message, so that it closes at once (a quiet log's
+    // socket would otherwise hold its upstream until the next heartbeat).
+    let (stop_now, mut stopping) = futures::channel::oneshot::channel::<()>();
+    on_cleanup(move || {
+        stop.store(true, Ordering::Relaxed);
+        let _ = stop_now.send(());
+    });
     spawn_local(async move {
         let mut backoff = 500;
         while !stopped.load(Ordering::Relaxed) {
             if let Some(socket) = url(&path()).and_then(|u| WebSocket::open(&u).ok()) {
                 let (_, mut incoming) = socket.split();
                 let mut first = true;
-                while let Some(Ok(message)) = incoming.next().await {
+                loop {
+                    let message = match select(incoming.next(), &mut stopping).await {
+                        Either::Left((Some(Ok(message)), _)) => message,
+                        Either::Left(_) => break,
+                        // Stopped: dropping the socket closes it.
+                        Either::Right(_) => return,
+                    };
                     if stopped.load(Ordering::Relaxed) {
                         return;
                     }

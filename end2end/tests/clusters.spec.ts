@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test, type WebSocketRoute } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -89,6 +89,11 @@ test("a stranger's cluster address shows not found", async ({ page, browser }) =
 });
 
 test('the logs of a ready cluster stream live and can be filtered, paused and downloaded', async ({ page }) => {
+  // The log websockets pass through here, so that the test can cut the browser's own connection.
+  const logSockets: { page: WebSocketRoute; server: WebSocketRoute }[] = [];
+  await page.routeWebSocket(/\/ws\/clusters\/[^/]+\/logs/, (ws) => {
+    logSockets.push({ page: ws, server: ws.connectToServer() });
+  });
   await signUp(page, newUser('lg'));
   await page.goto('/clusters/new');
   const form = page.getByRole('form', { name: 'Create cluster' });
@@ -154,6 +159,19 @@ test('the logs of a ready cluster stream live and can be filtered, paused and do
   await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('● live', { timeout: 30_000 });
   const afterOutage = await lines.count();
   await expect.poll(() => lines.count(), { timeout: 15_000 }).toBeGreaterThan(afterOutage);
+
+  // The browser's own connection drops while paused: it comes back by itself, and the lines held
+  // back are neither fetched again nor lost.
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await expect(page.getByText(/Paused: \d+ new lines waiting/)).toBeVisible({ timeout: 15_000 });
+  const opened = logSockets.length;
+  const cut = logSockets[opened - 1];
+  await cut.page.close();
+  await cut.server.close();
+  await expect.poll(() => logSockets.length, { timeout: 15_000 }).toBeGreaterThan(opened);
+  await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('● live', { timeout: 15_000 });
+  await page.waitForTimeout(1_000);
+  await page.getByRole('button', { name: 'Resume' }).click();
   await page.waitForTimeout(1_500);
 
   // What the viewer holds equals the host's own log over the same span.
