@@ -472,7 +472,7 @@ impl Clusters {
             tail_lines: Some(max_lines),
             ..Default::default()
         };
-        let text = match api.log_stream(&key.pod, &params).await {
+        let kept = match api.log_stream(&key.pod, &params).await {
             Ok(reader) => newest_lines(reader, 8 * 1024 * 1024).await.0,
             // The kubelet answers 400 when there is no terminated container to read.
             Err(kube::Error::Api(status)) if status.code == 400 => {
@@ -484,9 +484,9 @@ impl Clusters {
             Err(error) => return Err(error.into()),
         };
         let max_chars = LogSettings::default().max_line_chars;
-        let lines = text
-            .lines()
-            .filter_map(split_timestamp)
+        let lines = kept
+            .iter()
+            .filter_map(|line| split_timestamp(line))
             .map(|(ts, text)| LogLine::new(ts, text, max_chars))
             .collect();
         Ok((key, lines))

@@ -77,6 +77,17 @@ async fn lines(viewer: &mut LogSubscription, n: usize) -> Vec<Arc<LogLine>> {
     lines
 }
 
+/// At least `n` lines, then whatever else comes within 300 ms (none lost): all a viewer gets of
+/// a log that stands still.
+async fn settled(viewer: &mut LogSubscription, n: usize) -> Vec<Arc<LogLine>> {
+    let mut got = lines(viewer, n).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rest = viewer.take(usize::MAX);
+    assert_eq!(rest.skipped, 0, "the viewer lost lines unexpectedly");
+    got.extend(rest.lines);
+    got
+}
+
 /// The host's own record of `key`'s log, with timestamps.
 async fn host_log(sim: &Sim, key: &LogKey) -> Vec<(chrono::DateTime<chrono::Utc>, String)> {
     let pods: Api<Pod> = Api::namespaced(sim.client.clone(), &key.namespace);
@@ -173,9 +184,7 @@ async fn a_new_upstream_places_its_first_viewers_after_reading_the_history() {
     let hub = LogHub::new(sim.client.clone(), LogSettings::default());
     let mut ten = hub.subscribe(key.clone(), Some(10), None);
     let mut none = hub.subscribe(key.clone(), Some(0), None);
-    let mut got = lines(&mut ten, 10).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    got.extend(ten.take(usize::MAX).lines);
+    let got = settled(&mut ten, 10).await;
     assert_eq!(texts(&got), host_lines[n - 10..], "the first viewer's tail is exact");
     assert!(none.take(usize::MAX).lines.is_empty(), "tail=0 on a new upstream gives no history");
 
@@ -185,9 +194,7 @@ async fn a_new_upstream_places_its_first_viewers_after_reading_the_history() {
     let at = &host_lines[n - 5];
     let same = host_lines[..n - 4].iter().filter(|(ts, _)| *ts == at.0).count();
     let mut resumed = restarted.subscribe(key.clone(), None, Some((at.0, same)));
-    let mut got = lines(&mut resumed, 4).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    got.extend(resumed.take(usize::MAX).lines);
+    let got = settled(&mut resumed, 4).await;
     assert_eq!(texts(&got), host_lines[n - 4..], "a resume on a new upstream repeats nothing");
     assert_streams(&sim, &key, 2, "one followed stream per hub").await;
 }

@@ -216,15 +216,19 @@ pub async fn download(
     };
     let text = match pods.log_stream(&key.pod, &params).await {
         Ok(reader) => {
-            let (text, cut) = newest_lines(reader, DOWNLOAD_LIMIT_BYTES as usize).await;
-            if cut == 0 {
-                text
-            } else {
-                format!(
-                    "[kraft: {cut} bytes of older lines left out; a download holds the newest {} MiB]\n{text}",
+            let (kept, cut) = newest_lines(reader, DOWNLOAD_LIMIT_BYTES as usize).await;
+            let mut text = String::new();
+            if cut > 0 {
+                text = format!(
+                    "[kraft: {cut} bytes of older lines left out; a download holds the newest {} MiB]\n",
                     DOWNLOAD_LIMIT_BYTES >> 20
-                )
+                );
             }
+            for line in kept {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
         }
         Err(kube::Error::Api(status)) if previous && status.code == 400 => {
             return plain(

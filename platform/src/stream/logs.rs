@@ -520,10 +520,10 @@ fn lossy_lines(reader: impl AsyncBufRead) -> impl Stream<Item = std::io::Result<
     })
 }
 
-/// A whole log response (not followed), its newest lines within `limit` bytes, with bytes that are
-/// not UTF-8 replaced: the text, one line per line, and how many bytes of older lines it left out.
-/// A read that fails midway keeps what came before.
-pub async fn newest_lines(reader: impl AsyncBufRead, limit: usize) -> (String, u64) {
+/// A whole log response (not followed), its newest lines within `limit` bytes (each counted with
+/// its newline), with bytes that are not UTF-8 replaced; and how many bytes of older lines were
+/// left out. A read that fails midway keeps what came before.
+pub async fn newest_lines(reader: impl AsyncBufRead, limit: usize) -> (VecDeque<String>, u64) {
     let mut kept = VecDeque::new();
     let (mut size, mut cut) = (0usize, 0u64);
     let mut lines = std::pin::pin!(lossy_lines(reader));
@@ -543,12 +543,7 @@ pub async fn newest_lines(reader: impl AsyncBufRead, limit: usize) -> (String, u
             cut += old.len() as u64 + 1;
         }
     }
-    let mut text = String::with_capacity(size);
-    for line in kept {
-        text.push_str(&line);
-        text.push('\n');
-    }
-    (text, cut)
+    (kept, cut)
 }
 
 /// `2026-11-22T03:00:00.123456789Z text` → (timestamp, text).
@@ -651,14 +646,14 @@ mod tests {
     #[tokio::test]
     async fn a_download_keeps_the_newest_lines_within_its_limit() {
         let log: String = (0..100).map(|i| format!("line {i:02}\n")).collect(); // 8 bytes each
-        let (text, cut) = newest_lines(futures::io::Cursor::new(log.as_bytes()), 80).await;
-        assert_eq!(text, (90..100).map(|i| format!("line {i:02}\n")).collect::<String>());
+        let (kept, cut) = newest_lines(futures::io::Cursor::new(log.as_bytes()), 80).await;
+        assert_eq!(kept, (90..100).map(|i| format!("line {i:02}")).collect::<Vec<_>>());
         assert_eq!(cut, 90 * 8);
         let (all, none) = newest_lines(futures::io::Cursor::new(log.as_bytes()), 1 << 20).await;
-        assert_eq!((all.as_str(), none), (log.as_str(), 0));
+        assert_eq!((all.len(), none), (100, 0));
         // A last line without its newline, and a multi-byte character cut by the host's limit.
-        let (text, _) = newest_lines(futures::io::Cursor::new(&b"a\nb\xc3"[..]), 100).await;
-        assert_eq!(text, "a\nb\u{fffd}\n");
+        let (kept, _) = newest_lines(futures::io::Cursor::new(&b"a\nb\xc3"[..]), 100).await;
+        assert_eq!(kept, ["a", "b\u{fffd}"]);
     }
 
     #[test]
