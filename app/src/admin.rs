@@ -6,9 +6,7 @@ use leptos_router::components::{Redirect, A};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::accounts::server::{answer, platform, require_admin};
-#[cfg(feature = "ssr")]
-use crate::clusters::server::clusters;
+use crate::api::ssr::{answer, platform, require_admin};
 use crate::error::ApiError;
 
 /// One account as admins see it.
@@ -49,7 +47,7 @@ pub async fn admin_users() -> Result<AdminOverview, ApiError> {
     answer(async {
         require_admin().await?;
         let platform = platform()?;
-        let clusters = clusters(&platform)?;
+        let clusters = platform.clusters();
         let rows = clusters.list_all().await?;
         let users = platform.accounts().list_users().await?;
         let settings = clusters.settings();

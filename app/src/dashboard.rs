@@ -10,11 +10,9 @@ use leptos_router::components::A;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::accounts::server::{answer, platform, require_user};
-use crate::clusters::api::ClusterSummary;
+use crate::api::ssr::{answer, platform, require_user};
+use crate::clusters::api::{ClusterPhase, ClusterSummary};
 use crate::clusters::pages::PhaseBadge;
-#[cfg(feature = "ssr")]
-use crate::clusters::server::clusters;
 use crate::error::ApiError;
 use crate::metrics::charts::{self, format_bytes, format_cpu, QuotaBar, Sparkline};
 use crate::metrics::{DashboardMessage, MetricSample, MetricsMessage, Quota, UsedOfHard};
@@ -39,9 +37,9 @@ pub async fn get_dashboard() -> Result<Option<Dashboard>, ApiError> {
             Err(other) => return Err(other),
         };
         let platform = platform()?;
-        let clusters = clusters(&platform)?;
+        let clusters = platform.clusters();
         let rows = clusters.list(current.user.id).await?;
-        let interval_secs = platform.metrics().map_or(10, |hub| hub.settings().interval.as_secs());
+        let interval_secs = platform.metrics().settings().interval.as_secs();
         Ok(Some(Dashboard {
             username: current.user.username.clone(),
             clusters: rows.iter().map(ClusterSummary::from).collect(),
@@ -224,7 +222,7 @@ pub fn DashboardView(dashboard: Dashboard) -> impl IntoView {
             <div class="cards" role="list" aria-label="Your clusters">
                 <For
                     each=move || live.clusters.get()
-                    key=|c| (c.id.clone(), c.phase.clone(), c.endpoint.clone(), c.message.clone())
+                    key=|c| (c.id.clone(), c.phase, c.endpoint.clone(), c.message.clone())
                     let:cluster
                 >
                     <ClusterCard card=card_of(live, cluster.id.clone()) cluster />
@@ -255,28 +253,29 @@ fn FirstCluster() -> impl IntoView {
 }
 
 /// Why a card has no numbers, in words.
-fn no_numbers(phase: &str, unavailable: Option<&str>) -> Option<String> {
+fn no_numbers(phase: ClusterPhase, unavailable: Option<&str>) -> Option<String> {
     match phase {
-        "Ready" => unavailable.map(|reason| format!("Metrics unavailable: {reason}")),
-        "Failed" => Some("No metrics: the cluster failed.".to_owned()),
-        "Deleting" | "Terminating" => Some("No metrics: the cluster is being deleted.".to_owned()),
-        _ => Some("Metrics appear once the cluster is Ready.".to_owned()),
+        ClusterPhase::Ready => unavailable.map(|reason| format!("Metrics unavailable: {reason}")),
+        ClusterPhase::Failed => Some("No metrics: the cluster failed.".to_owned()),
+        ClusterPhase::Deleting | ClusterPhase::Terminating => {
+            Some("No metrics: the cluster is being deleted.".to_owned())
+        }
+        ClusterPhase::Pending | ClusterPhase::Provisioning | ClusterPhase::Unknown => {
+            Some("Metrics appear once the cluster is Ready.".to_owned())
+        }
     }
 }
 
 #[component]
 fn ClusterCard(cluster: ClusterSummary, card: Memo<CardState>) -> impl IntoView {
-    let phase = cluster.phase.clone();
+    let phase = cluster.phase;
     let cpu = Signal::derive(move || {
         card.with(|c| c.samples.iter().map(|s| s.cpu_millicores).collect::<Vec<_>>())
     });
     let memory = Signal::derive(move || {
         card.with(|c| c.samples.iter().map(|s| s.memory_bytes as f64).collect::<Vec<_>>())
     });
-    let message = {
-        let phase = phase.clone();
-        move || card.with(|c| no_numbers(&phase, c.unavailable.as_deref()))
-    };
+    let message = move || card.with(|c| no_numbers(phase, c.unavailable.as_deref()));
     let latest = move |f: fn(&MetricSample) -> String| {
         move || {
             card.with(|c| match (&c.unavailable, c.samples.last()) {
@@ -292,7 +291,7 @@ fn ClusterCard(cluster: ClusterSummary, card: Memo<CardState>) -> impl IntoView 
         <article class="card cluster-card" role="listitem" data-cluster=cluster.name.clone() aria-label=cluster.name.clone()>
             <header>
                 <h2><A href=href>{name}</A></h2>
-                <PhaseBadge phase=phase.clone() />
+                <PhaseBadge phase=phase />
             </header>
             {cluster.message.clone().map(|m| view! { <p class="muted small">{m}</p> })}
             <p class="endpoint"><code>{cluster.endpoint.clone().unwrap_or_else(|| "API endpoint available when Ready".into())}</code></p>
@@ -340,10 +339,10 @@ mod tests {
         ClusterSummary {
             id: id.into(),
             name: id.into(),
-            phase: "Ready".into(),
+            phase: ClusterPhase::Ready,
             message: None,
             endpoint: None,
-            mode: "virtual".into(),
+            mode: crate::clusters::api::ClusterMode::Virtual,
             servers: 1,
             agents: 0,
             version: "v1.31".into(),
@@ -432,13 +431,13 @@ mod tests {
 
     #[test]
     fn cards_explain_missing_numbers() {
-        assert_eq!(no_numbers("Ready", None), None);
+        assert_eq!(no_numbers(ClusterPhase::Ready, None), None);
         assert_eq!(
-            no_numbers("Ready", Some("the metrics API is unavailable")).as_deref(),
+            no_numbers(ClusterPhase::Ready, Some("the metrics API is unavailable")).as_deref(),
             Some("Metrics unavailable: the metrics API is unavailable")
         );
         assert_eq!(
-            no_numbers("Provisioning", None).as_deref(),
+            no_numbers(ClusterPhase::Provisioning, None).as_deref(),
             Some("Metrics appear once the cluster is Ready.")
         );
     }

@@ -21,6 +21,9 @@ pub enum ApiError {
     /// Also the answer for something that exists but belongs to someone else.
     #[error("Not found.")]
     NotFound,
+    /// Something the caller may see does not exist; the message says what (e.g. no previous log).
+    #[error("{0}")]
+    Missing(String),
     #[error("Please correct the fields marked below.")]
     Invalid(Vec<FieldMessage>),
     #[error("The email/username or password is not correct.")]
@@ -53,7 +56,7 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated | ApiError::BadCredentials => 401,
             ApiError::Forbidden | ApiError::SignupClosed => 403,
-            ApiError::NotFound => 404,
+            ApiError::NotFound | ApiError::Missing(_) => 404,
             ApiError::Invalid(_) => 422,
             ApiError::TooManyRequests { .. } => 429,
             ApiError::Busy | ApiError::HostUnavailable => 503,

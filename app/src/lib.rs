@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod api;
 pub mod clusters;
 pub mod dashboard;
 pub mod error;

@@ -7,17 +7,15 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::accounts::server::{answer, platform, require_user};
-#[cfg(feature = "ssr")]
-use crate::clusters::server::{clusters, parse_id};
+use crate::api::ssr::{answer, platform, require_cluster};
 use crate::error::ApiError;
+use crate::metrics::PodRole;
 
 /// A server or agent pod whose logs can be watched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodView {
     pub name: String,
-    /// "server" or "agent".
-    pub role: String,
+    pub role: PodRole,
     pub containers: Vec<String>,
     pub phase: String,
     pub ready: bool,
@@ -64,12 +62,12 @@ pub async fn previous_log(
     container: Option<String>,
 ) -> Result<Vec<LogLine>, ApiError> {
     answer(async {
-        let current = require_user().await?;
-        let platform = platform()?;
-        let (key, lines) = clusters(&platform)?
+        let owned = require_cluster(&id).await?;
+        let (key, lines) = platform()?
+            .clusters()
             .previous_log(
-                current.user.id,
-                parse_id(&id)?,
+                owned.user.id,
+                owned.cluster.id,
                 &pod,
                 container.as_deref(),
                 PREVIOUS_LINES,
@@ -120,14 +118,13 @@ impl LogMessage {
 #[server(prefix = "/api", endpoint = "clusters/pods")]
 pub async fn cluster_pods(id: String) -> Result<Vec<PodView>, ApiError> {
     answer(async {
-        let current = require_user().await?;
-        let platform = platform()?;
-        let pods = clusters(&platform)?.pods(current.user.id, parse_id(&id)?).await?;
+        let owned = require_cluster(&id).await?;
+        let pods = platform()?.clusters().pods(owned.user.id, owned.cluster.id).await?;
         Ok(pods
             .into_iter()
             .map(|p| PodView {
                 name: p.name,
-                role: p.role,
+                role: p.role.into(),
                 containers: p.containers,
                 phase: p.phase,
                 ready: p.ready,

@@ -4,11 +4,28 @@ pub mod charts;
 
 use serde::{Deserialize, Serialize};
 
+/// What a K3k pod does for its cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodRole {
+    Server,
+    Agent,
+}
+
+#[cfg(feature = "ssr")]
+impl From<platform::stream::metrics::PodRole> for PodRole {
+    fn from(role: platform::stream::metrics::PodRole) -> Self {
+        match role {
+            platform::stream::metrics::PodRole::Server => PodRole::Server,
+            platform::stream::metrics::PodRole::Agent => PodRole::Agent,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PodUsageView {
     pub pod: String,
-    /// "server" or "agent".
-    pub role: String,
+    pub role: PodRole,
     pub cpu_millicores: f64,
     pub memory_bytes: u64,
 }

@@ -14,6 +14,8 @@ use crate::pages::{home::HomePage, not_found::NotFound};
 
 /// The HTML document the server renders around the application.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    crate::api::ssr::set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">

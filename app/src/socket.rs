@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::future::{select, Either};
 use futures::StreamExt;
-use gloo_net::websocket::{futures::WebSocket, Message};
+use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -45,6 +45,15 @@ pub fn keep_open(
                 loop {
                     let message = match select(incoming.next(), &mut stopping).await {
                         Either::Left((Some(Ok(message)), _)) => message,
+                        // The session ended: reconnecting would only be refused.
+                        Either::Left((Some(Err(WebSocketError::ConnectionClose(event))), _))
+                            if event.code == crate::api::SIGNED_OUT_CLOSE_CODE =>
+                        {
+                            if let Some(window) = web_sys::window() {
+                                let _ = window.location().assign("/login");
+                            }
+                            return;
+                        }
                         Either::Left(_) => break,
                         // Stopped: dropping the socket closes it.
                         Either::Right(_) => return,

@@ -3,26 +3,27 @@
 
 pub mod provision;
 pub mod reconcile;
+pub mod record;
 pub mod spec;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use k8s_openapi::api::core::v1::{Event, Secret};
-use kube::api::{Api, ListParams};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, SqlErr,
+    QueryFilter, QueryOrder, SqlErr, TransactionTrait,
 };
 use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
 
+pub use record::{Phase, StatusCondition};
 pub use spec::{ClusterRequest, ClusterSettings, CreateClusterInput, TenantLimits};
 
 use crate::accounts::{audit, AuditAction, AuditEvent, FieldError, User};
-use crate::db::entities::clusters;
-use crate::host::{is_not_found, kubeconfig, names, Host, HostError};
+use crate::db::entities::{clusters, users};
+use crate::host::{kubeconfig, tenant, Host, HostError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -32,6 +33,9 @@ pub enum ClusterError {
     LimitReached(String),
     #[error("no such cluster")]
     NotFound,
+    /// Something of a cluster the caller may see does not exist; the message says what.
+    #[error("{0}")]
+    Missing(String),
     /// The cluster exists but cannot do this yet (e.g. a kubeconfig before it is Ready).
     #[error("{0}")]
     NotReady(String),
@@ -71,6 +75,8 @@ pub struct Clusters {
     db: DatabaseConnection,
     host: Host,
     settings: ClusterSettings,
+    /// Marks this installation's host objects; the orphan sweep takes only those.
+    installation: Uuid,
     changes: broadcast::Sender<ClusterChange>,
     /// Wakes the reconciler early (a new row, a deletion, a host event).
     wake: Arc<Notify>,
@@ -82,9 +88,18 @@ const HOST_CALL_BUDGET: Duration = Duration::from_secs(5);
 const ROW_PROVISIONING: &str = "Provisioning";
 
 impl Clusters {
-    pub fn new(db: DatabaseConnection, host: Host, settings: ClusterSettings) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        host: Host,
+        settings: ClusterSettings,
+        installation: Uuid,
+    ) -> Self {
         let (changes, _) = broadcast::channel(256);
-        Self { db, host, settings, changes, wake: Arc::new(Notify::new()) }
+        Self { db, host, settings, installation, changes, wake: Arc::new(Notify::new()) }
+    }
+
+    pub fn installation(&self) -> Uuid {
+        self.installation
     }
 
     pub fn settings(&self) -> &ClusterSettings {
@@ -118,24 +133,6 @@ impl Clusters {
         client_addr: Option<&str>,
     ) -> Result<ClusterRecord, ClusterError> {
         let request = self.settings.parse(input).map_err(ClusterError::Invalid)?;
-        let owned = clusters::Entity::find()
-            .filter(clusters::Column::OwnerId.eq(owner.id))
-            .count(&self.db)
-            .await?;
-        if owned as usize >= self.settings.max_clusters {
-            return Err(ClusterError::LimitReached(format!(
-                "You have {owned} clusters, the most your account allows. Delete one to create another."
-            )));
-        }
-        let taken = clusters::Entity::find()
-            .filter(clusters::Column::OwnerId.eq(owner.id))
-            .filter(clusters::Column::Name.eq(&request.name))
-            .one(&self.db)
-            .await?
-            .is_some();
-        if taken {
-            return Err(name_taken(&request.name));
-        }
         let id = Uuid::new_v4();
         let now = Utc::now();
         let short = id.simple().to_string();
@@ -165,14 +162,41 @@ impl Clusters {
             ready_at: None,
             deleting_at: None,
         };
+        // Count and insert in one transaction that first takes the owner's row for writing: on
+        // PostgreSQL a row lock, on SQLite the database's write lock. Parallel creates of one user
+        // are serialised there, so none can count before another's insert is committed.
+        let txn = self.db.begin().await?;
+        users::Entity::update_many()
+            .col_expr(users::Column::Username, Expr::col(users::Column::Username).into())
+            .filter(users::Column::Id.eq(owner.id))
+            .exec(&txn)
+            .await?;
+        let owned = clusters::Entity::find()
+            .filter(clusters::Column::OwnerId.eq(owner.id))
+            .count(&txn)
+            .await?;
+        if owned as usize >= self.settings.max_clusters {
+            return Err(ClusterError::LimitReached(format!(
+                "You have {owned} clusters, the most your account allows. Delete one to create another."
+            )));
+        }
+        let taken = clusters::Entity::find()
+            .filter(clusters::Column::OwnerId.eq(owner.id))
+            .filter(clusters::Column::Name.eq(&request.name))
+            .count(&txn)
+            .await?
+            > 0;
+        if taken {
+            return Err(name_taken(&request.name));
+        }
         let active: clusters::ActiveModel = row.clone().into();
-        if let Err(error) = clusters::Entity::insert(active).exec_without_returning(&self.db).await
-        {
+        if let Err(error) = clusters::Entity::insert(active).exec_without_returning(&txn).await {
             return Err(match error.sql_err() {
                 Some(SqlErr::UniqueConstraintViolation(_)) => name_taken(&request.name),
                 _ => ClusterError::Database(error),
             });
         }
+        txn.commit().await?;
         audit::record(
             &self.db,
             AuditEvent::own(AuditAction::ClusterCreated, owner.id, client_addr)
@@ -184,7 +208,7 @@ impl Clusters {
         // the user is not kept waiting.
         match tokio::time::timeout(
             HOST_CALL_BUDGET,
-            provision::ensure(&self.host, &row, &self.settings),
+            provision::ensure(&self.host, &row, &self.settings, self.installation),
         )
         .await
         {
@@ -305,24 +329,13 @@ impl Clusters {
         client_addr: Option<&str>,
     ) -> Result<kubeconfig::Issued, ClusterError> {
         let row = self.get(owner.id, id).await?;
-        let endpoint = match (&row.endpoint, row.phase.as_str()) {
-            (Some(endpoint), "Ready") => endpoint.clone(),
+        let endpoint = match (&row.endpoint, row.phase()) {
+            (Some(endpoint), Phase::Ready) => endpoint.clone(),
             _ => return Err(ClusterError::NotReady("The cluster is not ready yet.".into())),
         };
-        let secrets: Api<Secret> = Api::namespaced(self.host.client(), &row.host_namespace);
-        let name = names::k3k_object(&row.name, "bootstrap");
-        let secret = match secrets.get(&name).await {
-            Ok(secret) => secret,
-            Err(e) if is_not_found(&e) => {
-                return Err(ClusterError::NotReady(
-                    "The cluster's certificates are not there yet.".into(),
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        };
         let bootstrap =
-            secret.data.as_ref().and_then(|d| d.get("bootstrap")).map(|b| b.0.clone()).ok_or_else(
-                || HostError::Invalid("bootstrap secret has no `bootstrap` key".into()),
+            tenant::bootstrap(&self.host, &row.host_namespace, &row.name).await?.ok_or_else(
+                || ClusterError::NotReady("The cluster's certificates are not there yet.".into()),
             )?;
         let issued = kubeconfig::issue(kubeconfig::Request {
             bootstrap_json: &bootstrap,
@@ -346,14 +359,8 @@ impl Clusters {
     /// The host's events about a cluster, newest first.
     pub async fn events(&self, owner_id: Uuid, id: Uuid) -> Result<Vec<HostEvent>, ClusterError> {
         let row = self.get(owner_id, id).await?;
-        let api: Api<Event> = Api::namespaced(self.host.client(), &row.host_namespace);
-        let list = match api.list(&ListParams::default()).await {
-            Ok(list) => list,
-            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
+        let list = tenant::events(&self.host, &row.host_namespace).await?;
         let mut events: Vec<HostEvent> = list
-            .items
             .into_iter()
             .filter(|e| e.involved_object.kind.as_deref() == Some("Cluster"))
             .map(|e| HostEvent {
@@ -376,8 +383,7 @@ impl Clusters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterPod {
     pub name: String,
-    /// "server" or "agent".
-    pub role: String,
+    pub role: crate::stream::metrics::PodRole,
     pub containers: Vec<String>,
     pub phase: String,
     pub ready: bool,
@@ -388,29 +394,22 @@ impl Clusters {
     /// The server and agent pods of one of `owner_id`'s clusters.
     pub async fn pods(&self, owner_id: Uuid, id: Uuid) -> Result<Vec<ClusterPod>, ClusterError> {
         let row = self.get(owner_id, id).await?;
-        let api: Api<k8s_openapi::api::core::v1::Pod> =
-            Api::namespaced(self.host.client(), &row.host_namespace);
         let list =
-            match api.list(&ListParams::default().labels(&format!("cluster={}", row.name))).await {
-                Ok(list) => list,
-                Err(e) if is_not_found(&e) => return Ok(Vec::new()),
-                Err(e) => return Err(e.into()),
-            };
+            tenant::pods(&self.host, &row.host_namespace, &format!("cluster={}", row.name)).await?;
         let mut pods: Vec<ClusterPod> = list
-            .items
             .into_iter()
             .map(|pod| {
                 let labels = pod.metadata.labels.clone().unwrap_or_default();
                 let role = if labels.get("role").map(String::as_str) == Some("server") {
-                    "server"
+                    crate::stream::metrics::PodRole::Server
                 } else {
-                    "agent"
+                    crate::stream::metrics::PodRole::Agent
                 };
                 let status = pod.status.clone().unwrap_or_default();
                 let statuses = status.container_statuses.clone().unwrap_or_default();
                 ClusterPod {
                     name: pod.metadata.name.clone().unwrap_or_default(),
-                    role: role.to_owned(),
+                    role,
                     containers: pod
                         .spec
                         .map(|s| s.containers.into_iter().map(|c| c.name).collect())
@@ -421,7 +420,10 @@ impl Clusters {
                 }
             })
             .collect();
-        pods.sort_by(|a, b| (a.role != "server", &a.name).cmp(&(b.role != "server", &b.name)));
+        use crate::stream::metrics::PodRole;
+        pods.sort_by(|a, b| {
+            (a.role != PodRole::Server, &a.name).cmp(&(b.role != PodRole::Server, &b.name))
+        });
         Ok(pods)
     }
 
@@ -463,8 +465,6 @@ impl Clusters {
     {
         use crate::stream::logs::{newest_lines, split_timestamp, LogLine, LogSettings};
         let key = self.log_key(owner_id, id, pod, container).await?;
-        let api: Api<k8s_openapi::api::core::v1::Pod> =
-            Api::namespaced(self.host.client(), &key.namespace);
         let params = kube::api::LogParams {
             container: Some(key.container.clone()),
             previous: true,
@@ -472,7 +472,7 @@ impl Clusters {
             tail_lines: Some(max_lines),
             ..Default::default()
         };
-        let kept = match api.log_stream(&key.pod, &params).await {
+        let kept = match tenant::log(&self.host, &key.namespace, &key.pod, &params).await {
             Ok(reader) => newest_lines(reader, 8 * 1024 * 1024).await.0,
             // The kubelet answers 400 when there is no terminated container to read.
             Err(kube::Error::Api(status)) if status.code == 400 => {
@@ -490,6 +490,74 @@ impl Clusters {
             .map(|(ts, text)| LogLine::new(ts, text, max_chars))
             .collect();
         Ok((key, lines))
+    }
+}
+
+/// A log as a file: the newest lines within a size limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDownload {
+    pub key: crate::stream::logs::LogKey,
+    pub previous: bool,
+    pub text: String,
+}
+
+impl LogDownload {
+    pub fn filename(&self) -> String {
+        let run = if self.previous { "-previous" } else { "" };
+        format!("{}-{}{run}.log", self.key.pod, self.key.container)
+    }
+}
+
+/// A download is cut at this size.
+pub const DOWNLOAD_LIMIT_BYTES: usize = 8 * 1024 * 1024;
+/// At most this many of the newest lines are read for a download, then cut to the size limit.
+const DOWNLOAD_READ_LINES: i64 = 200_000;
+
+impl Clusters {
+    /// The retained log of a container (or of its previous run), its newest
+    /// `DOWNLOAD_LIMIT_BYTES`, with a first line saying what was left out, if anything.
+    pub async fn download_log(
+        &self,
+        owner_id: Uuid,
+        id: Uuid,
+        pod: &str,
+        container: Option<&str>,
+        previous: bool,
+    ) -> Result<LogDownload, ClusterError> {
+        use crate::stream::logs::newest_lines;
+        let key = self.log_key(owner_id, id, pod, container).await?;
+        let params = kube::api::LogParams {
+            container: Some(key.container.clone()),
+            timestamps: true,
+            // The newest lines (the host's own `limitBytes` would keep the oldest); the line count
+            // only bounds what is read for a log far over the limit.
+            tail_lines: Some(DOWNLOAD_READ_LINES),
+            previous,
+            ..Default::default()
+        };
+        let reader = match tenant::log(&self.host, &key.namespace, &key.pod, &params).await {
+            Ok(reader) => reader,
+            // The kubelet answers 400 when there is no terminated container to read.
+            Err(kube::Error::Api(status)) if previous && status.code == 400 => {
+                return Err(ClusterError::Missing(
+                    "This container has not restarted, so there is no previous log.".into(),
+                ))
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let (kept, cut) = newest_lines(reader, DOWNLOAD_LIMIT_BYTES).await;
+        let mut text = String::new();
+        if cut > 0 {
+            text = format!(
+                "[kraft: {cut} bytes of older lines left out; a download holds the newest {} MiB]\n",
+                DOWNLOAD_LIMIT_BYTES >> 20
+            );
+        }
+        for line in kept {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        Ok(LogDownload { key, previous, text })
     }
 }
 

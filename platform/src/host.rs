@@ -5,6 +5,7 @@
 pub mod k3k;
 pub mod kubeconfig;
 pub mod names;
+pub mod tenant;
 
 use std::time::Duration;
 

@@ -6,12 +6,14 @@ pub mod accounts;
 pub mod clusters;
 pub mod db;
 pub mod host;
+pub mod installation;
 pub mod stream;
 
 use std::sync::Arc;
 
 pub use about::About;
 pub use db::{Backend, DatabaseUrl};
+pub use installation::Installation;
 
 /// Errors of the platform crate.
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +41,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Settings {
     pub database_url: DatabaseUrl,
     pub accounts: accounts::AccountSettings,
-    /// The host cluster; without one, cluster features answer "unavailable".
-    pub host: Option<HostSettings>,
+    /// The host cluster that runs K3k.
+    pub host: HostSettings,
 }
 
 /// The host cluster and the rules for clusters on it.
@@ -70,47 +72,60 @@ pub struct Platform {
 struct Inner {
     db: sea_orm::DatabaseConnection,
     about: About,
+    installation: Installation,
+    /// The one-time token that makes the first admin, while none exists.
+    setup_token: Option<String>,
     accounts: accounts::Accounts,
-    clusters: Option<Arc<clusters::Clusters>>,
-    logs: Option<Arc<stream::logs::LogHub>>,
-    metrics: Option<Arc<stream::metrics::MetricsHub>>,
+    clusters: Arc<clusters::Clusters>,
+    logs: Arc<stream::logs::LogHub>,
+    metrics: Arc<stream::metrics::MetricsHub>,
     /// Background work owned by the platform, stopped by `close`.
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Platform {
-    /// Connects to the database and brings its schema up to date.
+    /// Connects to the database, brings its schema up to date and starts the background work.
     pub async fn start(settings: Settings) -> Result<Self> {
         let db = db::connect(&settings.database_url).await?;
         db::migrate(&db).await?;
         let about = About::new(settings.database_url.backend());
+        let installation = Installation::load_or_create(&db).await?;
         let accounts = accounts::Accounts::new(db.clone(), settings.accounts)?;
+        let setup_token = accounts.prepare_setup_token().await.map_err(|error| match error {
+            accounts::AccountError::Database(db) => Error::Database(db),
+            other => Error::Database(sea_orm::DbErr::Custom(other.to_string())),
+        })?;
         let mut tasks = vec![tokio::spawn(sweep_expired_sessions(db.clone()))];
-        let (clusters, logs, metrics) = match settings.host {
-            Some(host) => {
-                if let Err(error) =
-                    clusters::provision::ensure_policies(&host.host, &host.clusters).await
-                {
-                    // Not fatal: the host may come up later; cluster creation will say so.
-                    tracing::warn!(%error, "could not install the tenant policies on the host");
-                }
-                let logs = stream::logs::LogHub::new(
-                    host.host.client(),
-                    stream::logs::LogSettings::default(),
-                );
-                let metrics = stream::metrics::MetricsHub::new(
-                    host.host.impatient_client(),
-                    host.metrics.clone(),
-                );
-                tasks.push(tokio::spawn(metrics.clone().run()));
-                let clusters =
-                    Arc::new(clusters::Clusters::new(db.clone(), host.host, host.clusters));
-                tasks.push(tokio::spawn(clusters.clone().run_reconciler(host.resync)));
-                (Some(clusters), Some(logs), Some(metrics))
-            }
-            None => (None, None, None),
-        };
-        Ok(Self { inner: Arc::new(Inner { db, about, accounts, clusters, logs, metrics, tasks }) })
+        let host = settings.host;
+        if let Err(error) = clusters::provision::ensure_policies(&host.host, &host.clusters).await {
+            // Not fatal: the host may come up later; cluster creation will say so.
+            tracing::warn!(%error, "could not install the tenant policies on the host");
+        }
+        let logs =
+            stream::logs::LogHub::new(host.host.client(), stream::logs::LogSettings::default());
+        let metrics =
+            stream::metrics::MetricsHub::new(host.host.impatient_client(), host.metrics.clone());
+        tasks.push(tokio::spawn(metrics.clone().run()));
+        let clusters = Arc::new(clusters::Clusters::new(
+            db.clone(),
+            host.host,
+            host.clusters,
+            installation.id,
+        ));
+        tasks.push(tokio::spawn(clusters.clone().run_reconciler(host.resync)));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                about,
+                installation,
+                setup_token,
+                accounts,
+                clusters,
+                logs,
+                metrics,
+                tasks,
+            }),
+        })
     }
 
     pub fn about(&self) -> &About {
@@ -121,31 +136,34 @@ impl Platform {
         &self.inner.db
     }
 
+    pub fn installation(&self) -> &Installation {
+        &self.inner.installation
+    }
+
+    /// The token printed at start that makes the first admin (`None` once an admin exists).
+    pub fn setup_token(&self) -> Option<&str> {
+        self.inner.setup_token.as_deref()
+    }
+
     pub fn accounts(&self) -> &accounts::Accounts {
         &self.inner.accounts
     }
 
-    /// Cluster management, when a host cluster is configured.
-    pub fn clusters(&self) -> Option<&clusters::Clusters> {
-        self.inner.clusters.as_deref()
+    pub fn clusters(&self) -> &clusters::Clusters {
+        &self.inner.clusters
     }
 
-    /// The log hub, when a host cluster is configured.
-    pub fn logs(&self) -> Option<&Arc<stream::logs::LogHub>> {
-        self.inner.logs.as_ref()
+    pub fn logs(&self) -> &Arc<stream::logs::LogHub> {
+        &self.inner.logs
     }
 
-    /// The metrics hub, when a host cluster is configured.
-    pub fn metrics(&self) -> Option<&Arc<stream::metrics::MetricsHub>> {
-        self.inner.metrics.as_ref()
+    pub fn metrics(&self) -> &Arc<stream::metrics::MetricsHub> {
+        &self.inner.metrics
     }
 
-    /// Whether the host cluster answers (`None` when there is none).
-    pub async fn host_ready(&self) -> Option<Result<String, host::HostError>> {
-        match &self.inner.clusters {
-            Some(clusters) => Some(clusters.host().ping().await),
-            None => None,
-        }
+    /// Whether the host cluster answers.
+    pub async fn host_ready(&self) -> Result<String, host::HostError> {
+        self.inner.clusters.host().ping().await
     }
 
     /// Deletes an account after checking the password and typed username: first every cluster
@@ -160,14 +178,10 @@ impl Platform {
     ) -> Result<(), accounts::AccountError> {
         let user =
             self.inner.accounts.verify_deletion(user_id, password, typed_username, meta).await?;
-        if let Some(clusters) = &self.inner.clusters {
-            clusters.delete_all_of(user.id).await.map_err(|e| match e {
-                clusters::ClusterError::Database(db) => accounts::AccountError::Database(db),
-                other => {
-                    accounts::AccountError::Database(sea_orm::DbErr::Custom(other.to_string()))
-                }
-            })?;
-        }
+        self.inner.clusters.delete_all_of(user.id).await.map_err(|e| match e {
+            clusters::ClusterError::Database(db) => accounts::AccountError::Database(db),
+            other => accounts::AccountError::Database(sea_orm::DbErr::Custom(other.to_string())),
+        })?;
         self.inner.accounts.delete_account_data(&user, meta).await
     }
 
@@ -186,9 +200,7 @@ impl Platform {
         for task in &self.inner.tasks {
             task.abort();
         }
-        if let Some(logs) = &self.inner.logs {
-            logs.close().await;
-        }
+        self.inner.logs.close().await;
         match Arc::try_unwrap(self.inner) {
             Ok(inner) => Ok(inner.db.close().await?),
             // Someone still holds a clone (a request in flight): the pool closes when it is dropped.

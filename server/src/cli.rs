@@ -68,20 +68,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
-    let settings = platform::Settings {
-        database_url: config.database_url()?,
-        accounts: config.account_settings(),
-        // Account administration needs no host cluster.
-        host: None,
-    };
-    let platform = platform::Platform::start(settings).await?;
+    // Account administration needs no host cluster: the account service alone, on the database.
+    let accounts =
+        platform::accounts::Accounts::open(&config.database_url()?, config.account_settings())
+            .await?;
     let outcome = match command {
         AdminCommand::CreateUser { email, username, admin } => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
             let role = if admin { Role::Admin } else { Role::User };
-            match platform.accounts().create_user(&email, &username, password, role).await {
+            match accounts.create_user(&email, &username, password, role).await {
                 Ok(user) => {
                     println!("created {} ({:?})", user.username, user.role);
                     Ok(())
@@ -95,11 +92,11 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
             }
         }
         AdminCommand::Invite { valid_for } => {
-            let code = platform.accounts().create_invite(None, valid_for).await?;
+            let code = accounts.create_invite(None, valid_for).await?;
             println!("{code}");
             Ok(())
         }
     };
-    platform.close().await?;
+    accounts.close().await?;
     outcome
 }

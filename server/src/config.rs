@@ -22,6 +22,16 @@ pub enum ModeArg {
     Shared,
 }
 
+/// How the first admin comes to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BootstrapArg {
+    /// A one-time setup token, printed in the server log at start while no admin exists, must
+    /// accompany the registration that makes the first admin.
+    Token,
+    /// The first account registered becomes admin (only sensible on your own machine).
+    FirstAccount,
+}
+
 /// Who may create an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SignupMode {
@@ -67,6 +77,32 @@ pub struct Config {
     /// Mark the session cookie `Secure` (set this when KRaft is served over HTTPS).
     #[arg(long, env = "KRAFT_SECURE_COOKIES", default_value_t = false, global = true)]
     pub secure_cookies: bool,
+
+    /// How the first admin is made: `token` (a one-time setup token from the server log) or
+    /// `first-account`. Default: `first-account` for the zero-config local KRaft (simulated
+    /// host), `token` as soon as a real host cluster is configured.
+    #[arg(long, env = "KRAFT_ADMIN_BOOTSTRAP", value_enum, global = true)]
+    pub admin_bootstrap: Option<BootstrapArg>,
+
+    /// Most sign-ups per client address (IPv6: per /64) per hour.
+    #[arg(long, env = "KRAFT_SIGNUP_LIMIT_PER_ADDRESS", default_value_t = 10, global = true)]
+    pub signup_limit_per_address: usize,
+
+    /// Most sign-ups on the whole platform per hour.
+    #[arg(long, env = "KRAFT_SIGNUP_LIMIT_TOTAL", default_value_t = 100, global = true)]
+    pub signup_limit_total: usize,
+
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers are believed, as
+    /// comma-separated addresses or CIDRs (e.g. 10.0.0.0/8,127.0.0.1). The client is the right-most
+    /// address in those headers that is not a trusted proxy. Without it the TCP peer is the client.
+    #[arg(
+        long,
+        env = "KRAFT_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_network,
+        global = true
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Kubeconfig of the host cluster that runs K3k. Without it (and without --host-in-cluster)
     /// KRaft starts a simulated host in-process.
@@ -170,7 +206,33 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(number * seconds))
 }
 
+/// "10.0.0.0/8", "2001:db8::/32" or a bare address (a network of one).
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("'{text}' is neither an address nor a CIDR like 10.0.0.0/8"))
+}
+
 impl Config {
+    /// Whether KRaft runs on the in-process simulated host (nothing configured).
+    pub fn simulated_host(&self) -> bool {
+        self.host_kubeconfig.is_none() && !self.host_in_cluster
+    }
+
+    pub fn admin_bootstrap(&self) -> platform::accounts::AdminBootstrap {
+        use platform::accounts::AdminBootstrap;
+        match self.admin_bootstrap {
+            Some(BootstrapArg::Token) => AdminBootstrap::Token,
+            Some(BootstrapArg::FirstAccount) => AdminBootstrap::FirstAccount,
+            None if self.simulated_host() => AdminBootstrap::FirstAccount,
+            None => AdminBootstrap::Token,
+        }
+    }
+
     pub fn cluster_settings(&self) -> platform::clusters::ClusterSettings {
         use platform::host::k3k::ClusterMode;
         platform::clusters::ClusterSettings {
@@ -214,6 +276,12 @@ impl Config {
             },
             session_idle: self.session_idle,
             session_absolute: self.session_absolute,
+            bootstrap: self.admin_bootstrap(),
+            signup_limits: platform::accounts::SignupLimits {
+                per_address: self.signup_limit_per_address,
+                total: self.signup_limit_total,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -229,8 +297,16 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{parse_duration, parse_network};
     use std::time::Duration;
+
+    #[test]
+    fn networks() {
+        assert_eq!(parse_network("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(parse_network(" 127.0.0.1 ").unwrap().to_string(), "127.0.0.1/32");
+        assert_eq!(parse_network("::1").unwrap().to_string(), "::1/128");
+        assert!(parse_network("example.com").unwrap_err().contains("CIDR"));
+    }
 
     #[test]
     fn durations() {

@@ -3,41 +3,36 @@
 //! reconciler changes one of the user's clusters); the numbers come from the metrics hub, one
 //! subscription per cluster, so a thousand dashboards still make one upstream poll per interval.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
+use app::api::ssr::CurrentUser;
 use app::clusters::ClusterSummary;
+use app::error::ApiError;
 use app::metrics::{DashboardMessage, MetricSample};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
-use futures::stream::{self, BoxStream};
+use futures::stream::{self, BoxStream, Stream};
 use futures::StreamExt;
+use platform::clusters::ClusterChange;
 use platform::stream::metrics::{
     Availability, ClusterSample, ClusterTarget, MetricsEvent, Received, Subscription,
 };
-use tokio::sync::broadcast::error::RecvError;
+use platform::Platform;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_stream::StreamMap;
-use tower_sessions::Session;
 use uuid::Uuid;
 
-use crate::auth::current_user;
+use crate::live::{self, json, SessionGuard};
 use crate::metrics::quota;
-use crate::reply::{lean, plain, send_json, HEARTBEAT};
-use crate::startup::AppState;
 
 pub async fn live(
-    State(state): State<AppState>,
-    session: Session,
+    State(platform): State<Platform>,
+    current: CurrentUser,
     upgrade: WebSocketUpgrade,
-) -> Response {
-    let Some(user) = current_user(session, &state.platform).await else {
-        return plain(StatusCode::UNAUTHORIZED, "Please sign in to continue.");
-    };
-    if state.platform.clusters().is_none() || state.platform.metrics().is_none() {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "No host cluster is configured.");
-    }
-    lean(upgrade).on_upgrade(move |socket| push(socket, state, user.id))
+) -> Result<Response, ApiError> {
+    let guard = SessionGuard::new(&platform, &current.session).await?;
+    Ok(live::serve(upgrade, guard, Dashboard::new(platform, current.user.id).into_stream()))
 }
 
 /// A sample without its per-pod breakdown: the dashboard draws totals.
@@ -96,76 +91,92 @@ fn into_stream(mut subscription: Subscription) -> BoxStream<'static, Received> {
     .boxed()
 }
 
-async fn push(mut socket: WebSocket, state: AppState, owner: Uuid) {
-    let (Some(clusters), Some(hub)) = (state.platform.clusters(), state.platform.metrics()) else {
-        return;
-    };
-    // Subscribe to changes before the first list, so none falls between the two.
-    let mut changes = clusters.subscribe();
-    let mut followed: StreamMap<Uuid, BoxStream<'static, Received>> = StreamMap::new();
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    heartbeat.tick().await;
-    let mut dirty = true;
-    loop {
-        if dirty {
-            dirty = false;
-            let rows = match clusters.list(owner).await {
-                Ok(rows) => rows,
-                Err(error) => {
-                    tracing::warn!(%error, "dashboard: cannot list clusters");
-                    return;
-                }
-            };
-            let message = DashboardMessage::Clusters {
-                clusters: rows.iter().map(ClusterSummary::from).collect(),
-            };
-            if !send_json(&mut socket, &message).await {
-                return;
-            }
-            let current: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
-            let gone: Vec<Uuid> =
-                followed.keys().filter(|id| !current.contains(id)).copied().collect();
-            for id in gone {
-                followed.remove(&id);
-            }
-            for row in &rows {
-                if followed.contains_key(&row.id) {
-                    continue;
-                }
-                let target = ClusterTarget::new(row.host_namespace.clone(), row.name.clone());
-                let subscription = hub.subscribe(target);
-                for message in opening(&row.id.to_string(), &subscription) {
-                    if !send_json(&mut socket, &message).await {
-                        return;
-                    }
-                }
-                followed.insert(row.id, into_stream(subscription));
-            }
+/// One user's dashboard: their clusters, and a metrics subscription for each.
+struct Dashboard {
+    platform: Platform,
+    owner: Uuid,
+    changes: broadcast::Receiver<ClusterChange>,
+    followed: StreamMap<Uuid, BoxStream<'static, Received>>,
+    /// The list must be sent (again).
+    dirty: bool,
+    queue: VecDeque<String>,
+}
+
+impl Dashboard {
+    fn new(platform: Platform, owner: Uuid) -> Self {
+        // Subscribe to changes before the first list, so none falls between the two.
+        let changes = platform.clusters().subscribe();
+        Self {
+            platform,
+            owner,
+            changes,
+            followed: StreamMap::new(),
+            dirty: true,
+            queue: VecDeque::new(),
         }
-        let message = tokio::select! {
-            change = changes.recv() => {
-                match change {
-                    Ok(change) => dirty = change.owner_id == Some(owner),
-                    // Missed some: list again.
-                    Err(RecvError::Lagged(_)) => dirty = true,
-                    Err(RecvError::Closed) => return,
-                }
+    }
+
+    fn into_stream(self) -> impl Stream<Item = String> + Send {
+        stream::unfold(self, |mut dashboard| async move {
+            let next = dashboard.next().await?;
+            Some((next, dashboard))
+        })
+    }
+
+    /// The next message; `None` ends the view (the list cannot be read; the browser reconnects).
+    async fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(message) = self.queue.pop_front() {
+                return Some(message);
+            }
+            if self.dirty {
+                self.dirty = false;
+                self.refresh().await?;
                 continue;
             }
-            Some((cluster, received)) = followed.next(), if !followed.is_empty() => {
-                match event(cluster, received) {
-                    Some(message) => message,
-                    None => continue,
+            tokio::select! {
+                change = self.changes.recv() => match change {
+                    Ok(change) => self.dirty = change.owner_id == Some(self.owner),
+                    // Missed some: list again.
+                    Err(RecvError::Lagged(_)) => self.dirty = true,
+                    Err(RecvError::Closed) => return None,
+                },
+                Some((cluster, received)) = self.followed.next(), if !self.followed.is_empty() => {
+                    if let Some(message) = event(cluster, received) {
+                        return Some(json(&message));
+                    }
                 }
             }
-            _ = heartbeat.tick() => DashboardMessage::Heartbeat,
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => continue,
-            },
-        };
-        if !send_json(&mut socket, &message).await {
-            return;
         }
+    }
+
+    /// Queues the list, follows new clusters (with what their hub already knows) and lets go of
+    /// the ones that are gone.
+    async fn refresh(&mut self) -> Option<()> {
+        let rows = match self.platform.clusters().list(self.owner).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "dashboard: cannot list clusters");
+                return None;
+            }
+        };
+        let clusters = rows.iter().map(ClusterSummary::from).collect();
+        self.queue.push_back(json(&DashboardMessage::Clusters { clusters }));
+        let current: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
+        let gone: Vec<Uuid> =
+            self.followed.keys().filter(|id| !current.contains(id)).copied().collect();
+        for id in gone {
+            self.followed.remove(&id);
+        }
+        for row in &rows {
+            if self.followed.contains_key(&row.id) {
+                continue;
+            }
+            let target = ClusterTarget::new(row.host_namespace.clone(), row.name.clone());
+            let subscription = self.platform.metrics().subscribe(target);
+            self.queue.extend(opening(&row.id.to_string(), &subscription).iter().map(json));
+            self.followed.insert(row.id, into_stream(subscription));
+        }
+        Some(())
     }
 }

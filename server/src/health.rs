@@ -50,9 +50,8 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         }
     };
     let host = match tokio::time::timeout(CHECK_TIMEOUT, state.platform.host_ready()).await {
-        Ok(None) => None,
-        Ok(Some(Ok(_))) => Some("ok"),
-        Ok(Some(Err(error))) => {
+        Ok(Ok(_)) => Some("ok"),
+        Ok(Err(error)) => {
             tracing::warn!(%error, "readiness: host cluster check failed");
             Some("unavailable")
         }

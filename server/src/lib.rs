@@ -1,16 +1,16 @@
 //! The `kraft` binary's library: configuration, the HTTP application and its wiring. Domain logic
 //! lives in the `platform` crate; the UI and server functions in `app`.
 
-pub mod auth;
 pub mod cli;
 pub mod clusters;
 pub mod config;
 pub mod csrf;
 pub mod dashboard;
+pub mod edge;
 pub mod health;
+pub mod live;
 pub mod logs;
 pub mod metrics;
-pub mod reply;
 pub mod startup;
 pub mod telemetry;
 

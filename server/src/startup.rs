@@ -19,7 +19,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
-use crate::{clusters, csrf, dashboard, health, logs, metrics};
+use crate::{clusters, csrf, dashboard, edge, health, logs, metrics};
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -89,7 +89,7 @@ impl Application {
         let settings = Settings {
             database_url,
             accounts: config.account_settings(),
-            host: Some(HostSettings {
+            host: HostSettings {
                 host,
                 clusters: config.cluster_settings(),
                 resync: config.reconcile_interval,
@@ -97,15 +97,38 @@ impl Application {
                     interval: config.metrics_interval,
                     ..Default::default()
                 },
-            }),
+            },
         };
         let platform = Platform::start(settings).await.context("cannot start the platform")?;
+        match (platform.setup_token(), config.admin_bootstrap()) {
+            (Some(token), _) => tracing::warn!(
+                setup_token = %token,
+                "no admin yet: register the first admin with this one-time setup token \
+                 (or create one with `kraft admin create-user --admin`)"
+            ),
+            (None, platform::accounts::AdminBootstrap::FirstAccount) => tracing::warn!(
+                "admin bootstrap: the first account to register becomes admin \
+                 (zero-config local mode; configure a host cluster or \
+                 --admin-bootstrap token for anything others can reach)"
+            ),
+            (None, platform::accounts::AdminBootstrap::Token) => {}
+        }
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
         let router = router(&config, addr, platform.clone());
         Ok(Self { listener, router, platform, simulated_host })
+    }
+
+    /// The one-time token the first admin's registration needs, while there is no admin.
+    pub fn setup_token(&self) -> Option<&str> {
+        self.platform.setup_token()
+    }
+
+    /// This installation's id (its host objects carry it in the `kraft.dev/installation` label).
+    pub fn installation_id(&self) -> uuid::Uuid {
+        self.platform.installation().id
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -150,7 +173,15 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(idle));
     let routes = generate_route_list(app::App);
-    let context = move || provide_context(platform.clone());
+    let edge_config = app::api::ssr::EdgeConfig { secure_cookies: config.secure_cookies };
+    let context = move || {
+        provide_context(platform.clone());
+        provide_context(edge_config);
+    };
+    let edge = std::sync::Arc::new(edge::Edge {
+        trusted_proxies: config.trusted_proxies.clone(),
+        secure_cookies: config.secure_cookies,
+    });
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
@@ -169,6 +200,9 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         ))
         .layer(sessions)
         .layer(axum::middleware::from_fn(csrf::same_origin_only))
+        .layer(axum::middleware::from_fn(edge::json_errors))
+        .layer(axum::middleware::from_fn_with_state(edge.clone(), edge::security_headers))
+        .layer(axum::middleware::from_fn_with_state(edge, edge::client_address))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

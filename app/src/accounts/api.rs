@@ -5,9 +5,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::accounts::server::{
-    answer, internal, meta, platform, require_user, respond, session, Form,
-};
+use crate::api::ssr::{answer, internal, meta, platform, require_user, respond, session, Form};
 use crate::error::ApiError;
 
 /// The signed-in user as the UI shows them.
@@ -28,6 +26,8 @@ pub struct Viewer {
     pub signup: String,
     /// Clusters run on the built-in simulated host (zero-config mode): the UI says so.
     pub simulated_host: bool,
+    /// No admin exists yet: the sign-up form asks for the setup token from the server's log.
+    pub setup_pending: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,15 +81,16 @@ pub async fn get_viewer() -> Result<Viewer, ApiError> {
             Err(ApiError::Unauthenticated) => None,
             Err(other) => return Err(other),
         };
-        let simulated_host = platform.clusters().is_some_and(|c| c.host().simulated());
-        Ok(Viewer { user, signup: signup.to_owned(), simulated_host })
+        let simulated_host = platform.clusters().host().simulated();
+        let setup_pending = user.is_none() && platform.accounts().awaiting_setup().await?;
+        Ok(Viewer { user, signup: signup.to_owned(), simulated_host, setup_pending })
     })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "account/flash")]
 pub async fn take_flash() -> Result<Option<Flash>, ApiError> {
-    answer(async { session().await?.take_flash::<Flash>().await.map_err(internal) }).await
+    answer(async { crate::api::ssr::take_flash() }).await
 }
 
 #[server(prefix = "/api", endpoint = "account/register")]
@@ -99,6 +100,7 @@ pub async fn register(
     password: String,
     password_confirm: String,
     #[server(default)] invite: Option<String>,
+    #[server(default)] setup_token: Option<String>,
 ) -> Result<(), ApiError> {
     let form = Form::new("register")
         .keep("email", &email)
@@ -112,6 +114,7 @@ pub async fn register(
             password,
             password_confirm,
             invite,
+            setup_token,
         };
         let user = platform()?.accounts().register(input, &meta).await?;
         session()
@@ -145,10 +148,8 @@ pub async fn login(identifier: String, password: String) -> Result<(), ApiError>
 #[server(prefix = "/api", endpoint = "account/logout")]
 pub async fn logout() -> Result<(), ApiError> {
     respond(Form::new("logout"), async {
-        if let Ok(current) = require_user().await {
-            platform()?.accounts().record_logout(current.user.id, &meta().await).await?;
-        }
-        session().await?.end().await.map_err(internal)?;
+        let user = require_user().await.ok().map(|current| current.user.id);
+        platform()?.accounts().sign_out(&session().await?, user, &meta().await).await?;
         leptos_axum::redirect("/login");
         Ok(())
     })

@@ -41,7 +41,9 @@ pub fn RegisterPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let flash = flash.await;
-                let signup = viewer.await.map(|v| v.signup).unwrap_or_else(|_| "open".into());
+                let viewer = viewer.await.ok();
+                let setup_pending = viewer.as_ref().is_some_and(|v| v.setup_pending);
+                let signup = viewer.map(|v| v.signup).unwrap_or_else(|| "open".into());
                 let state = FormState::new("register", action.value().into(), flash, "Welcome to KRaft!");
                 if signup == "closed" {
                     return Either::Left(view! {
@@ -85,6 +87,18 @@ pub fn RegisterPage() -> impl IntoView {
                                         label="Invite code"
                                         autocomplete="off"
                                         hint="Sign-up on this KRaft needs an invite code from an admin."
+                                    />
+                                }
+                            })}
+                        {setup_pending
+                            .then(|| {
+                                view! {
+                                    <Field
+                                        state=state.clone()
+                                        name="setup_token"
+                                        label="Setup token (first admin only)"
+                                        autocomplete="off"
+                                        hint="This KRaft has no admin yet. The setup token printed in the server's log makes this account its admin; leave it empty for a normal account."
                                     />
                                 }
                             })}

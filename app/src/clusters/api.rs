@@ -4,21 +4,76 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::accounts::server::{answer, meta, platform, require_user, respond, Form};
-#[cfg(feature = "ssr")]
-use crate::clusters::server::{clusters, parse_id};
+use crate::api::ssr::{
+    answer, meta, platform, require_admin, require_cluster, require_user, respond, Form,
+};
 use crate::error::ApiError;
+
+/// Where a cluster is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ClusterPhase {
+    Pending,
+    Provisioning,
+    Ready,
+    Failed,
+    /// Asked to go; the host has not confirmed yet.
+    Deleting,
+    Terminating,
+    Unknown,
+}
+
+impl ClusterPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterPhase::Pending => "Pending",
+            ClusterPhase::Provisioning => "Provisioning",
+            ClusterPhase::Ready => "Ready",
+            ClusterPhase::Failed => "Failed",
+            ClusterPhase::Deleting => "Deleting",
+            ClusterPhase::Terminating => "Terminating",
+            ClusterPhase::Unknown => "Unknown",
+        }
+    }
+}
+
+/// How K3k runs a cluster (spelled as K3k spells it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterMode {
+    Shared,
+    Virtual,
+    Hcp,
+}
+
+impl ClusterMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterMode::Shared => "shared",
+            ClusterMode::Virtual => "virtual",
+            ClusterMode::Hcp => "hcp",
+        }
+    }
+}
+
+/// Where a cluster keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Persistence {
+    /// A volume of `storage_gi` per server.
+    Dynamic,
+    /// Gone with the pod.
+    Ephemeral,
+}
 
 /// One cluster as lists show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterSummary {
     pub id: String,
     pub name: String,
-    /// Pending, Provisioning, Ready, Failed, Deleting, Terminating or Unknown.
-    pub phase: String,
+    pub phase: ClusterPhase,
     pub message: Option<String>,
     pub endpoint: Option<String>,
-    pub mode: String,
+    pub mode: ClusterMode,
     pub servers: i32,
     pub agents: i32,
     pub version: String,
@@ -49,7 +104,7 @@ pub struct ClusterDetail {
     pub summary: ClusterSummary,
     pub hostname: String,
     pub tls_sans: Vec<String>,
-    pub persistence: String,
+    pub persistence: Persistence,
     pub storage_gi: i32,
     pub host_namespace: String,
     pub host_version: Option<String>,
@@ -61,7 +116,7 @@ pub struct ClusterDetail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterOptions {
     pub versions: Vec<String>,
-    pub modes: Vec<String>,
+    pub modes: Vec<ClusterMode>,
     pub max_servers: i32,
     pub max_agents: i32,
     pub max_storage_gi: i32,
@@ -86,11 +141,11 @@ pub async fn get_cluster_options() -> Result<ClusterOptions, ApiError> {
     answer(async {
         require_user().await?;
         let platform = platform()?;
-        let clusters = clusters(&platform)?;
+        let clusters = platform.clusters();
         let settings = clusters.settings();
         Ok(ClusterOptions {
             versions: settings.versions.clone(),
-            modes: settings.modes.iter().map(|m| m.as_str().to_owned()).collect(),
+            modes: settings.modes.iter().map(|m| ClusterMode::from(*m)).collect(),
             max_servers: settings.max_servers,
             max_agents: settings.max_agents,
             max_storage_gi: settings.max_storage_gi,
@@ -107,7 +162,7 @@ pub async fn list_clusters() -> Result<Vec<ClusterSummary>, ApiError> {
     answer(async {
         let current = require_user().await?;
         let platform = platform()?;
-        let rows = clusters(&platform)?.list(current.user.id).await?;
+        let rows = platform.clusters().list(current.user.id).await?;
         Ok(rows.iter().map(ClusterSummary::from).collect())
     })
     .await
@@ -116,17 +171,15 @@ pub async fn list_clusters() -> Result<Vec<ClusterSummary>, ApiError> {
 #[server(prefix = "/api", endpoint = "clusters/get")]
 pub async fn get_cluster(id: String) -> Result<ClusterDetail, ApiError> {
     answer(async {
-        let current = require_user().await?;
-        let platform = platform()?;
-        let clusters = clusters(&platform)?;
-        let id = parse_id(&id)?;
-        let row = clusters.get(current.user.id, id).await?;
+        let owned = require_cluster(&id).await?;
+        let row = owned.cluster;
         // Events are a nicety: a host hiccup must not hide the cluster.
-        let events = clusters.events(current.user.id, id).await.unwrap_or_else(|error| {
-            tracing::warn!(%error, "could not read the cluster's host events");
-            Vec::new()
-        });
-        Ok(crate::clusters::server::detail(&row, events))
+        let events =
+            platform()?.clusters().events(owned.user.id, row.id).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not read the cluster's host events");
+                Vec::new()
+            });
+        Ok(ClusterDetail::from((&row, events)))
     })
     .await
 }
@@ -166,7 +219,7 @@ pub async fn create_cluster(
         };
         let meta = meta().await;
         let row =
-            clusters(&platform)?.create(&current.user, &input, meta.client_addr.as_deref()).await?;
+            platform.clusters().create(&current.user, &input, meta.client_addr.as_deref()).await?;
         leptos_axum::redirect(&format!("/clusters/{}", row.id));
         Ok(row.id.to_string())
     })
@@ -177,12 +230,11 @@ pub async fn create_cluster(
 pub async fn delete_cluster(id: String, confirm_name: String) -> Result<(), ApiError> {
     let form = Form::new("delete-cluster").keep("confirm_name", &confirm_name);
     respond(form, async {
-        let current = require_user().await?;
-        let platform = platform()?;
-        let id = parse_id(&id)?;
+        let owned = require_cluster(&id).await?;
         let meta = meta().await;
-        clusters(&platform)?
-            .delete(&current.user, id, &confirm_name, meta.client_addr.as_deref())
+        platform()?
+            .clusters()
+            .delete(&owned.user, owned.cluster.id, &confirm_name, meta.client_addr.as_deref())
             .await?;
         leptos_axum::redirect("/clusters");
         Ok(())
@@ -202,9 +254,9 @@ pub struct AdminClusterRow {
 #[server(prefix = "/api", endpoint = "admin/clusters")]
 pub async fn admin_clusters() -> Result<Vec<AdminClusterRow>, ApiError> {
     answer(async {
-        crate::accounts::server::require_admin().await?;
+        require_admin().await?;
         let platform = platform()?;
-        let rows = clusters(&platform)?.list_all().await?;
+        let rows = platform.clusters().list_all().await?;
         let mut owners: std::collections::HashMap<uuid::Uuid, Option<String>> =
             std::collections::HashMap::new();
         let mut out = Vec::with_capacity(rows.len());

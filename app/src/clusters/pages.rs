@@ -16,14 +16,16 @@ use crate::pages::not_found::NotFound;
 
 /// A phase as a coloured badge; the words are the host's.
 #[component]
-pub fn PhaseBadge(#[prop(into)] phase: String) -> impl IntoView {
-    let class = match phase.as_str() {
-        "Ready" => "phase ready",
-        "Failed" => "phase failed",
-        "Deleting" | "Terminating" => "phase deleting",
-        _ => "phase progress",
+pub fn PhaseBadge(phase: ClusterPhase) -> impl IntoView {
+    let class = match phase {
+        ClusterPhase::Ready => "phase ready",
+        ClusterPhase::Failed => "phase failed",
+        ClusterPhase::Deleting | ClusterPhase::Terminating => "phase deleting",
+        ClusterPhase::Pending | ClusterPhase::Provisioning | ClusterPhase::Unknown => {
+            "phase progress"
+        }
     };
-    view! { <span class=class>{phase}</span> }
+    view! { <span class=class>{phase.as_str()}</span> }
 }
 
 fn age(created_at: &str) -> String {
@@ -81,11 +83,11 @@ fn ClusterTable(clusters: Signal<Vec<ClusterSummary>>) -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>
-                    <For each=move || clusters.get() key=|c| (c.id.clone(), c.phase.clone(), c.endpoint.clone(), c.message.clone()) let:cluster>
+                    <For each=move || clusters.get() key=|c| (c.id.clone(), c.phase, c.endpoint.clone(), c.message.clone()) let:cluster>
                         <tr>
                             <td><A href=format!("/clusters/{}", cluster.id)>{cluster.name.clone()}</A></td>
                             <td>
-                                <PhaseBadge phase=cluster.phase.clone() />
+                                <PhaseBadge phase=cluster.phase />
                                 {cluster.message.clone().map(|m| view! { <div class="muted small">{m}</div> })}
                             </td>
                             <td><code>{cluster.endpoint.clone().unwrap_or_else(|| "—".into())}</code></td>
@@ -116,7 +118,7 @@ pub fn CreateClusterPage() -> impl IntoView {
                     Ok(options) => {
                         let state = FormState::new("create-cluster", action.value().into(), flash, "Creating your cluster…");
                         let kept = |field: &str, default: &str| state.kept_value(field).unwrap_or_else(|| default.to_owned());
-                        let mode = kept("mode", options.modes.first().map(String::as_str).unwrap_or("virtual"));
+                        let mode = kept("mode", options.modes.first().map(|m| m.as_str()).unwrap_or("virtual"));
                         let version = kept("version", options.versions.first().map(String::as_str).unwrap_or(""));
                         let servers = kept("servers", "1");
                         let persistence = kept("persistence", "dynamic");
@@ -139,9 +141,13 @@ pub fn CreateClusterPage() -> impl IntoView {
                                     <label for="field-mode">"Mode"</label>
                                     <select id="field-mode" name="mode" aria-describedby="field-mode-hint field-mode-error">
                                         {options.modes.iter().map(|m| {
-                                            let selected = *m == mode;
-                                            let label = if m == "virtual" { "virtual — k3s agents in pods" } else { "shared — workloads on the host's nodes" };
-                                            view! { <option value=m.clone() selected=selected>{label}</option> }
+                                            let selected = m.as_str() == mode;
+                                            let label = match m {
+                                                ClusterMode::Virtual => "virtual — k3s agents in pods",
+                                                ClusterMode::Shared => "shared — workloads on the host's nodes",
+                                                ClusterMode::Hcp => "hcp — hosted control plane, bring your own nodes",
+                                            };
+                                            view! { <option value=m.as_str() selected=selected>{label}</option> }
                                         }).collect_view()}
                                     </select>
                                     <p class="hint" id="field-mode-hint">"Agents apply to virtual clusters only."</p>
@@ -229,7 +235,7 @@ pub fn ClusterPage() -> impl IntoView {
             list.as_ref().and_then(|l| {
                 l.iter()
                     .find(|c| c.id == current)
-                    .map(|c| (c.phase.clone(), c.message.clone(), c.endpoint.clone()))
+                    .map(|c| (c.phase, c.message.clone(), c.endpoint.clone()))
             })
         })
     });
@@ -261,14 +267,14 @@ fn ClusterDetails(
     delete_state: FormState,
 ) -> impl IntoView {
     let summary = detail.summary.clone();
-    let ready = summary.phase == "Ready";
+    let ready = summary.phase == ClusterPhase::Ready;
     let kubeconfig_action = format!("/api/clusters/{}/kubeconfig", summary.id);
     let sans =
         if detail.tls_sans.is_empty() { "—".to_owned() } else { detail.tls_sans.join(", ") };
     view! {
         <div class="page-head">
             <h1>{summary.name.clone()}</h1>
-            <PhaseBadge phase=summary.phase.clone() />
+            <PhaseBadge phase=summary.phase />
         </div>
         {summary.message.clone().map(|m| view! { <p class="status-message" role="status">{m}</p> })}
         <section class="card" aria-labelledby="overview-heading">
@@ -276,10 +282,10 @@ fn ClusterDetails(
             <dl class="details" aria-label="Cluster details">
                 <dt>"API endpoint"</dt><dd><code>{summary.endpoint.clone().unwrap_or_else(|| "available when Ready".into())}</code></dd>
                 <dt>"Hostname"</dt><dd><code>{detail.hostname.clone()}</code></dd>
-                <dt>"Mode"</dt><dd>{summary.mode.clone()}</dd>
+                <dt>"Mode"</dt><dd>{summary.mode.as_str()}</dd>
                 <dt>"Nodes"</dt><dd>{format!("{} server(s), {} agent(s)", summary.servers, summary.agents)}</dd>
                 <dt>"Version"</dt><dd>{summary.version.clone()}</dd>
-                <dt>"Storage"</dt><dd>{if detail.persistence == "ephemeral" { "ephemeral".to_owned() } else { format!("{} GiB volume", detail.storage_gi) }}</dd>
+                <dt>"Storage"</dt><dd>{match detail.persistence { Persistence::Ephemeral => "ephemeral".to_owned(), Persistence::Dynamic => format!("{} GiB volume", detail.storage_gi) }}</dd>
                 <dt>"Extra TLS names"</dt><dd>{sans}</dd>
                 <dt>"Created"</dt><dd>{age(&summary.created_at)}</dd>
             </dl>
@@ -374,7 +380,7 @@ pub fn AdminClustersPage() -> impl IntoView {
                                     <tr>
                                         <td>{r.cluster.name.clone()}</td>
                                         <td>{r.owner.clone().unwrap_or_else(|| "(deleted account)".into())}</td>
-                                        <td><PhaseBadge phase=r.cluster.phase.clone() /></td>
+                                        <td><PhaseBadge phase=r.cluster.phase /></td>
                                         <td><code>{r.host_namespace.clone()}</code></td>
                                         <td>{format!("{} server(s), {} agent(s)", r.cluster.servers, r.cluster.agents)}</td>
                                         <td>{age(&r.cluster.created_at)}</td>

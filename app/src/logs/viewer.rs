@@ -485,10 +485,10 @@ fn PodPicker(
             <label>"Pod "
                 <select aria-label="Pod" on:change=move |ev| { selected_container.set(None); selected_pod.set(Some(event_target_value(&ev))); }>
                     <optgroup label="Servers">
-                        {pods.iter().filter(|p| p.role == "server").map(|p| view! { <option value=p.name.clone()>{format!("{} ({})", p.name, p.phase)}</option> }).collect_view()}
+                        {pods.iter().filter(|p| p.role == crate::metrics::PodRole::Server).map(|p| view! { <option value=p.name.clone()>{format!("{} ({})", p.name, p.phase)}</option> }).collect_view()}
                     </optgroup>
                     <optgroup label="Agents">
-                        {pods.iter().filter(|p| p.role != "server").map(|p| view! { <option value=p.name.clone()>{format!("{} ({})", p.name, p.phase)}</option> }).collect_view()}
+                        {pods.iter().filter(|p| p.role != crate::metrics::PodRole::Server).map(|p| view! { <option value=p.name.clone()>{format!("{} ({})", p.name, p.phase)}</option> }).collect_view()}
                     </optgroup>
                 </select>
             </label>

@@ -330,7 +330,7 @@ mod tests {
     fn pods_line_up_with_samples_and_holes_are_skipped() {
         let pod = |name: &str, cpu: f64| PodUsageView {
             pod: name.into(),
-            role: "server".into(),
+            role: crate::metrics::PodRole::Server,
             cpu_millicores: cpu,
             memory_bytes: 0,
         };

@@ -13,10 +13,7 @@ pub struct About {
 
 #[server(prefix = "/api", endpoint = "system/info")]
 pub async fn system_info() -> Result<About, ApiError> {
-    let platform = use_context::<platform::Platform>().ok_or_else(|| {
-        tracing::error!("platform missing from the server function context");
-        ApiError::Internal
-    })?;
+    let platform = crate::api::ssr::platform()?;
     let about = platform.about();
     Ok(About {
         version: about.version.to_string(),

@@ -22,6 +22,9 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "kraft";
 pub const CLUSTER_ID_LABEL: &str = "kraft.dev/cluster-id";
 pub const OWNER_ID_LABEL: &str = "kraft.dev/owner-id";
+/// The installation of KRaft that made the object (its database's id): two installations on one
+/// host, or a database restored next to a newer one, never sweep each other's tenants.
+pub const INSTALLATION_LABEL: &str = "kraft.dev/installation";
 pub const POLICY_LABEL: &str = "policy.k3k.io/policy-name";
 
 /// The label selector for everything KRaft manages.
@@ -104,10 +107,11 @@ pub async fn ensure_policies(host: &Host, settings: &ClusterSettings) -> Result<
     Ok(())
 }
 
-fn labels(row: &clusters::Model) -> serde_json::Value {
+fn labels(row: &clusters::Model, installation: uuid::Uuid) -> serde_json::Value {
     let mut labels = json!({
         MANAGED_BY_LABEL: MANAGED_BY,
         CLUSTER_ID_LABEL: row.id.to_string(),
+        INSTALLATION_LABEL: installation.to_string(),
     });
     if let Some(owner) = row.owner_id {
         labels[OWNER_ID_LABEL] = json!(owner.to_string());
@@ -115,23 +119,17 @@ fn labels(row: &clusters::Model) -> serde_json::Value {
     labels
 }
 
-fn mode(row: &clusters::Model) -> ClusterMode {
-    match row.mode.as_str() {
-        "shared" => ClusterMode::Shared,
-        _ => ClusterMode::Virtual,
-    }
-}
-
 /// The `Cluster` object for a row.
 pub fn cluster_object(
     row: &clusters::Model,
     settings: &ClusterSettings,
+    installation: uuid::Uuid,
 ) -> Result<serde_json::Value, HostError> {
-    let mut sans: Vec<String> = serde_json::from_str(&row.tls_sans).unwrap_or_default();
+    let mut sans = row.tls_sans();
     if !sans.contains(&row.hostname) {
         sans.insert(0, row.hostname.clone());
     }
-    let persistence = if row.persistence == "ephemeral" {
+    let persistence = if row.persistence() == PersistenceMode::Ephemeral {
         PersistenceConfig { mode: Some(PersistenceMode::Ephemeral), ..Default::default() }
     } else {
         PersistenceConfig {
@@ -153,7 +151,7 @@ pub fn cluster_object(
         ..Default::default()
     });
     let spec = crate::host::k3k::ClusterSpec {
-        mode: Some(mode(row)),
+        mode: Some(row.mode()),
         servers: Some(row.servers),
         agents: Some(row.agents),
         version: Some(row.version.clone()),
@@ -164,7 +162,7 @@ pub fn cluster_object(
     Ok(json!({
         "apiVersion": "k3k.io/v1beta1",
         "kind": "Cluster",
-        "metadata": {"name": row.name, "namespace": row.host_namespace, "labels": labels(row)},
+        "metadata": {"name": row.name, "namespace": row.host_namespace, "labels": labels(row, installation)},
         "spec": serde_json::to_value(spec).map_err(|e| HostError::Invalid(e.to_string()))?,
     }))
 }
@@ -174,9 +172,10 @@ pub async fn ensure(
     host: &Host,
     row: &clusters::Model,
     settings: &ClusterSettings,
+    installation: uuid::Uuid,
 ) -> Result<(), HostError> {
-    let mut ns_labels = labels(row);
-    ns_labels[POLICY_LABEL] = json!(policy_name(mode(row)));
+    let mut ns_labels = labels(row, installation);
+    ns_labels[POLICY_LABEL] = json!(policy_name(row.mode()));
     let namespace = json!({
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -185,7 +184,9 @@ pub async fn ensure(
     let namespaces: Api<Namespace> = Api::all(host.client());
     namespaces.patch(&row.host_namespace, &apply(), &Patch::Apply(namespace)).await?;
     let clusters: Api<Cluster> = Api::namespaced(host.client(), &row.host_namespace);
-    clusters.patch(&row.name, &apply(), &Patch::Apply(cluster_object(row, settings)?)).await?;
+    clusters
+        .patch(&row.name, &apply(), &Patch::Apply(cluster_object(row, settings, installation)?))
+        .await?;
     Ok(())
 }
 

@@ -98,16 +98,22 @@ impl Clusters {
             } else if !terminating {
                 // Never Ready and half there (a crash between steps, or a create that failed):
                 // finish the job, unless the namespace is still going away.
-                provision::ensure(&self.host, row, &self.settings).await?;
+                provision::ensure(&self.host, row, &self.settings, self.installation).await?;
                 report.provisioned += 1;
             }
         }
 
         let known: HashSet<&str> = rows.iter().map(|r| r.host_namespace.as_str()).collect();
+        let installation = self.installation.to_string();
         for ns in &host_namespaces {
             let name = ns.name_any();
             let going = ns.metadata.deletion_timestamp.is_some();
-            if !known.contains(name.as_str()) && !going {
+            // Only a cluster namespace this installation made is ever an orphan: another KRaft's
+            // (or one from before installations were labelled) is left alone.
+            let labels = ns.labels();
+            let ours = labels.get(provision::INSTALLATION_LABEL) == Some(&installation)
+                && labels.contains_key(provision::CLUSTER_ID_LABEL);
+            if ours && !known.contains(name.as_str()) && !going {
                 tracing::info!(namespace = %name, "deleting an orphaned cluster namespace");
                 match namespaces.delete(&name, &DeleteParams::background()).await {
                     Ok(_) => report.orphans_removed += 1,

@@ -3,6 +3,7 @@
 pub mod account_bootstrap;
 pub mod audit_events;
 pub mod clusters;
+pub mod installation;
 pub mod invites;
 pub mod sessions;
 pub mod users;

@@ -38,7 +38,7 @@ async fn count(app: &crate::helpers::TestApp, sql: &str) -> i64 {
     n
 }
 
-async fn registering_signs_in_and_the_first_account_is_admin(backend: Backend) {
+async fn registering_signs_in(backend: Backend) {
     let app = spawn_app(backend).await;
     let ada = app.browser();
     let response = ada.register("Ada@Example.org", "ada", PASSWORD).await;
@@ -48,17 +48,86 @@ async fn registering_signs_in_and_the_first_account_is_admin(backend: Backend) {
     let overview: Value = ada.overview().await.json().await.unwrap();
     assert_eq!(overview["user"]["username"], "ada");
     assert_eq!(overview["user"]["email"], "ada@example.org", "emails are case-folded");
-    assert_eq!(overview["user"]["admin"], true, "the first account is admin");
+}
+on_both_backends!(registering_signs_in);
 
+/// Security item 8: on a public install the first stranger to register became admin. With a
+/// real host configured the first admin needs the one-time setup token from the server log.
+async fn the_first_stranger_to_register_is_not_admin(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.setup_token.clone().expect("a setup token is printed while no admin exists");
+    let mallory = app.another_browser();
+    mallory.sign_up("mallory").await;
+    let overview: Value = mallory.overview().await.json().await.unwrap();
+    assert_eq!(overview["user"]["admin"], false, "being first is not enough");
+
+    // A wrong token is refused before anything else is looked at, and makes no account.
+    let guess = app.another_browser();
+    let refused = guess.register_with("mallory", &[("setup_token", "kraft-setup-guess")]).await;
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(field_messages(&body)[0].0, "setup_token", "not 'username taken': {body}");
+
+    let root = app.another_browser();
+    root.sign_up_admin(&app, "root").await;
+    let overview: Value = root.overview().await.json().await.unwrap();
+    assert_eq!(overview["user"]["admin"], true, "the setup token makes the first admin");
+
+    // It works once.
+    let again = app.another_browser().register_with("eve", &[("setup_token", &token)]).await;
+    assert_eq!(again.status(), 422);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users WHERE role = 'admin'").await, 1);
+}
+on_both_backends!(the_first_stranger_to_register_is_not_admin);
+
+/// The token also opens a closed or invite-only KRaft for its first admin (who then invites).
+async fn the_setup_token_makes_the_first_admin_when_sign_up_is_closed(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.signup_mode = SignupMode::Closed).await;
+    assert_eq!(app.another_browser().register_with("bob", &[]).await.status(), 403);
+    let root = app.another_browser();
+    root.sign_up_admin(&app, "root").await;
+    let overview: Value = root.overview().await.json().await.unwrap();
+    assert_eq!(overview["user"]["admin"], true);
+}
+on_both_backends!(the_setup_token_makes_the_first_admin_when_sign_up_is_closed);
+
+/// Zero-config local KRaft keeps the convenience: the first account is admin.
+async fn with_first_account_bootstrap_the_first_account_is_admin(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.admin_bootstrap = Some(kraft::config::BootstrapArg::FirstAccount)
+    })
+    .await;
+    assert!(app.setup_token.is_none(), "no token in first-account mode");
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let overview: Value = ada.overview().await.json().await.unwrap();
+    assert_eq!(overview["user"]["admin"], true, "the first account is admin");
     let bob = app.another_browser();
     bob.sign_up("bob").await;
     let overview: Value = bob.overview().await.json().await.unwrap();
     assert_eq!(overview["user"]["admin"], false, "only the first account is admin");
 }
-on_both_backends!(registering_signs_in_and_the_first_account_is_admin);
+on_both_backends!(with_first_account_bootstrap_the_first_account_is_admin);
+
+#[test]
+fn zero_config_uses_first_account_and_a_real_host_uses_the_token() {
+    use clap::Parser;
+    use platform::accounts::AdminBootstrap;
+    let config = kraft::cli::Cli::try_parse_from(["kraft"]).unwrap().config;
+    assert_eq!(config.admin_bootstrap(), AdminBootstrap::FirstAccount);
+    let config =
+        kraft::cli::Cli::try_parse_from(["kraft", "--host-kubeconfig", "/k"]).unwrap().config;
+    assert_eq!(config.admin_bootstrap(), AdminBootstrap::Token);
+    let config =
+        kraft::cli::Cli::try_parse_from(["kraft", "--admin-bootstrap", "token"]).unwrap().config;
+    assert_eq!(config.admin_bootstrap(), AdminBootstrap::Token);
+}
 
 async fn racing_first_sign_ups_make_exactly_one_admin(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, |c| {
+        c.admin_bootstrap = Some(kraft::config::BootstrapArg::FirstAccount)
+    })
+    .await;
     let browsers: Vec<_> = (0..6).map(|_| app.another_browser()).collect();
     let sign_ups = browsers.iter().enumerate().map(|(i, b)| async move {
         b.register(&format!("racer{i}@example.org"), &format!("racer{i}"), PASSWORD).await.status()
@@ -69,6 +138,23 @@ async fn racing_first_sign_ups_make_exactly_one_admin(backend: Backend) {
     assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 6);
 }
 on_both_backends!(racing_first_sign_ups_make_exactly_one_admin);
+
+async fn racing_setup_tokens_make_exactly_one_admin(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.setup_token.clone().unwrap();
+    let browsers: Vec<_> = (0..6).map(|_| app.another_browser()).collect();
+    let sign_ups =
+        browsers.iter().enumerate().map(|(i, b)| {
+            let token = token.clone();
+            async move {
+                b.register_with(&format!("racer{i}"), &[("setup_token", &token)]).await.status()
+            }
+        });
+    let statuses = futures_join_all(sign_ups).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users WHERE role = 'admin'").await, 1);
+}
+on_both_backends!(racing_setup_tokens_make_exactly_one_admin);
 
 async fn futures_join_all<F: std::future::Future>(
     futures: impl Iterator<Item = F>,
@@ -603,10 +689,13 @@ async fn admins_list_accounts_and_issue_invites() {
         }
     };
     let ada = app.browser();
-    assert_eq!(register(&ada, "ada", &first).await.status(), 200, "the first account is admin");
+    assert_eq!(register(&ada, "ada", &first).await.status(), 200, "the command line's code works");
+    assert_eq!(ada.call("admin/invite", &[]).await.status(), 403, "ada is no admin");
+    let root = app.another_browser();
+    root.sign_up_admin(&app, "root").await;
 
     // The admin hands out a code from the UI; it works once.
-    let issued = ada.call("admin/invite", &[]).await;
+    let issued = root.call("admin/invite", &[]).await;
     assert_eq!(issued.status(), 200);
     let code: String = issued.json().await.unwrap();
     assert!(code.starts_with("kraft-"), "{code}");
@@ -614,17 +703,18 @@ async fn admins_list_accounts_and_issue_invites() {
     assert_eq!(register(&bob, "bob", &code).await.status(), 200);
     assert_eq!(register(&app.another_browser(), "eve", &code).await.status(), 422);
 
-    let overview: serde_json::Value = ada.call("admin/users", &[]).await.json().await.unwrap();
+    let overview: serde_json::Value = root.call("admin/users", &[]).await.json().await.unwrap();
     let names: Vec<&str> = overview["users"]
         .as_array()
         .unwrap()
         .iter()
         .map(|u| u["username"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["ada", "bob"]);
-    assert_eq!(overview["users"][0]["admin"], true);
-    assert_eq!(overview["users"][1]["admin"], false);
-    assert_eq!(overview["users"][1]["clusters"], 0);
+    assert_eq!(names, ["ada", "root", "bob"]);
+    assert_eq!(overview["users"][0]["admin"], false);
+    assert_eq!(overview["users"][1]["admin"], true);
+    assert_eq!(overview["users"][2]["admin"], false);
+    assert_eq!(overview["users"][2]["clusters"], 0);
     assert_eq!(overview["limits"]["signup"], "invite");
     assert_eq!(overview["limits"]["tenant_cpu"], "4");
 

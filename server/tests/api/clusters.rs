@@ -354,6 +354,7 @@ async fn orphaned_host_objects_are_deleted() {
     let orphan: Namespace = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "kraft-orphan-12345678", "labels": {
             "app.kubernetes.io/managed-by": "kraft",
+            "kraft.dev/installation": app.installation_id.to_string(),
             "kraft.dev/cluster-id": uuid::Uuid::new_v4().to_string()
         }}
     }))
@@ -503,7 +504,7 @@ async fn the_live_list_pushes_phase_changes() {
 async fn admins_see_every_cluster_and_users_do_not() {
     let app = spawn_app(Backend::Postgres).await;
     let admin = app.browser();
-    admin.sign_up("root").await; // the first account is admin
+    admin.sign_up_admin(&app, "root").await;
     let ada = app.another_browser();
     ada.sign_up("ada").await;
     ada.new_cluster("adas").await;

@@ -57,6 +57,10 @@ pub struct TestApp {
     pub database: TestDatabase,
     /// The simulated host the app talks to over HTTPS (kube-rs), as it would to a real one.
     pub hostsim: Option<hostsim::Running>,
+    /// The one-time token that makes the first admin (printed in the server log at start).
+    pub setup_token: Option<String>,
+    /// The installation id KRaft labels its host objects with.
+    pub installation_id: uuid::Uuid,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -94,6 +98,8 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     configure(&mut config);
     let app = Application::build(config).await.expect("application starts");
     let address = format!("http://{}", app.local_addr());
+    let setup_token = app.setup_token().map(str::to_owned);
+    let installation_id = app.installation_id();
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -105,6 +111,8 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
         jar,
         database,
         hostsim: Some(hostsim),
+        setup_token,
+        installation_id,
         shutdown: Some(tx),
         server: Some(server),
         _data_dir: data_dir,
@@ -314,6 +322,31 @@ impl TestBrowser {
             ],
         )
         .await
+    }
+
+    /// Registers `username` (`<username>@example.org`, the test password) with extra form fields.
+    pub async fn register_with(&self, username: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+        let email = format!("{username}@example.org");
+        let mut form = vec![
+            ("email", email.as_str()),
+            ("username", username),
+            ("password", PASSWORD),
+            ("password_confirm", PASSWORD),
+        ];
+        form.extend_from_slice(extra);
+        self.call("account/register", &form).await
+    }
+
+    /// Registers the first admin with the app's one-time setup token; must succeed.
+    pub async fn sign_up_admin(&self, app: &TestApp, username: &str) {
+        let token = app.setup_token.as_deref().expect("a setup token (no admin yet)");
+        let response = self.register_with(username, &[("setup_token", token)]).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "admin sign-up failed: {}",
+            response.text().await.unwrap_or_default()
+        );
     }
 
     /// Registers `username` with `<username>@example.org` and the test password; must succeed.

@@ -188,7 +188,7 @@ async fn logs_download_as_a_size_limited_text_file() {
     );
     let text = response.text().await.unwrap();
     assert!(!text.is_empty());
-    assert!(text.len() as i64 <= kraft::logs::DOWNLOAD_LIMIT_BYTES);
+    assert!(text.len() <= kraft::logs::DOWNLOAD_LIMIT_BYTES);
     assert!(
         text.lines().all(|l| l.split(' ').next().is_some_and(|ts| ts.ends_with('Z'))),
         "every line is timestamped"

@@ -11,4 +11,5 @@ mod health;
 mod logs;
 mod metrics;
 mod pages;
+mod security;
 mod system;

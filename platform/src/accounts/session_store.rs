@@ -25,8 +25,6 @@ use crate::db::entities::sessions;
 
 /// The one key under which KRaft keeps its state in a session.
 const AUTH_KEY: &str = "kraft.auth";
-/// The key of a form's outcome kept for the next page when the browser has no JavaScript.
-const FLASH_KEY: &str = "kraft.flash";
 /// Last-seen times are written at most this often, so browsing is not a stream of writes.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
@@ -108,21 +106,6 @@ impl AccountSession {
     /// The hash that identifies this session's row, if it has one yet.
     pub fn id_hash(&self) -> Option<String> {
         self.0.id().map(|id| hash_id(&id))
-    }
-
-    pub async fn set_flash<T: Serialize>(&self, flash: &T) -> Result<(), SessionError> {
-        Ok(self.0.insert(FLASH_KEY, flash).await?)
-    }
-
-    pub async fn take_flash<T: serde::de::DeserializeOwned>(
-        &self,
-    ) -> Result<Option<T>, SessionError> {
-        // A flash that no longer parses (an older release wrote it) is simply dropped.
-        Ok(self
-            .0
-            .remove_value(FLASH_KEY)
-            .await?
-            .and_then(|value| serde_json::from_value(value).ok()))
     }
 }
 

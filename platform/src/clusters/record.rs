@@ -1,0 +1,110 @@
+//! A cluster row read as typed values: the text columns (phase, mode, persistence, the SANs and
+//! conditions stored as JSON) are parsed here, once, and nowhere else.
+
+use serde::Deserialize;
+
+use crate::db::entities::clusters;
+use crate::host::k3k::{ClusterMode, PersistenceMode};
+
+/// Where a cluster is in its life, as KRaft records it: K3k's phases plus KRaft's own
+/// `Deleting` (the user asked; the host has not confirmed yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Pending,
+    Provisioning,
+    Ready,
+    Failed,
+    Deleting,
+    Terminating,
+    Unknown,
+}
+
+impl Phase {
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "Pending" => Phase::Pending,
+            "Provisioning" => Phase::Provisioning,
+            "Ready" => Phase::Ready,
+            "Failed" => Phase::Failed,
+            "Deleting" => Phase::Deleting,
+            "Terminating" => Phase::Terminating,
+            _ => Phase::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Provisioning => "Provisioning",
+            Phase::Ready => "Ready",
+            Phase::Failed => "Failed",
+            Phase::Deleting => "Deleting",
+            Phase::Terminating => "Terminating",
+            Phase::Unknown => "Unknown",
+        }
+    }
+}
+
+/// A status condition of the cluster, as K3k reported it (`metav1.Condition`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StatusCondition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+impl clusters::Model {
+    pub fn phase(&self) -> Phase {
+        Phase::parse(&self.phase)
+    }
+
+    pub fn mode(&self) -> ClusterMode {
+        match self.mode.as_str() {
+            "shared" => ClusterMode::Shared,
+            "hcp" => ClusterMode::Hcp,
+            _ => ClusterMode::Virtual,
+        }
+    }
+
+    pub fn persistence(&self) -> PersistenceMode {
+        match self.persistence.as_str() {
+            "ephemeral" => PersistenceMode::Ephemeral,
+            _ => PersistenceMode::Dynamic,
+        }
+    }
+
+    /// The extra names and addresses of the cluster's certificate.
+    pub fn tls_sans(&self) -> Vec<String> {
+        serde_json::from_str(&self.tls_sans).unwrap_or_default()
+    }
+
+    /// The conditions K3k last reported (none before the first report).
+    pub fn conditions(&self) -> Vec<StatusCondition> {
+        self.conditions.as_deref().and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_phase_reads_back_as_written() {
+        for phase in [
+            Phase::Pending,
+            Phase::Provisioning,
+            Phase::Ready,
+            Phase::Failed,
+            Phase::Deleting,
+            Phase::Terminating,
+            Phase::Unknown,
+        ] {
+            assert_eq!(Phase::parse(phase.as_str()), phase);
+        }
+        assert_eq!(Phase::parse("Sleeping"), Phase::Unknown);
+    }
+}
