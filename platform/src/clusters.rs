@@ -1,7 +1,7 @@
 //! Virtual clusters: what users ask for (rows), what the host runs (K3k objects), and the
 //! reconciler that keeps the two honest. The UI only ever shows what the host confirmed.
 
-pub mod provision;
+pub use crate::host::provision;
 pub mod reconcile;
 pub mod record;
 pub mod spec;

@@ -5,6 +5,8 @@
 pub mod k3k;
 pub mod kubeconfig;
 pub mod names;
+pub mod provision;
+pub mod stream;
 pub mod tenant;
 
 use std::time::Duration;

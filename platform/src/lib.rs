@@ -7,7 +7,7 @@ pub mod clusters;
 pub mod db;
 pub mod host;
 pub mod installation;
-pub mod stream;
+pub use host::stream;
 
 use std::sync::Arc;
 

@@ -34,8 +34,10 @@ pub const HEARTBEAT_MESSAGE: &str = r#"{"type":"heartbeat"}"#;
 pub trait Guard: Send {
     /// Resolves when the session may have ended: time to re-check.
     fn nudged(&mut self) -> impl Future<Output = ()> + Send;
-    /// Whether the session still holds.
-    fn still_valid(&mut self) -> impl Future<Output = bool> + Send;
+    /// Whether the session still holds. The check owns what it needs: the loop keeps serving the
+    /// feed while it runs (a feed suspended mid-query may hold the database connection the check
+    /// needs, e.g. SQLite's only one).
+    fn still_valid(&self) -> impl Future<Output = bool> + Send + 'static;
 }
 
 /// A message as the JSON text the browser reads (our message types always serialise).
@@ -72,6 +74,8 @@ where
     let mut ticker = tokio::time::interval(heartbeat);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
+    // The session check in flight, if any.
+    let mut check: Option<std::pin::Pin<Box<dyn Future<Output = bool> + Send>>> = None;
     loop {
         let outgoing = tokio::select! {
             item = feed.next() => match item {
@@ -81,15 +85,22 @@ where
                     return Ended::FeedEnded;
                 }
             },
-            _ = ticker.tick() => {
-                if !guard.still_valid().await {
+            valid = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
+                check = None;
+                if !valid {
                     return signed_out(&mut sink).await;
+                }
+                continue;
+            }
+            _ = ticker.tick() => {
+                if check.is_none() {
+                    check = Some(Box::pin(guard.still_valid()));
                 }
                 HEARTBEAT_MESSAGE.to_owned()
             }
             () = guard.nudged() => {
-                if !guard.still_valid().await {
-                    return signed_out(&mut sink).await;
+                if check.is_none() {
+                    check = Some(Box::pin(guard.still_valid()));
                 }
                 continue;
             }
@@ -143,13 +154,16 @@ impl Guard for SessionGuard {
         }
     }
 
-    async fn still_valid(&mut self) -> bool {
-        match self.platform.accounts().still_signed_in(&self.live).await {
-            Ok(valid) => valid,
-            Err(error) => {
-                // A database hiccup should not cut every viewer; the next check decides.
-                tracing::warn!(%error, "live view: cannot re-check the session");
-                true
+    fn still_valid(&self) -> impl Future<Output = bool> + Send + 'static {
+        let (platform, live) = (self.platform.clone(), self.live.clone());
+        async move {
+            match platform.accounts().still_signed_in(&live).await {
+                Ok(valid) => valid,
+                Err(error) => {
+                    // A database hiccup should not cut every viewer; the next check decides.
+                    tracing::warn!(%error, "live view: cannot re-check the session");
+                    true
+                }
             }
         }
     }
@@ -208,8 +222,9 @@ mod tests {
         async fn nudged(&mut self) {
             self.nudge.notified().await;
         }
-        async fn still_valid(&mut self) -> bool {
-            !self.ended.load(Ordering::SeqCst)
+        fn still_valid(&self) -> impl Future<Output = bool> + Send + 'static {
+            let ended = self.ended.clone();
+            async move { !ended.load(Ordering::SeqCst) }
         }
     }
 
@@ -277,6 +292,8 @@ mod tests {
         // Ended on "another replica": no nudge reaches this one.
         h.guard.end(false);
         let before = tokio::time::Instant::now();
+        // The heartbeat goes out as the check starts; the close follows it.
+        assert_eq!(text(h.sent.next().await), HEARTBEAT_MESSAGE);
         match h.sent.next().await {
             Some(Message::Close(Some(frame))) => assert_eq!(frame.code, SIGNED_OUT_CLOSE_CODE),
             other => panic!("expected the signed-out close, got {other:?}"),
@@ -315,6 +332,61 @@ mod tests {
         h.sent.close();
         h.feed.unbounded_send("nobody reads this".into()).unwrap();
         assert_eq!(h.task.await.unwrap(), Ended::ClientGone);
+    }
+
+    /// A guard whose check needs the one permit (think: SQLite's one pooled connection).
+    struct PooledGuard {
+        pool: Arc<tokio::sync::Semaphore>,
+        nudge: Arc<Notify>,
+    }
+
+    impl Guard for PooledGuard {
+        async fn nudged(&mut self) {
+            self.nudge.notified().await;
+        }
+        fn still_valid(&self) -> impl Future<Output = bool> + Send + 'static {
+            let pool = self.pool.clone();
+            async move {
+                let _connection = pool.acquire().await.expect("pool");
+                false
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_check_does_not_wait_for_a_feed_that_holds_the_connection() {
+        let pool = Arc::new(tokio::sync::Semaphore::new(1));
+        let release = Arc::new(Notify::new());
+        let nudge = Arc::new(Notify::new());
+        // The feed's first item is a query: it takes the connection and finishes on `release`.
+        let feed = {
+            let (pool, release) = (pool.clone(), release.clone());
+            futures::stream::once(async move {
+                let _connection = pool.acquire().await.expect("pool");
+                release.notified().await;
+                "the query's answer".to_owned()
+            })
+            .chain(futures::stream::pending())
+        };
+        let (sink, mut sent) = mpsc::unbounded::<Message>();
+        let (_client, incoming) = mpsc::unbounded::<Result<Message, std::convert::Infallible>>();
+        let guard = PooledGuard { pool: pool.clone(), nudge: nudge.clone() };
+        let task = tokio::spawn(push(sink, incoming, feed, guard, Duration::from_secs(25)));
+        // The feed holds the connection; a revocation asks for a check, which must wait for it.
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        nudge.notify_one();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        release.notify_one();
+        let within = Duration::from_secs(5);
+        assert_eq!(
+            text(tokio::time::timeout(within, sent.next()).await.expect("the answer")),
+            "the query's answer"
+        );
+        assert_eq!(
+            tokio::time::timeout(within, task).await.expect("no deadlock").unwrap(),
+            Ended::SignedOut
+        );
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub fn RegisterPage() -> impl IntoView {
                 let setup_pending = viewer.as_ref().is_some_and(|v| v.setup_pending);
                 let signup = viewer.map(|v| v.signup).unwrap_or_else(|| "open".into());
                 let state = FormState::new("register", action.value().into(), flash, "Welcome to KRaft!");
-                if signup == "closed" {
+                // A closed KRaft still lets its first admin in, with the setup token.
+                if signup == "closed" && !setup_pending {
                     return Either::Left(view! {
                         <p class="notice" role="status">
                             "Sign-up is closed on this KRaft. Ask an admin for an account."

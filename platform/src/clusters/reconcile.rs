@@ -18,15 +18,12 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ListParams};
-use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
 use sea_orm::{ActiveValue::Set, EntityTrait};
 
-use super::provision::{self, managed_selector};
+use super::provision;
 use super::{ClusterError, Clusters};
 use crate::db::entities::clusters;
-use crate::host::is_not_found;
 use crate::host::k3k::{Cluster, ClusterPhase};
 use crate::host::SIMULATED_ENDPOINT_ANNOTATION;
 
@@ -47,13 +44,9 @@ impl Clusters {
         // The tenant policies must exist before anything is bound to them; a host that lost its
         // state (or an operator's kubectl delete) must not leave namespaces without quota.
         provision::ensure_policies(&self.host, &self.settings).await?;
-        let selector = ListParams::default().labels(&managed_selector());
         // The host first, then the rows: a namespace seen here was created after its row,
         // so a row created meanwhile can never make its namespace look orphaned.
-        let namespaces: Api<Namespace> = Api::all(self.host.client());
-        let host_namespaces = namespaces.list(&selector).await?.items;
-        let crs: Api<Cluster> = Api::all(self.host.client());
-        let host_clusters = crs.list(&selector).await?.items;
+        let (host_namespaces, host_clusters) = provision::inventory(&self.host).await?;
         let rows = clusters::Entity::find().all(&self.db).await?;
 
         let ns_by_name: HashMap<String, &Namespace> =
@@ -115,10 +108,8 @@ impl Clusters {
                 && labels.contains_key(provision::CLUSTER_ID_LABEL);
             if ours && !known.contains(name.as_str()) && !going {
                 tracing::info!(namespace = %name, "deleting an orphaned cluster namespace");
-                match namespaces.delete(&name, &DeleteParams::background()).await {
-                    Ok(_) => report.orphans_removed += 1,
-                    Err(e) if is_not_found(&e) => {}
-                    Err(e) => return Err(e.into()),
+                if provision::delete_namespace(&self.host, &name).await? {
+                    report.orphans_removed += 1;
                 }
             }
         }
@@ -205,9 +196,7 @@ impl Clusters {
 
     /// Runs forever: a pass at start, on every watched change, on request, and every `resync`.
     pub async fn run_reconciler(self: Arc<Self>, resync: Duration) {
-        let api: Api<Cluster> = Api::all(self.host.client());
-        let config = watcher::Config::default().labels(&managed_selector());
-        let mut changes = watcher(api, config).default_backoff().boxed();
+        let mut changes = provision::watch_clusters(&self.host);
         loop {
             match self.reconcile_once().await {
                 Ok(report) if report != Report::default() => tracing::debug!(?report, "reconciled"),

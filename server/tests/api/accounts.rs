@@ -546,8 +546,23 @@ async fn the_session_cookie_is_http_only_and_same_site_lax() {
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(!cookie.contains("Secure"), "{cookie}");
 
+    // Served over HTTPS (behind TLS), the page the browser posts from is https too.
     let secure = spawn_app_with(Backend::Sqlite, |c| c.secure_cookies = true).await;
-    let response = secure.browser().register("ada@example.org", "ada", PASSWORD).await;
+    let response = secure
+        .client
+        .post(secure.url("/api/account/register"))
+        .header("Accept", "application/json")
+        .header("Origin", secure.address.replace("http://", "https://"))
+        .form(&[
+            ("email", "ada@example.org"),
+            ("username", "ada"),
+            ("password", PASSWORD),
+            ("password_confirm", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     assert!(response.headers()["set-cookie"].to_str().unwrap().contains("Secure"));
 }
 

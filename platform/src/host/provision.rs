@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuotaSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 
-use super::spec::ClusterSettings;
+use crate::clusters::spec::ClusterSettings;
 use crate::db::entities::clusters;
 use crate::host::k3k::{
     Cluster, ClusterMode, ExposeConfig, IngressConfig, PersistenceConfig, PersistenceMode,
@@ -208,4 +209,35 @@ pub async fn remove(host: &Host, namespace: &str, cluster: &str) -> Result<bool,
         None => Ok(true),
         Some(_) => Ok(false),
     }
+}
+
+/// Everything on the host that KRaft manages: namespaces and `Cluster` objects.
+pub async fn inventory(host: &Host) -> Result<(Vec<Namespace>, Vec<Cluster>), HostError> {
+    let selector = ListParams::default().labels(&managed_selector());
+    let namespaces: Api<Namespace> = Api::all(host.client());
+    let namespaces = namespaces.list(&selector).await?.items;
+    let clusters: Api<Cluster> = Api::all(host.client());
+    let clusters = clusters.list(&selector).await?.items;
+    Ok((namespaces, clusters))
+}
+
+/// Deletes a namespace (its objects go with it); `false` if it was already gone.
+pub async fn delete_namespace(host: &Host, name: &str) -> Result<bool, HostError> {
+    let namespaces: Api<Namespace> = Api::all(host.client());
+    match namespaces.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Something happened to a managed `Cluster` (or the watch was interrupted, with why).
+pub fn watch_clusters(host: &Host) -> futures::stream::BoxStream<'static, Result<(), String>> {
+    use futures::StreamExt;
+    let api: Api<Cluster> = Api::all(host.client());
+    let config = watcher::Config::default().labels(&managed_selector());
+    watcher(api, config)
+        .default_backoff()
+        .map(|event| event.map(|_| ()).map_err(|e| e.to_string()))
+        .boxed()
 }
