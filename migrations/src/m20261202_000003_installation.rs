@@ -34,6 +34,8 @@ impl MigrationTrait for Migration {
     }
 }
 
+// Column names as the entity has them (`installation.installation_id`).
+#[allow(clippy::enum_variant_names)]
 #[derive(DeriveIden)]
 enum Installation {
     Table,
