@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use kraft::config::SignupMode;
-use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend, PASSWORD};
+use crate::helpers::{count, spawn_app, spawn_app_with, Backend, PASSWORD};
 use crate::on_both_backends;
 
 fn field_messages(body: &Value) -> Vec<(String, String)> {
@@ -24,18 +23,6 @@ fn field_messages(body: &Value) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-async fn count(app: &crate::helpers::TestApp, sql: &str) -> i64 {
-    let db = app.database.connect().await;
-    let row = db
-        .query_one(Statement::from_string(db.get_database_backend(), sql.to_owned()))
-        .await
-        .unwrap()
-        .unwrap();
-    let n: i64 = row.try_get_by_index(0).unwrap();
-    db.close().await.unwrap();
-    n
 }
 
 async fn registering_signs_in(backend: Backend) {
@@ -335,29 +322,11 @@ async fn changing_the_password_signs_out_other_sessions_and_rotates_this_one(bac
     let before = laptop.session_cookie().unwrap();
 
     let new_password = "a completely new passphrase";
-    let wrong = laptop
-        .call(
-            "account/password",
-            &[
-                ("current_password", "not my password!"),
-                ("new_password", new_password),
-                ("new_password_confirm", new_password),
-            ],
-        )
-        .await;
+    let wrong = laptop.change_password("not my password!", new_password).await;
     assert_eq!(wrong.status(), 422);
     assert_eq!(field_messages(&wrong.json().await.unwrap())[0].0, "current_password");
 
-    let changed = laptop
-        .call(
-            "account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", new_password),
-                ("new_password_confirm", new_password),
-            ],
-        )
-        .await;
+    let changed = laptop.change_password(PASSWORD, new_password).await;
     assert_eq!(changed.status(), 200);
     assert_eq!(laptop.overview().await.status(), 200, "this session stays signed in");
     assert_ne!(laptop.session_cookie().unwrap(), before, "this session got a new id");

@@ -199,6 +199,20 @@ impl Drop for TestApp {
     }
 }
 
+/// The one number a `SELECT COUNT(*) …` answers, read from the app's database.
+pub async fn count(app: &TestApp, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let db = app.database.connect().await;
+    let row = db
+        .query_one(sea_orm::Statement::from_string(db.get_database_backend(), sql.to_owned()))
+        .await
+        .expect("count query")
+        .expect("a row");
+    let n: i64 = row.try_get_by_index(0).expect("a number");
+    db.close().await.expect("close");
+    n
+}
+
 /// A database that exists for one test only.
 pub enum TestDatabase {
     Postgres { admin_url: String, name: String },
@@ -362,6 +376,14 @@ impl TestBrowser {
 
     pub async fn login(&self, identifier: &str, password: &str) -> reqwest::Response {
         self.call("account/login", &[("identifier", identifier), ("password", password)]).await
+    }
+
+    pub async fn change_password(&self, current: &str, new: &str) -> reqwest::Response {
+        self.call(
+            "account/password",
+            &[("current_password", current), ("new_password", new), ("new_password_confirm", new)],
+        )
+        .await
     }
 
     pub async fn logout(&self) -> reqwest::Response {

@@ -6,26 +6,16 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::ConnectionTrait;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{browser, spawn_app, spawn_app_with, Backend, TestApp, TestBrowser, PASSWORD};
+use crate::helpers::{
+    browser, count, spawn_app, spawn_app_with, Backend, TestApp, TestBrowser, PASSWORD,
+};
 use crate::on_both_backends;
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let db = app.database.connect().await;
-    let row = db
-        .query_one(Statement::from_string(db.get_database_backend(), sql.to_owned()))
-        .await
-        .unwrap()
-        .unwrap();
-    let n: i64 = row.try_get_by_index(0).unwrap();
-    db.close().await.unwrap();
-    n
-}
 
 async fn join_all<F: std::future::Future + Send + 'static>(futures: Vec<F>) -> Vec<F::Output>
 where
@@ -99,16 +89,7 @@ async fn live_sockets_close_when_their_session_ends(backend: Backend) {
     assert_eq!(laptop.login("ada", PASSWORD).await.status(), 200);
     let mut before = open_socket(&app, &laptop, "/ws/clusters").await;
     let new_password = "a completely new passphrase";
-    let changed = laptop
-        .call(
-            "account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", new_password),
-                ("new_password_confirm", new_password),
-            ],
-        )
-        .await;
+    let changed = laptop.change_password(PASSWORD, new_password).await;
     assert_eq!(changed.status(), 200);
     assert_eq!(closed_within_30s(&mut before).await, Some(SIGNED_OUT));
 
@@ -178,14 +159,8 @@ async fn concurrent_wrong_current_passwords_pass_the_throttle_at_most_five_times
         .map(|i| {
             let ada = ada.clone();
             async move {
-                let new = "a completely new passphrase";
-                let form = [
-                    ("current_password", format!("wrong guess {i}")),
-                    ("new_password", new.to_owned()),
-                    ("new_password_confirm", new.to_owned()),
-                ];
-                let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                ada.call("account/password", &form).await.status()
+                let guess = format!("wrong guess {i}");
+                ada.change_password(&guess, "a completely new passphrase").await.status()
             }
         })
         .collect();
