@@ -78,6 +78,27 @@ impl Ca {
         self.key.serialize_pem()
     }
 
+    /// The key as k3s writes its generated CA keys: SEC1 `EC PRIVATE KEY` with the named curve
+    /// and the public key (k3s `pkg/daemons/control/deps/deps.go` `createSigningCertKey` →
+    /// client-go `certutil.LoadOrGenerateKeyFile` → dynamiclistener `factory.MakeEllipticPrivateKeyPEM`,
+    /// which is Go's `x509.MarshalECPrivateKey`; K3k v1.1.0 `pkg/k3s/bootstrap.go` copies the file
+    /// into the bootstrap secret as it is).
+    pub fn key_pem_sec1(&self) -> Result<String> {
+        use pkcs8::der::{Decode as _, Encode as _};
+        let pkcs8_der = self.key.serialize_der();
+        let info = pkcs8::PrivateKeyInfo::from_der(&pkcs8_der)
+            .map_err(|e| Error::Internal(format!("PKCS#8: {e}")))?;
+        let curve = info
+            .algorithm
+            .parameters_oid()
+            .map_err(|e| Error::Internal(format!("PKCS#8 curve: {e}")))?;
+        let mut key = sec1::EcPrivateKey::try_from(info.private_key)
+            .map_err(|e| Error::Internal(format!("SEC1: {e}")))?;
+        key.parameters = Some(sec1::EcParameters::NamedCurve(curve));
+        let der = key.to_der().map_err(|e| Error::Internal(format!("SEC1: {e}")))?;
+        Ok(pem_block("EC PRIVATE KEY", &der))
+    }
+
     pub fn cert_der(&self) -> Vec<u8> {
         self.cert.der().to_vec()
     }
@@ -121,6 +142,19 @@ impl Ca {
         validity(&mut params, 365);
         self.issue(params)
     }
+}
+
+/// RFC 7468 text: base64 in 64-character lines between the labels.
+fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut text = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        text.push_str(std::str::from_utf8(line).unwrap_or_default());
+        text.push('\n');
+    }
+    text.push_str(&format!("-----END {label}-----\n"));
+    text
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -61,10 +61,13 @@ impl Endpoints {
         if let Some(vc) = map.get(&key(ns, name)).filter(|vc| vc.uid == uid) {
             return Ok(vc.certs.clone());
         }
+        // k3s names its CAs `<kind>@<unix seconds>` (k3s `pkg/daemons/control/deps/deps.go`,
+        // `createSigningCertKey`: `fmt.Sprintf("%s-ca@%d", prefix, time.Now().Unix())`).
+        let at = chrono::Utc::now().timestamp();
         let certs = Arc::new(ClusterCerts {
-            server_ca: Ca::new(&format!("k3s-server-ca@{name}"))?,
-            client_ca: Ca::new(&format!("k3s-client-ca@{name}"))?,
-            etcd_ca: Ca::new(&format!("etcd-server-ca@{name}"))?,
+            server_ca: Ca::new(&format!("k3s-server-ca@{at}"))?,
+            client_ca: Ca::new(&format!("k3s-client-ca@{at}"))?,
+            etcd_ca: Ca::new(&format!("etcd-server-ca@{at}"))?,
         });
         map.insert(
             key(ns, name),

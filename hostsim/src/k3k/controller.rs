@@ -965,11 +965,11 @@ impl Layout {
         let entry = |pem: String| json!({"Timestamp": now, "Content": pem});
         let bootstrap = json!({
             "serverCA": entry(certs.server_ca.cert_pem()),
-            "serverCAKey": entry(certs.server_ca.key_pem()),
+            "serverCAKey": entry(certs.server_ca.key_pem_sec1()?),
             "clientCA": entry(certs.client_ca.cert_pem()),
-            "clientCAKey": entry(certs.client_ca.key_pem()),
+            "clientCAKey": entry(certs.client_ca.key_pem_sec1()?),
             "etcdServerCA": entry(certs.etcd_ca.cert_pem()),
-            "etcdServerCAKey": entry(certs.etcd_ca.key_pem()),
+            "etcdServerCAKey": entry(certs.etcd_ca.key_pem_sec1()?),
         });
         Self::ensure_absent(
             host,

@@ -122,6 +122,15 @@ async fn ready_cluster_has_k3k_layout() {
     {
         assert!(doc[key]["Content"].as_str().is_some_and(|p| p.starts_with("-----BEGIN")), "{key}");
     }
+    // Keys as k3s writes them (SEC1), CAs named `k3s-<kind>-ca@<unix seconds>`.
+    for key in ["serverCAKey", "clientCAKey", "etcdServerCAKey"] {
+        let pem = doc[key]["Content"].as_str().unwrap_or_default();
+        assert!(pem.starts_with("-----BEGIN EC PRIVATE KEY-----\n"), "{key}: {pem:.40}");
+    }
+    let client_ca = doc["clientCA"]["Content"].as_str().unwrap_or_default();
+    let (_, ca) = x509_parser::pem::parse_x509_pem(client_ca.as_bytes()).expect("client CA PEM");
+    let subject = ca.parse_x509().expect("client CA").subject().to_string();
+    assert!(subject.starts_with("CN=k3s-client-ca@1"), "{subject}");
     let pods: Api<Pod> = Api::namespaced(app.client.clone(), "k3k-lay");
     let servers =
         pods.list(&ListParams::default().labels("cluster=lay,role=server")).await.expect("servers");
