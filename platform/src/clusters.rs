@@ -394,10 +394,11 @@ impl Clusters {
     /// The server and agent pods of one of `owner_id`'s clusters.
     pub async fn pods(&self, owner_id: Uuid, id: Uuid) -> Result<Vec<ClusterPod>, ClusterError> {
         let row = self.get(owner_id, id).await?;
-        let list =
-            tenant::pods(&self.host, &row.host_namespace, &format!("cluster={}", row.name)).await?;
+        let selector = format!("cluster={},!{}", row.name, crate::stream::metrics::WORKLOAD_LABEL);
+        let list = tenant::pods(&self.host, &row.host_namespace, &selector).await?;
         let mut pods: Vec<ClusterPod> = list
             .into_iter()
+            .filter(made_by_k3k)
             .map(|pod| {
                 let labels = pod.metadata.labels.clone().unwrap_or_default();
                 let role = if labels.get("role").map(String::as_str) == Some("server") {
@@ -566,4 +567,19 @@ fn name_taken(name: &str) -> ClusterError {
         "name",
         format!("You already have a cluster called {name}."),
     )])
+}
+
+/// K3k's own pods belong to the workloads it makes: the servers' StatefulSet, the virtual agents'
+/// Deployment (through its ReplicaSet) and the shared-mode kubelet DaemonSet (K3k v1.1.0
+/// `pkg/controller/cluster/server/server.go`, `agent/virtual.go`, `agent/shared.go`). A pod
+/// without such a controller is not one of them, whatever its labels say.
+fn made_by_k3k(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+    pod.metadata.owner_references.iter().flatten().any(|owner| {
+        owner.controller == Some(true)
+            && owner.api_version == "apps/v1"
+            && matches!(
+                owner.kind.as_str(),
+                "StatefulSet" | "ReplicaSet" | "DaemonSet" | "Deployment"
+            )
+    })
 }

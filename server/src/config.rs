@@ -109,6 +109,12 @@ pub struct Config {
     #[arg(long, env = "KRAFT_HOST_KUBECONFIG", global = true)]
     pub host_kubeconfig: Option<PathBuf>,
 
+    /// The host behind --host-kubeconfig is a hostsim (development and tests): its loopback
+    /// endpoint annotation is honoured. Never set it for a real host: anyone able to write K3k
+    /// `Cluster` objects could then redirect the kubeconfigs KRaft issues.
+    #[arg(long, env = "KRAFT_HOST_IS_HOSTSIM", default_value_t = false, global = true)]
+    pub host_is_hostsim: bool,
+
     /// Use the pod's service account: KRaft runs inside the host cluster.
     #[arg(long, env = "KRAFT_HOST_IN_CLUSTER", default_value_t = false, global = true)]
     pub host_in_cluster: bool,
@@ -122,7 +128,7 @@ pub struct Config {
         long,
         env = "KRAFT_K3S_VERSIONS",
         value_delimiter = ',',
-        default_value = "v1.33.1-k3s1,v1.32.5-k3s1,v1.31.9-k3s1",
+        default_value = "v1.36.2-k3s1,v1.35.2-k3s1",
         global = true
     )]
     pub k3s_versions: Vec<String>,

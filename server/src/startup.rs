@@ -42,7 +42,7 @@ async fn host(config: &Config) -> anyhow::Result<(Host, Option<hostsim::Running>
     if let Some(path) = &config.host_kubeconfig {
         let yaml = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the host kubeconfig {}", path.display()))?;
-        return Ok((Host::from_kubeconfig_yaml(&yaml, false).await?, None));
+        return Ok((Host::from_kubeconfig_yaml(&yaml, config.host_is_hostsim).await?, None));
     }
     if config.host_in_cluster {
         return Ok((Host::in_cluster().await?, None));

@@ -136,12 +136,7 @@ impl Clusters {
         };
         let conditions = status.conditions.as_ref().and_then(|c| serde_json::to_string(c).ok());
         let endpoint = match phase {
-            ClusterPhase::Ready => Some(
-                cr.annotations()
-                    .get(SIMULATED_ENDPOINT_ANNOTATION)
-                    .cloned()
-                    .unwrap_or_else(|| format!("https://{}", row.hostname)),
-            ),
+            ClusterPhase::Ready => Some(endpoint(self.host.simulated(), cr, &row.hostname)),
             _ => row.endpoint.clone(),
         };
         let phase_text = phase.as_str().to_owned();
@@ -216,5 +211,36 @@ impl Clusters {
             tokio::time::sleep(Duration::from_millis(25)).await;
             while let Some(Some(_)) = changes.next().now_or_never() {}
         }
+    }
+}
+
+/// Where a Ready cluster's API is reached. Only the simulated host may name a loopback address
+/// in an annotation: on a real host anyone able to write `Cluster` objects could otherwise
+/// redirect every kubeconfig KRaft issues.
+fn endpoint(simulated: bool, cr: &Cluster, hostname: &str) -> String {
+    let annotated = cr.annotations().get(SIMULATED_ENDPOINT_ANNOTATION).filter(|_| simulated);
+    annotated.cloned().unwrap_or_else(|| format!("https://{hostname}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::k3k::ClusterSpec;
+
+    fn annotated(url: &str) -> Cluster {
+        let mut cr = Cluster::new("demo", ClusterSpec::default());
+        cr.metadata.annotations =
+            Some([(SIMULATED_ENDPOINT_ANNOTATION.to_owned(), url.to_owned())].into());
+        cr
+    }
+
+    #[test]
+    fn the_endpoint_annotation_is_honoured_only_on_the_simulated_host() {
+        let cr = annotated("https://attacker.example:6443");
+        assert_eq!(
+            endpoint(false, &cr, "demo-ada.kraft.example"),
+            "https://demo-ada.kraft.example"
+        );
+        assert_eq!(endpoint(true, &cr, "demo-ada.kraft.example"), "https://attacker.example:6443");
     }
 }

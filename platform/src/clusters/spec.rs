@@ -46,7 +46,7 @@ impl Default for ClusterSettings {
     fn default() -> Self {
         Self {
             base_domain: "kraft.localhost".into(),
-            versions: vec!["v1.33.1-k3s1".into(), "v1.32.5-k3s1".into(), "v1.31.9-k3s1".into()],
+            versions: vec!["v1.36.2-k3s1".into(), "v1.35.2-k3s1".into()],
             modes: vec![ClusterMode::Virtual, ClusterMode::Shared],
             max_clusters: 3,
             max_servers: 3,
@@ -151,6 +151,31 @@ pub fn parse_san(raw: &str) -> Result<String, String> {
 }
 
 impl ClusterSettings {
+    /// What K3k does with a SAN decides which are safe. It turns every SAN into a host rule of
+    /// the cluster's Ingress on the shared ingress controller (K3k v1.1.0
+    /// `pkg/controller/cluster/server/ingress.go`: `hosts := cluster.Spec.TLSSANs`): an IP there
+    /// makes the Ingress invalid and the Cluster `Failed`, a wildcard claims a whole domain, and a
+    /// name under the platform's base domain could take another tenant's hostname (or a future
+    /// one). The cluster's own hostname is always added by KRaft, so none of those is needed.
+    fn allowed_san(&self, san: String) -> Result<String, String> {
+        let exposed = self.ingress_class.is_some();
+        if exposed && san.parse::<IpAddr>().is_ok() {
+            return Err(format!(
+                "\"{san}\": IP addresses cannot be added while clusters are reached through an ingress."
+            ));
+        }
+        if san.starts_with("*.") {
+            return Err(format!("\"{san}\": wildcard names are not allowed."));
+        }
+        let base = self.base_domain.trim_end_matches('.').to_lowercase();
+        if san == base || san.ends_with(&format!(".{base}")) {
+            return Err(format!(
+                "\"{san}\": names under {base} belong to the platform; your cluster's own hostname is added for you."
+            ));
+        }
+        Ok(san)
+    }
+
     /// Parses the form, collecting a message for every bad field.
     pub fn parse(&self, input: &CreateClusterInput) -> Result<ClusterRequest, Vec<FieldError>> {
         let mut errors = Vec::new();
@@ -170,7 +195,7 @@ impl ClusterSettings {
                 .split(|c: char| c == ',' || c.is_whitespace())
                 .filter(|s| !s.trim().is_empty())
             {
-                match parse_san(raw) {
+                match parse_san(raw).and_then(|san| self.allowed_san(san)) {
                     Ok(san) if sans.contains(&san) => {}
                     Ok(_) if sans.len() == MAX_SANS => {
                         errors.push(too_many());
@@ -321,6 +346,24 @@ impl ClusterSettings {
 
 #[cfg(test)]
 mod tests {
+    /// The oldest Kubernetes minor upstream still supports (1.34 reached end of life on
+    /// 2026-10-27; https://kubernetes.io/releases/). K3k v1.1.0's e2e suite runs v1.35.2-k3s1 and
+    /// HEAD's v1.36.2-k3s1 (`tests/e2e/tests_suite_test.go`).
+    const OLDEST_SUPPORTED_MINOR: u32 = 35;
+
+    #[test]
+    fn default_versions_are_k3s_releases_upstream_still_supports() {
+        for version in ClusterSettings::default().versions {
+            let minor: u32 = version
+                .strip_prefix("v1.")
+                .and_then(|rest| rest.split('.').next())
+                .and_then(|m| m.parse().ok())
+                .unwrap_or_else(|| panic!("{version} is not v1.<minor>.<patch>-k3s<n>"));
+            assert!(version.contains("-k3s"), "{version} is not a k3s tag");
+            assert!(minor >= OLDEST_SUPPORTED_MINOR, "{version} is past upstream end of life");
+        }
+    }
+
     use super::*;
 
     fn input(name: &str) -> CreateClusterInput {
@@ -332,7 +375,7 @@ mod tests {
         let request = ClusterSettings::default().parse(&input("demo")).unwrap();
         assert_eq!(request.mode, ClusterMode::Virtual);
         assert_eq!((request.servers, request.agents, request.storage_gi), (1, 0, 2));
-        assert_eq!(request.version, "v1.33.1-k3s1");
+        assert_eq!(request.version, "v1.36.2-k3s1");
         assert_eq!(request.persistence, PersistenceMode::Dynamic);
     }
 
@@ -354,6 +397,34 @@ mod tests {
                 .len()
                 <= 63
         );
+    }
+
+    fn san_error(settings: &ClusterSettings, sans: &str) -> Option<String> {
+        let input =
+            CreateClusterInput { name: "demo".into(), tls_sans: sans.into(), ..Default::default() };
+        settings.parse(&input).err().map(|errors| {
+            assert_eq!(errors[0].field, "tls_sans");
+            errors[0].message.clone()
+        })
+    }
+
+    /// Finding 5 of REAL-K3K.md: K3k v1.1.0 makes every SAN an Ingress host.
+    #[test]
+    fn sans_never_make_an_invalid_or_foreign_ingress_host() {
+        let settings = ClusterSettings::default();
+        assert!(settings.ingress_class.is_some());
+        let ip = san_error(&settings, "10.0.0.7").expect("IP refused behind an ingress");
+        assert!(ip.contains("IP addresses"), "{ip}");
+        let wildcard = san_error(&settings, "*.apps.example.org").expect("wildcard refused");
+        assert!(wildcard.contains("wildcard"), "{wildcard}");
+        for foreign in ["other-bob.kraft.localhost", "kraft.localhost", "A.Kraft.Localhost."] {
+            let message = san_error(&settings, foreign).expect("platform name refused");
+            assert!(message.contains("belong to the platform"), "{foreign}: {message}");
+        }
+        assert_eq!(san_error(&settings, "demo.example.org, notkraft.localhost"), None);
+        // With no ingress in front, K3k makes no Ingress: addresses are fine.
+        let unexposed = ClusterSettings { ingress_class: None, ..ClusterSettings::default() };
+        assert_eq!(san_error(&unexposed, "10.0.0.7"), None);
     }
 
     #[test]

@@ -100,7 +100,7 @@ async fn a_cluster_goes_ready_and_its_kubeconfig_works(backend: Backend) {
         .create_cluster(&[
             ("name", "demo"),
             ("agents", "2"),
-            ("tls_sans", "demo.example.org, 10.0.0.7"),
+            ("tls_sans", "demo.example.org, api.demo.example.org"),
         ])
         .await;
     assert_eq!(response.status(), 200);
@@ -117,7 +117,7 @@ async fn a_cluster_goes_ready_and_its_kubeconfig_works(backend: Backend) {
 
     let detail: Value = ada.cluster(&id).await.json().await.unwrap();
     assert_eq!(detail["hostname"], "demo-ada.kraft.localhost");
-    assert_eq!(detail["tls_sans"], serde_json::json!(["demo.example.org", "10.0.0.7"]));
+    assert_eq!(detail["tls_sans"], serde_json::json!(["demo.example.org", "api.demo.example.org"]));
     let endpoint = detail["summary"]["endpoint"].as_str().unwrap().to_owned();
     assert!(endpoint.starts_with("https://"), "{endpoint}");
     assert!(detail["conditions"]
@@ -153,7 +153,7 @@ async fn a_cluster_goes_ready_and_its_kubeconfig_works(backend: Backend) {
     assert_eq!(nodes.items.len(), 3, "1 server and 2 agents");
     for node in &nodes.items {
         let info = node.status.as_ref().unwrap().node_info.as_ref().unwrap();
-        assert!(info.kubelet_version.starts_with("v1.33.1"), "{}", info.kubelet_version);
+        assert!(info.kubelet_version.starts_with("v1.36.2"), "{}", info.kubelet_version);
     }
 
     let overview: Value = ada.overview().await.json().await.unwrap();

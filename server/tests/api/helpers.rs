@@ -94,6 +94,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     config.session_idle = Duration::from_secs(3600);
     config.session_absolute = Duration::from_secs(24 * 3600);
     config.host_kubeconfig = Some(kubeconfig);
+    config.host_is_hostsim = true;
     config.reconcile_interval = Duration::from_millis(500);
     configure(&mut config);
     let app = Application::build(config).await.expect("application starts");

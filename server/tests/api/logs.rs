@@ -249,3 +249,43 @@ async fn a_restarted_container_has_a_previous_log() {
     let theirs = mallory.call("clusters/previous-log", &[("id", &id), ("pod", &pod)]).await;
     assert_eq!(theirs.status(), 404);
 }
+
+/// Finding 8 of REAL-K3K.md: in shared mode the tenant's own pods run on the host, synced by
+/// k3k-kubelet with `k3k.io/clusterName` and whatever labels the tenant gave them. One labelled
+/// to look like a K3k server is neither listed nor readable through KRaft.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synced_tenant_workload_is_never_taken_for_a_k3k_pod() {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use kube::api::{Api, ListParams, PostParams};
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let (id, _) = ready_cluster(&app, &ada, "shared").await;
+    let host = app.host().await;
+    let namespaces: Api<Namespace> = Api::all(host.clone());
+    let selector = format!("kraft.dev/cluster-id={id}");
+    let ns = namespaces.list(&ListParams::default().labels(&selector)).await.unwrap().items;
+    let ns = ns[0].metadata.name.clone().unwrap();
+    let pods: Api<Pod> = Api::namespaced(host, &ns);
+    let impostor: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "nginx-x-default-x-shared", "labels": {
+            "cluster": "shared", "role": "server", "k3k.io/clusterName": "shared"}},
+        "spec": {"containers": [{"name": "nginx", "image": "nginx"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &impostor).await.unwrap();
+
+    let listed: Value = ada.call("clusters/pods", &[("id", &id)]).await.json().await.unwrap();
+    let names: Vec<&str> =
+        listed.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(!names.is_empty());
+    assert!(!names.contains(&"nginx-x-default-x-shared"), "{names:?}");
+    let download = ada
+        .client
+        .get(app.url(&format!("/api/clusters/{id}/logs/download?pod=nginx-x-default-x-shared")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 404);
+}

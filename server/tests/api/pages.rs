@@ -52,7 +52,9 @@ async fn signed_in_pages_send_strangers_to_sign_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_host_is_labelled_in_the_ui() {
     let app = spawn_app(Backend::Sqlite).await;
-    // The test host is reached through a kubeconfig, like a real one: no label.
+    // The test host is a hostsim reached through a kubeconfig and declared as one
+    // (`--host-is-hostsim`), so the UI says so; a kubeconfig host without the flag is not
+    // simulated (`server/src/startup.rs::host`).
     let html = app.get("/").await.text().await.unwrap();
-    assert!(!html.contains("Simulated host"), "a configured host is labelled simulated");
+    assert!(html.contains("Simulated host"), "a declared hostsim is not labelled simulated");
 }

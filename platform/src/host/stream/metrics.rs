@@ -34,6 +34,11 @@ use super::quantity::{self, QuantityError};
 
 /// The label K3k puts on a cluster's server and agent pods.
 pub const CLUSTER_LABEL: &str = "cluster";
+/// The label k3k-kubelet puts on every tenant workload it syncs to the host in shared mode
+/// (K3k `k3k-kubelet/translate/host.go`). Those pods keep the tenant's own labels, so one the
+/// tenant labels `cluster=<name>` would otherwise pass for K3k's own: it is never listed,
+/// streamed or measured as one.
+pub const WORKLOAD_LABEL: &str = "k3k.io/clusterName";
 /// The label K3k puts on policy-managed objects (the tenant's ResourceQuota among them).
 pub const POLICY_LABEL: &str = "policy.k3k.io/policy-name";
 
@@ -563,9 +568,9 @@ fn cluster_selector<'a>(names: impl Iterator<Item = &'a str>) -> String {
         || names.len() > MAX_NAMED_CLUSTERS
         || !names.iter().all(|n| is_label_value(n))
     {
-        return CLUSTER_LABEL.to_owned();
+        return format!("{CLUSTER_LABEL},!{WORKLOAD_LABEL}");
     }
-    format!("{CLUSTER_LABEL} in ({})", names.join(","))
+    format!("{CLUSTER_LABEL} in ({}),!{WORKLOAD_LABEL}", names.join(","))
 }
 
 fn is_label_value(value: &str) -> bool {
@@ -626,7 +631,9 @@ impl PodMetrics {
 
     fn role(&self) -> Option<PodRole> {
         let label = |k: &str| self.labels.get(k).map(String::as_str);
-        if label("role") == Some("server") {
+        if self.labels.contains_key(WORKLOAD_LABEL) {
+            None
+        } else if label("role") == Some("server") {
             Some(PodRole::Server)
         } else if label("type") == Some("agent") {
             Some(PodRole::Agent)
@@ -742,6 +749,14 @@ mod tests {
             // Another namespace's cluster of the same name, and a pod that is neither role.
             pod("other", "a-server-0", &server, &[("s", 999.0, 999)]),
             pod("ns", "stray", &[("cluster", "a")], &[("x", 999.0, 999)]),
+            // A tenant workload synced to the host in shared mode, labelled to look like a server
+            // (finding 8 of REAL-K3K.md): never K3k's.
+            pod(
+                "ns",
+                "nginx-x-default-a",
+                &[("cluster", "a"), ("role", "server"), (WORKLOAD_LABEL, "a")],
+                &[("nginx", 999.0, 999)],
+            ),
         ];
         let target = ClusterTarget::new("ns", "a");
         let samples = aggregate(pods, std::slice::from_ref(&target), Utc::now());
@@ -814,9 +829,12 @@ mod tests {
 
     #[test]
     fn few_valid_names_are_selected_by_name() {
-        assert_eq!(cluster_selector(["a", "b"].into_iter()), "cluster in (a,b)");
-        assert_eq!(cluster_selector(["a", "b,c"].into_iter()), "cluster");
-        assert_eq!(cluster_selector(std::iter::empty()), "cluster");
+        assert_eq!(
+            cluster_selector(["a", "b"].into_iter()),
+            "cluster in (a,b),!k3k.io/clusterName"
+        );
+        assert_eq!(cluster_selector(["a", "b,c"].into_iter()), "cluster,!k3k.io/clusterName");
+        assert_eq!(cluster_selector(std::iter::empty()), "cluster,!k3k.io/clusterName");
     }
 
     #[test]
