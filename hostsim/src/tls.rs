@@ -96,7 +96,9 @@ impl Ca {
             .map_err(|e| Error::Internal(format!("SEC1: {e}")))?;
         key.parameters = Some(sec1::EcParameters::NamedCurve(curve));
         let der = key.to_der().map_err(|e| Error::Internal(format!("SEC1: {e}")))?;
-        Ok(pem_block("EC PRIVATE KEY", &der))
+        // Go's `pem.Encode` ends lines with LF.
+        let lf = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+        Ok(pem::encode_config(&pem::Pem::new("EC PRIVATE KEY", der), lf))
     }
 
     pub fn cert_der(&self) -> Vec<u8> {
@@ -142,19 +144,6 @@ impl Ca {
         validity(&mut params, 365);
         self.issue(params)
     }
-}
-
-/// RFC 7468 text: base64 in 64-character lines between the labels.
-fn pem_block(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut text = format!("-----BEGIN {label}-----\n");
-    for line in body.as_bytes().chunks(64) {
-        text.push_str(std::str::from_utf8(line).unwrap_or_default());
-        text.push('\n');
-    }
-    text.push_str(&format!("-----END {label}-----\n"));
-    text
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -346,6 +346,8 @@ impl ClusterSettings {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     /// The oldest Kubernetes minor upstream still supports (1.34 reached end of life on
     /// 2026-10-27; https://kubernetes.io/releases/). K3k v1.1.0's e2e suite runs v1.35.2-k3s1 and
     /// HEAD's v1.36.2-k3s1 (`tests/e2e/tests_suite_test.go`).
@@ -363,8 +365,6 @@ mod tests {
             assert!(minor >= OLDEST_SUPPORTED_MINOR, "{version} is past upstream end of life");
         }
     }
-
-    use super::*;
 
     fn input(name: &str) -> CreateClusterInput {
         CreateClusterInput { name: name.into(), ..Default::default() }

@@ -207,16 +207,13 @@ mod tests {
         include_str!("../../tests/fixtures/k3s/root-ca.key"),
     );
 
+    /// K3k's bootstrap JSON (`pkg/k3s/bootstrap.go`): `{Timestamp, Content}` per entry.
     fn bootstrap(ca_cert: &str, ca_key: &str) -> Vec<u8> {
-        let entry = |content: &str| json_entry(content);
+        let entry = |content: &str| serde_json::json!({"Timestamp": "2025-07-08T08:58:23Z", "Content": content});
         serde_json::to_vec(&serde_json::json!({
             "serverCA": entry(RSA_CA.0), "clientCA": entry(ca_cert), "clientCAKey": entry(ca_key),
         }))
         .unwrap()
-    }
-
-    fn json_entry(content: &str) -> serde_json::Value {
-        serde_json::json!({"Timestamp": "2025-07-08T08:58:23Z", "Content": content})
     }
 
     /// Issues a kubeconfig signed by the CA and checks that its leaf verifies against the CA's
