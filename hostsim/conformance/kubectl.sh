@@ -105,7 +105,7 @@ expect_count() {
 
 ns=k3k-conf
 # Discovery and namespaces.
-expect "version reports the host version" 'Server Version: v1\.33\.1' k version
+expect "version reports the host version" 'Server Version: v1\.35\.2' k version
 expect "api-resources lists clusters and vcp" 'virtualclusterpolicies +vcp +k3k\.io/v1beta1 +false' k api-resources
 expect "get ns lists the system namespaces" '^kube-system +Active' k get ns
 expect "create namespace" "^namespace/$ns created" k create namespace "$ns"
@@ -168,7 +168,7 @@ expect "get clusters prints K3k's columns" '^NAME +MODE +STATUS +POLICY' k get c
 expect "get clusters shows Ready" '^demo +virtual +Ready' k get clusters.k3k.io -A --no-headers -o custom-columns=NAME:.metadata.name,MODE:.spec.mode,STATUS:.status.phase
 expect "describe cluster shows phase and event" 'Normal +Provisioned .*Cluster successfully provisioned' k -n "$ns" describe cluster demo
 expect "cluster has the K3k finalizer" 'cluster\.k3k\.io/finalizer' k -n "$ns" get cluster demo -o jsonpath='{.metadata.finalizers}'
-expect "cluster status has the host version" '^v1\.33\.1$' k -n "$ns" get cluster demo -o jsonpath='{.status.hostVersion}'
+expect "cluster status has the host version" '^v1\.35\.2$' k -n "$ns" get cluster demo -o jsonpath='{.status.hostVersion}'
 expect_fail "duplicate cluster is AlreadyExists" 'clusters\.k3k\.io "demo" already exists' k create -f "$work/cluster.yaml"
 cat >"$work/bad.yaml" <<EOF
 apiVersion: k3k.io/v1beta1
@@ -228,9 +228,9 @@ endpoint="$(k -n "$ns" get cluster demo -o jsonpath='{.metadata.annotations.host
 k -n "$ns" get secret k3k-demo-kubeconfig -o jsonpath='{.data.kubeconfig\.yaml}' | base64 -d >"$work/vc.yaml"
 sed -i "s#^\( *server:\).*#\1 $endpoint#" "$work/vc.yaml"
 expect "virtual cluster endpoint is announced" '^https://127\.0\.0\.1:[0-9]+$' echo "$endpoint"
-expect_count "virtual cluster get nodes lists servers and agents" 4 ' Ready .*v1\.33\.1\+k3s1' k --kubeconfig "$work/vc.yaml" get nodes
+expect_count "virtual cluster get nodes lists servers and agents" 4 ' Ready .*v1\.35\.2\+k3s1' k --kubeconfig "$work/vc.yaml" get nodes
 expect "virtual cluster get ns" '^kube-system +Active' k --kubeconfig "$work/vc.yaml" get ns
-expect "virtual cluster version" 'Server Version: v1\.33\.1\+k3s1' k --kubeconfig "$work/vc.yaml" version
+expect "virtual cluster version" 'Server Version: v1\.35\.2\+k3s1' k --kubeconfig "$work/vc.yaml" version
 expect_fail "virtual cluster rejects the host token" 'Unauthorized|certificate|x509|tls' k --kubeconfig "$work/kubeconfig" --server "$endpoint" --insecure-skip-tls-verify get nodes
 
 # Policies.
@@ -252,6 +252,26 @@ sleep 0.5
 expect "policy quota appears with usage" 'k3k-gold .*pods: [0-9]+/20' k -n "$ns" get resourcequota
 expect "mode mismatch marks the cluster Pending" 'condition met' k -n "$ns" wait --for=jsonpath='{.status.phase}'=Pending cluster/demo --timeout=15s
 expect "ValidationFailed warning event" 'Warning +ValidationFailed' k -n "$ns" get events --field-selector involvedObject.kind=Cluster,involvedObject.name=demo
+
+# Pod Security and quota admission, answered as a real API server answers kubectl.
+expect "a namespace enforcing baseline" 'namespace/psa-conf created' k create ns psa-conf
+k label ns psa-conf pod-security.kubernetes.io/enforce=baseline >/dev/null
+expect_fail "a privileged pod violates baseline" 'pods "priv" is forbidden: violates PodSecurity "baseline:latest": privileged \(container "priv" must not set securityContext\.privileged=true\)' k -n psa-conf run priv --image=busybox --overrides='{"spec":{"containers":[{"name":"priv","image":"busybox","securityContext":{"privileged":true}}]}}'
+expect "a plain pod is admitted" 'pod/plain created' k -n psa-conf run plain --image=busybox
+cat >"$work/quota.yaml" <<EOF
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: cpu
+  namespace: psa-conf
+spec:
+  hard:
+    limits.cpu: "1"
+EOF
+expect "a quota on limits.cpu" 'resourcequota/cpu created' k apply -f "$work/quota.yaml"
+expect_fail "a pod without limits must specify them" 'failed quota: cpu: must specify limits\.cpu for: nolimits' k -n psa-conf run nolimits --image=busybox
+expect "virtual agents come from a ReplicaSet" '^k3k-demo-agent-[a-z0-9]+ +3 +3' k -n "$ns" get rs -l cluster=demo,type=agent
+expect "delete the admission namespace" 'namespace "psa-conf" deleted' k delete ns psa-conf --timeout=30s
 
 # Deletion.
 expect "delete cluster" 'cluster\.k3k\.io "demo" deleted' k -n "$ns" delete cluster demo --timeout=30s

@@ -20,6 +20,10 @@ pub enum Provisioning {
     Stuck,
     /// Goes to `Failed` with a `ProvisioningFailed` event.
     Fail,
+    /// A Ready cluster reports `Failed` for one pass and is Ready again on the next, as K3k
+    /// does on any transient reconcile error (K3k v1.1.0 pkg/controller/cluster/status.go;
+    /// a virtual API that refuses connections while a server restarts is the common one).
+    Flap,
 }
 
 /// A 5xx answer for a fraction of requests under a path prefix.
@@ -54,6 +58,8 @@ pub struct Faults {
     settings: Mutex<FaultSettings>,
     /// Bumped to make every open watch and log stream end.
     drops: watch::Sender<u64>,
+    /// Bumped on every change of the settings (the fake controller re-examines every cluster).
+    changes: watch::Sender<u64>,
 }
 
 impl Default for Faults {
@@ -64,7 +70,16 @@ impl Default for Faults {
 
 impl Faults {
     pub fn new() -> Self {
-        Self { settings: Mutex::new(FaultSettings::default()), drops: watch::channel(0).0 }
+        Self {
+            settings: Mutex::new(FaultSettings::default()),
+            drops: watch::channel(0).0,
+            changes: watch::channel(0).0,
+        }
+    }
+
+    /// Changes whenever the settings do.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn settings(&self) -> FaultSettings {
@@ -73,10 +88,12 @@ impl Faults {
 
     pub fn set(&self, settings: FaultSettings) {
         *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = settings;
+        self.changes.send_modify(|n| *n += 1);
     }
 
     fn update(&self, f: impl FnOnce(&mut FaultSettings)) {
         f(&mut self.settings.lock().unwrap_or_else(|p| p.into_inner()));
+        self.changes.send_modify(|n| *n += 1);
     }
 
     pub fn clear(&self) {

@@ -127,6 +127,67 @@ impl PatchKind {
     }
 }
 
+/// API defaulting of a container's requests: a resource with a limit and no request requests
+/// its limit (kubernetes v1.36 pkg/apis/core/v1/defaults.go SetDefaults_Pod).
+fn default_requests_from_limits(pod: &mut Value) {
+    for list in ["containers", "initContainers"] {
+        let Some(cs) = pod.pointer_mut(&format!("/spec/{list}")).and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for c in cs {
+            let Some(limits) = c.pointer("/resources/limits").and_then(Value::as_object).cloned()
+            else {
+                continue;
+            };
+            for (k, v) in limits {
+                if c.pointer(&format!("/resources/requests/{k}")).is_none() {
+                    c["resources"]["requests"][k] = v;
+                }
+            }
+        }
+    }
+}
+
+/// `status.qosClass` (kubernetes v1.36 pkg/apis/core/helper/qos/qos.go ComputePodQOS, CPU and
+/// memory only; pod-level resources, when set, decide on their own).
+fn qos_class(pod: &Value) -> &'static str {
+    let lists: Vec<&Value> = match pod.pointer("/spec/resources") {
+        Some(r) if r.as_object().is_some_and(|m| !m.is_empty()) => vec![r],
+        _ => ["containers", "initContainers"]
+            .iter()
+            .filter_map(|l| pod.pointer(&format!("/spec/{l}")).and_then(Value::as_array))
+            .flatten()
+            .filter_map(|c| c.get("resources"))
+            .collect(),
+    };
+    let get = |r: &Value, kind: &str, res: &str| {
+        r.pointer(&format!("/{kind}/{res}"))
+            .and_then(Value::as_str)
+            .and_then(crate::quota::Quantity::parse)
+    };
+    let any = lists.iter().any(|r| {
+        ["cpu", "memory"]
+            .iter()
+            .any(|res| get(r, "requests", res).is_some() || get(r, "limits", res).is_some())
+    });
+    if !any {
+        return "BestEffort";
+    }
+    let guaranteed = !lists.is_empty()
+        && lists.iter().all(|r| {
+            ["cpu", "memory"].iter().all(|res| {
+                let limit = get(r, "limits", res);
+                limit.is_some() && get(r, "requests", res).is_none_or(|q| Some(q) == limit)
+            })
+        });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
@@ -264,7 +325,10 @@ impl Host {
                 "services" => self.default_service(obj, old),
                 "pods" => {
                     if old.is_none() {
+                        default_requests_from_limits(obj);
                         self.apply_limit_ranges(obj);
+                        let qos = qos_class(obj);
+                        obj["status"]["qosClass"] = json!(qos);
                     }
                     if obj.pointer("/status/phase").is_none() {
                         obj["status"]["phase"] = json!("Pending");
@@ -396,6 +460,115 @@ impl Host {
         Ok(())
     }
 
+    /// The validating admission plugins a real API server runs on built-in kinds, in its order
+    /// (kubernetes v1.36 `pkg/kubeapiserver/options/plugins.go` AllOrderedPlugins): LimitRanger's
+    /// constraints, RuntimeClass, PodSecurity, and ResourceQuota last. Each refusal is a 403
+    /// `<resource> "<name>" is forbidden: <why>` (apiserver `admission.NewForbidden`).
+    fn validate_builtin(&self, rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<()> {
+        if !rt.group.is_empty() {
+            return Ok(());
+        }
+        let ns = object::namespace(obj).to_string();
+        let forbidden = |why: String| {
+            Error::Forbidden(format!("{} {:?} is forbidden: {why}", rt.plural, object::name(obj)))
+        };
+        if rt.plural == "pods" && old.is_none() {
+            self.limit_range_constraints(obj).map_err(forbidden)?;
+            // plugin/pkg/admission/runtimeclass/admission.go: an unknown class is refused.
+            if let Some(class) = obj.pointer("/spec/runtimeClassName").and_then(Value::as_str) {
+                if self
+                    .store
+                    .get(&GroupResource::new("node.k8s.io", "runtimeclasses"), "", class)
+                    .is_none()
+                {
+                    return Err(forbidden(format!(
+                        "pod rejected: RuntimeClass {class:?} not found"
+                    )));
+                }
+            }
+            let namespace = self.store.get(&GroupResource::new("", "namespaces"), "", &ns);
+            if let Some((level, version)) = namespace.as_ref().and_then(crate::psa::enforce_policy)
+            {
+                let violations = crate::psa::check(level, obj);
+                if !violations.is_empty() {
+                    return Err(forbidden(crate::psa::message(level, &version, &violations)));
+                }
+            }
+        }
+        if !matches!(
+            rt.plural.as_str(),
+            "pods" | "persistentvolumeclaims" | "services" | "secrets" | "configmaps"
+        ) {
+            return Ok(());
+        }
+        let (quotas, _) = self.store.list(&GroupResource::new("", "resourcequotas"), Some(&ns));
+        if quotas.is_empty() {
+            return Ok(());
+        }
+        // Usage from the objects themselves (the plugin reads `status.used`, which the quota
+        // controller keeps equal to this).
+        let lists: Vec<(&str, Vec<Value>)> =
+            ["pods", "persistentvolumeclaims", "services", "secrets", "configmaps"]
+                .into_iter()
+                .map(|plural| {
+                    (plural, self.store.list(&GroupResource::new("", plural), Some(&ns)).0)
+                })
+                .collect();
+        let borrowed: Vec<(&str, &[Value])> =
+            lists.iter().map(|(p, objs)| (*p, objs.as_slice())).collect();
+        let used: Vec<crate::quota::Usage> =
+            quotas.iter().map(|q| crate::quota::quota_usage(q, &borrowed)).collect();
+        let pairs: Vec<(&Value, &crate::quota::Usage)> = quotas.iter().zip(used.iter()).collect();
+        crate::quota::admit_all(&pairs, &rt.plural, obj, old).map_err(forbidden)
+    }
+
+    /// LimitRanger's `max` constraints on each container of a new pod (the only constraint
+    /// KRaft's policies use; kubernetes v1.36 plugin/pkg/admission/limitranger/admission.go
+    /// maxConstraint). Several violations are joined as utilerrors.NewAggregate prints them.
+    fn limit_range_constraints(&self, pod: &Value) -> std::result::Result<(), String> {
+        let ns = object::namespace(pod);
+        let (ranges, _) = self.store.list(&GroupResource::new("", "limitranges"), Some(ns));
+        let mut errors = Vec::new();
+        let containers =
+            pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+        for limit in ranges.iter().flat_map(|r| {
+            r.pointer("/spec/limits").and_then(Value::as_array).cloned().unwrap_or_default()
+        }) {
+            if limit.get("type").and_then(Value::as_str) != Some("Container") {
+                continue;
+            }
+            let Some(max) = limit.get("max").and_then(Value::as_object) else { continue };
+            for c in &containers {
+                for (resource, enforced) in max {
+                    let enforced_s = enforced.as_str().unwrap_or_default();
+                    let Some(cap) = crate::quota::Quantity::parse(enforced_s) else { continue };
+                    let lim =
+                        c.pointer(&format!("/resources/limits/{resource}")).and_then(Value::as_str);
+                    let req = c
+                        .pointer(&format!("/resources/requests/{resource}"))
+                        .and_then(Value::as_str);
+                    let enforced_s = cap.to_string();
+                    match lim.map(|l| (l, crate::quota::Quantity::parse(l))) {
+                        None => errors.push(format!("Maximum {resource} usage per Container is {enforced_s}.  No limit is specified.")),
+                        Some((l, Some(q))) if q > cap => errors.push(format!("Maximum {resource} usage per Container is {enforced_s}, but limit is {l}.")),
+                        _ => {
+                            if let Some((r, Some(q))) = req.map(|r| (r, crate::quota::Quantity::parse(r))) {
+                                if q > cap {
+                                    errors.push(format!("Maximum {resource} usage per Container is {enforced_s}, but request is {r}."));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(format!("[{}]", errors.join(", "))),
+        }
+    }
+
     fn after_write(&self, rt: &ResourceType) {
         if rt.plural == "customresourcedefinitions" {
             let (crds, _) = self.store.list(&rt.gr(), None);
@@ -430,6 +603,7 @@ impl Host {
         }
         self.default_builtin(rt, &mut obj, None)?;
         self.admit_custom(rt, &mut obj, None, opts.strict)?;
+        self.validate_builtin(rt, &obj, None)?;
         let created = self.store.create_opt(&rt.gr(), obj, !opts.dry_run)?;
         self.after_write(rt);
         Ok(created)
@@ -498,6 +672,9 @@ impl Host {
         };
         self.default_builtin(rt, &mut new, Some(&old))?;
         self.admit_custom(rt, &mut new, Some(&old), opts.strict && subresource.is_none())?;
+        if subresource.is_none() {
+            self.validate_builtin(rt, &new, Some(&old))?;
+        }
         let updated = self.store.update_opt(&rt.gr(), new, !opts.dry_run)?;
         self.after_write(rt);
         Ok(updated)
@@ -664,6 +841,50 @@ impl Host {
         let ns = object::namespace(involved);
         let ns = if ns.is_empty() { "default" } else { ns };
         let now = object::now_rfc3339();
+        // client-go's EventCorrelator: the same event again bumps `count` and `lastTimestamp`
+        // of the one recorded before instead of adding another (tools/record/events_cache.go).
+        let (existing, _) = self.store.list(&GroupResource::new("", "events"), Some(ns));
+        if let Some(seen) = existing.iter().find(|e| {
+            e.pointer("/involvedObject/uid").and_then(Value::as_str) == Some(object::uid(involved))
+                && e.get("reason").and_then(Value::as_str) == Some(reason)
+                && e.get("message").and_then(Value::as_str) == Some(message)
+                && e.get("type").and_then(Value::as_str) == Some(kind)
+        }) {
+            let count = seen.get("count").and_then(Value::as_i64).unwrap_or(1) + 1;
+            let _ = self.modify("", "events", ns, object::name(seen), None, |e| {
+                e["count"] = json!(count);
+                e["lastTimestamp"] = json!(now);
+            });
+            return;
+        }
+        // Ten similar events (same object, type and reason, other messages) and the rest are
+        // folded into one "(combined from similar events)" event (events_cache.go
+        // EventAggregate, maxEvents 10).
+        const COMBINED: &str = "(combined from similar events): ";
+        let similar: Vec<&Value> = existing
+            .iter()
+            .filter(|e| {
+                e.pointer("/involvedObject/uid").and_then(Value::as_str)
+                    == Some(object::uid(involved))
+                    && e.get("reason").and_then(Value::as_str) == Some(reason)
+                    && e.get("type").and_then(Value::as_str) == Some(kind)
+            })
+            .collect();
+        if similar.len() >= 10 {
+            if let Some(combined) = similar.iter().find(|e| {
+                e.get("message").and_then(Value::as_str).is_some_and(|m| m.starts_with(COMBINED))
+            }) {
+                let count = combined.get("count").and_then(Value::as_i64).unwrap_or(1) + 1;
+                let _ = self.modify("", "events", ns, object::name(combined), None, |e| {
+                    e["count"] = json!(count);
+                    e["message"] = json!(format!("{COMBINED}{message}"));
+                    e["lastTimestamp"] = json!(now);
+                });
+                return;
+            }
+        }
+        let message =
+            if similar.len() >= 10 { format!("{COMBINED}{message}") } else { message.to_string() };
         let event = json!({
             "metadata": {
                 "name": format!("{}.{}", object::name(involved), crate::store::random_suffix(10)),

@@ -52,16 +52,16 @@ pub fn name_with_prefix(parts: &[&str]) -> String {
 
 /// A host Node as a small real cluster reports it.
 pub fn node_object(name: &str, version: &str, index: usize) -> Value {
+    let mut labels = json!({
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+    });
+    if index == 0 {
+        labels["node-role.kubernetes.io/control-plane"] = json!("true");
+    }
     json!({
-        "metadata": {
-            "name": name,
-            "labels": {
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                "node-role.kubernetes.io/control-plane": "true",
-            },
-        },
+        "metadata": {"name": name, "labels": labels},
         "spec": {"podCIDR": format!("10.42.{index}.0/24"), "podCIDRs": [format!("10.42.{index}.0/24")]},
         "status": {
             "capacity": {"cpu": "8", "memory": "32863764Ki", "pods": "110", "ephemeral-storage": "102626232Ki"},
@@ -70,7 +70,7 @@ pub fn node_object(name: &str, version: &str, index: usize) -> Value {
                             "lastHeartbeatTime": crate::object::now_rfc3339(), "lastTransitionTime": crate::object::now_rfc3339()}],
             "addresses": [{"type": "InternalIP", "address": format!("172.18.0.{}", index + 2)}, {"type": "Hostname", "address": name}],
             "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "containerRuntimeVersion": "containerd://2.0.5-k3s1",
-                         "osImage": "K3s v1.33.1+k3s1", "operatingSystem": "linux", "architecture": "amd64", "kernelVersion": "6.8.0"},
+                         "osImage": format!("K3s {version}+k3s1"), "operatingSystem": "linux", "architecture": "amd64", "kernelVersion": "6.8.0"},
         },
     })
 }

@@ -18,6 +18,8 @@ pub mod logs;
 pub mod metrics;
 pub mod object;
 pub mod patch;
+pub mod psa;
+pub mod quota;
 pub mod resources;
 pub mod schema;
 pub mod select;
@@ -50,7 +52,8 @@ pub struct Config {
     pub token: Option<String>,
     /// The host's Kubernetes version (`/version`, K3k's `status.hostVersion`).
     pub host_version: String,
-    /// How many host nodes exist.
+    /// How many host nodes exist (`hostsim-node-0` is the control plane, the rest workers):
+    /// several by default, so per-node fan-out (shared mode's kubelet DaemonSet) shows.
     pub nodes: usize,
     /// How long a new pod stays `ContainerCreating` before it runs.
     pub pod_start_delay: Duration,
@@ -76,8 +79,8 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: true,
             token: None,
-            host_version: "v1.33.1".into(),
-            nodes: 1,
+            host_version: "v1.35.2".into(),
+            nodes: 5,
             pod_start_delay: Duration::from_millis(150),
             ready_delay: Duration::from_millis(300),
             log_lines_per_second: 5.0,

@@ -38,7 +38,7 @@ enum Command {
         #[arg(long, default_value_t = 2.0)]
         log_rate: f64,
         /// Number of host nodes.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 5)]
         nodes: usize,
     },
 }

@@ -163,6 +163,8 @@ fn builtins() -> Vec<ResourceType> {
         b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], &["status"]),
         b("apps", "v1", "Deployment", "deployments", true, &["deploy"], &["status"]),
         b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], &["status"]),
+        b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], &["status"]),
+        b("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", false, &[], &[]),
         b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], &["status"]),
         b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], &[]),
         b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], &[]),
@@ -184,7 +186,7 @@ fn builtins() -> Vec<ResourceType> {
     .map(|mut r| {
         if matches!(
             r.plural.as_str(),
-            "pods" | "services" | "statefulsets" | "deployments" | "daemonsets"
+            "pods" | "services" | "statefulsets" | "deployments" | "daemonsets" | "replicasets"
         ) && !r.read_only
         {
             r.categories = vec!["all".into()];

@@ -142,11 +142,12 @@ impl Endpoints {
         }
         for (i, (pod, role)) in pods.iter().enumerate() {
             let mut node = k3k::node_object(pod, &k3s_version, i);
-            if role != "server" {
-                if let Some(labels) =
-                    node.pointer_mut("/metadata/labels").and_then(|l| l.as_object_mut())
-                {
-                    labels.remove("node-role.kubernetes.io/control-plane");
+            if let Some(labels) =
+                node.pointer_mut("/metadata/labels").and_then(|l| l.as_object_mut())
+            {
+                labels.remove("node-role.kubernetes.io/control-plane");
+                if role == "server" {
+                    labels.insert("node-role.kubernetes.io/control-plane".into(), "true".into());
                 }
             }
             if let Err(e) = host.ensure("", "nodes", node) {

@@ -199,6 +199,19 @@ fn columns(rt: &ResourceType) -> (Vec<Value>, CellFn, bool) {
             }),
             true,
         ),
+        // kubernetes v1.36 pkg/printers/internalversion/printers.go replicaSetColumnDefinitions.
+        ("apps", "replicasets") => (
+            vec![col("Desired", "integer"), col("Current", "integer"), col("Ready", "integer")],
+            Box::new(|o| {
+                let n = |p: &str| o.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+                vec![
+                    json!(n("/spec/replicas")),
+                    json!(n("/status/replicas")),
+                    json!(n("/status/readyReplicas")),
+                ]
+            }),
+            true,
+        ),
         _ => (Vec::new(), Box::new(|_| Vec::new()), true),
     }
 }

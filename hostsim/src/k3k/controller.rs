@@ -39,6 +39,9 @@ struct Controller {
     pod_seen: HashMap<String, Instant>,
     /// When each cluster (by uid) had all its pods running, for the ready delay.
     running_since: HashMap<String, Instant>,
+    /// Clusters (by uid) that flapped to Failed under the `Flap` fault, and until when they
+    /// stay there (a K3k requeue with back-off, not the next event).
+    flapped: HashMap<String, Instant>,
 }
 
 fn clusters() -> GroupResource {
@@ -62,7 +65,9 @@ pub async fn run(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
         requeue: tx,
         pod_seen: HashMap::new(),
         running_since: HashMap::new(),
+        flapped: Default::default(),
     };
+    let mut fault_changes = host.faults.subscribe();
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel::<Key>();
     c.resync_all().await;
     let stop_template = shutdown.clone();
@@ -93,6 +98,12 @@ pub async fn run(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
                 });
             }
             Some(key) = timer_rx.recv() => c.reconcile(key).await,
+            Ok(()) = fault_changes.changed() => {
+                if host.faults.settings().provisioning != Provisioning::Flap {
+                    c.flapped.clear();
+                }
+                c.resync_all().await;
+            }
         }
     }
 }
@@ -104,6 +115,9 @@ fn keys_for(gr: &GroupResource, kind: ChangeType, obj: &Value) -> Vec<Key> {
         (GROUP, "clusters") => vec![Key::Cluster(ns, name)],
         (GROUP, "virtualclusterpolicies") => vec![Key::Policy(name)],
         ("", "namespaces") if kind != ChangeType::Deleted => vec![Key::Namespace(name)],
+        ("", "persistentvolumeclaims" | "services" | "secrets" | "configmaps") => {
+            vec![Key::Quotas(ns)]
+        }
         ("", "pods") | ("apps", "deployments") => {
             let mut keys = vec![Key::Quotas(ns.clone())];
             if let Some(c) = object::label(obj, "cluster") {
@@ -313,6 +327,33 @@ impl Controller {
             return Ok(None);
         }
 
+        // The pods are built from what the policy controller just put in `status.policy`.
+        let cluster = host
+            .store
+            .get(&clusters(), ns, name)
+            .ok_or_else(|| Error::not_found(&clusters(), name))?;
+        if let Some(until) = self.flapped.get(&uid).filter(|u| Instant::now() < **u) {
+            return Ok(Some(*until - Instant::now()));
+        }
+        if faults.provisioning == Provisioning::Flap
+            && str_at(&cluster, "/status/phase") == "Ready"
+            && !self.flapped.contains_key(&uid)
+        {
+            self.flapped.insert(uid.clone(), Instant::now() + Duration::from_secs(2));
+            let msg = format!(
+                "failed to ensure storage classes: Get \"https://{}/apis/storage.k8s.io/v1/storageclasses\": dial tcp: connect: connection refused",
+                name_with_prefix(&[name, "service"])
+            );
+            let updated = self.set_phase(ns, name, "Failed", false, "ProvisioningFailed", &msg)?;
+            host.record_event(
+                &updated,
+                "Warning",
+                "ProvisioningFailed",
+                &msg,
+                super::CONTROLLER_COMPONENT,
+            );
+            return Ok(Some(Duration::from_secs(2)));
+        }
         let layout = Layout::new(&host, &cluster, mode.clone());
         let svc_ip = layout.apply(&host, policy_name.is_some())?;
 
@@ -354,6 +395,9 @@ impl Controller {
                 continue;
             }
             all_running = false;
+            if str_at(pod, "/spec/nodeName").is_empty() {
+                continue; // unschedulable: Pending until a node fits
+            }
             let seen = *self.pod_seen.entry(object::uid(pod).to_string()).or_insert(now);
             let due = seen + host.config.pod_start_delay;
             if now >= due {
@@ -379,9 +423,23 @@ impl Controller {
         // Ready: bootstrap and kubeconfig secrets, the virtual cluster's API, status, event.
         let endpoint =
             layout.bootstrap(&host, &all_sans_for_cert(&cluster, &svc_ip, &layout)).await?;
+        // The virtual cluster's nodes: in virtual mode every server and agent pod is a k3s node
+        // named after its pod; in shared mode the servers run with `disable-agent` and each
+        // k3k-kubelet registers as a node named after its host node (AGENT_HOSTNAME =
+        // spec.nodeName, K3k v1.1.0 agent/shared.go).
         let nodes: Vec<(String, String)> = pods
             .iter()
-            .map(|p| (object::name(p).to_string(), str_at(p, "/metadata/labels/role").to_string()))
+            .filter(|p| object::label(p, "k3k.io/clusterName").is_none())
+            .filter(|p| virtual_mode || object::label(p, "mode") == Some("shared"))
+            .map(|p| {
+                let role = str_at(p, "/metadata/labels/role").to_string();
+                if virtual_mode {
+                    (object::name(p).to_string(), role)
+                } else {
+                    (str_at(p, "/spec/nodeName").to_string(), role)
+                }
+            })
+            .filter(|(n, _)| !n.is_empty())
             .collect();
         host.vclusters.sync_nodes(ns, name, &nodes, &layout.version);
         if let Some(endpoint) = &endpoint {
@@ -450,6 +508,7 @@ impl Controller {
                     "imageID": "docker.io/rancher/k3s@sha256:0c3dd1d1bb9d", "containerID": format!("containerd://{}", random_suffix(12)),
                     "state": {"running": {"startedAt": now}}}))
                 .collect();
+            let qos = p.pointer("/status/qosClass").cloned().unwrap_or(json!("BestEffort"));
             p["status"] = json!({
                 "phase": "Running",
                 "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "172.18.0.2",
@@ -461,7 +520,7 @@ impl Controller {
                     {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
                 ],
                 "containerStatuses": statuses,
-                "qosClass": "BestEffort",
+                "qosClass": qos,
             });
         })?;
         for c in &containers {
@@ -469,6 +528,34 @@ impl Controller {
         }
         Ok(())
     }
+}
+
+/// Which of K3k's pods a pod spec is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodKind {
+    Server,
+    VirtualAgent,
+    Kubelet,
+}
+
+/// The controller that records a workload's pod events.
+fn workload_component(workload: &Value) -> &'static str {
+    match str_at(workload, "/kind") {
+        "StatefulSet" => "statefulset-controller",
+        "DaemonSet" => "daemonset-controller",
+        _ => "replicaset-controller",
+    }
+}
+
+/// A `pod-template-hash`: ten characters of the template's digest in the alphabet Kubernetes
+/// uses for generated names (apimachinery `util/rand` SafeEncodeString), so it never spells a
+/// word and changes whenever the template does.
+fn template_hash(template: &Value) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
+        template.to_string().as_bytes(),
+    ));
+    digest.iter().take(10).map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
 }
 
 fn non_empty(s: &str) -> Option<&str> {
@@ -700,7 +787,7 @@ impl Layout {
             "serviceName": headless,
             "selector": {"matchLabels": server_labels},
             "podManagementPolicy": "Parallel",
-            "template": {"metadata": {"labels": server_labels}, "spec": {"containers": [{"name": container, "image": image}]}},
+            "template": {"metadata": {"labels": server_labels}, "spec": self.pod_spec(PodKind::Server, &container, &image)},
         });
         if dynamic {
             let mut pvc_spec = json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}});
@@ -712,20 +799,17 @@ impl Layout {
         }
         let sts =
             host.ensure("apps", "statefulsets", json!({"metadata": sts_meta, "spec": sts_spec}))?;
-        let sts_ref = object::controller_ref(&sts);
         let mut ready_servers = 0;
+        let server_nodes =
+            Self::eligible_nodes(host, &self.pod_spec(PodKind::Server, &container, &image));
         for i in 0..servers {
             let pod_name = format!("{sts_name}-{i}");
-            let labels = json!({"cluster": c, "role": "server", "controller-revision-hash": revision,
-                "statefulset.kubernetes.io/pod-name": pod_name, "apps.kubernetes.io/pod-index": i.to_string()});
-            let pod =
-                self.pod(host, &pod_name, labels, &sts_ref, &container, &image, i as usize, true)?;
-            if str_at(&pod, "/status/phase") == "Running" {
-                ready_servers += 1;
-            }
+            // The StatefulSet controller makes the claim before the pod, and no pod without it
+            // (kubernetes v1.36 pkg/controller/statefulset/stateful_pod_control.go
+            // createPersistentVolumeClaims, recordClaimEvent).
             if dynamic {
                 let pvc_name = format!("varlibrancherk3s-{pod_name}");
-                Self::ensure_absent(
+                let claim = Self::ensure_absent(
                     host,
                     "",
                     "persistentvolumeclaims",
@@ -735,7 +819,38 @@ impl Layout {
                                  "storageClassName": self.cluster.pointer("/spec/persistence/storageClassName").cloned().unwrap_or(json!("local-path"))},
                         "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": size}},
                     }),
-                )?;
+                );
+                match claim {
+                    Ok(_) => {}
+                    Err(e @ (Error::Forbidden(_) | Error::Invalid { .. })) => {
+                        let message = format!("create Claim {pvc_name} for Pod {pod_name} in StatefulSet {sts_name} failed error: {e}");
+                        host.record_event(
+                            &sts,
+                            "Warning",
+                            "FailedCreate",
+                            &message,
+                            "statefulset-controller",
+                        );
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let labels = json!({"cluster": c, "role": "server", "controller-revision-hash": revision,
+                "statefulset.kubernetes.io/pod-name": pod_name, "apps.kubernetes.io/pod-index": i.to_string()});
+            let pod = self.place(
+                host,
+                &pod_name,
+                labels,
+                &sts,
+                PodKind::Server,
+                &container,
+                &image,
+                &server_nodes,
+                i as usize,
+            )?;
+            if pod.is_some_and(|p| str_at(&p, "/status/phase") == "Running") {
+                ready_servers += 1;
             }
         }
         // Surplus server pods (scaled down).
@@ -777,51 +892,211 @@ impl Layout {
         Ok(svc_ip)
     }
 
+    /// A field K3k takes from `status.policy` when the bound policy sets it, else from the spec
+    /// (K3k v1.1.0 `pkg/controller/cluster/server/server.go` podSpec and `agent/{virtual,shared}.go`).
+    fn policy_or_spec(&self, policy_key: &str, spec_key: &str) -> Option<Value> {
+        self.cluster
+            .pointer(&format!("/status/policy/{policy_key}"))
+            .filter(|v| !v.is_null())
+            .or_else(|| self.cluster.pointer(&format!("/spec/{spec_key}")))
+            .filter(|v| !v.is_null())
+            .cloned()
+    }
+
+    /// The pod spec K3k v1.1.0 builds for `kind` (server: `server/server.go` podSpec; virtual
+    /// agent: `agent/virtual.go` podSpec; shared-mode kubelet: `agent/shared.go` podSpec).
+    ///
+    /// What matters to admission is exact: virtual-mode servers and agents are
+    /// `privileged: true`; shared-mode servers and kubelets carry no securityContext at all; a
+    /// policy's (or the spec's) `securityContext` *replaces* the container's; `runtimeClassName`
+    /// and `hostUsers` come from the policy over the spec; `serverLimit`/`workerLimit` become
+    /// container limits and `serverResources`/`workerResources` pod-level resources (clearing the
+    /// container's); the kubelet uses the host network only with `mirrorHostNodes`.
+    fn pod_spec(&self, kind: PodKind, container: &str, image: &str) -> Value {
+        let empty_dirs = ["run", "varrun", "varlibcni", "varlog", "varlibkubelet"];
+        let mounts = |extra: &[(&str, &str)]| -> Vec<Value> {
+            extra
+                .iter()
+                .map(|(n, p)| json!({"name": n, "mountPath": p}))
+                .chain(
+                    [
+                        ("run", "/run"),
+                        ("varrun", "/var/run"),
+                        ("varlibcni", "/var/lib/cni"),
+                        ("varlibkubelet", "/var/lib/kubelet"),
+                        ("varlibrancherk3s", "/var/lib/rancher/k3s"),
+                        ("varlog", "/var/log"),
+                    ]
+                    .iter()
+                    .map(|(n, p)| json!({"name": n, "mountPath": p})),
+                )
+                .collect()
+        };
+        let secret_volume = |name: &str, secret: String| json!({"name": name, "secret": {"secretName": secret, "items": [{"key": "config.yaml", "path": "config.yaml"}]}});
+        let c = self.name.as_str();
+        let virtual_mode = self.mode != "shared";
+        let mut spec = match kind {
+            PodKind::Server => {
+                let mut volumes = vec![
+                    secret_volume("initconfig", name_with_prefix(&[c, "init-server-config"])),
+                    secret_volume("config", name_with_prefix(&[c, "server-config"])),
+                ];
+                volumes.extend(empty_dirs.iter().map(|n| json!({"name": n, "emptyDir": {}})));
+                if str_at(&self.cluster, "/spec/persistence/type") == "ephemeral" {
+                    volumes.push(json!({"name": "varlibrancherk3s", "emptyDir": {}}));
+                }
+                let mut container = json!({
+                    "name": container, "image": image, "imagePullPolicy": "IfNotPresent",
+                    "command": ["/bin/sh", "-c", "echo \"[INFO] [$(date -Iseconds)] Starting single node setup...\"\n/bin/k3s server --config /opt/rancher/k3s/config.yaml 2>&1 | tee /var/log/k3s.log"],
+                    "env": [
+                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
+                        {"name": "POD_IP", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
+                    ],
+                    "volumeMounts": mounts(&[("config", "/opt/rancher/k3s/server"), ("initconfig", "/opt/rancher/k3s/init")]),
+                    "readinessProbe": {"tcpSocket": {"port": 6443}, "initialDelaySeconds": 60, "failureThreshold": 5, "timeoutSeconds": 10, "periodSeconds": 10, "successThreshold": 1},
+                    "livenessProbe": {"exec": {"command": ["sh", "-c", "grep -q \"rejoin the cluster\" /var/log/k3s.log && exit 1 || exit 0"]},
+                        "initialDelaySeconds": 10, "failureThreshold": 3, "periodSeconds": 3, "timeoutSeconds": 1, "successThreshold": 1},
+                });
+                // "start the pod unprivileged in shared mode" (server.go).
+                if virtual_mode {
+                    container["securityContext"] = json!({"privileged": true});
+                }
+                json!({"volumes": volumes, "containers": [container]})
+            }
+            PodKind::VirtualAgent => {
+                let mut volumes =
+                    vec![secret_volume("config", name_with_prefix(&[c, "agent", "config"]))];
+                volumes.extend(
+                    empty_dirs
+                        .iter()
+                        .chain(&["varlibrancherk3s"])
+                        .map(|n| json!({"name": n, "emptyDir": {}})),
+                );
+                json!({"volumes": volumes, "containers": [{
+                    "name": container, "image": image, "imagePullPolicy": "IfNotPresent",
+                    "securityContext": {"privileged": true},
+                    "command": ["/bin/k3s"], "args": ["agent", "--config", "/opt/rancher/k3s/config.yaml"],
+                    "resources": {},
+                    "volumeMounts": mounts(&[("config", "/opt/rancher/k3s/")]),
+                }]})
+            }
+            PodKind::Kubelet => {
+                let mirror = self
+                    .cluster
+                    .pointer("/spec/mirrorHostNodes")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                json!({
+                    "hostNetwork": mirror,
+                    "dnsPolicy": if mirror { "ClusterFirstWithHostNet" } else { "ClusterFirst" },
+                    "serviceAccountName": container,
+                    "volumes": [secret_volume("config", name_with_prefix(&[c, "agent", "config"]))],
+                    "containers": [{
+                        "name": container, "image": image, "imagePullPolicy": "IfNotPresent",
+                        "env": [
+                            {"name": "AGENT_HOSTNAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}},
+                            {"name": "POD_IP", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
+                        ],
+                        "volumeMounts": [{"name": "config", "mountPath": "/opt/rancher/k3k/"}],
+                        "ports": [{"name": "kubelet-port", "protocol": "TCP", "containerPort": 10250}],
+                    }],
+                })
+            }
+        };
+        let (limit_key, resources_key, affinity) = match kind {
+            PodKind::Server => ("serverLimit", "serverResources", "serverAffinity"),
+            _ => ("workerLimit", "workerResources", "agentAffinity"),
+        };
+        if let Some(limits) = self.cluster.pointer(&format!("/spec/{limit_key}")) {
+            spec["containers"][0]["resources"] = json!({"limits": limits});
+        }
+        if let Some(resources) = self.cluster.pointer(&format!("/spec/{resources_key}")) {
+            spec["containers"][0]["resources"] = json!({});
+            spec["resources"] = resources.clone();
+        }
+        if let Some(sc) = self.policy_or_spec("securityContext", "securityContext") {
+            spec["containers"][0]["securityContext"] = sc;
+        }
+        for (from_policy, field) in [
+            ("runtimeClassName", "runtimeClassName"),
+            ("hostUsers", "hostUsers"),
+            (affinity, "affinity"),
+        ] {
+            if let Some(v) = self.policy_or_spec(from_policy, from_policy) {
+                spec[field] = v;
+            }
+        }
+        // The pods take the *spec's* node selector and priority class; the policy's defaults
+        // only reach `status.policy` (K3k v1.1.0 server.go / virtual.go / shared.go).
+        if let Some(sel) = self.cluster.pointer("/spec/nodeSelector") {
+            spec["nodeSelector"] = sel.clone();
+        }
+        if let Some(pc) = non_empty(str_at(&self.cluster, "/spec/priorityClass")) {
+            spec["priorityClassName"] = json!(pc);
+        }
+        spec["restartPolicy"] = json!("Always");
+        if spec.get("serviceAccountName").is_none() {
+            spec["serviceAccountName"] = json!("default");
+        }
+        spec
+    }
+
+    /// Creates one of K3k's pods through admission, as the owning workload's controller would.
+    /// A pod that admission refuses (pod security, quota, limit range) is not created: the
+    /// workload gets the `FailedCreate` Warning event its controller records, and `None` comes
+    /// back (the controller retries on its next pass, as Kubernetes' do with back-off).
     #[allow(clippy::too_many_arguments)]
     fn pod(
         &self,
         host: &Host,
         name: &str,
         labels: Value,
-        owner: &Value,
+        workload: &Value,
+        kind: PodKind,
         container: &str,
         image: &str,
-        index: usize,
-        server: bool,
-    ) -> Result<Value> {
-        let nodes = host.config.nodes.max(1);
-        let mut spec = json!({
-            "containers": [{"name": container, "image": image, "imagePullPolicy": "IfNotPresent"}],
-            "nodeName": format!("hostsim-node-{}", index % nodes),
-            "restartPolicy": "Always",
-            "serviceAccountName": "default",
-        });
-        if server {
-            spec["containers"][0]["command"] = json!(["/bin/sh", "-c", "echo \"[INFO] [$(date -Iseconds)] Starting single node setup...\"\n/bin/k3s server --config /opt/rancher/k3s/config.yaml 2>&1 | tee /var/log/k3s.log"]);
-            spec["containers"][0]["readinessProbe"] = json!({"tcpSocket": {"port": 6443}, "initialDelaySeconds": 60, "periodSeconds": 10});
+        node: Option<&str>,
+    ) -> Result<Option<Value>> {
+        let mut spec = self.pod_spec(kind, container, image);
+        if let Some(node) = node {
+            spec["nodeName"] = json!(node);
+        }
+        if kind == PodKind::Server {
             spec["hostname"] = json!(name);
             spec["subdomain"] = json!(name_with_prefix(&[&self.name, "service", "headless"]));
-        } else {
-            spec["containers"][0]["securityContext"] = json!({"privileged": true});
         }
-        if let Some(ns) = self.cluster.pointer("/spec/nodeSelector") {
-            spec["nodeSelector"] = ns.clone();
+        let pod = json!({
+            "metadata": {"name": name, "namespace": self.ns, "labels": labels,
+                         "ownerReferences": [object::controller_ref(workload)]},
+            "spec": spec,
+            "status": {"phase": "Pending", "containerStatuses": [
+                {"name": container, "ready": false, "started": false, "restartCount": 0, "image": image, "imageID": "",
+                 "state": {"waiting": {"reason": "ContainerCreating"}}}]},
+        });
+        match Self::ensure_absent(host, "", "pods", pod) {
+            Ok(p) => Ok(Some(p)),
+            Err(e @ (Error::Forbidden(_) | Error::Invalid { .. })) => {
+                // kubernetes v1.36 pkg/controller/statefulset/stateful_pod_control.go
+                // recordPodEvent; pkg/controller/controller_utils.go CreatePods ("Error creating").
+                let message = if kind == PodKind::Server {
+                    format!(
+                        "create Pod {name} in StatefulSet {} failed error: {e}",
+                        object::name(workload)
+                    )
+                } else {
+                    format!("Error creating: {e}")
+                };
+                host.record_event(
+                    workload,
+                    "Warning",
+                    "FailedCreate",
+                    &message,
+                    workload_component(workload),
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
-        if let Some(pc) = self.cluster.pointer("/spec/priorityClass") {
-            spec["priorityClassName"] = pc.clone();
-        }
-        Self::ensure_absent(
-            host,
-            "",
-            "pods",
-            json!({
-                "metadata": {"name": name, "namespace": self.ns, "labels": labels, "ownerReferences": [owner]},
-                "spec": spec,
-                "status": {"phase": "Pending", "qosClass": "BestEffort", "containerStatuses": [
-                    {"name": container, "ready": false, "started": false, "restartCount": 0, "image": image, "imageID": "",
-                     "state": {"waiting": {"reason": "ContainerCreating"}}}]},
-            }),
-        )
     }
 
     /// Deletes pods matching `selector` whose name `keep` rejects.
@@ -839,6 +1114,51 @@ impl Layout {
         Ok(())
     }
 
+    /// The nodes a pod with `spec` may run on: Ready, schedulable, untainted for NoSchedule /
+    /// NoExecute (K3k's pods carry no tolerations), and matching `spec.nodeSelector`.
+    fn eligible_nodes(host: &Host, spec: &Value) -> Vec<String> {
+        let (nodes, _) = host.store.list(&GroupResource::new("", "nodes"), None);
+        let selector = spec.get("nodeSelector").and_then(Value::as_object);
+        let mut names: Vec<String> = nodes
+            .iter()
+            .filter(|n| !n.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false))
+            .filter(|n| {
+                !n.pointer("/spec/taints").and_then(Value::as_array).is_some_and(|ts| {
+                    ts.iter().any(|t| matches!(str_at(t, "/effect"), "NoSchedule" | "NoExecute"))
+                })
+            })
+            .filter(|n| {
+                selector
+                    .is_none_or(|sel| sel.iter().all(|(k, v)| object::label(n, k) == v.as_str()))
+            })
+            .map(|n| object::name(n).to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A pod the scheduler cannot place stays Pending with the scheduler's condition and event
+    /// (kubernetes v1.36 pkg/scheduler/schedule_one.go, framework/types.go FitError).
+    fn unschedulable(host: &Host, pod: &Value, total_nodes: usize) -> Result<()> {
+        if str_at(pod, "/status/conditions/0/reason") == "Unschedulable" {
+            return Ok(());
+        }
+        let message = format!(
+            "0/{total_nodes} nodes are available: {total_nodes} node(s) didn't match Pod's node affinity/selector. preemption: 0/{total_nodes} nodes are available: {total_nodes} Preemption is not helpful for scheduling."
+        );
+        let now = object::now_rfc3339();
+        let updated = host.modify("", "pods", object::namespace(pod), object::name(pod), Some("status"), |p| {
+            p["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": message, "lastTransitionTime": now}]);
+        })?;
+        host.record_event(&updated, "Warning", "FailedScheduling", &message, "default-scheduler");
+        Ok(())
+    }
+
+    /// Virtual-mode agents: K3k makes a Deployment `k3k-<cluster>-agent` (K3k v1.1.0
+    /// `agent/virtual.go`); the Deployment controller makes a ReplicaSet
+    /// `<deployment>-<pod-template-hash>` and the ReplicaSet controller its pods, so the pods'
+    /// controller is the ReplicaSet and admission refusals are its `FailedCreate` events.
     fn virtual_agents(&self, host: &Host, svc_ip: &str, token: &str) -> Result<()> {
         let (ns, c) = (self.ns.as_str(), self.name.as_str());
         let agents =
@@ -852,53 +1172,123 @@ impl Layout {
         let labels = json!({"cluster": c, "type": "agent", "mode": "virtual"});
         let name = name_with_prefix(&[c, "agent"]);
         let image = format!("rancher/k3s:{}", self.version);
-        let deploy = host.ensure("apps", "deployments", json!({
-            "metadata": self.meta(&name, labels.clone()),
-            "spec": {"replicas": agents, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "k3k-agent", "image": image}]}}},
-        }))?;
-        let hash = &hex::encode(sha2::Digest::finalize(
-            <sha2::Sha256 as sha2::Digest>::new_with_prefix(name.as_bytes()),
-        ))[..10];
-        let sel =
-            crate::select::LabelSelector::parse(&format!("cluster={c},type=agent,mode=virtual"))?;
-        let (pods, _) = host.store.list(&GroupResource::new("", "pods"), Some(ns));
-        let mut existing: Vec<Value> =
-            pods.into_iter().filter(|p| sel.matches(p) && !object::is_deleting(p)).collect();
-        let deploy_ref = object::controller_ref(&deploy);
-        let mut ready = 0;
-        while existing.len() < agents {
-            let pod_name = format!("{name}-{hash}-{}", random_suffix(5));
-            let mut l = labels.clone();
-            l["pod-template-hash"] = json!(hash);
-            let p = self.pod(
+        let template_spec = self.pod_spec(PodKind::VirtualAgent, "k3k-agent", &image);
+        let deploy = host.ensure(
+            "apps",
+            "deployments",
+            json!({
+                "metadata": self.meta(&name, labels.clone()),
+                "spec": {"replicas": agents, "selector": {"matchLabels": labels},
+                         "template": {"metadata": {"labels": labels}, "spec": template_spec}},
+            }),
+        )?;
+        let hash = template_hash(&template_spec);
+        let rs_name = format!("{name}-{hash}");
+        let mut rs_labels = labels.clone();
+        rs_labels["pod-template-hash"] = json!(hash);
+        let rs = host.ensure(
+            "apps",
+            "replicasets",
+            json!({
+                "metadata": {"name": rs_name, "namespace": ns, "labels": rs_labels,
+                             "ownerReferences": [object::controller_ref(&deploy)]},
+                "spec": {"replicas": agents, "selector": {"matchLabels": rs_labels},
+                         "template": {"metadata": {"labels": rs_labels}, "spec": template_spec}},
+            }),
+        )?;
+        // Older ReplicaSets of the Deployment (an upgrade changed the template) scale to zero.
+        let (sets, _) = host.store.list(&GroupResource::new("apps", "replicasets"), Some(ns));
+        let rt = host.resource("", "pods")?;
+        let (pods, _) = host.store.list(&rt.gr(), Some(ns));
+        for old in sets.iter().filter(|s| {
+            object::name(s) != rs_name
+                && object::label(s, "cluster") == Some(c)
+                && object::label(s, "type") == Some("agent")
+        }) {
+            for p in pods.iter().filter(|p| {
+                object::label(p, "pod-template-hash") == object::label(old, "pod-template-hash")
+            }) {
+                host.logs.stop_pod(ns, object::name(p));
+                let _ = host.delete(&rt, Some(ns), object::name(p));
+            }
+            host.modify("apps", "replicasets", ns, object::name(old), None, |s| {
+                s["spec"]["replicas"] = json!(0)
+            })?;
+        }
+        let mut existing: Vec<Value> = pods
+            .into_iter()
+            .filter(|p| {
+                object::label(p, "pod-template-hash") == Some(hash.as_str())
+                    && object::label(p, "cluster") == Some(c)
+                    && !object::is_deleting(p)
+            })
+            .collect();
+        let nodes = Self::eligible_nodes(host, &template_spec);
+        let mut tries = 0;
+        while existing.len() < agents && tries < agents {
+            tries += 1;
+            let pod_name = format!("{rs_name}-{}", random_suffix(5));
+            if let Some(p) = self.place(
                 host,
                 &pod_name,
-                l,
-                &deploy_ref,
+                rs_labels.clone(),
+                &rs,
+                PodKind::VirtualAgent,
                 "k3k-agent",
                 &image,
+                &nodes,
                 existing.len(),
-                false,
-            )?;
-            existing.push(p);
+            )? {
+                existing.push(p);
+            } else {
+                break;
+            }
         }
-        let rt = host.resource("", "pods")?;
         for p in existing.iter().skip(agents) {
             host.logs.stop_pod(ns, object::name(p));
             let _ = host.delete(&rt, Some(ns), object::name(p));
         }
-        for p in existing.iter().take(agents) {
-            if str_at(p, "/status/phase") == "Running" {
-                ready += 1;
-            }
-        }
+        let ready = existing
+            .iter()
+            .take(agents)
+            .filter(|p| str_at(p, "/status/phase") == "Running")
+            .count();
+        host.modify("apps", "replicasets", ns, &rs_name, Some("status"), |s| {
+            s["status"] = json!({"replicas": existing.len().min(agents), "readyReplicas": ready, "availableReplicas": ready, "fullyLabeledReplicas": existing.len().min(agents), "observedGeneration": 1});
+        })?;
         host.modify("apps", "deployments", ns, &name, Some("status"), |d| {
-            d["status"] = json!({"replicas": agents, "readyReplicas": ready, "availableReplicas": ready, "updatedReplicas": agents, "observedGeneration": 1});
+            d["status"] = json!({"replicas": existing.len().min(agents), "readyReplicas": ready, "availableReplicas": ready, "updatedReplicas": existing.len().min(agents), "observedGeneration": 1});
         })?;
         Ok(())
     }
 
+    /// Creates a pod on one of `nodes` (round robin by `index`), or leaves it unschedulable when
+    /// none fits, as the scheduler would.
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &self,
+        host: &Host,
+        name: &str,
+        labels: Value,
+        workload: &Value,
+        kind: PodKind,
+        container: &str,
+        image: &str,
+        nodes: &[String],
+        index: usize,
+    ) -> Result<Option<Value>> {
+        let node = (!nodes.is_empty()).then(|| nodes[index % nodes.len()].clone());
+        let pod =
+            self.pod(host, name, labels, workload, kind, container, image, node.as_deref())?;
+        if let (Some(p), None) = (&pod, &node) {
+            let total = host.store.list(&GroupResource::new("", "nodes"), None).0.len();
+            Self::unschedulable(host, p, total)?;
+        }
+        Ok(pod)
+    }
+
+    /// Shared-mode kubelets: a DaemonSet `k3k-<cluster>-kubelet`, so one pod per eligible host
+    /// node (K3k v1.1.0 `agent/shared.go`; the DaemonSet has no node selector of its own).
     fn shared_agents(&self, host: &Host, svc_ip: &str, token: &str) -> Result<()> {
         let (ns, c) = (self.ns.as_str(), self.name.as_str());
         let name = name_with_prefix(&[c, "kubelet"]);
@@ -933,26 +1323,47 @@ impl Layout {
                     {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]},
             }),
         )?;
-        let image = "rancher/k3k-kubelet:v1.2.0";
-        let ds = host.ensure("apps", "daemonsets", json!({
-            "metadata": self.meta(&name, labels.clone()),
-            "spec": {"selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels}, "spec": {"serviceAccountName": name, "containers": [{"name": name, "image": image}]}}},
-        }))?;
+        let image = "rancher/k3k-kubelet:v1.1.0";
+        let template_spec = self.pod_spec(PodKind::Kubelet, &name, image);
+        let ds = host.ensure(
+            "apps",
+            "daemonsets",
+            json!({
+                "metadata": self.meta(&name, labels.clone()),
+                "spec": {"selector": {"matchLabels": labels},
+                         "template": {"metadata": {"labels": labels}, "spec": template_spec}},
+            }),
+        )?;
         let sel =
             crate::select::LabelSelector::parse(&format!("cluster={c},type=agent,mode=shared"))?;
         let (pods, _) = host.store.list(&GroupResource::new("", "pods"), Some(ns));
         let existing: Vec<Value> =
             pods.into_iter().filter(|p| sel.matches(p) && !object::is_deleting(p)).collect();
-        let ds_ref = object::controller_ref(&ds);
-        for i in 0..host.config.nodes.max(1) {
-            let node = format!("hostsim-node-{i}");
+        let nodes = Self::eligible_nodes(host, &template_spec);
+        for node in &nodes {
             if existing.iter().any(|p| str_at(p, "/spec/nodeName") == node) {
                 continue;
             }
             let pod_name = format!("{name}-{}", random_suffix(5));
-            self.pod(host, &pod_name, labels.clone(), &ds_ref, &name, image, i, false)?;
+            let created = self.pod(
+                host,
+                &pod_name,
+                labels.clone(),
+                &ds,
+                PodKind::Kubelet,
+                &name,
+                image,
+                Some(node),
+            )?;
+            if created.is_none() {
+                break;
+            }
         }
+        let ready = existing.iter().filter(|p| str_at(p, "/status/phase") == "Running").count();
+        host.modify("apps", "daemonsets", ns, &name, Some("status"), |d| {
+            d["status"] = json!({"desiredNumberScheduled": nodes.len(), "currentNumberScheduled": existing.len(),
+                "numberReady": ready, "numberAvailable": ready, "updatedNumberScheduled": existing.len(), "numberMisscheduled": 0, "observedGeneration": 1});
+        })?;
         Ok(())
     }
 

@@ -10,6 +10,7 @@ use super::{GROUP, MANAGED_BY_LABEL, POLICY_FINALIZER, POLICY_LABEL, POLICY_MANA
 use crate::error::{GroupResource, Result};
 use crate::host::Host;
 use crate::object;
+use crate::quota;
 
 fn vcps() -> GroupResource {
     GroupResource::new(GROUP, "virtualclusterpolicies")
@@ -186,50 +187,8 @@ pub fn reconcile_policy(host: &Host, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Parses a Kubernetes quantity into base units (cores or bytes); `None` when unparseable.
-pub fn parse_quantity(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let split = q.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let m = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        _ => return None,
-    };
-    Some(n * m)
-}
-
-/// Cores as Kubernetes prints them: `2`, `500m`.
-fn format_cpu(cores: f64) -> String {
-    let milli = (cores * 1000.0).round() as u64;
-    if milli.is_multiple_of(1000) {
-        (milli / 1000).to_string()
-    } else {
-        format!("{milli}m")
-    }
-}
-
-/// Bytes as Kubernetes prints them: `1Gi`, `256Mi`, `100Ki`, or plain bytes.
-fn format_bytes(bytes: f64) -> String {
-    let b = bytes.round() as u64;
-    for (unit, size) in [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-        if b > 0 && b.is_multiple_of(size) {
-            return format!("{}{unit}", b / size);
-        }
-    }
-    b.to_string()
-}
+/// Kept for callers of the old helper; quantities live in [`crate::quota`] now.
+pub use crate::quota::parse_quantity;
 
 /// Refreshes the status of every policy-managed ResourceQuota in `ns`.
 pub fn refresh_quotas(host: &Host, ns: &str) -> Result<()> {
@@ -242,46 +201,29 @@ pub fn refresh_quotas(host: &Host, ns: &str) -> Result<()> {
     Ok(())
 }
 
-/// `status.hard` = `spec.hard`; `status.used` from the pods, services, secrets, configmaps and
-/// PVCs in the namespace.
+/// What the quota controller writes (`pkg/controller/resourcequota`): `status.hard` is
+/// `spec.hard` as stored, `status.used` the quota's usage over the namespace's objects (only
+/// those matching its scopes) for every `spec.hard` resource an evaluator accounts for, per
+/// [`crate::quota`].
 pub fn refresh_quota_status(host: &Host, ns: &str, name: &str) -> Result<()> {
-    let Some(quota) = host.store.get(&GroupResource::new("", "resourcequotas"), ns, name) else {
+    let Some(q) = host.store.get(&GroupResource::new("", "resourcequotas"), ns, name) else {
         return Ok(());
     };
-    let hard = quota.pointer("/spec/hard").cloned().unwrap_or(json!({}));
-    let (pods, _) = host.store.list(&GroupResource::new("", "pods"), Some(ns));
-    let pods: Vec<&Value> = pods.iter().filter(|p| !object::is_deleting(p)).collect();
-    let sum = |path: &str| -> f64 {
-        pods.iter()
-            .flat_map(|p| {
-                p.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default()
-            })
-            .filter_map(|c| c.pointer(path).and_then(Value::as_str).and_then(parse_quantity))
-            .sum()
-    };
-    let count = |plural: &str| host.store.list(&GroupResource::new("", plural), Some(ns)).0.len();
-    let mut used = serde_json::Map::new();
-    if let Some(h) = hard.as_object() {
-        for key in h.keys() {
-            let v = match key.as_str() {
-                "pods" | "count/pods" => json!(pods.len().to_string()),
-                "services" | "count/services" => json!(count("services").to_string()),
-                "secrets" | "count/secrets" => json!(count("secrets").to_string()),
-                "configmaps" | "count/configmaps" => json!(count("configmaps").to_string()),
-                "persistentvolumeclaims" => json!(count("persistentvolumeclaims").to_string()),
-                "requests.cpu" | "cpu" => json!(format_cpu(sum("/resources/requests/cpu"))),
-                "limits.cpu" => json!(format_cpu(sum("/resources/limits/cpu"))),
-                "requests.memory" | "memory" => {
-                    json!(format_bytes(sum("/resources/requests/memory")))
-                }
-                "limits.memory" => json!(format_bytes(sum("/resources/limits/memory"))),
-                _ => json!("0"),
-            };
-            used.insert(key.clone(), v);
-        }
-    }
+    let hard = q.pointer("/spec/hard").cloned().unwrap_or(json!({}));
+    let lists: Vec<(String, Vec<Value>)> = quota::counted_resources(&hard)
+        .into_iter()
+        .map(|(group, resource)| {
+            let items = host.store.list(&GroupResource::new(&group, &resource), Some(ns)).0;
+            let plural = if group.is_empty() { resource } else { format!("{resource}.{group}") };
+            (plural, items)
+        })
+        .collect();
+    let lists: Vec<(&str, &[Value])> =
+        lists.iter().map(|(p, v)| (p.as_str(), v.as_slice())).collect();
+    let used = quota::status_used(&hard, &quota::quota_usage(&q, &lists));
+    let status = json!({"hard": quota::status_hard(&hard), "used": used});
     host.modify("", "resourcequotas", ns, name, Some("status"), |q| {
-        q["status"] = json!({"hard": hard, "used": used});
+        q["status"] = status.clone();
     })?;
     Ok(())
 }

@@ -100,7 +100,7 @@ async fn ready_cluster_has_k3k_layout() {
     app.create_cluster("k3k-lay", "lay", spec).await;
     let ready = app.wait_for_phase("k3k-lay", "lay", "Ready").await;
     let status = ready.status.expect("status");
-    assert_eq!(status.host_version.as_deref(), Some("v1.33.1"));
+    assert_eq!(status.host_version.as_deref(), Some("v1.35.2"));
     assert!(status.tls_sans.contains(&"k3k-lay-service.k3k-lay".to_string()));
     assert_eq!(ready.metadata.finalizers, Some(vec!["cluster.k3k.io/finalizer".to_string()]));
     let secrets: Api<Secret> = Api::namespaced(app.client.clone(), "k3k-lay");
@@ -260,8 +260,8 @@ async fn kubeconfig_secret_reaches_the_virtual_cluster_api() {
         .as_ref()
         .and_then(|s| s.node_info.as_ref())
         .map(|i| i.kubelet_version.clone());
-    assert_eq!(version.as_deref(), Some("v1.33.1+k3s1"));
-    assert_eq!(client.apiserver_version().await.expect("version").git_version, "v1.33.1+k3s1");
+    assert_eq!(version.as_deref(), Some("v1.35.2+k3s1"));
+    assert_eq!(client.apiserver_version().await.expect("version").git_version, "v1.35.2+k3s1");
 }
 
 #[tokio::test]
@@ -276,7 +276,7 @@ async fn policy_limit_range_defaults_count_against_the_quota() {
     );
     let vcp: kube::api::DynamicObject = serde_json::from_value(json!({"apiVersion": "k3k.io/v1beta1", "kind": "VirtualClusterPolicy",
         "metadata": {"name": "small"},
-        "spec": {"allowedMode": "virtual", "podSecurityAdmissionLevel": "baseline",
+        "spec": {"allowedMode": "virtual", "podSecurityAdmissionLevel": "privileged",
                  "quota": {"hard": {"pods": "10", "requests.cpu": "4", "requests.memory": "8Gi"}},
                  "limit": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "500m", "memory": "256Mi"}, "default": {"cpu": "1", "memory": "512Mi"}}]}}}))
     .expect("vcp");
@@ -300,7 +300,7 @@ async fn policy_limit_range_defaults_count_against_the_quota() {
     let labels = nss.get("k3k-q").await.expect("ns").metadata.labels.unwrap_or_default();
     assert_eq!(
         labels.get("pod-security.kubernetes.io/enforce").map(String::as_str),
-        Some("baseline")
+        Some("privileged")
     );
     let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
         Api::namespaced(app.client.clone(), "k3k-q");

@@ -121,3 +121,16 @@ async fn admin_endpoint_adds_latency() {
     api.list(&ListParams::default()).await.expect("list");
     assert!(started.elapsed() < Duration::from_millis(300));
 }
+
+/// `flap`: a Ready cluster reports `Failed` (reason ProvisioningFailed) for one pass, as K3k does
+/// on a transient reconcile error, and is Ready again on the next.
+#[tokio::test]
+async fn flap_fails_a_ready_cluster_once_then_it_is_ready_again() {
+    let app = spawn_host().await;
+    app.namespace("k3k-flap").await;
+    app.create_cluster("k3k-flap", "f", ClusterSpec::default()).await;
+    app.wait_for_phase("k3k-flap", "f", "Ready").await;
+    app.sim.faults().set_provisioning(hostsim::Provisioning::Flap, Duration::ZERO);
+    app.wait_for_phase("k3k-flap", "f", "Failed").await;
+    app.wait_for_phase("k3k-flap", "f", "Ready").await;
+}

@@ -328,7 +328,7 @@ async fn kube_discovery_finds_k3k_and_metrics() {
         .await
         .expect("version")
         .git_version
-        .starts_with("v1.33"));
+        .starts_with("v1.35"));
 }
 
 #[tokio::test]
