@@ -255,7 +255,9 @@ fn FirstCluster() -> impl IntoView {
 /// Why a card has no numbers, in words.
 fn no_numbers(phase: ClusterPhase, unavailable: Option<&str>) -> Option<String> {
     match phase {
-        ClusterPhase::Ready => unavailable.map(|reason| format!("Metrics unavailable: {reason}")),
+        ClusterPhase::Ready | ClusterPhase::Degraded => {
+            unavailable.map(|reason| format!("Metrics unavailable: {reason}"))
+        }
         ClusterPhase::Failed => Some("No metrics: the cluster failed.".to_owned()),
         ClusterPhase::Deleting | ClusterPhase::Terminating => {
             Some("No metrics: the cluster is being deleted.".to_owned())

@@ -24,7 +24,6 @@ test('create a cluster, watch it get ready, use its kubeconfig with kubectl, del
   await expect(form.getByText('Use only lowercase letters a-z, digits and hyphens.')).toBeVisible();
 
   await form.getByLabel('Name', { exact: true }).fill('demo');
-  await form.getByLabel('Agents').fill('1');
   await form.getByRole('button', { name: 'Create cluster' }).click();
   await expect(page).toHaveURL(/\/clusters\/[0-9a-f-]{36}$/);
   const id = page.url().split('/').pop()!;
@@ -46,7 +45,8 @@ test('create a cluster, watch it get ready, use its kubeconfig with kubectl, del
   await download.saveAs(file);
   const nodes = run(['--kubeconfig', file, 'get', 'nodes', '--no-headers']);
   const lines = nodes.trim().split('\n');
-  expect(lines).toHaveLength(2); // 1 server + 1 agent
+  // Shared mode (the default): a k3k-kubelet per host node, each a node of the cluster.
+  expect(lines).toHaveLength(5);
   for (const line of lines) expect(line).toMatch(/\sReady\s/);
 
   // The list shows it.

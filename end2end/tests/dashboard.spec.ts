@@ -16,7 +16,6 @@ test('the dashboard guides a first cluster, then shows it live with charts and q
   const form = page.getByRole('form', { name: 'Create cluster' });
   await expect(form.getByRole('button', { name: 'Create cluster' })).toBeEnabled();
   await form.getByLabel('Name', { exact: true }).fill('dash');
-  await form.getByLabel('Agents').fill('1');
   await form.getByRole('button', { name: 'Create cluster' }).click();
   await expect(page).toHaveURL(/\/clusters\/[0-9a-f-]{36}$/);
   const detailUrl = page.url();

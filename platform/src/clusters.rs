@@ -19,7 +19,10 @@ use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
 
 pub use record::{Phase, StatusCondition};
-pub use spec::{ClusterRequest, ClusterSettings, CreateClusterInput, TenantLimits};
+pub use spec::{
+    ClusterRequest, ClusterSettings, CreateClusterInput, K3kResources, Resources, TenantLimits,
+    VirtualIsolation,
+};
 
 use crate::accounts::{audit, AuditAction, AuditEvent, FieldError, User};
 use crate::db::entities::{clusters, users};
@@ -69,6 +72,36 @@ pub struct HostEvent {
     pub message: String,
     pub at: Option<String>,
     pub count: i32,
+    /// What it is about, e.g. `StatefulSet k3k-demo-server`.
+    pub object: String,
+}
+
+/// The kinds whose Warning events explain a cluster stuck before Ready: K3k's workloads, their
+/// pods and claims. Admission refusals (pod security, quota, runtime class) are `FailedCreate`
+/// events on the workload, not on the Cluster (kubernetes v1.36 `pkg/controller/statefulset/
+/// stateful_pod_control.go`, `pkg/controller/controller_utils.go`).
+const WORKLOAD_KINDS: [&str; 6] =
+    ["StatefulSet", "Deployment", "ReplicaSet", "DaemonSet", "Pod", "PersistentVolumeClaim"];
+
+/// One sentence on why a cluster cannot start, from its Warning events (newest first).
+pub fn explain_events(events: &[HostEvent]) -> Option<String> {
+    events.iter().filter(|e| e.kind == "Warning").find_map(|e| {
+        let m = e.message.as_str();
+        let after = |marker: &str| m.find(marker).map(|i| m[i + marker.len()..].trim().to_owned());
+        if let Some(why) = after("violates PodSecurity") {
+            Some(format!("The host's pod security refuses the cluster's pods: {why}"))
+        } else if let Some(why) = after("exceeded quota:") {
+            Some(format!("The cluster's pods do not fit the namespace quota: {why}"))
+        } else if let Some(why) = after("failed quota:") {
+            Some(format!("The namespace quota refuses the cluster's pods: {why}"))
+        } else if m.contains("RuntimeClass") && m.contains("not found") {
+            Some(format!("The host has no such runtime class: {m}"))
+        } else if e.reason == "FailedScheduling" {
+            Some(format!("No host node can run the cluster's pods: {m}"))
+        } else {
+            None
+        }
+    })
 }
 
 pub struct Clusters {
@@ -330,7 +363,7 @@ impl Clusters {
     ) -> Result<kubeconfig::Issued, ClusterError> {
         let row = self.get(owner.id, id).await?;
         let endpoint = match (&row.endpoint, row.phase()) {
-            (Some(endpoint), Phase::Ready) => endpoint.clone(),
+            (Some(endpoint), phase) if phase.is_running() => endpoint.clone(),
             _ => return Err(ClusterError::NotReady("The cluster is not ready yet.".into())),
         };
         let bootstrap =
@@ -360,10 +393,27 @@ impl Clusters {
     pub async fn events(&self, owner_id: Uuid, id: Uuid) -> Result<Vec<HostEvent>, ClusterError> {
         let row = self.get(owner_id, id).await?;
         let list = tenant::events(&self.host, &row.host_namespace).await?;
+        let own_prefix =
+            format!("{}-", crate::host::names::k3k_object(&row.name, "").trim_end_matches('-'));
+        let claim_prefix = format!("varlibrancherk3s-{own_prefix}");
         let mut events: Vec<HostEvent> = list
             .into_iter()
-            .filter(|e| e.involved_object.kind.as_deref() == Some("Cluster"))
+            .filter(|e| {
+                let kind = e.involved_object.kind.as_deref().unwrap_or_default();
+                let name = e.involved_object.name.as_deref().unwrap_or_default();
+                // K3k's own objects only (synced tenant pods have other names).
+                let k3k = name.starts_with(&own_prefix) || name.starts_with(&claim_prefix);
+                kind == "Cluster"
+                    || (k3k
+                        && e.type_.as_deref() == Some("Warning")
+                        && WORKLOAD_KINDS.contains(&kind))
+            })
             .map(|e| HostEvent {
+                object: format!(
+                    "{} {}",
+                    e.involved_object.kind.as_deref().unwrap_or_default(),
+                    e.involved_object.name.as_deref().unwrap_or_default()
+                ),
                 kind: e.type_.unwrap_or_default(),
                 reason: e.reason.unwrap_or_default(),
                 message: e.message.unwrap_or_default(),
@@ -577,9 +627,6 @@ fn made_by_k3k(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
     pod.metadata.owner_references.iter().flatten().any(|owner| {
         owner.controller == Some(true)
             && owner.api_version == "apps/v1"
-            && matches!(
-                owner.kind.as_str(),
-                "StatefulSet" | "ReplicaSet" | "DaemonSet" | "Deployment"
-            )
+            && matches!(owner.kind.as_str(), "StatefulSet" | "ReplicaSet" | "DaemonSet")
     })
 }

@@ -138,10 +138,42 @@ pub struct Config {
         long,
         env = "KRAFT_CLUSTER_MODES",
         value_delimiter = ',',
-        default_value = "virtual,shared",
+        default_value = "shared",
         global = true
     )]
     pub cluster_modes: Vec<ModeArg>,
+
+    /// Virtual mode only: the sandbox RuntimeClass (gVisor, Kata) its privileged pods run in.
+    #[arg(long, env = "KRAFT_VIRTUAL_RUNTIME_CLASS", default_value = "", global = true)]
+    pub virtual_runtime_class: String,
+
+    /// Virtual mode only: labels of the nodes dedicated to it, e.g. `kraft.dev/virtual=true`.
+    #[arg(long, env = "KRAFT_VIRTUAL_NODE_SELECTOR", value_delimiter = ',', global = true)]
+    pub virtual_node_selector: Vec<String>,
+
+    /// CPU limit of each k3s server pod.
+    #[arg(long, env = "KRAFT_SERVER_CPU", default_value = "1", global = true)]
+    pub server_cpu: String,
+
+    /// Memory limit of each k3s server pod (k3s wants at least 1Gi).
+    #[arg(long, env = "KRAFT_SERVER_MEMORY", default_value = "2Gi", global = true)]
+    pub server_memory: String,
+
+    /// CPU limit of each virtual-mode agent pod (tenant workloads run inside it).
+    #[arg(long, env = "KRAFT_AGENT_CPU", default_value = "1", global = true)]
+    pub agent_cpu: String,
+
+    /// Memory limit of each virtual-mode agent pod.
+    #[arg(long, env = "KRAFT_AGENT_MEMORY", default_value = "2Gi", global = true)]
+    pub agent_memory: String,
+
+    /// CPU limit of each shared-mode k3k-kubelet pod (one per host node).
+    #[arg(long, env = "KRAFT_KUBELET_CPU", default_value = "250m", global = true)]
+    pub kubelet_cpu: String,
+
+    /// Memory limit of each shared-mode k3k-kubelet pod.
+    #[arg(long, env = "KRAFT_KUBELET_MEMORY", default_value = "256Mi", global = true)]
+    pub kubelet_memory: String,
 
     /// Most clusters one user may have.
     #[arg(long, env = "KRAFT_MAX_CLUSTERS", default_value_t = 3, global = true)]
@@ -163,8 +195,9 @@ pub struct Config {
     #[arg(long, env = "KRAFT_INGRESS_CLASS", default_value = "nginx", global = true)]
     pub ingress_class: String,
 
-    /// Pod security level of tenant namespaces: restricted, baseline or privileged.
-    #[arg(long, env = "KRAFT_POD_SECURITY", default_value = "restricted", global = true)]
+    /// Pod Security level of shared-mode namespaces: baseline (the only level that admits K3k's
+    /// shared-mode pods and still refuses privileged tenant pods; others are refused at start).
+    #[arg(long, env = "KRAFT_POD_SECURITY", default_value = "baseline", global = true)]
     pub pod_security: String,
 
     /// CPU quota of each cluster's namespace.
@@ -270,6 +303,25 @@ impl Config {
                 pods: "50".into(),
                 pod_security: self.pod_security.clone(),
             },
+            k3k: platform::clusters::K3kResources {
+                server: platform::clusters::Resources::new(&self.server_cpu, &self.server_memory),
+                agent: platform::clusters::Resources::new(&self.agent_cpu, &self.agent_memory),
+                kubelet: platform::clusters::Resources::new(
+                    &self.kubelet_cpu,
+                    &self.kubelet_memory,
+                ),
+            },
+            virtual_isolation: (!self.virtual_runtime_class.trim().is_empty()
+                || !self.virtual_node_selector.is_empty())
+            .then(|| platform::clusters::VirtualIsolation {
+                runtime_class: self.virtual_runtime_class.trim().to_owned(),
+                node_selector: self
+                    .virtual_node_selector
+                    .iter()
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                    .collect(),
+            }),
         }
     }
 

@@ -84,6 +84,15 @@ impl Application {
     /// Connects the platform, binds the listener (port 0 picks a free one) and wires the routes.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let database_url = config.database_url()?;
+        // Before touching the host: settings under which K3k's pods could never be admitted
+        // (or tenants could run privileged pods) stop the start with what to set.
+        let clusters = config.cluster_settings();
+        if let Some(bad) = config.virtual_node_selector.iter().find(|kv| !kv.contains('=')) {
+            anyhow::bail!(
+                "KRAFT_VIRTUAL_NODE_SELECTOR entry {bad:?} is not key=value (e.g. kraft.dev/virtual=true)"
+            );
+        }
+        clusters.check().map_err(|message| anyhow::anyhow!(message))?;
         tracing::info!(database = %database_url, "starting platform");
         let (host, simulated_host) = host(&config).await?;
         let settings = Settings {
@@ -91,7 +100,7 @@ impl Application {
             accounts: config.account_settings(),
             host: HostSettings {
                 host,
-                clusters: config.cluster_settings(),
+                clusters,
                 resync: config.reconcile_interval,
                 metrics: platform::stream::metrics::MetricsSettings {
                     interval: config.metrics_interval,

@@ -15,6 +15,8 @@ pub enum ClusterPhase {
     Pending,
     Provisioning,
     Ready,
+    /// Was Ready; the host reports an error it usually recovers from. Still usable.
+    Degraded,
     Failed,
     /// Asked to go; the host has not confirmed yet.
     Deleting,
@@ -23,11 +25,17 @@ pub enum ClusterPhase {
 }
 
 impl ClusterPhase {
+    /// Its API has been up: kubeconfig, logs and metrics are offered.
+    pub fn is_running(self) -> bool {
+        matches!(self, ClusterPhase::Ready | ClusterPhase::Degraded)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ClusterPhase::Pending => "Pending",
             ClusterPhase::Provisioning => "Provisioning",
             ClusterPhase::Ready => "Ready",
+            ClusterPhase::Degraded => "Degraded",
             ClusterPhase::Failed => "Failed",
             ClusterPhase::Deleting => "Deleting",
             ClusterPhase::Terminating => "Terminating",
@@ -96,6 +104,8 @@ pub struct EventView {
     pub message: String,
     pub at: Option<String>,
     pub count: i32,
+    /// What it is about, e.g. `StatefulSet k3k-demo-server`.
+    pub object: String,
 }
 
 /// Everything the detail page shows.
@@ -110,6 +120,8 @@ pub struct ClusterDetail {
     pub host_version: Option<String>,
     pub conditions: Vec<ConditionView>,
     pub events: Vec<EventView>,
+    /// Why the host refuses to run the cluster, read from its Warning events.
+    pub blocked_by: Option<String>,
 }
 
 /// What the create form may offer this user.

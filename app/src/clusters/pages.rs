@@ -19,6 +19,7 @@ use crate::pages::not_found::NotFound;
 pub fn PhaseBadge(phase: ClusterPhase) -> impl IntoView {
     let class = match phase {
         ClusterPhase::Ready => "phase ready",
+        ClusterPhase::Degraded => "phase degraded",
         ClusterPhase::Failed => "phase failed",
         ClusterPhase::Deleting | ClusterPhase::Terminating => "phase deleting",
         ClusterPhase::Pending | ClusterPhase::Provisioning | ClusterPhase::Unknown => {
@@ -267,7 +268,7 @@ fn ClusterDetails(
     delete_state: FormState,
 ) -> impl IntoView {
     let summary = detail.summary.clone();
-    let ready = summary.phase == ClusterPhase::Ready;
+    let ready = summary.phase.is_running();
     let kubeconfig_action = format!("/api/clusters/{}/kubeconfig", summary.id);
     let sans =
         if detail.tls_sans.is_empty() { "—".to_owned() } else { detail.tls_sans.join(", ") };
@@ -325,6 +326,9 @@ fn ClusterDetails(
         </section>
         <section class="card" aria-labelledby="events-heading">
             <h2 id="events-heading">"Host events"</h2>
+            {detail.blocked_by.clone().map(|why| view! {
+                <p class="alert error" role="status">{why}</p>
+            })}
             {if detail.events.is_empty() {
                 Either::Left(view! { <p class="muted">"No events."</p> })
             } else {
@@ -332,7 +336,11 @@ fn ClusterDetails(
                     <ul class="activity" aria-labelledby="events-heading">
                         {detail.events.iter().map(|e| view! {
                             <li class=if e.kind == "Warning" { "warning" } else { "" }>
-                                <strong>{e.reason.clone()}</strong>" "{e.message.clone()}
+                                <strong>{e.reason.clone()}</strong>
+                                {(!e.object.starts_with("Cluster ")).then(|| view! {
+                                    " "<span class="muted">{e.object.clone()}</span>
+                                })}
+                                " "{e.message.clone()}
                                 {(e.count > 1).then(|| format!(" (×{})", e.count))}
                             </li>
                         }).collect_view()}

@@ -14,6 +14,7 @@ impl From<Phase> for ClusterPhase {
             Phase::Pending => ClusterPhase::Pending,
             Phase::Provisioning => ClusterPhase::Provisioning,
             Phase::Ready => ClusterPhase::Ready,
+            Phase::Degraded => ClusterPhase::Degraded,
             Phase::Failed => ClusterPhase::Failed,
             Phase::Deleting => ClusterPhase::Deleting,
             Phase::Terminating => ClusterPhase::Terminating,
@@ -78,6 +79,10 @@ impl From<(&ClusterRecord, Vec<HostEvent>)> for ClusterDetail {
                     message: c.message,
                 })
                 .collect(),
+            // Only while it is not running: once Ready, old refusals are history.
+            blocked_by: (row.phase != "Ready")
+                .then(|| platform::clusters::explain_events(&events))
+                .flatten(),
             events: events
                 .into_iter()
                 .map(|e| EventView {
@@ -86,6 +91,7 @@ impl From<(&ClusterRecord, Vec<HostEvent>)> for ClusterDetail {
                     message: e.message,
                     at: e.at,
                     count: e.count,
+                    object: e.object,
                 })
                 .collect(),
         }

@@ -123,23 +123,33 @@ impl Clusters {
         cr: &Cluster,
     ) -> Result<bool, ClusterError> {
         let status = cr.status.clone().unwrap_or_default();
-        let phase = match status.phase.unwrap_or(ClusterPhase::Unknown) {
+        let k3k_phase = match status.phase.unwrap_or(ClusterPhase::Unknown) {
             // A Cluster the controller has not looked at yet is still being provisioned.
             ClusterPhase::Unknown if row.ready_at.is_none() => ClusterPhase::Provisioning,
             phase => phase,
         };
+        // K3k reports `Failed` on any reconcile error and recovers on its next pass (K3k
+        // v1.1.0 pkg/controller/cluster/status.go): after Ready that is "degraded", not dead.
+        let degraded = k3k_phase == ClusterPhase::Failed && row.ready_at.is_some();
         let ready_condition =
             status.conditions.as_ref().and_then(|c| c.iter().find(|c| c.type_ == "Ready")).cloned();
-        let message = match phase {
+        let reason = ready_condition.as_ref().map(|c| c.message.clone()).filter(|m| !m.is_empty());
+        let message = match k3k_phase {
             ClusterPhase::Ready => None,
-            _ => ready_condition.as_ref().map(|c| c.message.clone()).filter(|m| !m.is_empty()),
+            _ if degraded => Some(format!(
+                "degraded: {}",
+                reason.as_deref().unwrap_or("the host reports a provisioning error")
+            )),
+            _ => reason,
         };
         let conditions = status.conditions.as_ref().and_then(|c| serde_json::to_string(c).ok());
-        let endpoint = match phase {
+        let endpoint = match k3k_phase {
             ClusterPhase::Ready => Some(endpoint(self.host.simulated(), cr, &row.hostname)),
             _ => row.endpoint.clone(),
         };
-        let phase_text = phase.as_str().to_owned();
+        let phase_text =
+            if degraded { "Degraded".to_owned() } else { k3k_phase.as_str().to_owned() };
+        let phase = k3k_phase;
         let unchanged = row.phase == phase_text
             && row.status_message == message
             && row.conditions == conditions

@@ -13,6 +13,10 @@ pub enum Phase {
     Pending,
     Provisioning,
     Ready,
+    /// Was Ready and K3k now reports `Failed`: K3k sets `Failed` on any reconcile error and
+    /// flips back on the next success (K3k v1.1.0 `pkg/controller/cluster/status.go`), so the
+    /// cluster is most likely still serving; logs and kubeconfigs stay available.
+    Degraded,
     Failed,
     Deleting,
     Terminating,
@@ -25,6 +29,7 @@ impl Phase {
             "Pending" => Phase::Pending,
             "Provisioning" => Phase::Provisioning,
             "Ready" => Phase::Ready,
+            "Degraded" => Phase::Degraded,
             "Failed" => Phase::Failed,
             "Deleting" => Phase::Deleting,
             "Terminating" => Phase::Terminating,
@@ -32,11 +37,17 @@ impl Phase {
         }
     }
 
+    /// Its API has been up: kubeconfigs, logs and metrics are offered.
+    pub fn is_running(self) -> bool {
+        matches!(self, Phase::Ready | Phase::Degraded)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Pending => "Pending",
             Phase::Provisioning => "Provisioning",
             Phase::Ready => "Ready",
+            Phase::Degraded => "Degraded",
             Phase::Failed => "Failed",
             Phase::Deleting => "Deleting",
             Phase::Terminating => "Terminating",
@@ -98,6 +109,7 @@ mod tests {
             Phase::Pending,
             Phase::Provisioning,
             Phase::Ready,
+            Phase::Degraded,
             Phase::Failed,
             Phase::Deleting,
             Phase::Terminating,

@@ -29,6 +29,57 @@ pub struct ClusterSettings {
     pub ingress_class: Option<String>,
     /// The tenant limits every cluster's namespace gets through its policy.
     pub tenant: TenantLimits,
+    /// What K3k's own pods may use (container limits; requests default to them).
+    pub k3k: K3kResources,
+    /// How virtual-mode clusters are kept apart; virtual mode needs it.
+    pub virtual_isolation: Option<VirtualIsolation>,
+}
+
+/// CPU and memory limits of one of K3k's containers, e.g. `("1", "2Gi")`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    pub cpu: String,
+    pub memory: String,
+}
+
+impl Resources {
+    pub fn new(cpu: &str, memory: &str) -> Self {
+        Self { cpu: cpu.into(), memory: memory.into() }
+    }
+}
+
+/// K3k sets no resources on its pods unless told (K3k v1.1.0 `server/server.go`,
+/// `agent/virtual.go`, `agent/shared.go`), so without these the tenant LimitRange's defaults
+/// (500m / 512Mi) would starve the k3s server and count every kubelet against the tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct K3kResources {
+    /// Each k3s server (`serverLimit`).
+    pub server: Resources,
+    /// Each virtual-mode agent (`workerLimit`): tenant workloads run inside it.
+    pub agent: Resources,
+    /// Each shared-mode k3k-kubelet, one per host node (`workerLimit`).
+    pub kubelet: Resources,
+}
+
+impl Default for K3kResources {
+    fn default() -> Self {
+        Self {
+            server: Resources::new("1", "2Gi"),
+            agent: Resources::new("1", "2Gi"),
+            kubelet: Resources::new("250m", "256Mi"),
+        }
+    }
+}
+
+/// Virtual mode runs K3k's server and agent pods `privileged: true` (K3k v1.1.0
+/// `server/server.go`, `agent/virtual.go`), so its namespaces must allow privileged pods. KRaft
+/// offers it only inside a sandbox runtime and on nodes set aside for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualIsolation {
+    /// A RuntimeClass that sandboxes the pods (gVisor, Kata).
+    pub runtime_class: String,
+    /// Labels of the nodes dedicated to virtual clusters.
+    pub node_selector: std::collections::BTreeMap<String, String>,
 }
 
 /// What the K3k `VirtualClusterPolicy` puts on every tenant namespace.
@@ -38,7 +89,8 @@ pub struct TenantLimits {
     pub memory: String,
     pub storage: String,
     pub pods: String,
-    /// Pod Security Admission level: "restricted", "baseline" or "privileged".
+    /// Pod Security Admission level of shared-mode namespaces; only "baseline" admits K3k's
+    /// shared-mode pods without admitting privileged ones (see [`ClusterSettings::check`]).
     pub pod_security: String,
 }
 
@@ -47,13 +99,15 @@ impl Default for ClusterSettings {
         Self {
             base_domain: "kraft.localhost".into(),
             versions: vec!["v1.36.2-k3s1".into(), "v1.35.2-k3s1".into()],
-            modes: vec![ClusterMode::Virtual, ClusterMode::Shared],
+            modes: vec![ClusterMode::Shared],
             max_clusters: 3,
             max_servers: 3,
             max_agents: 3,
             max_storage_gi: 10,
             ingress_class: Some("nginx".into()),
             tenant: TenantLimits::default(),
+            k3k: K3kResources::default(),
+            virtual_isolation: None,
         }
     }
 }
@@ -65,8 +119,76 @@ impl Default for TenantLimits {
             memory: "8Gi".into(),
             storage: "20Gi".into(),
             pods: "50".into(),
-            pod_security: "restricted".into(),
+            pod_security: "baseline".into(),
         }
+    }
+}
+
+impl ClusterSettings {
+    /// Refuses settings under which K3k's own pods would be rejected by the policy KRaft puts
+    /// on their namespace, or which would admit privileged tenant pods, saying what to set.
+    pub fn check(&self) -> Result<(), String> {
+        if self.modes.is_empty() {
+            return Err("No cluster mode is allowed: set KRAFT_CLUSTER_MODES to shared (and, with a sandbox, virtual).".into());
+        }
+        if self.modes.contains(&ClusterMode::Shared) {
+            match self.tenant.pod_security.as_str() {
+                "baseline" => {}
+                "restricted" => return Err(
+                    "KRAFT_POD_SECURITY=restricted rejects K3k's shared-mode server and kubelet pods: they run as root with no securityContext (restricted requires runAsNonRoot, a seccomp profile, dropped capabilities and allowPrivilegeEscalation=false). Set KRAFT_POD_SECURITY=baseline: it still refuses privileged tenant pods, host namespaces and hostPath volumes.".into(),
+                ),
+                "privileged" => return Err(
+                    "KRAFT_POD_SECURITY=privileged would let every shared-mode tenant run privileged pods on the host's nodes. Set KRAFT_POD_SECURITY=baseline.".into(),
+                ),
+                other => return Err(format!(
+                    "KRAFT_POD_SECURITY={other:?} is not a Pod Security level: set KRAFT_POD_SECURITY=baseline."
+                )),
+            }
+        }
+        if self.modes.contains(&ClusterMode::Virtual) {
+            match &self.virtual_isolation {
+                Some(v) if !v.runtime_class.is_empty() && !v.node_selector.is_empty() => {}
+                _ => return Err(
+                    "Virtual mode runs K3k's server and agent pods privileged, so its namespaces must allow privileged pods. Set KRAFT_VIRTUAL_RUNTIME_CLASS to a sandbox RuntimeClass (gVisor, Kata) and KRAFT_VIRTUAL_NODE_SELECTOR to the labels of nodes dedicated to virtual clusters (key=value,...), or leave virtual out of KRAFT_CLUSTER_MODES.".into(),
+                ),
+            }
+        }
+        for (what, r) in [
+            ("server", &self.k3k.server),
+            ("agent", &self.k3k.agent),
+            ("kubelet", &self.k3k.kubelet),
+        ] {
+            for q in [&r.cpu, &r.memory] {
+                if crate::host::stream::quantity::Quantity::parse(q).is_err() {
+                    return Err(format!(
+                        "The {what} resources {q:?} are not a Kubernetes quantity."
+                    ));
+                }
+            }
+        }
+        for q in [&self.tenant.cpu, &self.tenant.memory, &self.tenant.storage] {
+            if crate::host::stream::quantity::Quantity::parse(q).is_err() {
+                return Err(format!("The tenant limit {q:?} is not a Kubernetes quantity."));
+            }
+        }
+        // The tenant LimitRange caps every container at the tenant's CPU and memory.
+        use crate::host::stream::quantity::{bytes, cpu_millicores};
+        for (what, r) in [
+            ("server", &self.k3k.server),
+            ("agent", &self.k3k.agent),
+            ("kubelet", &self.k3k.kubelet),
+        ] {
+            if cpu_millicores(&r.cpu).unwrap_or(0.0)
+                > cpu_millicores(&self.tenant.cpu).unwrap_or(0.0)
+                || bytes(&r.memory).unwrap_or(0) > bytes(&self.tenant.memory).unwrap_or(0)
+            {
+                return Err(format!(
+                    "The {what} limits ({} CPU, {} memory) exceed what one container may use in a tenant namespace ({} CPU, {} memory): lower them or raise KRAFT_TENANT_CPU / KRAFT_TENANT_MEMORY.",
+                    r.cpu, r.memory, self.tenant.cpu, self.tenant.memory
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -315,6 +437,23 @@ impl ClusterSettings {
             },
         };
 
+        // Every server has its own volume (K3k v1.1.0 `server/server.go`: one claim per
+        // replica), all counted against the namespace's `requests.storage`.
+        if let (Some(servers), Some(gi)) = (servers, storage_gi) {
+            let quota =
+                crate::host::stream::quantity::bytes(&self.tenant.storage).unwrap_or(u64::MAX);
+            let wanted = (u64::from(servers.unsigned_abs()) * u64::from(gi.unsigned_abs())) << 30;
+            if wanted > quota {
+                errors.push(FieldError::new(
+                    "storage_gi",
+                    format!(
+                        "{servers} servers × {gi} GiB is more than the {} of storage a cluster may use: choose at most {} GiB per server.",
+                        self.tenant.storage,
+                        (quota >> 30) / u64::from(servers.unsigned_abs().max(1))
+                    ),
+                ));
+            }
+        }
         match (name, mode, servers, agents, version, persistence, storage_gi) {
             (
                 Some(name),
@@ -366,14 +505,69 @@ mod tests {
         }
     }
 
+    /// Finding 2 (issue 14): K3k's virtual-mode pods are privileged and its shared-mode pods
+    /// have no securityContext. The old defaults (both modes under `restricted`) had no pod of
+    /// either mode admitted; one level for both would give shared tenants privileged pods.
+    #[test]
+    fn pod_security_finding_2_settings_that_cannot_work_are_refused_with_what_to_set() {
+        let defaults = ClusterSettings::default();
+        assert_eq!(defaults.check(), Ok(()));
+        assert_eq!(defaults.modes, vec![ClusterMode::Shared]);
+        assert_eq!(defaults.tenant.pod_security, "baseline");
+        let with_level = |level: &str| {
+            let mut s = ClusterSettings::default();
+            s.tenant.pod_security = level.into();
+            s.check().unwrap_err()
+        };
+        assert!(with_level("restricted").contains("KRAFT_POD_SECURITY=baseline"));
+        assert!(with_level("privileged").contains("privileged pods on the host's nodes"));
+        assert!(with_level("strict").contains("not a Pod Security level"));
+        let mut virt = ClusterSettings {
+            modes: vec![ClusterMode::Shared, ClusterMode::Virtual],
+            ..ClusterSettings::default()
+        };
+        let refused = virt.check().unwrap_err();
+        assert!(refused.contains("KRAFT_VIRTUAL_RUNTIME_CLASS"), "{refused}");
+        assert!(refused.contains("KRAFT_VIRTUAL_NODE_SELECTOR"), "{refused}");
+        virt.virtual_isolation = Some(VirtualIsolation {
+            runtime_class: "gvisor".into(),
+            node_selector: [("kraft.dev/virtual".to_owned(), "true".to_owned())].into(),
+        });
+        assert_eq!(virt.check(), Ok(()));
+        let mut big = ClusterSettings::default();
+        big.k3k.server.memory = "16Gi".into();
+        assert!(big.check().unwrap_err().contains("server limits"));
+    }
+
+    /// Finding 4 (issue 14): three servers with 10 GiB volumes each need 30 GiB; a 20 GiB quota
+    /// left `server-2` Pending forever. The form now says so.
+    #[test]
+    fn storage_quota_finding_4_servers_times_volume_must_fit() {
+        let settings = ClusterSettings::default();
+        let ask = |servers: &str, gi: &str| {
+            settings.parse(&CreateClusterInput {
+                name: "demo".into(),
+                servers: servers.into(),
+                storage_gi: gi.into(),
+                ..Default::default()
+            })
+        };
+        let errors = ask("3", "10").unwrap_err();
+        let storage = errors.iter().find(|e| e.field == "storage_gi").expect("a storage error");
+        assert!(storage.message.contains("at most 6 GiB per server"), "{}", storage.message);
+        assert!(ask("3", "6").is_ok());
+        assert!(ask("1", "10").is_ok());
+        assert!(ask("3", "").is_ok(), "the default size fits three servers");
+    }
+
     fn input(name: &str) -> CreateClusterInput {
         CreateClusterInput { name: name.into(), ..Default::default() }
     }
 
     #[test]
-    fn defaults_make_a_small_virtual_cluster() {
+    fn defaults_make_a_small_shared_cluster() {
         let request = ClusterSettings::default().parse(&input("demo")).unwrap();
-        assert_eq!(request.mode, ClusterMode::Virtual);
+        assert_eq!(request.mode, ClusterMode::Shared);
         assert_eq!((request.servers, request.agents, request.storage_gi), (1, 0, 2));
         assert_eq!(request.version, "v1.36.2-k3s1");
         assert_eq!(request.persistence, PersistenceMode::Dynamic);

@@ -105,6 +105,17 @@ pub struct ClusterSpec {
     pub expose: Option<ExposeConfig>,
     #[serde(rename = "tlsSANs", skip_serializing_if = "Option::is_none")]
     pub tls_sans: Option<Vec<String>>,
+    /// Container limits of each server (K3k: requests default to them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_limit: Option<BTreeMap<String, String>>,
+    /// Container limits of each agent (virtual) or kubelet (shared).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_limit: Option<BTreeMap<String, String>>,
+    /// The nodes K3k's pods run on (the pods take the spec's, not the policy's, selector).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_class_name: Option<String>,
 }
 
 /// `status.phase`; anything a newer K3k invents reads as `Unknown`.
@@ -180,6 +191,11 @@ pub struct VirtualClusterPolicySpec {
     pub disable_network_policy: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod_security_admission_level: Option<PodSecurityLevel>,
+    /// Copied by K3k into `status.policy`, from where it overrides the Cluster's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_class_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_node_selector: Option<BTreeMap<String, String>>,
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuotaSpec};
+use k8s_openapi::api::core::v1::{
+    LimitRangeItem, LimitRangeSpec, Namespace, Node, ResourceQuotaSpec,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -46,19 +48,66 @@ fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned()))).collect()
 }
 
-/// The tenant policy: quota (no NodePort or LoadBalancer services, bounded CPU, memory, storage
-/// and object counts), container defaults, network isolation and pod security.
-pub fn policy(mode: ClusterMode, settings: &ClusterSettings) -> VirtualClusterPolicy {
+/// `n` × each quantity plus `base`, in millicores (`cpu`) or bytes, printed as Kubernetes would
+/// accept it back.
+fn total(base: &str, parts: &[(usize, &str)], cpu: bool) -> String {
+    use crate::host::stream::quantity::{bytes, cpu_millicores};
+    if cpu {
+        let m: f64 = cpu_millicores(base).unwrap_or(0.0)
+            + parts.iter().map(|(n, q)| *n as f64 * cpu_millicores(q).unwrap_or(0.0)).sum::<f64>();
+        let m = m.round() as u64;
+        if m.is_multiple_of(1000) {
+            (m / 1000).to_string()
+        } else {
+            format!("{m}m")
+        }
+    } else {
+        let b: u64 = bytes(base).unwrap_or(0)
+            + parts.iter().map(|(n, q)| *n as u64 * bytes(q).unwrap_or(0)).sum::<u64>();
+        match b {
+            b if b.is_multiple_of(1 << 30) => format!("{}Gi", b >> 30),
+            b if b.is_multiple_of(1 << 20) => format!("{}Mi", b >> 20),
+            b => b.to_string(),
+        }
+    }
+}
+
+/// The policy for one mode. The quota holds the tenant's own allowance **plus** K3k's pods at
+/// their largest (the most servers a cluster may have, and a kubelet per host node in shared
+/// mode or the most agents in virtual mode), so K3k's pods never starve the tenant or get
+/// refused themselves (K3k v1.1.0 `agent/shared.go`: a DaemonSet, one pod per node).
+///
+/// Pod security: shared mode runs under `baseline`, which admits K3k's unprivileged pods and
+/// refuses privileged tenant pods, host namespaces and hostPath; virtual mode's pods are
+/// privileged, so its namespaces are `privileged`, confined to a sandbox runtime class.
+pub fn policy(
+    mode: ClusterMode,
+    settings: &ClusterSettings,
+    host_nodes: usize,
+) -> VirtualClusterPolicy {
     let tenant = &settings.tenant;
+    let servers = settings.max_servers.max(1) as usize;
+    let k3k = &settings.k3k;
+    let workers = match mode {
+        ClusterMode::Shared => (host_nodes, &k3k.kubelet),
+        _ => (settings.max_agents.max(0) as usize, &k3k.agent),
+    };
+    let cpu = total(&tenant.cpu, &[(servers, &k3k.server.cpu), (workers.0, &workers.1.cpu)], true);
+    let memory = total(
+        &tenant.memory,
+        &[(servers, &k3k.server.memory), (workers.0, &workers.1.memory)],
+        false,
+    );
+    let pods = (tenant.pods.parse::<usize>().unwrap_or(50) + servers + workers.0).to_string();
     let quota = ResourceQuotaSpec {
         hard: Some(quantities(&[
-            ("requests.cpu", &tenant.cpu),
-            ("limits.cpu", &tenant.cpu),
-            ("requests.memory", &tenant.memory),
-            ("limits.memory", &tenant.memory),
+            ("requests.cpu", &cpu),
+            ("limits.cpu", &cpu),
+            ("requests.memory", &memory),
+            ("limits.memory", &memory),
             ("requests.storage", &tenant.storage),
             ("persistentvolumeclaims", "10"),
-            ("pods", &tenant.pods),
+            ("pods", &pods),
             ("services", "20"),
             ("services.nodeports", "0"),
             ("services.loadbalancers", "0"),
@@ -76,10 +125,13 @@ pub fn policy(mode: ClusterMode, settings: &ClusterSettings) -> VirtualClusterPo
             ..Default::default()
         }],
     };
-    let level = match tenant.pod_security.as_str() {
-        "privileged" => PodSecurityLevel::Privileged,
-        "baseline" => PodSecurityLevel::Baseline,
-        _ => PodSecurityLevel::Restricted,
+    let isolation = settings.virtual_isolation.as_ref().filter(|_| mode == ClusterMode::Virtual);
+    let level = match mode {
+        ClusterMode::Shared => match tenant.pod_security.as_str() {
+            "restricted" => PodSecurityLevel::Restricted,
+            _ => PodSecurityLevel::Baseline,
+        },
+        _ => PodSecurityLevel::Privileged,
     };
     let mut policy = VirtualClusterPolicy::new(
         &policy_name(mode),
@@ -89,6 +141,8 @@ pub fn policy(mode: ClusterMode, settings: &ClusterSettings) -> VirtualClusterPo
             limit: Some(limit),
             disable_network_policy: Some(false),
             pod_security_admission_level: Some(level),
+            runtime_class_name: isolation.map(|i| i.runtime_class.clone()),
+            default_node_selector: isolation.map(|i| i.node_selector.clone()),
         },
     );
     policy.metadata.labels =
@@ -96,11 +150,34 @@ pub fn policy(mode: ClusterMode, settings: &ClusterSettings) -> VirtualClusterPo
     policy
 }
 
-/// Installs or updates the platform's policies (at start).
+/// Host nodes a pod without tolerations may be scheduled on: schedulable and without a
+/// NoSchedule or NoExecute taint. Shared mode's kubelet DaemonSet puts one pod on each.
+pub async fn schedulable_nodes(host: &Host) -> Result<usize, HostError> {
+    let nodes: Api<Node> = Api::all(host.client());
+    let nodes = nodes.list(&ListParams::default()).await?.items;
+    Ok(nodes
+        .iter()
+        .filter(|n| {
+            let spec = n.spec.as_ref();
+            !spec.and_then(|s| s.unschedulable).unwrap_or(false)
+                && !spec.and_then(|s| s.taints.as_ref()).is_some_and(|ts| {
+                    ts.iter().any(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+                })
+        })
+        .count())
+}
+
+/// Installs or updates the platform's policies (at start, and on every reconcile pass, so a
+/// new host node grows the shared-mode quota by one kubelet).
 pub async fn ensure_policies(host: &Host, settings: &ClusterSettings) -> Result<(), HostError> {
     let api: Api<VirtualClusterPolicy> = Api::all(host.client());
+    let nodes = if settings.modes.contains(&ClusterMode::Shared) {
+        schedulable_nodes(host).await?
+    } else {
+        0
+    };
     for mode in &settings.modes {
-        let mut policy = policy(*mode, settings);
+        let mut policy = policy(*mode, settings, nodes);
         policy.metadata.managed_fields = None;
         let body = serde_json::to_value(&policy).map_err(|e| HostError::Invalid(e.to_string()))?;
         api.patch(&policy_name(*mode), &apply(), &Patch::Apply(body)).await?;
@@ -151,6 +228,11 @@ pub fn cluster_object(
         }),
         ..Default::default()
     });
+    let isolation =
+        settings.virtual_isolation.as_ref().filter(|_| row.mode() == ClusterMode::Virtual);
+    let limits = |r: &crate::clusters::Resources| {
+        BTreeMap::from([("cpu".to_owned(), r.cpu.clone()), ("memory".to_owned(), r.memory.clone())])
+    };
     let spec = crate::host::k3k::ClusterSpec {
         mode: Some(row.mode()),
         servers: Some(row.servers),
@@ -159,6 +241,15 @@ pub fn cluster_object(
         persistence: Some(persistence),
         expose,
         tls_sans: Some(sans),
+        server_limit: Some(limits(&settings.k3k.server)),
+        worker_limit: Some(limits(match row.mode() {
+            ClusterMode::Shared => &settings.k3k.kubelet,
+            _ => &settings.k3k.agent,
+        })),
+        // Set on the Cluster too: K3k creates pods from the spec before (and regardless of
+        // whether) the policy controller has copied the policy into `status.policy`.
+        node_selector: isolation.map(|i| i.node_selector.clone()),
+        runtime_class_name: isolation.map(|i| i.runtime_class.clone()),
     };
     Ok(json!({
         "apiVersion": "k3k.io/v1beta1",
@@ -240,4 +331,98 @@ pub fn watch_clusters(host: &Host) -> futures::stream::BoxStream<'static, Result
         .default_backoff()
         .map(|event| event.map(|_| ()).map_err(|e| e.to_string()))
         .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clusters::VirtualIsolation;
+
+    fn row(mode: &str) -> clusters::Model {
+        let now = chrono::Utc::now();
+        clusters::Model {
+            id: uuid::Uuid::nil(),
+            owner_id: None,
+            name: "demo".into(),
+            host_namespace: "kraft-demo-00000000".into(),
+            hostname: "demo-ada.kraft.localhost".into(),
+            mode: mode.into(),
+            servers: 1,
+            agents: 1,
+            version: "v1.36.2-k3s1".into(),
+            tls_sans: "[]".into(),
+            persistence: "dynamic".into(),
+            storage_gi: 2,
+            phase: "Provisioning".into(),
+            status_message: None,
+            conditions: None,
+            endpoint: None,
+            host_version: None,
+            created_at: now,
+            updated_at: now,
+            ready_at: None,
+            deleting_at: None,
+        }
+    }
+
+    fn hard(policy: &VirtualClusterPolicy, key: &str) -> String {
+        policy.spec.quota.as_ref().and_then(|q| q.hard.as_ref()).map(|h| h[key].0.clone()).unwrap()
+    }
+
+    #[test]
+    fn totals_print_as_kubernetes_reads_them() {
+        assert_eq!(total("4", &[(3, "1"), (5, "250m")], true), "8250m");
+        assert_eq!(total("4", &[(1, "500m"), (1, "500m")], true), "5");
+        assert_eq!(total("8Gi", &[(3, "2Gi"), (5, "256Mi")], false), "15616Mi");
+        assert_eq!(total("8Gi", &[(2, "512Mi")], false), "9Gi");
+    }
+
+    /// Findings 2 and 4 (issue 14): shared mode under `baseline`, with a quota that holds the
+    /// tenant's allowance plus K3k's own pods (3 servers, a kubelet on each of 5 nodes), where
+    /// it used to be `restricted` with the tenant allowance alone.
+    #[test]
+    fn shared_policy_is_baseline_and_its_quota_fits_k3k_pods() {
+        let settings = ClusterSettings::default();
+        let policy = policy(ClusterMode::Shared, &settings, 5);
+        assert_eq!(policy.spec.pod_security_admission_level, Some(PodSecurityLevel::Baseline));
+        assert_eq!(policy.spec.runtime_class_name, None);
+        // 4 + 3 × 1 + 5 × 250m CPU; 8Gi + 3 × 2Gi + 5 × 256Mi; 50 + 3 + 5 pods.
+        assert_eq!(hard(&policy, "limits.cpu"), "8250m");
+        assert_eq!(hard(&policy, "requests.memory"), "15616Mi");
+        assert_eq!(hard(&policy, "pods"), "58");
+        assert_eq!(hard(&policy, "requests.storage"), "20Gi");
+    }
+
+    #[test]
+    fn virtual_policy_is_privileged_only_inside_the_sandbox_on_dedicated_nodes() {
+        let selector = BTreeMap::from([("kraft.dev/virtual".to_owned(), "true".to_owned())]);
+        let settings = ClusterSettings {
+            modes: vec![ClusterMode::Shared, ClusterMode::Virtual],
+            virtual_isolation: Some(VirtualIsolation {
+                runtime_class: "gvisor".into(),
+                node_selector: selector.clone(),
+            }),
+            ..ClusterSettings::default()
+        };
+        let policy = policy(ClusterMode::Virtual, &settings, 5);
+        assert_eq!(policy.spec.pod_security_admission_level, Some(PodSecurityLevel::Privileged));
+        assert_eq!(policy.spec.runtime_class_name.as_deref(), Some("gvisor"));
+        assert_eq!(policy.spec.default_node_selector.as_ref(), Some(&selector));
+        // Agents, not kubelets: 4 + 3 × 1 + 3 × 1.
+        assert_eq!(hard(&policy, "limits.cpu"), "10");
+
+        let installation = uuid::Uuid::nil();
+        let cr = cluster_object(&row("virtual"), &settings, installation).unwrap();
+        assert_eq!(cr["spec"]["runtimeClassName"], "gvisor");
+        assert_eq!(cr["spec"]["nodeSelector"]["kraft.dev/virtual"], "true");
+        assert_eq!(cr["spec"]["serverLimit"], serde_json::json!({"cpu": "1", "memory": "2Gi"}));
+        assert_eq!(cr["spec"]["workerLimit"], serde_json::json!({"cpu": "1", "memory": "2Gi"}));
+        let shared = cluster_object(&row("shared"), &settings, installation).unwrap();
+        assert!(shared["spec"].get("runtimeClassName").is_none());
+        assert!(shared["spec"].get("nodeSelector").is_none());
+        assert_eq!(
+            shared["spec"]["workerLimit"],
+            serde_json::json!({"cpu": "250m", "memory": "256Mi"})
+        );
+    }
 }

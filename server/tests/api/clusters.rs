@@ -97,11 +97,7 @@ async fn a_cluster_goes_ready_and_its_kubeconfig_works(backend: Backend) {
     let ada = app.browser();
     ada.sign_up("ada").await;
     let response = ada
-        .create_cluster(&[
-            ("name", "demo"),
-            ("agents", "2"),
-            ("tls_sans", "demo.example.org, api.demo.example.org"),
-        ])
+        .create_cluster(&[("name", "demo"), ("tls_sans", "demo.example.org, api.demo.example.org")])
         .await;
     assert_eq!(response.status(), 200);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
@@ -150,7 +146,9 @@ async fn a_cluster_goes_ready_and_its_kubeconfig_works(backend: Backend) {
     let client = kube::Client::try_from(config).unwrap();
     let nodes: Api<Node> = Api::all(client);
     let nodes = nodes.list(&ListParams::default()).await.unwrap();
-    assert_eq!(nodes.items.len(), 3, "1 server and 2 agents");
+    // Default settings: shared mode on a 5-node host, so a k3k-kubelet (a node of the virtual
+    // cluster named after its host node) on each; the servers run without an agent.
+    assert_eq!(nodes.items.len(), 5, "a kubelet per host node");
     for node in &nodes.items {
         let info = node.status.as_ref().unwrap().node_info.as_ref().unwrap();
         assert!(info.kubelet_version.starts_with("v1.36.2"), "{}", info.kubelet_version);
@@ -271,15 +269,15 @@ async fn the_tenant_namespace_is_isolated() {
     assert_eq!(labels["app.kubernetes.io/managed-by"], "kraft");
     assert_eq!(labels["kraft.dev/cluster-id"], id);
     assert!(labels.contains_key("kraft.dev/owner-id"));
-    assert_eq!(labels["policy.k3k.io/policy-name"], "kraft-virtual");
-    // MTB-PL1-BC-CPI-4/5/6 (non-root, no privileged containers, no privilege escalation):
-    // Pod Security Admission "restricted" is enforced on the namespace.
-    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+    assert_eq!(labels["policy.k3k.io/policy-name"], "kraft-shared");
+    // MTB-PL1-BC-CPI-5 (no privileged containers) and host namespaces / hostPath: Pod Security
+    // "baseline" is enforced. "restricted" would reject K3k's own shared-mode pods (issue 14).
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "baseline");
 
     // MTB-PL1-CC-FNS-1 (namespace resource quotas) and MTB-PL1-BC-HI-1 (no NodePort services):
     // the quota bounds CPU, memory, storage and objects, and forbids NodePort and LoadBalancer.
     let quotas: Api<ResourceQuota> = Api::namespaced(host.clone(), &name);
-    let quota = quotas.get("k3k-kraft-virtual").await.expect("the tenant quota");
+    let quota = quotas.get("k3k-kraft-shared").await.expect("the tenant quota");
     let hard = quota.spec.unwrap().hard.unwrap();
     assert_eq!(hard["services.nodeports"].0, "0");
     assert_eq!(hard["services.loadbalancers"].0, "0");
@@ -288,7 +286,7 @@ async fn the_tenant_namespace_is_isolated() {
     }
     // MTB-PL1-CC-FNS-2 (namespace object limits): container defaults and maxima.
     let limits: Api<LimitRange> = Api::namespaced(host.clone(), &name);
-    let limit = limits.get("k3k-kraft-virtual").await.expect("the tenant limit range");
+    let limit = limits.get("k3k-kraft-shared").await.expect("the tenant limit range");
     assert!(limit
         .spec
         .unwrap()
@@ -297,7 +295,7 @@ async fn the_tenant_namespace_is_isolated() {
         .any(|l| l.type_ == "Container" && l.default.is_some()));
     // Network isolation (MTB network category): the policy's NetworkPolicy is in place.
     let policies: Api<NetworkPolicy> = Api::namespaced(host.clone(), &name);
-    assert!(policies.get("k3k-kraft-virtual").await.is_ok(), "no network policy");
+    assert!(policies.get("k3k-kraft-shared").await.is_ok(), "no network policy");
 
     // MTB-PL1-CC-TI-2 (no access to other tenants' resources): nothing of this cluster lives
     // outside its own namespace.
@@ -532,4 +530,128 @@ async fn admins_see_every_cluster_and_users_do_not() {
 
     assert_eq!(ada.call("admin/clusters", &[]).await.status(), 403);
     assert_eq!(app.another_browser().call("admin/clusters", &[]).await.status(), 401);
+}
+
+/// Finding 2 (issue 14): virtual mode's K3k pods are privileged, so KRaft offers it only with
+/// a sandbox runtime class and dedicated nodes, and then its pods run exactly there. Until the
+/// host has the runtime class, the detail page says why the cluster cannot start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_clusters_run_privileged_only_in_their_sandbox_on_dedicated_nodes() {
+    use kube::api::{DynamicObject, Patch, PatchParams};
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.cluster_modes = vec![kraft::config::ModeArg::Shared, kraft::config::ModeArg::Virtual];
+        c.virtual_runtime_class = "gvisor".into();
+        c.virtual_node_selector = vec!["kraft.dev/virtual=true".into()];
+    })
+    .await;
+    let host = app.host().await;
+    let nodes: Api<Node> = Api::all(host.clone());
+    let label = serde_json::json!({"metadata": {"labels": {"kraft.dev/virtual": "true"}}});
+    nodes.patch("hostsim-node-4", &PatchParams::default(), &Patch::Merge(label)).await.unwrap();
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let response =
+        ada.create_cluster(&[("name", "sand"), ("mode", "virtual"), ("agents", "1")]).await;
+    assert_eq!(response.status(), 200);
+    let id: String = response.json().await.unwrap();
+
+    eventually("the detail says the runtime class is missing", || async {
+        let detail: Value = ada.cluster(&id).await.json().await.unwrap();
+        detail["blocked_by"]
+            .as_str()
+            .is_some_and(|b| b.contains("RuntimeClass \"gvisor\" not found"))
+    })
+    .await;
+    let detail: Value = ada.cluster(&id).await.json().await.unwrap();
+    assert!(
+        detail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "FailedCreate" && e["object"] == "StatefulSet k3k-sand-server"),
+        "{detail}"
+    );
+
+    let classes: Api<DynamicObject> = Api::all_with(
+        host.clone(),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("node.k8s.io", "v1", "RuntimeClass"),
+            "runtimeclasses",
+        ),
+    );
+    let class: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+        "metadata": {"name": "gvisor"}, "handler": "runsc"}))
+    .unwrap();
+    classes.create(&PostParams::default(), &class).await.unwrap();
+    ada.wait_for_phase(&id, "Ready").await;
+
+    let ns = namespace_of(&app, &id).await.expect("namespace");
+    assert_eq!(ns.labels()["pod-security.kubernetes.io/enforce"], "privileged");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(host, &ns.name_any());
+    let pods = pods.list(&ListParams::default().labels("cluster=sand")).await.unwrap().items;
+    assert_eq!(pods.len(), 2, "a server and an agent");
+    for pod in pods {
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.runtime_class_name.as_deref(), Some("gvisor"));
+        assert_eq!(spec.node_name.as_deref(), Some("hostsim-node-4"));
+        let sc = spec.containers[0].security_context.clone().unwrap_or_default();
+        assert_eq!(sc.privileged, Some(true), "K3k runs virtual mode privileged");
+        let limits = spec.containers[0].resources.clone().unwrap().limits.unwrap();
+        assert_eq!(limits["memory"].0, "2Gi", "KRaft sets K3k's server and agent limits");
+    }
+}
+
+/// Finding 2 (issue 14): settings whose policy would reject K3k's pods, or admit privileged
+/// tenant pods, stop KRaft at start with what to set.
+#[tokio::test]
+async fn kraft_refuses_to_start_with_a_mode_its_own_policy_would_break() {
+    use clap::Parser;
+    let data = tempfile::tempdir().unwrap();
+    let start = |args: &[&str]| {
+        let mut argv = vec!["kraft"];
+        argv.extend_from_slice(args);
+        let mut config = kraft::cli::Cli::try_parse_from(argv).unwrap().config;
+        config.data_dir = data.path().to_path_buf();
+        config.addr = "127.0.0.1:0".parse().unwrap();
+        kraft::Application::build(config)
+    };
+    let error = start(&["--cluster-modes", "shared,virtual"]).await.err().expect("refused");
+    assert!(error.to_string().contains("KRAFT_VIRTUAL_RUNTIME_CLASS"), "{error}");
+    let error = start(&["--pod-security", "restricted"]).await.err().expect("refused");
+    assert!(error.to_string().contains("KRAFT_POD_SECURITY=baseline"), "{error}");
+    let error = start(&["--pod-security", "privileged"]).await.err().expect("refused");
+    assert!(error.to_string().contains("privileged pods"), "{error}");
+    let error = start(&[
+        "--cluster-modes",
+        "virtual",
+        "--virtual-runtime-class",
+        "gvisor",
+        "--virtual-node-selector",
+        "dedicated",
+    ])
+    .await
+    .err()
+    .expect("refused");
+    assert!(error.to_string().contains("not key=value"), "{error}");
+}
+
+/// Finding 6 (issue 14): K3k reports `Failed` on any transient reconcile error after Ready and
+/// recovers on its next pass. KRaft shows "Degraded" with the reason and keeps the kubeconfig,
+/// instead of copying `Failed` and refusing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_after_ready_is_degraded_and_keeps_the_kubeconfig() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("flap").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    app.hostsim().faults().set_provisioning(hostsim::Provisioning::Flap, Duration::ZERO);
+    ada.wait_for_phase(&id, "Degraded").await;
+    let detail: Value = ada.cluster(&id).await.json().await.unwrap();
+    let message = detail["summary"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.starts_with("degraded: failed to ensure storage classes"), "{message}");
+    assert_eq!(ada.kubeconfig(&id, "1").await.status(), 200, "still usable while degraded");
+    ada.wait_for_phase(&id, "Ready").await;
+    app.hostsim().faults().clear();
 }
