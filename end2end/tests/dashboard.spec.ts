@@ -35,7 +35,7 @@ test('the dashboard guides a first cluster, then shows it live with charts and q
   const line = card.getByRole('img', { name: 'CPU over time' }).locator('polyline');
   const first = await line.getAttribute('points');
   await expect.poll(() => line.getAttribute('points'), { timeout: 15_000 }).not.toBe(first);
-  await expect(card.getByLabel('Quota of dash')).toContainText(/of 4\.00 cores/);
+  await expect(card.getByLabel('Quota of dash')).toContainText(/of 8\.25 cores/); // 4 for the tenant + 3 servers × 1 + 5 kubelets × 250m
   await expect(page.locator('[data-total="cpu"]')).toHaveText(/\d/);
   await expect(page.getByLabel('Quota of all your clusters')).toContainText('CPU requests');
 
@@ -44,8 +44,9 @@ test('the dashboard guides a first cluster, then shows it live with charts and q
   await expect(page).toHaveURL(detailUrl);
   const metrics = page.getByRole('region', { name: 'Metrics' });
   const chart = metrics.getByRole('img', { name: 'CPU', exact: true });
-  await expect(metrics.getByLabel('CPU by pod').locator('li[data-pod]')).toHaveCount(2, { timeout: 20_000 });
-  await expect.poll(() => chart.locator('polyline.series').count(), { timeout: 20_000 }).toBe(2);
+  // Shared mode on a 5-node host: the server and a k3k-kubelet per node.
+  await expect(metrics.getByLabel('CPU by pod').locator('li[data-pod]')).toHaveCount(6, { timeout: 20_000 });
+  await expect.poll(() => chart.locator('polyline.series').count(), { timeout: 20_000 }).toBe(6);
   // Wait for a few samples so the hover lands on an older one.
   await expect.poll(async () => ((await chart.locator('polyline.total').getAttribute('points')) ?? '').split(' ').length, {
     timeout: 20_000,
