@@ -143,6 +143,11 @@ pub struct Config {
     )]
     pub cluster_modes: Vec<ModeArg>,
 
+    /// Hostnames tenants may not claim as extra TLS names (KRaft's own, comma-separated): K3k
+    /// makes every such name a host on the shared ingress.
+    #[arg(long, env = "KRAFT_RESERVED_HOSTNAMES", value_delimiter = ',', global = true)]
+    pub reserved_hostnames: Vec<String>,
+
     /// Virtual mode only: the sandbox RuntimeClass (gVisor, Kata) its privileged pods run in.
     #[arg(long, env = "KRAFT_VIRTUAL_RUNTIME_CLASS", default_value = "", global = true)]
     pub virtual_runtime_class: String,
@@ -311,6 +316,12 @@ impl Config {
                     &self.kubelet_memory,
                 ),
             },
+            reserved_hostnames: self
+                .reserved_hostnames
+                .iter()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .collect(),
             virtual_isolation: (!self.virtual_runtime_class.trim().is_empty()
                 || !self.virtual_node_selector.is_empty())
             .then(|| platform::clusters::VirtualIsolation {

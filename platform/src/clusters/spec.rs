@@ -33,6 +33,9 @@ pub struct ClusterSettings {
     pub k3k: K3kResources,
     /// How virtual-mode clusters are kept apart; virtual mode needs it.
     pub virtual_isolation: Option<VirtualIsolation>,
+    /// Names no tenant may claim as a SAN (K3k makes every SAN a host of the cluster's Ingress
+    /// on the shared controller): KRaft's own hostname and the operator's others.
+    pub reserved_hostnames: Vec<String>,
 }
 
 /// CPU and memory limits of one of K3k's containers, e.g. `("1", "2Gi")`.
@@ -108,6 +111,7 @@ impl Default for ClusterSettings {
             tenant: TenantLimits::default(),
             k3k: K3kResources::default(),
             virtual_isolation: None,
+            reserved_hostnames: Vec::new(),
         }
     }
 }
@@ -288,6 +292,15 @@ impl ClusterSettings {
         }
         if san.starts_with("*.") {
             return Err(format!("\"{san}\": wildcard names are not allowed."));
+        }
+        let lower = san.to_lowercase();
+        if let Some(taken) = self
+            .reserved_hostnames
+            .iter()
+            .map(|h| h.trim_end_matches('.').to_lowercase())
+            .find(|h| !h.is_empty() && (lower == *h || lower.ends_with(&format!(".{h}"))))
+        {
+            return Err(format!("\"{san}\": {taken} is the platform's own; choose another name."));
         }
         let base = self.base_domain.trim_end_matches('.').to_lowercase();
         if san == base || san.ends_with(&format!(".{base}")) {
@@ -619,6 +632,16 @@ mod tests {
         // With no ingress in front, K3k makes no Ingress: addresses are fine.
         let unexposed = ClusterSettings { ingress_class: None, ..ClusterSettings::default() };
         assert_eq!(san_error(&unexposed, "10.0.0.7"), None);
+        // KRaft's own hostname (outside the base domain) is not for tenants either.
+        let reserved = ClusterSettings {
+            reserved_hostnames: vec!["cloud.example.mu".into()],
+            ..ClusterSettings::default()
+        };
+        for own in ["cloud.example.mu", "Cloud.Example.MU.", "api.cloud.example.mu"] {
+            let message = san_error(&reserved, own).expect("KRaft's hostname refused");
+            assert!(message.contains("the platform's own"), "{own}: {message}");
+        }
+        assert_eq!(san_error(&reserved, "notcloud.example.mu"), None);
     }
 
     #[test]

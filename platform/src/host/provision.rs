@@ -126,13 +126,7 @@ pub fn policy(
         }],
     };
     let isolation = settings.virtual_isolation.as_ref().filter(|_| mode == ClusterMode::Virtual);
-    let level = match mode {
-        ClusterMode::Shared => match tenant.pod_security.as_str() {
-            "restricted" => PodSecurityLevel::Restricted,
-            _ => PodSecurityLevel::Baseline,
-        },
-        _ => PodSecurityLevel::Privileged,
-    };
+    let level = pod_security_level(mode, settings);
     let mut policy = VirtualClusterPolicy::new(
         &policy_name(mode),
         VirtualClusterPolicySpec {
@@ -148,6 +142,43 @@ pub fn policy(
     policy.metadata.labels =
         Some(BTreeMap::from([(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned())]));
     policy
+}
+
+/// The Pod Security level of a mode's namespaces (see [`ClusterSettings::check`]).
+pub fn pod_security_level(mode: ClusterMode, settings: &ClusterSettings) -> PodSecurityLevel {
+    match mode {
+        ClusterMode::Shared => match settings.tenant.pod_security.as_str() {
+            "restricted" => PodSecurityLevel::Restricted,
+            _ => PodSecurityLevel::Baseline,
+        },
+        _ => PodSecurityLevel::Privileged,
+    }
+}
+
+/// The namespace of a row, bound to its mode's policy and carrying that policy's Pod Security
+/// labels from its first write, exactly as K3k's policy controller sets them (K3k v1.1.0
+/// `pkg/controller/policy/namespace.go`): nothing can be admitted into it before the policy
+/// controller gets to it, whatever order the host runs things in.
+pub fn namespace_object(
+    row: &clusters::Model,
+    settings: &ClusterSettings,
+    installation: uuid::Uuid,
+) -> serde_json::Value {
+    let mut ns_labels = labels(row, installation);
+    ns_labels[POLICY_LABEL] = json!(policy_name(row.mode()));
+    let level = pod_security_level(row.mode(), settings);
+    let level = serde_json::to_value(level).unwrap_or(json!("baseline"));
+    ns_labels["pod-security.kubernetes.io/enforce"] = level.clone();
+    ns_labels["pod-security.kubernetes.io/enforce-version"] = json!("latest");
+    if level != json!("privileged") {
+        ns_labels["pod-security.kubernetes.io/warn"] = level;
+        ns_labels["pod-security.kubernetes.io/warn-version"] = json!("latest");
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": row.host_namespace, "labels": ns_labels},
+    })
 }
 
 /// Host nodes a pod without tolerations may be scheduled on: schedulable and without a
@@ -266,13 +297,7 @@ pub async fn ensure(
     settings: &ClusterSettings,
     installation: uuid::Uuid,
 ) -> Result<(), HostError> {
-    let mut ns_labels = labels(row, installation);
-    ns_labels[POLICY_LABEL] = json!(policy_name(row.mode()));
-    let namespace = json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": row.host_namespace, "labels": ns_labels},
-    });
+    let namespace = namespace_object(row, settings, installation);
     let namespaces: Api<Namespace> = Api::all(host.client());
     namespaces.patch(&row.host_namespace, &apply(), &Patch::Apply(namespace)).await?;
     let clusters: Api<Cluster> = Api::namespaced(host.client(), &row.host_namespace);
@@ -367,6 +392,29 @@ mod tests {
 
     fn hard(policy: &VirtualClusterPolicy, key: &str) -> String {
         policy.spec.quota.as_ref().and_then(|q| q.hard.as_ref()).map(|h| h[key].0.clone()).unwrap()
+    }
+
+    /// The namespace is never without its pod security level, not even between KRaft's
+    /// write and K3k's policy controller's.
+    #[test]
+    fn the_namespace_carries_its_pod_security_labels_from_the_first_write() {
+        let settings = ClusterSettings {
+            modes: vec![ClusterMode::Shared, ClusterMode::Virtual],
+            ..ClusterSettings::default()
+        };
+        let ns = namespace_object(&row("shared"), &settings, uuid::Uuid::nil());
+        let labels = &ns["metadata"]["labels"];
+        assert_eq!(labels["pod-security.kubernetes.io/enforce"], "baseline");
+        assert_eq!(labels["pod-security.kubernetes.io/enforce-version"], "latest");
+        assert_eq!(labels["pod-security.kubernetes.io/warn"], "baseline");
+        assert_eq!(labels[POLICY_LABEL], "kraft-shared");
+        let ns = namespace_object(&row("virtual"), &settings, uuid::Uuid::nil());
+        let labels = &ns["metadata"]["labels"];
+        assert_eq!(labels["pod-security.kubernetes.io/enforce"], "privileged");
+        assert!(
+            labels.get("pod-security.kubernetes.io/warn").is_none(),
+            "K3k sets no warn for privileged"
+        );
     }
 
     #[test]
