@@ -36,6 +36,9 @@ pub type Query = HashMap<String, String>;
 pub fn router(host: Arc<Host>) -> Router {
     Router::new()
         .route("/version", get(version))
+        // A real API server answers the trailing slash too (the official Python client asks
+        // for `/version/`).
+        .route("/version/", get(version))
         .route("/healthz", get(ok))
         .route("/livez", get(ok))
         .route("/readyz", get(ok))

@@ -179,7 +179,9 @@ impl Store {
             let meta = object::metadata_mut(&mut obj);
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             meta.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
-            meta.insert("generation".into(), json!(1));
+            if tracks_generation(gr) {
+                meta.insert("generation".into(), json!(1));
+            }
             return Ok(obj);
         }
         inner.rv += 1;
@@ -188,7 +190,11 @@ impl Store {
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
         meta.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
-        meta.insert("generation".into(), json!(1));
+        if tracks_generation(gr) {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
         meta.remove("deletionTimestamp");
         meta.remove("deletionGracePeriodSeconds");
         inner.objects.entry(gr.clone()).or_default().insert(key, obj.clone());
@@ -235,7 +241,11 @@ impl Store {
                     None => meta.remove(k),
                 };
             }
-            meta.insert("generation".into(), json!(generation));
+            if tracks_generation(gr) {
+                meta.insert("generation".into(), json!(generation));
+            } else {
+                meta.remove("generation");
+            }
             meta.insert(
                 "resourceVersion".into(),
                 old_meta.get("resourceVersion").cloned().unwrap_or(Value::Null),
@@ -483,6 +493,24 @@ impl Inner {
             let nsobj = nsobj.clone();
             self.remove(&namespaces(), &nkey, nsobj, tx);
         }
+    }
+}
+
+/// Whether the kind has a `metadata.generation` at all. Only kinds whose registry strategy sets
+/// it do (their `PrepareForCreate`: workloads, ingresses, network policies, pods since 1.34's
+/// PodObservedGenerationTracking, CRDs and every custom resource); Namespaces, Services,
+/// Secrets, ConfigMaps, Nodes, Events, quotas and the like never carry one (kubernetes v1.35
+/// pkg/registry/*/strategy.go).
+fn tracks_generation(gr: &GroupResource) -> bool {
+    match gr.group.as_str() {
+        "" => gr.resource == "pods",
+        "rbac.authorization.k8s.io"
+        | "coordination.k8s.io"
+        | "node.k8s.io"
+        | "storage.k8s.io"
+        | "events.k8s.io"
+        | "metrics.k8s.io" => false,
+        _ => true,
     }
 }
 

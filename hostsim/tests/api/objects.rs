@@ -375,3 +375,30 @@ async fn orphan_propagation_keeps_dependents_and_preconditions_are_checked() {
     let kept = api.get("dependent").await.expect("dependent kept");
     assert!(kept.metadata.owner_references.unwrap_or_default().is_empty());
 }
+
+/// What an independent client (the official Python client, kube 3.1 dynamic objects) saw
+/// differ from a real server: Namespaces, Secrets and Services carry no `generation`; workloads
+/// and custom resources do; `/version/` with its trailing slash is answered.
+#[tokio::test]
+async fn generation_only_where_a_real_server_keeps_one_and_version_with_a_slash() {
+    let app = spawn_host().await;
+    let ns = app.namespace("gen").await;
+    assert_eq!(ns.metadata.generation, None, "a namespace has no generation");
+    let secrets: Api<Secret> = Api::namespaced(app.client.clone(), "gen");
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "s"}})).unwrap();
+    let secret = secrets.create(&PostParams::default(), &secret).await.unwrap();
+    assert_eq!(secret.metadata.generation, None);
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(app.client.clone(), "gen");
+    let deployment = serde_json::from_value(json!({"metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}))
+    .unwrap();
+    let deployment = deployments.create(&PostParams::default(), &deployment).await.unwrap();
+    assert_eq!(deployment.metadata.generation, Some(1));
+    let namespaces: Api<Namespace> = Api::all(app.client.clone());
+    assert_eq!(namespaces.get("gen").await.unwrap().metadata.generation, None);
+    let request = axum::http::Request::get("/version/").body(Vec::new()).unwrap();
+    let body = app.client.request_text(request).await.expect("/version/ answered");
+    assert!(body.contains("gitVersion"), "{body}");
+}
