@@ -507,19 +507,28 @@ impl Host {
         }
         // Usage from the objects themselves (the plugin reads `status.used`, which the quota
         // controller keeps equal to this).
-        let lists: Vec<(&str, Vec<Value>)> =
-            ["pods", "persistentvolumeclaims", "services", "secrets", "configmaps"]
-                .into_iter()
-                .map(|plural| {
-                    (plural, self.store.list(&GroupResource::new("", plural), Some(&ns)).0)
-                })
-                .collect();
-        let borrowed: Vec<(&str, &[Value])> =
-            lists.iter().map(|(p, objs)| (*p, objs.as_slice())).collect();
-        let used: Vec<crate::quota::Usage> =
-            quotas.iter().map(|q| crate::quota::quota_usage(q, &borrowed)).collect();
+        let used: Vec<crate::quota::Usage> = quotas.iter().map(|q| self.quota_used(q)).collect();
         let pairs: Vec<(&Value, &crate::quota::Usage)> = quotas.iter().zip(used.iter()).collect();
         crate::quota::admit_all(&pairs, &rt.plural, obj, old).map_err(forbidden)
+    }
+
+    /// What one ResourceQuota's namespace uses of what it counts: the objects of every resource
+    /// its `hard` names, within its scopes.
+    pub fn quota_used(&self, quota: &Value) -> crate::quota::Usage {
+        let ns = object::namespace(quota);
+        let hard = quota.pointer("/spec/hard").cloned().unwrap_or(json!({}));
+        let lists: Vec<(String, Vec<Value>)> = crate::quota::counted_resources(&hard)
+            .into_iter()
+            .map(|(group, resource)| {
+                let items = self.store.list(&GroupResource::new(&group, &resource), Some(ns)).0;
+                let plural =
+                    if group.is_empty() { resource } else { format!("{resource}.{group}") };
+                (plural, items)
+            })
+            .collect();
+        let lists: Vec<(&str, &[Value])> =
+            lists.iter().map(|(p, v)| (p.as_str(), v.as_slice())).collect();
+        crate::quota::quota_usage(quota, &lists)
     }
 
     /// LimitRanger's `max` constraints on each container of a new pod (the only constraint

@@ -210,17 +210,7 @@ pub fn refresh_quota_status(host: &Host, ns: &str, name: &str) -> Result<()> {
         return Ok(());
     };
     let hard = q.pointer("/spec/hard").cloned().unwrap_or(json!({}));
-    let lists: Vec<(String, Vec<Value>)> = quota::counted_resources(&hard)
-        .into_iter()
-        .map(|(group, resource)| {
-            let items = host.store.list(&GroupResource::new(&group, &resource), Some(ns)).0;
-            let plural = if group.is_empty() { resource } else { format!("{resource}.{group}") };
-            (plural, items)
-        })
-        .collect();
-    let lists: Vec<(&str, &[Value])> =
-        lists.iter().map(|(p, v)| (p.as_str(), v.as_slice())).collect();
-    let used = quota::status_used(&hard, &quota::quota_usage(&q, &lists));
+    let used = quota::status_used(&hard, &host.quota_used(&q));
     let status = json!({"hard": quota::status_hard(&hard), "used": used});
     host.modify("", "resourcequotas", ns, name, Some("status"), |q| {
         q["status"] = status.clone();

@@ -149,7 +149,6 @@ impl Clusters {
         };
         let phase_text =
             if degraded { "Degraded".to_owned() } else { k3k_phase.as_str().to_owned() };
-        let phase = k3k_phase;
         let unchanged = row.phase == phase_text
             && row.status_message == message
             && row.conditions == conditions
@@ -159,7 +158,7 @@ impl Clusters {
             return Ok(false);
         }
         let now = Utc::now();
-        let ready_at = match (row.ready_at, phase) {
+        let ready_at = match (row.ready_at, k3k_phase) {
             (None, ClusterPhase::Ready) => Some(now),
             (existing, _) => existing,
         };
