@@ -54,8 +54,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
-"$bin" serve --addr "127.0.0.1:$port" --kubeconfig-out "$work/kubeconfig" \
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+port="$(free_port)"
+ingress_port="$(free_port)"
+"$bin" serve --addr "127.0.0.1:$port" --ingress-addr "127.0.0.1:$ingress_port" --kubeconfig-out "$work/kubeconfig" \
     --ready-delay-ms 1000 --pod-start-delay-ms 500 --log-rate 5 >"$work/serve.out" 2>"$work/serve.err" &
 server_pid=$!
 for _ in $(seq 1 100); do
@@ -151,6 +153,12 @@ spec:
   mode: virtual
   servers: 1
   agents: 2
+  tlsSANs: [demo.kraft.test]
+  expose:
+    ingress:
+      ingressClassName: nginx
+      annotations:
+        nginx.ingress.kubernetes.io/ssl-passthrough: "true"
 EOF
 k get clusters -n "$ns" -w >"$work/watch.out" 2>&1 &
 watch_pid=$!
@@ -224,14 +232,19 @@ expect "top pods with a label selector" '^k3k-demo-server-0 ' k -n "$ns" top pod
 expect "top nodes" '^hostsim-node-0 +[0-9]+m +[0-9]+% +[0-9]+Mi' k top nodes
 
 # The virtual cluster's own API, with the kubeconfig from the K3k secret.
-endpoint="$(k -n "$ns" get cluster demo -o jsonpath='{.metadata.annotations.hostsim\.kraft\.dev/endpoint}')"
+# With expose.ingress K3k's kubeconfig names the Ingress host; the simulated ingress-nginx
+# passes TLS through by SNI (what wildcard DNS to the controller gives a real client).
 k -n "$ns" get secret k3k-demo-kubeconfig -o jsonpath='{.data.kubeconfig\.yaml}' | base64 -d >"$work/vc.yaml"
-sed -i "s#^\( *server:\).*#\1 $endpoint#" "$work/vc.yaml"
-expect "virtual cluster endpoint is announced" '^https://127\.0\.0\.1:[0-9]+$' echo "$endpoint"
+expect "K3k's kubeconfig names the ingress host" 'server: https://demo\.kraft\.test$' cat "$work/vc.yaml"
+endpoint="https://127.0.0.1:$ingress_port"
+sed -i "s#^\( *server:\).*#\1 $endpoint\n    tls-server-name: demo.kraft.test#" "$work/vc.yaml"
+expect "ingress-nginx's IngressClass is installed" '^nginx +k8s\.io/ingress-nginx' k get ingressclass
+expect "the cluster's Ingress has the passthrough class" '^k3k-demo-ingress +nginx +demo\.kraft\.test' k -n "$ns" get ingress
+expect_fail "another name gets ingress-nginx's fake certificate" 'x509|certificate' k --kubeconfig "$work/vc.yaml" --tls-server-name other.kraft.test get nodes
 expect_count "virtual cluster get nodes lists servers and agents" 4 ' Ready .*v1\.35\.2\+k3s1' k --kubeconfig "$work/vc.yaml" get nodes
 expect "virtual cluster get ns" '^kube-system +Active' k --kubeconfig "$work/vc.yaml" get ns
 expect "virtual cluster version" 'Server Version: v1\.35\.2\+k3s1' k --kubeconfig "$work/vc.yaml" version
-expect_fail "virtual cluster rejects the host token" 'Unauthorized|certificate|x509|tls' k --kubeconfig "$work/kubeconfig" --server "$endpoint" --insecure-skip-tls-verify get nodes
+expect_fail "virtual cluster rejects the host token" 'Unauthorized|certificate|x509|tls' k --kubeconfig "$work/kubeconfig" --server "$endpoint" --tls-server-name demo.kraft.test --insecure-skip-tls-verify get nodes
 
 # Policies.
 cat >"$work/vcp.yaml" <<EOF

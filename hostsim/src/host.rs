@@ -465,6 +465,9 @@ impl Host {
     /// constraints, RuntimeClass, PodSecurity, and ResourceQuota last. Each refusal is a 403
     /// `<resource> "<name>" is forbidden: <why>` (apiserver `admission.NewForbidden`).
     fn validate_builtin(&self, rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<()> {
+        if rt.group == "networking.k8s.io" && rt.plural == "ingresses" {
+            return validate_ingress(rt, obj);
+        }
         if !rt.group.is_empty() {
             return Ok(());
         }
@@ -922,5 +925,34 @@ impl Host {
                 tracing::debug!(error = %e, "could not record event");
             }
         }
+    }
+}
+
+/// Ingress rule hosts (kubernetes v1.35 `pkg/apis/networking/validation/validation.go`
+/// `validateIngressRules`): never an IP address; a DNS-1123 subdomain, or a wildcard one
+/// (`*.` then a subdomain).
+fn validate_ingress(rt: &ResourceType, obj: &Value) -> Result<()> {
+    let rules = obj.pointer("/spec/rules").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut causes = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let Some(h) = rule.get("host").and_then(Value::as_str).filter(|h| !h.is_empty()) else {
+            continue;
+        };
+        let field = format!("spec.rules[{i}].host");
+        if h.parse::<std::net::IpAddr>().is_ok() {
+            causes.push(Cause::invalid(&field, &json!(h), "must be a DNS name, not an IP address"));
+        }
+        if let Some(rest) = h.strip_prefix("*.") {
+            if !is_dns_subdomain(rest) || rest.contains('*') {
+                causes.push(Cause::invalid(&field, &json!(h), "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character (e.g. '*.example.com', regex used for validation is '\\*\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"));
+            }
+        } else if !is_dns_subdomain(h) {
+            causes.push(Cause::invalid(&field, &json!(h), "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"));
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(Host::invalid(rt, object::name(obj), causes))
     }
 }

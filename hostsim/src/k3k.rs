@@ -21,10 +21,6 @@ pub const POLICY_LABEL: &str = "policy.k3k.io/policy-name";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const POLICY_MANAGER: &str = "k3k-policy-controller";
 pub const CONTROLLER_COMPONENT: &str = "k3k-cluster-controller";
-/// Annotation (on the Cluster and its `k3k-<name>-service`) with the virtual cluster's
-/// reachable API URL, e.g. `https://127.0.0.1:41234`. hostsim's own convention.
-pub const ENDPOINT_ANNOTATION: &str = "hostsim.kraft.dev/endpoint";
-
 /// K3k's `SafeConcatName`: the non-empty parts joined with `-`; a result of 64 characters or
 /// more is cut to 57 characters plus `-` and the first 5 hex digits of its SHA-256, or to 56
 /// plus 6 hex digits when the 57th character is not `[a-z0-9]`.

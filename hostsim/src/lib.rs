@@ -12,6 +12,7 @@ pub mod api;
 pub mod error;
 pub mod faults;
 pub mod host;
+pub mod ingress;
 pub mod k3k;
 pub mod kubeconfig;
 pub mod logs;
@@ -71,6 +72,11 @@ pub struct Config {
     pub virtual_cluster_api: bool,
     /// Serve `metrics.k8s.io` (as if metrics-server were installed).
     pub metrics_api: bool,
+    /// An ingress-nginx controller with wildcard DNS in front of it (see [`ingress`]); `None`:
+    /// no ingress controller, and no host name resolves.
+    pub ingress: Option<ingress::IngressController>,
+    /// Where the ingress controller's TLS port listens; port 0 picks a free port.
+    pub ingress_addr: SocketAddr,
 }
 
 impl Default for Config {
@@ -89,6 +95,8 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(10),
             virtual_cluster_api: true,
             metrics_api: true,
+            ingress: Some(ingress::IngressController::default()),
+            ingress_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -97,6 +105,7 @@ impl Default for Config {
 pub struct Running {
     host: Arc<Host>,
     addr: SocketAddr,
+    ingress_addr: Option<SocketAddr>,
     url: String,
     ca_pem: Option<String>,
     shutdown: watch::Sender<bool>,
@@ -125,6 +134,16 @@ fn install(host: &Host) -> Result<()> {
         json!({"metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
                "spec": {"clusterIP": "10.43.0.1", "clusterIPs": ["10.43.0.1"], "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}}),
     )?;
+    if let Some(controller) = &host.config.ingress {
+        // ingress-nginx's chart installs its IngressClass (charts/ingress-nginx
+        // templates/controller-ingressclass.yaml, controller `k8s.io/ingress-nginx`).
+        host.ensure(
+            "networking.k8s.io",
+            "ingressclasses",
+            json!({"metadata": {"name": controller.class, "labels": {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"}},
+                   "spec": {"controller": ingress::CONTROLLER_NAME}}),
+        )?;
+    }
     for i in 0..host.config.nodes.max(1) {
         let name = format!("hostsim-node-{i}");
         host.ensure("", "nodes", k3k::node_object(&name, &host.config.host_version, i))?;
@@ -182,6 +201,11 @@ pub async fn start(config: Config) -> Result<Running> {
     let tls_enabled = config.tls;
     let listener = TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
+    let ingress_listener = match &config.ingress {
+        Some(_) => Some(TcpListener::bind(config.ingress_addr).await?),
+        None => None,
+    };
+    let ingress_addr = ingress_listener.as_ref().map(TcpListener::local_addr).transpose()?;
     let host = Arc::new(Host::new(config, token));
     let _ = host.address.set(addr.to_string());
     install(&host)?;
@@ -213,7 +237,10 @@ pub async fn start(config: Config) -> Result<Running> {
     tasks.push(tokio::spawn(tls::serve(listener, tls_config, app, shutdown_rx.clone())));
     tasks.push(tokio::spawn(k3k::controller::run(host.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(run_log_generator(host.clone(), shutdown_rx.clone())));
-    Ok(Running { host, addr, url, ca_pem, shutdown, tasks })
+    if let Some(listener) = ingress_listener {
+        tasks.push(tokio::spawn(ingress::serve(host.clone(), listener, shutdown_rx.clone())));
+    }
+    Ok(Running { host, addr, ingress_addr, url, ca_pem, shutdown, tasks })
 }
 
 async fn run_log_generator(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
@@ -240,6 +267,12 @@ impl Running {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the ingress controller takes TLS (what wildcard DNS for the base domain would point
+    /// at): dial it with the cluster's host name as SNI (kubeconfig `tls-server-name`).
+    pub fn ingress_addr(&self) -> Option<SocketAddr> {
+        self.ingress_addr
     }
 
     /// The bearer token the host API requires.
@@ -288,8 +321,9 @@ impl Running {
         self.host.store.count()
     }
 
-    /// The reachable API endpoint of a Ready virtual cluster (also on the Cluster's
-    /// `hostsim.kraft.dev/endpoint` annotation).
+    /// Where a Ready virtual cluster's API listens on the simulated pod network: what its
+    /// ClusterIP Service routes to from inside the host. Nothing outside the host learns it from
+    /// the API; tests use it to stand in for a client running in a pod.
     pub fn virtual_cluster_endpoint(&self, namespace: &str, name: &str) -> Option<String> {
         self.host.vclusters.endpoint(namespace, name)
     }

@@ -1,4 +1,5 @@
-//! The `hostsim` binary: `hostsim serve [--addr 127.0.0.1:6443] [--kubeconfig-out PATH]`.
+//! The `hostsim` binary: `hostsim serve [--addr 127.0.0.1:6443] [--kubeconfig-out PATH]
+//! [--ingress-addr 127.0.0.1:8443]`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,16 @@ enum Command {
         /// Number of host nodes.
         #[arg(long, default_value_t = 5)]
         nodes: usize,
+        /// The IngressClass of the simulated ingress-nginx controller; "none" for no ingress
+        /// controller (then no cluster host name resolves).
+        #[arg(long, default_value = "nginx")]
+        ingress_class: String,
+        /// Start the ingress controller without `--enable-ssl-passthrough`.
+        #[arg(long)]
+        no_ssl_passthrough: bool,
+        /// Where the ingress controller takes TLS (wildcard DNS would point here).
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        ingress_addr: SocketAddr,
     },
 }
 
@@ -61,7 +72,14 @@ async fn main() -> anyhow::Result<()> {
         pod_start_delay_ms,
         log_rate,
         nodes,
+        ingress_class,
+        no_ssl_passthrough,
+        ingress_addr,
     } = Cli::parse().command;
+    let ingress = (ingress_class != "none").then(|| hostsim::ingress::IngressController {
+        class: ingress_class,
+        ssl_passthrough: !no_ssl_passthrough,
+    });
     let config = hostsim::Config {
         addr,
         tls: !insecure_http,
@@ -70,6 +88,8 @@ async fn main() -> anyhow::Result<()> {
         pod_start_delay: Duration::from_millis(pod_start_delay_ms),
         log_lines_per_second: log_rate,
         nodes,
+        ingress,
+        ingress_addr,
         ..hostsim::Config::default()
     };
     let running = hostsim::start(config).await?;
@@ -80,6 +100,9 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("{kubeconfig}");
     tracing::info!(url = %running.url(), "hostsim serving");
+    if let Some(addr) = running.ingress_addr() {
+        tracing::info!(%addr, "ingress controller serving (TLS passthrough by SNI)");
+    }
     tokio::signal::ctrl_c().await?;
     running.shutdown().await;
     Ok(())

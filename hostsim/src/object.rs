@@ -23,6 +23,15 @@ pub fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
     obj.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str)
 }
 
+pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
+}
+
+/// The string at a JSON pointer, or `""`.
+pub fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+}
+
 pub fn labels(obj: &Value) -> Map<String, Value> {
     obj.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default()
 }

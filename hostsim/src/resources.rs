@@ -166,6 +166,7 @@ fn builtins() -> Vec<ResourceType> {
         b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], &["status"]),
         b("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", false, &[], &[]),
         b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], &["status"]),
+        b("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[], &[]),
         b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], &[]),
         b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], &[]),
         b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], &[]),

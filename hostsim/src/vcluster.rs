@@ -31,6 +31,7 @@ struct VirtualCluster {
 
 struct Served {
     endpoint: String,
+    addr: std::net::SocketAddr,
     host: Arc<Host>,
     stop: watch::Sender<bool>,
 }
@@ -113,7 +114,7 @@ impl Endpoints {
         let mut map = self.lock();
         match map.get_mut(&key(ns, name)) {
             Some(vc) if vc.api.is_none() => {
-                vc.api = Some(Served { endpoint: endpoint.clone(), host: vhost, stop });
+                vc.api = Some(Served { endpoint: endpoint.clone(), addr, host: vhost, stop });
                 Ok(endpoint)
             }
             Some(vc) => Ok(vc.api.as_ref().map(|a| a.endpoint.clone()).unwrap_or(endpoint)),
@@ -154,6 +155,11 @@ impl Endpoints {
                 tracing::debug!(error = %e, "virtual node sync failed");
             }
         }
+    }
+
+    /// Where the cluster's API listens on the pod network (what its Service routes to).
+    pub fn address(&self, ns: &str, name: &str) -> Option<std::net::SocketAddr> {
+        self.lock().get(&key(ns, name)).and_then(|vc| vc.api.as_ref().map(|a| a.addr))
     }
 
     pub fn endpoint(&self, ns: &str, name: &str) -> Option<String> {

@@ -188,6 +188,50 @@ fn columns(rt: &ResourceType) -> (Vec<Value>, CellFn, bool) {
             }),
             true,
         ),
+        // kubernetes pkg/printers/internalversion/printers.go printIngress / printIngressClass.
+        ("networking.k8s.io", "ingresses") => (
+            vec![
+                col("Class", "string"),
+                col("Hosts", "string"),
+                col("Address", "string"),
+                col("Ports", "string"),
+            ],
+            Box::new(|o| {
+                let class = o
+                    .pointer("/spec/ingressClassName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("<none>")
+                    .to_string();
+                let hosts: Vec<&str> = o
+                    .pointer("/spec/rules")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(|r| r.get("host").and_then(Value::as_str)).collect())
+                    .unwrap_or_default();
+                let hosts = if hosts.is_empty() { "*".to_string() } else { hosts.join(",") };
+                let address: Vec<&str> = o
+                    .pointer("/status/loadBalancer/ingress")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|i| i.get("ip").or(i.get("hostname")).and_then(Value::as_str))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let tls = o.pointer("/spec/tls").and_then(Value::as_array).is_some_and(|t| !t.is_empty());
+                vec![
+                    json!(class),
+                    json!(hosts),
+                    json!(address.join(",")),
+                    json!(if tls { "80, 443" } else { "80" }),
+                ]
+            }),
+            true,
+        ),
+        ("networking.k8s.io", "ingressclasses") => (
+            vec![col("Controller", "string"), col("Parameters", "string")],
+            Box::new(|o| vec![json!(s(o.pointer("/spec/controller"))), json!("<none>")]),
+            true,
+        ),
         ("apps", "statefulsets" | "deployments") => (
             vec![col("Ready", "string")],
             Box::new(|o| {

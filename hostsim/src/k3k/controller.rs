@@ -421,8 +421,7 @@ impl Controller {
         }
 
         // Ready: bootstrap and kubeconfig secrets, the virtual cluster's API, status, event.
-        let endpoint =
-            layout.bootstrap(&host, &all_sans_for_cert(&cluster, &svc_ip, &layout)).await?;
+        layout.bootstrap(&host, &all_sans_for_cert(&cluster, &svc_ip, &layout)).await?;
         // The virtual cluster's nodes: in virtual mode every server and agent pod is a k3s node
         // named after its pod; in shared mode the servers run with `disable-agent` and each
         // k3k-kubelet registers as a node named after its host node (AGENT_HOSTNAME =
@@ -442,21 +441,42 @@ impl Controller {
             .filter(|(n, _)| !n.is_empty())
             .collect();
         host.vclusters.sync_nodes(ns, name, &nodes, &layout.version);
-        if let Some(endpoint) = &endpoint {
-            let ann = super::ENDPOINT_ANNOTATION;
-            host.modify(GROUP, "clusters", ns, name, None, |c| {
-                object::metadata_mut(c);
-                c["metadata"]["annotations"][ann] = json!(endpoint);
+        if str_at(&layout.service_type(), "") == "LoadBalancer" {
+            // What a cloud's load-balancer controller writes; the simulated host has none that
+            // routes, so the address is the loopback one.
+            host.modify("", "services", ns, &layout.svc_name, Some("status"), |s| {
+                let port = s.pointer("/spec/ports/0/port").cloned().unwrap_or(json!(443));
+                s["status"] = json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ports": [{"port": port, "protocol": "TCP"}]}]}});
             })?;
-            host.modify("", "services", ns, &layout.svc_name, None, |s| {
-                s["metadata"]["annotations"][ann] = json!(endpoint);
-            })?;
-            if str_at(&layout.service_type(), "") == "LoadBalancer" {
-                let port: u16 =
-                    endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(443);
-                host.modify("", "services", ns, &layout.svc_name, Some("status"), |s| {
-                    s["status"] = json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ports": [{"port": port, "protocol": "TCP"}]}]}});
-                })?;
+        }
+        // K3k builds a client from the kubeconfig it just wrote and calls the virtual API
+        // through it (v1.1.0 `cluster.go` reconcile → `ensureStorageClasses` →
+        // `newVirtualClient`, "needs to be done AFTER the kubeconfig has been generated"). With
+        // `expose.ingress` that URL is the Ingress host, so the cluster is Ready only if that
+        // name reaches this cluster's API through the ingress controller; any error is a
+        // ProvisioningFailed (`status.go` updateStatus), retried with backoff.
+        if let Some(url_host) = layout.ingress_host(&host) {
+            let resolution = crate::ingress::resolve(&host, &url_host);
+            if let Some(cause) = resolution.client_error(&url_host, ns, name) {
+                // controller-runtime's lazy REST mapper discovers the group first.
+                let msg = format!(
+                    "failed to get restmapping: failed to get API group resources: unable to \
+                     retrieve the complete list of server APIs: storage.k8s.io/v1: Get \
+                     \"https://{url_host}/apis/storage.k8s.io/v1\": {cause}"
+                );
+                let was = str_at(&cluster, "/status/phase") == "Failed"
+                    && cluster_condition_message(&cluster) == Some(msg.as_str());
+                let updated = self.set_phase(ns, name, "Failed", false, "ProvisioningFailed", &msg)?;
+                if !was {
+                    host.record_event(
+                        &updated,
+                        "Warning",
+                        "ProvisioningFailed",
+                        &msg,
+                        super::CONTROLLER_COMPONENT,
+                    );
+                }
+                return Ok(Some(Duration::from_secs(1)));
             }
         }
         let was_ready = str_at(&cluster, "/status/phase") == "Ready";
@@ -560,6 +580,16 @@ fn template_hash(template: &Value) -> String {
 
 fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
+}
+
+fn cluster_condition_message(cluster: &Value) -> Option<&str> {
+    cluster
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .and_then(|c| c.get("message"))
+        .and_then(Value::as_str)
 }
 
 fn all_sans_for_cert(cluster: &Value, svc_ip: &str, layout: &Layout) -> Vec<String> {
@@ -890,6 +920,17 @@ impl Layout {
             host.ensure("networking.k8s.io", "ingresses", json!({"metadata": meta, "spec": spec}))?;
         }
         Ok(svc_ip)
+    }
+
+    /// With `expose.ingress`, the host of the cluster's Ingress's first rule (K3k's server URL).
+    fn ingress_host(&self, host: &Host) -> Option<String> {
+        self.cluster.pointer("/spec/expose/ingress")?;
+        let ing = host.store.get(
+            &GroupResource::new("networking.k8s.io", "ingresses"),
+            &self.ns,
+            &name_with_prefix(&[&self.name, "ingress"]),
+        )?;
+        ing.pointer("/spec/rules/0/host").and_then(Value::as_str).map(str::to_string)
     }
 
     /// A field K3k takes from `status.policy` when the bound policy sets it, else from the spec
@@ -1368,7 +1409,7 @@ impl Layout {
     }
 
     /// Bootstrap and kubeconfig secrets, and the virtual cluster's own API. Returns its endpoint.
-    async fn bootstrap(&self, host: &Host, sans: &[String]) -> Result<Option<String>> {
+    async fn bootstrap(&self, host: &Host, sans: &[String]) -> Result<()> {
         let (ns, c) = (self.ns.as_str(), self.name.as_str());
         let uid = object::uid(&self.cluster).to_string();
         let certs = host.vclusters.certs(ns, c, &uid)?;
@@ -1399,9 +1440,15 @@ impl Layout {
             .unwrap_or_else(|| "127.0.0.1".into());
         let client = certs.client_ca.issue_client("system:admin", Some("system:masters"))?;
         let chain = format!("{}{}", client.cert_pem, certs.client_ca.cert_pem());
+        // v1.1.0 `pkg/controller/kubeconfig/kubeconfig.go` getURLFromService: the Service
+        // address, or `https://<ingress rules[0].host>` when exposed through an Ingress.
+        let url = match self.ingress_host(host) {
+            Some(h) => format!("https://{h}"),
+            None => format!("https://{svc_ip}"),
+        };
         let kubeconfig = crate::kubeconfig::render(
             "default",
-            &format!("https://{svc_ip}"),
+            &url,
             Some(&certs.server_ca.cert_pem()),
             crate::kubeconfig::Credentials::ClientCert {
                 cert_pem: &chain,
@@ -1418,11 +1465,10 @@ impl Layout {
                 "data": {"kubeconfig.yaml": b64(&kubeconfig)},
             }),
         )?;
-        if !host.config.virtual_cluster_api {
-            return Ok(None);
+        if host.config.virtual_cluster_api {
+            host.vclusters.start(ns, c, &uid, sans, &self.version).await?;
         }
-        let endpoint = host.vclusters.start(ns, c, &uid, sans, &self.version).await?;
-        Ok(Some(endpoint))
+        Ok(())
     }
 }
 

@@ -30,6 +30,8 @@ pub struct ClusterSpec {
     pub version: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "tlsSANs")]
     pub tls_sans: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expose: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema)]
@@ -40,6 +42,8 @@ pub struct ClusterStatus {
     pub policy_name: Option<String>,
     #[serde(default, rename = "tlsSANs")]
     pub tls_sans: Vec<String>,
+    #[serde(default)]
+    pub conditions: Vec<serde_json::Value>,
 }
 
 pub struct TestHost {

@@ -5,6 +5,7 @@ mod admission;
 mod clusters;
 mod faults;
 mod harness;
+mod ingress;
 mod logs;
 mod metrics;
 mod objects;
