@@ -29,9 +29,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::error::GroupResource;
 use crate::host::Host;
 use crate::object;
-use crate::error::GroupResource;
 
 /// The ingress-nginx annotation that asks for TLS passthrough.
 pub const PASSTHROUGH_ANNOTATION: &str = "nginx.ingress.kubernetes.io/ssl-passthrough";
@@ -85,7 +85,9 @@ impl Resolution {
                     .into(),
             ),
             Resolution::NoEndpoints => Some("EOF".into()),
-            Resolution::Passthrough { namespace, cluster } if namespace == ns && cluster == name => {
+            Resolution::Passthrough { namespace, cluster }
+                if namespace == ns && cluster == name =>
+            {
                 None
             }
             Resolution::Passthrough { .. } => Some(

@@ -370,9 +370,19 @@ impl Clusters {
             tenant::bootstrap(&self.host, &row.host_namespace, &row.name).await?.ok_or_else(
                 || ClusterError::NotReady("The cluster's certificates are not there yet.".into()),
             )?;
+        // Without wildcard DNS for the base domain, dial the ingress controller and name the
+        // cluster by SNI: the certificate is checked against that name all the same.
+        let via_ingress = self
+            .settings
+            .ingress_address
+            .as_deref()
+            .filter(|_| self.settings.ingress_class.is_some())
+            .map(|address| format!("https://{address}"));
+        let tls_server_name = via_ingress.as_ref().map(|_| row.hostname.as_str());
         let issued = kubeconfig::issue(kubeconfig::Request {
             bootstrap_json: &bootstrap,
-            server: &endpoint,
+            server: via_ingress.as_deref().unwrap_or(&endpoint),
+            tls_server_name,
             common_name: &format!("kraft:{}", owner.username),
             valid_for,
             context: &format!("{}-{}", row.name, owner.username),

@@ -14,10 +14,6 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
 
-/// Annotation the simulated host puts on a `Cluster` with the loopback URL its API is served
-/// on (a real host has no such thing; the endpoint then comes from the expose mode).
-pub const SIMULATED_ENDPOINT_ANNOTATION: &str = "hostsim.kraft.dev/endpoint";
-
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("invalid kubeconfig: {0}")]

@@ -109,9 +109,8 @@ pub struct Config {
     #[arg(long, env = "KRAFT_HOST_KUBECONFIG", global = true)]
     pub host_kubeconfig: Option<PathBuf>,
 
-    /// The host behind --host-kubeconfig is a hostsim (development and tests): its loopback
-    /// endpoint annotation is honoured. Never set it for a real host: anyone able to write K3k
-    /// `Cluster` objects could then redirect the kubeconfigs KRaft issues.
+    /// The host behind --host-kubeconfig is a hostsim (development and tests): the UI says the
+    /// host is simulated. It changes nothing else: KRaft reads no simulator-only annotation.
     #[arg(long, env = "KRAFT_HOST_IS_HOSTSIM", default_value_t = false, global = true)]
     pub host_is_hostsim: bool,
 
@@ -199,6 +198,13 @@ pub struct Config {
     /// Ingress class that exposes cluster APIs with TLS passthrough (e.g. nginx); "none" for none.
     #[arg(long, env = "KRAFT_INGRESS_CLASS", default_value = "nginx", global = true)]
     pub ingress_class: String,
+
+    /// Where that ingress controller takes TLS (`host:port`, e.g. its LoadBalancer address),
+    /// when the base domain has no wildcard DNS: kubeconfigs dial it and name the cluster by SNI
+    /// (`tls-server-name`). Unset: kubeconfigs dial `https://<cluster>-<user>.<base domain>`.
+    /// The zero-config simulated host sets it to its own ingress controller.
+    #[arg(long, env = "KRAFT_INGRESS_ADDRESS", value_parser = parse_ingress_address, global = true)]
+    pub ingress_address: Option<String>,
 
     /// Pod Security level of shared-mode namespaces: baseline (the only level that admits K3k's
     /// shared-mode pods and still refuses privileged tenant pods; others are refused at start).
@@ -301,6 +307,7 @@ impl Config {
             max_storage_gi: self.max_storage_gi,
             ingress_class: Some(self.ingress_class.clone())
                 .filter(|c| c != "none" && !c.is_empty()),
+            ingress_address: self.ingress_address.clone(),
             tenant: platform::clusters::TenantLimits {
                 cpu: self.tenant_cpu.clone(),
                 memory: self.tenant_memory.clone(),
@@ -386,4 +393,16 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0s").is_err());
     }
+}
+
+/// `host:port` or `host` (port 443): what goes after `https://` in a kubeconfig.
+fn parse_ingress_address(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let url = url::Url::parse(&format!("https://{value}"))
+        .map_err(|e| format!("{value:?} is not host:port ({e})"))?;
+    let bare = url.path() == "/" && url.query().is_none() && url.username().is_empty();
+    if value.is_empty() || !bare || value.contains('/') || url.host_str().is_none() {
+        return Err(format!("{value:?} is not host:port (e.g. 203.0.113.7:443)"));
+    }
+    Ok(value.to_owned())
 }

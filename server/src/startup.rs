@@ -86,7 +86,7 @@ impl Application {
         let database_url = config.database_url()?;
         // Before touching the host: settings under which K3k's pods could never be admitted
         // (or tenants could run privileged pods) stop the start with what to set.
-        let clusters = config.cluster_settings();
+        let mut clusters = config.cluster_settings();
         if let Some(bad) = config.virtual_node_selector.iter().find(|kv| !kv.contains('=')) {
             anyhow::bail!(
                 "KRAFT_VIRTUAL_NODE_SELECTOR entry {bad:?} is not key=value (e.g. kraft.dev/virtual=true)"
@@ -95,6 +95,12 @@ impl Application {
         clusters.check().map_err(|message| anyhow::anyhow!(message))?;
         tracing::info!(database = %database_url, "starting platform");
         let (host, simulated_host) = host(&config).await?;
+        // The simulated host's ingress controller has no DNS name in front of it.
+        if let Some(simulated) = &simulated_host {
+            if clusters.ingress_address.is_none() {
+                clusters.ingress_address = simulated.ingress_addr().map(|a| a.to_string());
+            }
+        }
         let settings = Settings {
             database_url,
             accounts: config.account_settings(),

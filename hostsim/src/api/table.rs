@@ -205,7 +205,9 @@ fn columns(rt: &ResourceType) -> (Vec<Value>, CellFn, bool) {
                 let hosts: Vec<&str> = o
                     .pointer("/spec/rules")
                     .and_then(Value::as_array)
-                    .map(|r| r.iter().filter_map(|r| r.get("host").and_then(Value::as_str)).collect())
+                    .map(|r| {
+                        r.iter().filter_map(|r| r.get("host").and_then(Value::as_str)).collect()
+                    })
                     .unwrap_or_default();
                 let hosts = if hosts.is_empty() { "*".to_string() } else { hosts.join(",") };
                 let address: Vec<&str> = o
@@ -213,11 +215,14 @@ fn columns(rt: &ResourceType) -> (Vec<Value>, CellFn, bool) {
                     .and_then(Value::as_array)
                     .map(|a| {
                         a.iter()
-                            .filter_map(|i| i.get("ip").or(i.get("hostname")).and_then(Value::as_str))
+                            .filter_map(|i| {
+                                i.get("ip").or(i.get("hostname")).and_then(Value::as_str)
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
-                let tls = o.pointer("/spec/tls").and_then(Value::as_array).is_some_and(|t| !t.is_empty());
+                let tls =
+                    o.pointer("/spec/tls").and_then(Value::as_array).is_some_and(|t| !t.is_empty());
                 vec![
                     json!(class),
                     json!(hosts),

@@ -466,7 +466,8 @@ impl Controller {
                 );
                 let was = str_at(&cluster, "/status/phase") == "Failed"
                     && cluster_condition_message(&cluster) == Some(msg.as_str());
-                let updated = self.set_phase(ns, name, "Failed", false, "ProvisioningFailed", &msg)?;
+                let updated =
+                    self.set_phase(ns, name, "Failed", false, "ProvisioningFailed", &msg)?;
                 if !was {
                     host.record_event(
                         &updated,

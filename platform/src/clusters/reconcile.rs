@@ -25,7 +25,6 @@ use super::provision;
 use super::{ClusterError, Clusters};
 use crate::db::entities::clusters;
 use crate::host::k3k::{Cluster, ClusterPhase};
-use crate::host::SIMULATED_ENDPOINT_ANNOTATION;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -144,7 +143,7 @@ impl Clusters {
         };
         let conditions = status.conditions.as_ref().and_then(|c| serde_json::to_string(c).ok());
         let endpoint = match k3k_phase {
-            ClusterPhase::Ready => Some(endpoint(self.host.simulated(), cr, &row.hostname)),
+            ClusterPhase::Ready => Some(endpoint(&row.hostname)),
             _ => row.endpoint.clone(),
         };
         let phase_text =
@@ -223,33 +222,9 @@ impl Clusters {
     }
 }
 
-/// Where a Ready cluster's API is reached. Only the simulated host may name a loopback address
-/// in an annotation: on a real host anyone able to write `Cluster` objects could otherwise
-/// redirect every kubeconfig KRaft issues.
-fn endpoint(simulated: bool, cr: &Cluster, hostname: &str) -> String {
-    let annotated = cr.annotations().get(SIMULATED_ENDPOINT_ANNOTATION).filter(|_| simulated);
-    annotated.cloned().unwrap_or_else(|| format!("https://{hostname}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::host::k3k::ClusterSpec;
-
-    fn annotated(url: &str) -> Cluster {
-        let mut cr = Cluster::new("demo", ClusterSpec::default());
-        cr.metadata.annotations =
-            Some([(SIMULATED_ENDPOINT_ANNOTATION.to_owned(), url.to_owned())].into());
-        cr
-    }
-
-    #[test]
-    fn the_endpoint_annotation_is_honoured_only_on_the_simulated_host() {
-        let cr = annotated("https://attacker.example:6443");
-        assert_eq!(
-            endpoint(false, &cr, "demo-ada.kraft.example"),
-            "https://demo-ada.kraft.example"
-        );
-        assert_eq!(endpoint(true, &cr, "demo-ada.kraft.example"), "https://attacker.example:6443");
-    }
+/// Where a Ready cluster's API is reached: its hostname, which K3k made the host of its
+/// Ingress. Nothing on the `Cluster` object is read for it: anyone able to write `Cluster`
+/// objects could otherwise redirect every kubeconfig KRaft issues (finding 7 of REAL-K3K.md).
+fn endpoint(hostname: &str) -> String {
+    format!("https://{hostname}")
 }

@@ -27,6 +27,10 @@ pub struct ClusterSettings {
     pub max_storage_gi: i32,
     /// Ingress class for exposing virtual cluster APIs (TLS passthrough).
     pub ingress_class: Option<String>,
+    /// Where that ingress controller takes TLS (`host:port`), for a base domain without
+    /// wildcard DNS: kubeconfigs dial it and ask for the cluster's hostname by SNI
+    /// (`tls-server-name`). `None`: kubeconfigs dial `https://<hostname>`.
+    pub ingress_address: Option<String>,
     /// The tenant limits every cluster's namespace gets through its policy.
     pub tenant: TenantLimits,
     /// What K3k's own pods may use (container limits; requests default to them).
@@ -108,6 +112,7 @@ impl Default for ClusterSettings {
             max_agents: 3,
             max_storage_gi: 10,
             ingress_class: Some("nginx".into()),
+            ingress_address: None,
             tenant: TenantLimits::default(),
             k3k: K3kResources::default(),
             virtual_isolation: None,

@@ -42,6 +42,9 @@ pub struct Request<'a> {
     pub bootstrap_json: &'a [u8],
     /// `https://host[:port]` of the virtual cluster's API.
     pub server: &'a str,
+    /// The name to ask for by SNI and check the certificate against when `server` is an
+    /// address in front of the cluster (an ingress controller without wildcard DNS).
+    pub tls_server_name: Option<&'a str>,
     /// The certificate's common name (the Kubernetes user).
     pub common_name: &'a str,
     pub valid_for: Duration,
@@ -160,6 +163,7 @@ pub fn issue(request: Request<'_>) -> Result<Issued, HostError> {
             cluster: Some(Cluster {
                 server: Some(request.server.to_owned()),
                 certificate_authority_data: Some(b64(&server_ca)),
+                tls_server_name: request.tls_server_name.map(str::to_owned),
                 ..Default::default()
             }),
             other: Default::default(),
@@ -222,6 +226,7 @@ mod tests {
         let issued = issue(Request {
             bootstrap_json: &bootstrap(ca_cert, ca_key),
             server: "https://10.43.0.10",
+            tls_server_name: None,
             common_name: "kraft:ada",
             valid_for: Duration::from_secs(3600),
             context: "demo",

@@ -136,11 +136,14 @@ async fn a_cluster_goes_ready_and_its_kubeconfig_works(backend: Backend) {
     let yaml = response.text().await.unwrap();
 
     // The kubeconfig reaches the virtual cluster's own API with its own CA and a client cert.
+    // There is no wildcard DNS here: it dials hostsim's ingress controller and asks for the
+    // cluster's hostname by SNI, which the simulated ingress-nginx passes through to k3s.
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
-    assert_eq!(
-        kubeconfig.clusters[0].cluster.as_ref().unwrap().server.as_deref(),
-        Some(endpoint.as_str())
-    );
+    assert_eq!(endpoint, "https://demo-ada.kraft.localhost");
+    let cluster = kubeconfig.clusters[0].cluster.as_ref().unwrap();
+    let ingress = app.hostsim().ingress_addr().expect("an ingress controller");
+    assert_eq!(cluster.server.as_deref(), Some(format!("https://{ingress}").as_str()));
+    assert_eq!(cluster.tls_server_name.as_deref(), Some("demo-ada.kraft.localhost"));
     let config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
     let client = kube::Client::try_from(config).unwrap();
@@ -654,4 +657,55 @@ async fn a_transient_failure_after_ready_is_degraded_and_keeps_the_kubeconfig() 
     assert_eq!(ada.kubeconfig(&id, "1").await.status(), 200, "still usable while degraded");
     ada.wait_for_phase(&id, "Ready").await;
     app.hostsim().faults().clear();
+}
+
+/// Finding 3 of REAL-K3K.md: with `expose.ingress` K3k's controller reaches the virtual API
+/// through the Ingress host, so an ingress controller that does not pass TLS through (wrong
+/// class, no `--enable-ssl-passthrough`) leaves the cluster Failed, and KRaft says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_behind_an_ingress_that_cannot_pass_tls_through_fails_with_the_reason() {
+    let app = spawn_app_with(Backend::Postgres, |c| c.ingress_class = "traefik".into()).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let response = ada.create_cluster(&[("name", "demo")]).await;
+    assert_eq!(response.status(), 200);
+    let id: String = response.json().await.unwrap();
+    ada.wait_for_phase(&id, "Failed").await;
+    let detail: Value = ada.cluster(&id).await.json().await.unwrap();
+    let message = detail["summary"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("https://demo-ada.kraft.localhost"), "{detail}");
+    assert!(message.contains("x509: certificate signed by unknown authority"), "{detail}");
+    // Never Ready, so no kubeconfig.
+    assert_eq!(ada.kubeconfig(&id, "1").await.status(), 409);
+}
+
+/// Finding 7 of REAL-K3K.md: nothing written on a `Cluster` object redirects the kubeconfigs
+/// KRaft issues (the old `hostsim.kraft.dev/endpoint` annotation did, even on a real host).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_annotation_on_the_cluster_object_cannot_redirect_kubeconfigs() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id: String = ada.create_cluster(&[("name", "demo")]).await.json().await.unwrap();
+    ada.wait_for_phase(&id, "Ready").await;
+    let ns = namespace_of(&app, &id).await.unwrap().metadata.name.unwrap();
+    let clusters: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        app.host().await,
+        &ns,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "k3k.io", "v1beta1", "Cluster",
+        )),
+    );
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        "hostsim.kraft.dev/endpoint": "https://attacker.example:6443"}}});
+    clusters
+        .patch("demo", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .unwrap();
+    // Let the reconciler see the change.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let yaml = ada.kubeconfig(&id, "1").await.text().await.unwrap();
+    assert!(!yaml.contains("attacker"), "{yaml}");
+    let detail: Value = ada.cluster(&id).await.json().await.unwrap();
+    assert_eq!(detail["summary"]["endpoint"], "https://demo-ada.kraft.localhost");
 }

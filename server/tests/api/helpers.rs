@@ -95,6 +95,9 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     config.session_absolute = Duration::from_secs(24 * 3600);
     config.host_kubeconfig = Some(kubeconfig);
     config.host_is_hostsim = true;
+    // No wildcard DNS here: kubeconfigs dial hostsim's ingress controller, naming the cluster
+    // by SNI.
+    config.ingress_address = hostsim.ingress_addr().map(|a| a.to_string());
     config.reconcile_interval = Duration::from_millis(500);
     configure(&mut config);
     let app = Application::build(config).await.expect("application starts");
