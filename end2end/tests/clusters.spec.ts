@@ -106,7 +106,7 @@ test('the logs of a ready cluster stream live and can be filtered, paused and do
   const metrics = page.getByRole('region', { name: 'Metrics' });
   await expect(metrics.getByRole('img', { name: 'CPU' })).toBeVisible();
   await expect(metrics.locator('.readout').first()).toHaveText(/\d+(m| cores) at \d\d:\d\d:\d\d/, { timeout: 20_000 });
-  await expect(metrics.getByLabel('Quota usage')).toContainText(/of 8\.25 cores/); // 4 for the tenant + 3 servers × 1 + 5 kubelets × 250m
+  await expect(metrics.getByLabel('Quota usage')).toContainText(/of 6\.25 cores/); // its own policy: 4 for the tenant + 1 server × 1 + 5 kubelets × 250m
 
   const log = page.getByRole('log', { name: 'Log lines' });
   const lines = log.locator('.log-line');

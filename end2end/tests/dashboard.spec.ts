@@ -35,7 +35,7 @@ test('the dashboard guides a first cluster, then shows it live with charts and q
   const line = card.getByRole('img', { name: 'CPU over time' }).locator('polyline');
   const first = await line.getAttribute('points');
   await expect.poll(() => line.getAttribute('points'), { timeout: 15_000 }).not.toBe(first);
-  await expect(card.getByLabel('Quota of dash')).toContainText(/of 8\.25 cores/); // 4 for the tenant + 3 servers × 1 + 5 kubelets × 250m
+  await expect(card.getByLabel('Quota of dash')).toContainText(/of 6\.25 cores/); // its own policy: 4 for the tenant + 1 server × 1 + 5 kubelets × 250m
   await expect(page.locator('[data-total="cpu"]')).toHaveText(/\d/);
   await expect(page.getByLabel('Quota of all your clusters')).toContainText('CPU requests');
 

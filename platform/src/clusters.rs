@@ -301,12 +301,7 @@ impl Clusters {
             AuditEvent::own(AuditAction::ClusterDeleted, owner.id, client_addr).target(&row.name),
         )
         .await?;
-        match tokio::time::timeout(
-            HOST_CALL_BUDGET,
-            provision::remove(&self.host, &row.host_namespace, &row.name),
-        )
-        .await
-        {
+        match tokio::time::timeout(HOST_CALL_BUDGET, provision::remove(&self.host, &row)).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => {
                 tracing::warn!(cluster = %row.id, %error, "host deletion failed; the reconciler will retry")
@@ -344,8 +339,7 @@ impl Clusters {
         let rows = self.list(owner_id).await?;
         for row in &rows {
             self.mark_deleting(row).await?;
-            if let Err(error) = provision::remove(&self.host, &row.host_namespace, &row.name).await
-            {
+            if let Err(error) = provision::remove(&self.host, &row).await {
                 tracing::warn!(cluster = %row.id, %error, "host deletion failed; the reconciler will retry");
             }
         }

@@ -97,10 +97,6 @@ impl Platform {
         })?;
         let mut tasks = vec![tokio::spawn(sweep_expired_sessions(db.clone()))];
         let host = settings.host;
-        if let Err(error) = clusters::provision::ensure_policies(&host.host, &host.clusters).await {
-            // Not fatal: the host may come up later; cluster creation will say so.
-            tracing::warn!(%error, "could not install the tenant policies on the host");
-        }
         let logs =
             stream::logs::LogHub::new(host.host.client(), stream::logs::LogSettings::default());
         let metrics =

@@ -40,13 +40,14 @@ impl Clusters {
     /// One full pass over host and database.
     pub async fn reconcile_once(&self) -> Result<Report, ClusterError> {
         let mut report = Report::default();
-        // The tenant policies must exist before anything is bound to them; a host that lost its
-        // state (or an operator's kubectl delete) must not leave namespaces without quota.
-        provision::ensure_policies(&self.host, &self.settings).await?;
-        // The host first, then the rows: a namespace seen here was created after its row,
-        // so a row created meanwhile can never make its namespace look orphaned.
+        // The host first, then the rows: a namespace or policy seen here was created after its
+        // row, so a row created meanwhile can never make it look orphaned.
+        let nodes = provision::kubelet_nodes(&self.host, &self.settings).await?;
+        let policies = provision::policies(&self.host).await?;
         let (host_namespaces, host_clusters) = provision::inventory(&self.host).await?;
         let rows = clusters::Entity::find().all(&self.db).await?;
+        let policy_by_name: HashMap<String, &crate::host::k3k::VirtualClusterPolicy> =
+            policies.iter().map(|p| (p.name_any(), p)).collect();
 
         let ns_by_name: HashMap<String, &Namespace> =
             host_namespaces.iter().map(|ns| (ns.name_any(), ns)).collect();
@@ -57,7 +58,7 @@ impl Clusters {
 
         for row in &rows {
             if row.deleting_at.is_some() {
-                if provision::remove(&self.host, &row.host_namespace, &row.name).await? {
+                if provision::remove(&self.host, row).await? {
                     clusters::Entity::delete_by_id(row.id).exec(&self.db).await?;
                     report.rows_removed += 1;
                     self.changed(row);
@@ -74,6 +75,25 @@ impl Clusters {
                 _ => None,
             };
             if let Some(cr) = on_host {
+                // Every cluster's own policy, restored if someone deleted it and grown with the
+                // host's nodes (shared mode runs a kubelet on each); a namespace bound to
+                // another policy (the old per-mode ones) is moved to its own.
+                let name = provision::policy_name(row);
+                let current = policy_by_name.get(&name).copied();
+                provision::ensure_policy(
+                    &self.host,
+                    row,
+                    &self.settings,
+                    nodes,
+                    self.installation,
+                    current,
+                )
+                .await?;
+                let bound = namespace.map(|ns| ns.labels().get(provision::POLICY_LABEL));
+                if bound != Some(Some(&name)) {
+                    provision::bind_namespace(&self.host, row, &self.settings, self.installation)
+                        .await?;
+                }
                 if self.update_from_host(row, cr).await? {
                     report.updated += 1;
                 }
@@ -108,6 +128,21 @@ impl Clusters {
             if ours && !known.contains(name.as_str()) && !going {
                 tracing::info!(namespace = %name, "deleting an orphaned cluster namespace");
                 if provision::delete_namespace(&self.host, &name).await? {
+                    report.orphans_removed += 1;
+                }
+            }
+        }
+        // Policies left over by a crash between steps, by a deleted row, or from before every
+        // cluster had its own; never one a namespace is still bound to.
+        let live_ids: HashSet<String> = rows.iter().map(|r| r.id.to_string()).collect();
+        let bound: HashSet<String> = host_namespaces
+            .iter()
+            .filter_map(|ns| ns.labels().get(provision::POLICY_LABEL).cloned())
+            .collect();
+        for policy in &policies {
+            if provision::policy_is_orphan(policy, self.installation, &live_ids, &bound) {
+                tracing::info!(policy = %policy.name_any(), "deleting an orphaned cluster policy");
+                if provision::delete_policy(&self.host, &policy.name_any()).await? {
                     report.orphans_removed += 1;
                 }
             }

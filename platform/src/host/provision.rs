@@ -2,7 +2,7 @@
 //! (server-side apply with one field manager; deletes that find nothing are fine), so a retry after
 //! a crash never duplicates anything. Every object carries labels that lead back to its row.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::core::v1::{
     LimitRangeItem, LimitRangeSpec, Namespace, Node, ResourceQuotaSpec,
@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::{watcher, WatchStreamExt};
+use kube::ResourceExt;
 use serde_json::json;
 
 use crate::clusters::spec::ClusterSettings;
@@ -35,10 +36,14 @@ pub fn managed_selector() -> String {
     format!("{MANAGED_BY_LABEL}={MANAGED_BY}")
 }
 
-/// One policy per allowed mode: a K3k policy allows exactly one mode.
-pub fn policy_name(mode: ClusterMode) -> String {
-    format!("kraft-{}", mode.as_str())
+/// One policy per cluster (K3k binds a policy to namespaces, and every cluster has its own):
+/// its quota fits exactly that cluster's servers and agents.
+pub fn policy_name(row: &clusters::Model) -> String {
+    format!("kraft-{}", row.id)
 }
+
+/// The names of the per-mode policies KRaft used to install (swept once nothing is bound).
+const LEGACY_POLICIES: [&str; 2] = ["kraft-shared", "kraft-virtual"];
 
 fn apply() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
@@ -72,25 +77,27 @@ fn total(base: &str, parts: &[(usize, &str)], cpu: bool) -> String {
     }
 }
 
-/// The policy for one mode. The quota holds the tenant's own allowance **plus** K3k's pods at
-/// their largest (the most servers a cluster may have, and a kubelet per host node in shared
-/// mode or the most agents in virtual mode), so K3k's pods never starve the tenant or get
-/// refused themselves (K3k v1.1.0 `agent/shared.go`: a DaemonSet, one pod per node).
+/// The policy of one cluster. The quota holds the tenant's own allowance **plus** that
+/// cluster's K3k pods (its servers, and a kubelet per host node in shared mode or its agents in
+/// virtual mode), so K3k's pods never starve the tenant or get refused themselves (K3k v1.1.0
+/// `agent/shared.go`: a DaemonSet, one pod per node).
 ///
 /// Pod security: shared mode runs under `baseline`, which admits K3k's unprivileged pods and
 /// refuses privileged tenant pods, host namespaces and hostPath; virtual mode's pods are
 /// privileged, so its namespaces are `privileged`, confined to a sandbox runtime class.
 pub fn policy(
-    mode: ClusterMode,
+    row: &clusters::Model,
     settings: &ClusterSettings,
     host_nodes: usize,
+    installation: uuid::Uuid,
 ) -> VirtualClusterPolicy {
+    let mode = row.mode();
     let tenant = &settings.tenant;
-    let servers = settings.max_servers.max(1) as usize;
+    let servers = row.servers.max(1) as usize;
     let k3k = &settings.k3k;
     let workers = match mode {
         ClusterMode::Shared => (host_nodes, &k3k.kubelet),
-        _ => (settings.max_agents.max(0) as usize, &k3k.agent),
+        _ => (row.agents.max(0) as usize, &k3k.agent),
     };
     let cpu = total(&tenant.cpu, &[(servers, &k3k.server.cpu), (workers.0, &workers.1.cpu)], true);
     let memory = total(
@@ -128,7 +135,7 @@ pub fn policy(
     let isolation = settings.virtual_isolation.as_ref().filter(|_| mode == ClusterMode::Virtual);
     let level = pod_security_level(mode, settings);
     let mut policy = VirtualClusterPolicy::new(
-        &policy_name(mode),
+        &policy_name(row),
         VirtualClusterPolicySpec {
             allowed_mode: Some(mode),
             quota: Some(quota),
@@ -139,8 +146,7 @@ pub fn policy(
             default_node_selector: isolation.map(|i| i.node_selector.clone()),
         },
     );
-    policy.metadata.labels =
-        Some(BTreeMap::from([(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned())]));
+    policy.metadata.labels = serde_json::from_value(labels(row, installation)).ok();
     policy
 }
 
@@ -165,7 +171,7 @@ pub fn namespace_object(
     installation: uuid::Uuid,
 ) -> serde_json::Value {
     let mut ns_labels = labels(row, installation);
-    ns_labels[POLICY_LABEL] = json!(policy_name(row.mode()));
+    ns_labels[POLICY_LABEL] = json!(policy_name(row));
     let level = pod_security_level(row.mode(), settings);
     let level = serde_json::to_value(level).unwrap_or(json!("baseline"));
     ns_labels["pod-security.kubernetes.io/enforce"] = level.clone();
@@ -198,22 +204,81 @@ pub async fn schedulable_nodes(host: &Host) -> Result<usize, HostError> {
         .count())
 }
 
-/// Installs or updates the platform's policies (at start, and on every reconcile pass, so a
-/// new host node grows the shared-mode quota by one kubelet).
-pub async fn ensure_policies(host: &Host, settings: &ClusterSettings) -> Result<(), HostError> {
-    let api: Api<VirtualClusterPolicy> = Api::all(host.client());
-    let nodes = if settings.modes.contains(&ClusterMode::Shared) {
-        schedulable_nodes(host).await?
+/// Host nodes shared mode's kubelet DaemonSet would use, when any mode needs the count.
+pub async fn kubelet_nodes(host: &Host, settings: &ClusterSettings) -> Result<usize, HostError> {
+    if settings.modes.contains(&ClusterMode::Shared) {
+        schedulable_nodes(host).await
     } else {
-        0
-    };
-    for mode in &settings.modes {
-        let mut policy = policy(*mode, settings, nodes);
-        policy.metadata.managed_fields = None;
-        let body = serde_json::to_value(&policy).map_err(|e| HostError::Invalid(e.to_string()))?;
-        api.patch(&policy_name(*mode), &apply(), &Patch::Apply(body)).await?;
+        Ok(0)
     }
-    Ok(())
+}
+
+/// Installs or updates a cluster's policy. Skipped when `current` (the policy as listed) already
+/// has the wanted spec, so a reconcile pass costs one list, not a write per cluster.
+pub async fn ensure_policy(
+    host: &Host,
+    row: &clusters::Model,
+    settings: &ClusterSettings,
+    host_nodes: usize,
+    installation: uuid::Uuid,
+    current: Option<&VirtualClusterPolicy>,
+) -> Result<bool, HostError> {
+    let mut policy = policy(row, settings, host_nodes, installation);
+    // What KRaft sets is there as it wants it (the server may add defaults of its own).
+    let wanted = serde_json::to_value(&policy.spec).unwrap_or_default();
+    let same = |c: &VirtualClusterPolicy| {
+        let have = serde_json::to_value(&c.spec).unwrap_or_default();
+        let fields = wanted.as_object().into_iter().flatten();
+        fields.filter(|(_, v)| !v.is_null()).all(|(k, v)| have.get(k) == Some(v))
+            && c.labels().get(CLUSTER_ID_LABEL) == Some(&row.id.to_string())
+    };
+    if current.is_some_and(same) {
+        return Ok(false);
+    }
+    policy.metadata.managed_fields = None;
+    let body = serde_json::to_value(&policy).map_err(|e| HostError::Invalid(e.to_string()))?;
+    let api: Api<VirtualClusterPolicy> = Api::all(host.client());
+    api.patch(&policy_name(row), &apply(), &Patch::Apply(body)).await?;
+    Ok(true)
+}
+
+/// The policies KRaft manages on the host.
+pub async fn policies(host: &Host) -> Result<Vec<VirtualClusterPolicy>, HostError> {
+    let api: Api<VirtualClusterPolicy> = Api::all(host.client());
+    Ok(api.list(&ListParams::default().labels(&managed_selector())).await?.items)
+}
+
+/// Whether a managed policy is left over: a cluster policy of this installation whose cluster has
+/// no row (or whose namespace is gone while its row is being deleted), or one of the old
+/// per-mode policies once no namespace is bound to it.
+pub fn policy_is_orphan(
+    policy: &VirtualClusterPolicy,
+    installation: uuid::Uuid,
+    live_ids: &HashSet<String>,
+    bound: &HashSet<String>,
+) -> bool {
+    let name = policy.name_any();
+    if bound.contains(&name) || policy.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    let labels = policy.labels();
+    match labels.get(CLUSTER_ID_LABEL) {
+        Some(id) => {
+            labels.get(INSTALLATION_LABEL) == Some(&installation.to_string())
+                && !live_ids.contains(id)
+        }
+        None => LEGACY_POLICIES.contains(&name.as_str()),
+    }
+}
+
+/// Deletes a policy; `false` if it was already gone.
+pub async fn delete_policy(host: &Host, name: &str) -> Result<bool, HostError> {
+    let api: Api<VirtualClusterPolicy> = Api::all(host.client());
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn labels(row: &clusters::Model, installation: uuid::Uuid) -> serde_json::Value {
@@ -290,8 +355,26 @@ pub fn cluster_object(
     }))
 }
 
-/// Creates (or confirms) the namespace, bound to the mode's policy, then the `Cluster`.
+/// Creates (or confirms) the cluster's policy, then its namespace bound to it, then the
+/// `Cluster`: nothing lands in the namespace before its quota and pod security apply.
 pub async fn ensure(
+    host: &Host,
+    row: &clusters::Model,
+    settings: &ClusterSettings,
+    installation: uuid::Uuid,
+) -> Result<(), HostError> {
+    let nodes = kubelet_nodes(host, settings).await?;
+    ensure_policy(host, row, settings, nodes, installation, None).await?;
+    bind_namespace(host, row, settings, installation).await?;
+    let clusters: Api<Cluster> = Api::namespaced(host.client(), &row.host_namespace);
+    clusters
+        .patch(&row.name, &apply(), &Patch::Apply(cluster_object(row, settings, installation)?))
+        .await?;
+    Ok(())
+}
+
+/// Applies the row's namespace (its labels bind it to its own policy).
+pub async fn bind_namespace(
     host: &Host,
     row: &clusters::Model,
     settings: &ClusterSettings,
@@ -300,15 +383,13 @@ pub async fn ensure(
     let namespace = namespace_object(row, settings, installation);
     let namespaces: Api<Namespace> = Api::all(host.client());
     namespaces.patch(&row.host_namespace, &apply(), &Patch::Apply(namespace)).await?;
-    let clusters: Api<Cluster> = Api::namespaced(host.client(), &row.host_namespace);
-    clusters
-        .patch(&row.name, &apply(), &Patch::Apply(cluster_object(row, settings, installation)?))
-        .await?;
     Ok(())
 }
 
-/// Asks the host to remove the cluster and its namespace; `true` once the namespace is gone.
-pub async fn remove(host: &Host, namespace: &str, cluster: &str) -> Result<bool, HostError> {
+/// Asks the host to remove the cluster and its namespace, then its policy; `true` once the
+/// namespace and the policy are gone.
+pub async fn remove(host: &Host, row: &clusters::Model) -> Result<bool, HostError> {
+    let (namespace, cluster) = (row.host_namespace.as_str(), row.name.as_str());
     let clusters: Api<Cluster> = Api::namespaced(host.client(), namespace);
     match clusters.delete(cluster, &DeleteParams::background()).await {
         Ok(_) => {}
@@ -321,10 +402,11 @@ pub async fn remove(host: &Host, namespace: &str, cluster: &str) -> Result<bool,
         Err(e) if is_not_found(&e) => return Ok(true),
         Err(e) => return Err(e.into()),
     }
-    match namespaces.get_opt(namespace).await? {
-        None => Ok(true),
-        Some(_) => Ok(false),
+    if namespaces.get_opt(namespace).await?.is_some() {
+        return Ok(false);
     }
+    delete_policy(host, &policy_name(row)).await?;
+    Ok(true)
 }
 
 /// Everything on the host that KRaft manages: namespaces and `Cluster` objects.
@@ -407,7 +489,7 @@ mod tests {
         assert_eq!(labels["pod-security.kubernetes.io/enforce"], "baseline");
         assert_eq!(labels["pod-security.kubernetes.io/enforce-version"], "latest");
         assert_eq!(labels["pod-security.kubernetes.io/warn"], "baseline");
-        assert_eq!(labels[POLICY_LABEL], "kraft-shared");
+        assert_eq!(labels[POLICY_LABEL], format!("kraft-{}", uuid::Uuid::nil()));
         let ns = namespace_object(&row("virtual"), &settings, uuid::Uuid::nil());
         let labels = &ns["metadata"]["labels"];
         assert_eq!(labels["pod-security.kubernetes.io/enforce"], "privileged");
@@ -431,7 +513,8 @@ mod tests {
     #[test]
     fn shared_policy_is_baseline_and_its_quota_fits_k3k_pods() {
         let settings = ClusterSettings::default();
-        let policy = policy(ClusterMode::Shared, &settings, 5);
+        let row = clusters::Model { servers: 3, ..row("shared") };
+        let policy = policy(&row, &settings, 5, uuid::Uuid::nil());
         assert_eq!(policy.spec.pod_security_admission_level, Some(PodSecurityLevel::Baseline));
         assert_eq!(policy.spec.runtime_class_name, None);
         // 4 + 3 × 1 + 5 × 250m CPU; 8Gi + 3 × 2Gi + 5 × 256Mi; 50 + 3 + 5 pods.
@@ -452,7 +535,8 @@ mod tests {
             }),
             ..ClusterSettings::default()
         };
-        let policy = policy(ClusterMode::Virtual, &settings, 5);
+        let row3 = clusters::Model { servers: 3, agents: 3, ..row("virtual") };
+        let policy = policy(&row3, &settings, 5, uuid::Uuid::nil());
         assert_eq!(policy.spec.pod_security_admission_level, Some(PodSecurityLevel::Privileged));
         assert_eq!(policy.spec.runtime_class_name.as_deref(), Some("gvisor"));
         assert_eq!(policy.spec.default_node_selector.as_ref(), Some(&selector));
@@ -472,5 +556,49 @@ mod tests {
             shared["spec"]["workerLimit"],
             serde_json::json!({"cpu": "250m", "memory": "256Mi"})
         );
+    }
+
+    /// Each cluster has its own policy, sized for its own servers and agents, and labelled so
+    /// the reconciler can find it again (and sweep it once its cluster is gone).
+    #[test]
+    fn every_cluster_gets_its_own_policy_sized_for_it() {
+        let settings = ClusterSettings {
+            modes: vec![ClusterMode::Shared, ClusterMode::Virtual],
+            virtual_isolation: Some(VirtualIsolation {
+                runtime_class: "gvisor".into(),
+                node_selector: BTreeMap::new(),
+            }),
+            ..ClusterSettings::default()
+        };
+        let installation = uuid::Uuid::new_v4();
+        let small = clusters::Model { id: uuid::Uuid::new_v4(), ..row("virtual") };
+        let big =
+            clusters::Model { id: uuid::Uuid::new_v4(), servers: 3, agents: 3, ..row("virtual") };
+        let (a, b) =
+            (policy(&small, &settings, 5, installation), policy(&big, &settings, 5, installation));
+        assert_ne!(a.name_any(), b.name_any());
+        assert_eq!(a.name_any(), format!("kraft-{}", small.id));
+        // 4 + 1 server + 1 agent, against 4 + 3 + 3.
+        assert_eq!(hard(&a, "limits.cpu"), "6");
+        assert_eq!(hard(&b, "limits.cpu"), "10");
+        assert_eq!(a.labels()[CLUSTER_ID_LABEL], small.id.to_string());
+        assert_eq!(a.labels()[INSTALLATION_LABEL], installation.to_string());
+        let ns = namespace_object(&small, &settings, installation);
+        assert_eq!(ns["metadata"]["labels"][POLICY_LABEL], a.name_any());
+
+        let live: HashSet<String> = [small.id.to_string()].into();
+        let none = HashSet::new();
+        assert!(!policy_is_orphan(&a, installation, &live, &none));
+        assert!(policy_is_orphan(&b, installation, &live, &none), "no row: an orphan");
+        let bound: HashSet<String> = [b.name_any()].into();
+        assert!(!policy_is_orphan(&b, installation, &live, &bound), "still bound: kept");
+        assert!(!policy_is_orphan(&b, uuid::Uuid::new_v4(), &live, &none), "another KRaft's");
+        let mut legacy = a.clone();
+        legacy.metadata.name = Some("kraft-shared".into());
+        legacy.metadata.labels =
+            Some(BTreeMap::from([(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned())]));
+        assert!(policy_is_orphan(&legacy, installation, &live, &none));
+        let kept: HashSet<String> = ["kraft-shared".to_owned()].into();
+        assert!(!policy_is_orphan(&legacy, installation, &live, &kept));
     }
 }

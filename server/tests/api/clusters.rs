@@ -268,11 +268,12 @@ async fn the_tenant_namespace_is_isolated() {
     let name = ns.name_any();
     let labels: BTreeMap<String, String> = ns.labels().clone();
 
-    // Labels lead back to the row; the namespace is bound to the tenant policy.
+    // Labels lead back to the row; the namespace is bound to the cluster's own policy.
+    let policy = format!("kraft-{id}");
     assert_eq!(labels["app.kubernetes.io/managed-by"], "kraft");
     assert_eq!(labels["kraft.dev/cluster-id"], id);
     assert!(labels.contains_key("kraft.dev/owner-id"));
-    assert_eq!(labels["policy.k3k.io/policy-name"], "kraft-shared");
+    assert_eq!(labels["policy.k3k.io/policy-name"], policy);
     // MTB-PL1-BC-CPI-5 (no privileged containers) and host namespaces / hostPath: Pod Security
     // "baseline" is enforced. "restricted" would reject K3k's own shared-mode pods (issue 14).
     assert_eq!(labels["pod-security.kubernetes.io/enforce"], "baseline");
@@ -280,7 +281,7 @@ async fn the_tenant_namespace_is_isolated() {
     // MTB-PL1-CC-FNS-1 (namespace resource quotas) and MTB-PL1-BC-HI-1 (no NodePort services):
     // the quota bounds CPU, memory, storage and objects, and forbids NodePort and LoadBalancer.
     let quotas: Api<ResourceQuota> = Api::namespaced(host.clone(), &name);
-    let quota = quotas.get("k3k-kraft-shared").await.expect("the tenant quota");
+    let quota = quotas.get(&format!("k3k-{policy}")).await.expect("the tenant quota");
     let hard = quota.spec.unwrap().hard.unwrap();
     assert_eq!(hard["services.nodeports"].0, "0");
     assert_eq!(hard["services.loadbalancers"].0, "0");
@@ -289,7 +290,7 @@ async fn the_tenant_namespace_is_isolated() {
     }
     // MTB-PL1-CC-FNS-2 (namespace object limits): container defaults and maxima.
     let limits: Api<LimitRange> = Api::namespaced(host.clone(), &name);
-    let limit = limits.get("k3k-kraft-shared").await.expect("the tenant limit range");
+    let limit = limits.get(&format!("k3k-{policy}")).await.expect("the tenant limit range");
     assert!(limit
         .spec
         .unwrap()
@@ -298,7 +299,7 @@ async fn the_tenant_namespace_is_isolated() {
         .any(|l| l.type_ == "Container" && l.default.is_some()));
     // Network isolation (MTB network category): the policy's NetworkPolicy is in place.
     let policies: Api<NetworkPolicy> = Api::namespaced(host.clone(), &name);
-    assert!(policies.get("k3k-kraft-shared").await.is_ok(), "no network policy");
+    assert!(policies.get(&format!("k3k-{policy}")).await.is_ok(), "no network policy");
 
     // MTB-PL1-CC-TI-2 (no access to other tenants' resources): nothing of this cluster lives
     // outside its own namespace.
@@ -708,4 +709,76 @@ async fn an_annotation_on_the_cluster_object_cannot_redirect_kubeconfigs() {
     assert!(!yaml.contains("attacker"), "{yaml}");
     let detail: Value = ada.cluster(&id).await.json().await.unwrap();
     assert_eq!(detail["summary"]["endpoint"], "https://demo-ada.kraft.localhost");
+}
+
+fn policies_api(host: kube::Client) -> Api<kube::api::DynamicObject> {
+    Api::all_with(
+        host,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "k3k.io",
+            "v1beta1",
+            "VirtualClusterPolicy",
+        )),
+    )
+}
+
+/// One host namespace and one K3k `VirtualClusterPolicy` per cluster: its quota is sized for that
+/// cluster's own servers, a deleted policy comes back, a left-over one is swept, and the policy
+/// goes with its cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cluster_has_its_own_policy_and_it_goes_with_it() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let small = ada.new_cluster("small").await;
+    let response = ada.create_cluster(&[("name", "big"), ("servers", "3")]).await;
+    assert_eq!(response.status(), 200);
+    let big: String = response.json().await.unwrap();
+    ada.wait_for_phase(&small, "Ready").await;
+    ada.wait_for_phase(&big, "Ready").await;
+    let host = app.host().await;
+    let policies = policies_api(host.clone());
+    let cpu = |p: &kube::api::DynamicObject| p.data["spec"]["quota"]["hard"]["limits.cpu"].clone();
+    let small_policy = policies.get(&format!("kraft-{small}")).await.expect("small's policy");
+    let big_policy = policies.get(&format!("kraft-{big}")).await.expect("big's policy");
+    // 4 for the tenant + its servers × 1 + 5 kubelets × 250m.
+    assert_eq!(cpu(&small_policy), "6250m");
+    assert_eq!(cpu(&big_policy), "8250m");
+    let quotas: Api<ResourceQuota> =
+        Api::namespaced(host.clone(), &namespace_of(&app, &big).await.unwrap().name_any());
+    let quota = quotas.get(&format!("k3k-kraft-{big}")).await.expect("big's quota");
+    assert_eq!(quota.spec.unwrap().hard.unwrap()["limits.cpu"].0, "8250m");
+
+    // Deleted by hand: the reconciler puts it back.
+    policies.delete(&format!("kraft-{small}"), &DeleteParams::default()).await.unwrap();
+    eventually("the policy is restored", || async {
+        policies.get_opt(&format!("kraft-{small}")).await.unwrap().is_some()
+    })
+    .await;
+
+    // A policy of this installation whose cluster has no row is swept.
+    let orphan_id = uuid::Uuid::new_v4();
+    let mut orphan = small_policy.clone();
+    orphan.metadata = kube::api::ObjectMeta {
+        name: Some(format!("kraft-{orphan_id}")),
+        labels: Some(BTreeMap::from([
+            ("app.kubernetes.io/managed-by".to_owned(), "kraft".to_owned()),
+            ("kraft.dev/cluster-id".to_owned(), orphan_id.to_string()),
+            ("kraft.dev/installation".to_owned(), app.installation_id.to_string()),
+        ])),
+        ..Default::default()
+    };
+    policies.create(&PostParams::default(), &orphan).await.unwrap();
+    eventually("the orphaned policy is swept", || async {
+        policies.get_opt(&format!("kraft-{orphan_id}")).await.unwrap().is_none()
+    })
+    .await;
+
+    let deleted = ada.call("clusters/delete", &[("id", &big), ("confirm_name", "big")]).await;
+    assert_eq!(deleted.status(), 200);
+    eventually("the policy goes with its cluster", || async {
+        policies.get_opt(&format!("kraft-{big}")).await.unwrap().is_none()
+    })
+    .await;
+    assert!(policies.get_opt(&format!("kraft-{small}")).await.unwrap().is_some());
 }
