@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
         no_ssl_passthrough,
         ingress_addr,
     } = Cli::parse().command;
-    let ingress = (ingress_class != "none").then(|| hostsim::ingress::IngressController {
+    let ingress = (ingress_class != "none").then_some(hostsim::ingress::IngressController {
         class: ingress_class,
         ssl_passthrough: !no_ssl_passthrough,
     });

@@ -339,7 +339,7 @@ impl Clusters {
         let rows = self.list(owner_id).await?;
         for row in &rows {
             self.mark_deleting(row).await?;
-            if let Err(error) = provision::remove(&self.host, &row).await {
+            if let Err(error) = provision::remove(&self.host, row).await {
                 tracing::warn!(cluster = %row.id, %error, "host deletion failed; the reconciler will retry");
             }
         }

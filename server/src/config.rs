@@ -371,6 +371,18 @@ impl Config {
     }
 }
 
+/// `host:port` or `host` (port 443): what goes after `https://` in a kubeconfig.
+fn parse_ingress_address(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let url = url::Url::parse(&format!("https://{value}"))
+        .map_err(|e| format!("{value:?} is not host:port ({e})"))?;
+    let bare = url.path() == "/" && url.query().is_none() && url.username().is_empty();
+    if value.is_empty() || !bare || value.contains('/') || url.host_str().is_none() {
+        return Err(format!("{value:?} is not host:port (e.g. 203.0.113.7:443)"));
+    }
+    Ok(value.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::{parse_duration, parse_network};
@@ -393,16 +405,21 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0s").is_err());
     }
-}
 
-/// `host:port` or `host` (port 443): what goes after `https://` in a kubeconfig.
-fn parse_ingress_address(value: &str) -> Result<String, String> {
-    let value = value.trim();
-    let url = url::Url::parse(&format!("https://{value}"))
-        .map_err(|e| format!("{value:?} is not host:port ({e})"))?;
-    let bare = url.path() == "/" && url.query().is_none() && url.username().is_empty();
-    if value.is_empty() || !bare || value.contains('/') || url.host_str().is_none() {
-        return Err(format!("{value:?} is not host:port (e.g. 203.0.113.7:443)"));
+    #[test]
+    fn the_ingress_address_is_host_and_port_only() {
+        assert_eq!(
+            super::parse_ingress_address("203.0.113.7:443").as_deref(),
+            Ok("203.0.113.7:443")
+        );
+        assert_eq!(
+            super::parse_ingress_address("ingress.example").as_deref(),
+            Ok("ingress.example")
+        );
+        for bad in
+            ["", "https://x.example", "x.example/path", "user@x.example:443", "x.example:99999"]
+        {
+            assert!(super::parse_ingress_address(bad).is_err(), "{bad:?} accepted");
+        }
     }
-    Ok(value.to_owned())
 }
