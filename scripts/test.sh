@@ -30,8 +30,12 @@ cargo clippy --release -p frontend -- -D warnings
 step "Rust tests (PostgreSQL at 127.0.0.1:5432 and SQLite)"
 cargo test --release 2>&1 | tee "$logs/cargo.log"
 
-step "hostsim against real kubectl"
+step "the same host API and cluster tests against the K3k v1.2 profile (v1.1.0 above)"
+HOSTSIM_K3K_VERSION=v1.2 cargo test --release -p hostsim -p server --test api 2>&1 | tee "$logs/cargo-v1.2.log"
+
+step "hostsim against real kubectl (K3k v1.1.0, then v1.2)"
 hostsim/conformance/kubectl.sh target/release/hostsim 2>&1 | tee "$logs/conformance.log"
+HOSTSIM_K3K_VERSION=v1.2 hostsim/conformance/kubectl.sh target/release/hostsim 2>&1 | tee -a "$logs/conformance.log"
 
 step "release site"
 scripts/site.sh release
@@ -40,9 +44,9 @@ cargo build --release -p server
 step "browser tests (Chromium)"
 (cd end2end && npx playwright test) 2>&1 | tee "$logs/e2e.log"
 
-rust_passed=$(grep -oP '^test result: ok\. \K[0-9]+(?= passed)' "$logs/cargo.log" | awk '{s+=$1} END {print s+0}')
+rust_passed=$(cat "$logs/cargo.log" "$logs/cargo-v1.2.log" | grep -oP '^test result: ok\. \K[0-9]+(?= passed)' | awk '{s+=$1} END {print s+0}')
 e2e_passed=$(grep -oP '^\s+\K[0-9]+(?= passed)' "$logs/e2e.log" | tail -n 1)
-kubectl_passed=$(grep -oP '^kubectl conformance: \K[0-9]+(?= passed)' "$logs/conformance.log" | tail -n 1)
+kubectl_passed=$(grep -oP '^kubectl conformance: \K[0-9]+(?= passed)' "$logs/conformance.log" | awk '{s+=$1} END {print s+0}')
 step "done"
 echo "rust: ${rust_passed:-0} passed; kubectl conformance: ${kubectl_passed:-0} passed; browser: ${e2e_passed:-0} passed"
 echo "kraft test suite: $(( ${rust_passed:-0} + ${kubectl_passed:-0} + ${e2e_passed:-0} )) passed, 0 failed"

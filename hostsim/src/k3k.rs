@@ -8,10 +8,64 @@ pub mod policy;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-/// `k3k.io_clusters.yaml` from K3k's chart, unchanged.
+/// `k3k.io_clusters.yaml` from K3k's chart at v1.2.0-rc4, unchanged.
 pub const CLUSTER_CRD: &str = include_str!("../crds/k3k.io_clusters.yaml");
-/// `k3k.io_virtualclusterpolicies.yaml` from K3k's chart, unchanged.
+/// `k3k.io_virtualclusterpolicies.yaml` from K3k's chart at v1.2.0-rc4, unchanged.
 pub const VCP_CRD: &str = include_str!("../crds/k3k.io_virtualclusterpolicies.yaml");
+/// The same two from K3k v1.1.0 (`charts/k3k/templates/crds/`), unchanged: no `hcp` mode, no
+/// `podSecurityContext`, no Service annotations.
+pub const CLUSTER_CRD_V1_1_0: &str = include_str!("../crds/v1.1.0/k3k.io_clusters.yaml");
+pub const VCP_CRD_V1_1_0: &str = include_str!("../crds/v1.1.0/k3k.io_virtualclusterpolicies.yaml");
+
+/// Which K3k release the simulated host runs. The differences hostsim plays:
+///
+/// | | v1.1.0 (the stable release) | v1.2 (v1.2.0-rc4) |
+/// |---|---|---|
+/// | CRDs | `mode: shared \| virtual` | adds `hcp`, `podSecurityContext`, Service annotations |
+/// | Ingress hosts | every `tlsSANs` entry (`server/ingress.go`: `hosts := cluster.Spec.TLSSANs`), so an IP SAN makes the Ingress invalid and the Cluster `Failed` | DNS names only (`controller.FilterDNSNames`) |
+/// | no DNS SAN with `expose.ingress` | an Ingress without rules; the kubeconfig's `Rules[0]` panics | `Pending`: "expose.ingress requires at least one DNS name" (`cluster.go` validate) |
+///
+/// Both make the kubeconfig URL the Ingress's first host when exposed, the Service's ClusterIP
+/// otherwise (v1.1.0 `kubeconfig.go` getURLFromService, rc4 `server/endpoint.go` ServerURL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum K3kVersion {
+    #[default]
+    V1_1_0,
+    V1_2,
+}
+
+impl K3kVersion {
+    /// `v1.1.0`, `v1.1`, `v1.2`, `v1.2.0-rc4`, ...
+    pub fn parse(text: &str) -> Option<Self> {
+        let t = text.trim().trim_start_matches('v');
+        if t == "1.1" || t.starts_with("1.1.") {
+            Some(Self::V1_1_0)
+        } else if t == "1.2" || t.starts_with("1.2.") {
+            Some(Self::V1_2)
+        } else {
+            None
+        }
+    }
+
+    /// The profile named by `HOSTSIM_K3K_VERSION`, else v1.1.0.
+    pub fn from_env() -> Self {
+        std::env::var("HOSTSIM_K3K_VERSION").ok().and_then(|v| Self::parse(&v)).unwrap_or_default()
+    }
+
+    pub fn crds(self) -> [&'static str; 2] {
+        match self {
+            Self::V1_1_0 => [CLUSTER_CRD_V1_1_0, VCP_CRD_V1_1_0],
+            Self::V1_2 => [CLUSTER_CRD, VCP_CRD],
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1_1_0 => "v1.1.0",
+            Self::V1_2 => "v1.2.0-rc4",
+        }
+    }
+}
 
 pub const GROUP: &str = "k3k.io";
 pub const CLUSTER_FINALIZER: &str = "cluster.k3k.io/finalizer";

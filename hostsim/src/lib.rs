@@ -77,6 +77,9 @@ pub struct Config {
     pub ingress: Option<ingress::IngressController>,
     /// Where the ingress controller's TLS port listens; port 0 picks a free port.
     pub ingress_addr: SocketAddr,
+    /// The K3k release played (CRDs, Ingress hosts; see [`k3k::K3kVersion`]); by default the
+    /// one `HOSTSIM_K3K_VERSION` names, else v1.1.0.
+    pub k3k_version: k3k::K3kVersion,
 }
 
 impl Default for Config {
@@ -97,6 +100,7 @@ impl Default for Config {
             metrics_api: true,
             ingress: Some(ingress::IngressController::default()),
             ingress_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            k3k_version: k3k::K3kVersion::from_env(),
         }
     }
 }
@@ -120,7 +124,7 @@ impl std::fmt::Debug for Running {
 
 /// Installs what a fresh host cluster has: the K3k CRDs, the system namespaces and the nodes.
 fn install(host: &Host) -> Result<()> {
-    for crd in [k3k::CLUSTER_CRD, k3k::VCP_CRD] {
+    for crd in host.config.k3k_version.crds() {
         let obj: serde_json::Value =
             serde_yaml::from_str(crd).map_err(|e| Error::Internal(format!("embedded CRD: {e}")))?;
         host.ensure("apiextensions.k8s.io", "customresourcedefinitions", obj)?;

@@ -51,6 +51,9 @@ enum Command {
         /// Where the ingress controller takes TLS (wildcard DNS would point here).
         #[arg(long, default_value = "127.0.0.1:8443")]
         ingress_addr: SocketAddr,
+        /// The K3k release to play: v1.1.0 (the stable release) or v1.2 (v1.2.0-rc4).
+        #[arg(long, env = "HOSTSIM_K3K_VERSION", default_value = "v1.1.0", value_parser = parse_k3k_version)]
+        k3k_version: hostsim::k3k::K3kVersion,
     },
 }
 
@@ -75,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         ingress_class,
         no_ssl_passthrough,
         ingress_addr,
+        k3k_version,
     } = Cli::parse().command;
     let ingress = (ingress_class != "none").then_some(hostsim::ingress::IngressController {
         class: ingress_class,
@@ -90,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
         nodes,
         ingress,
         ingress_addr,
+        k3k_version,
         ..hostsim::Config::default()
     };
     let running = hostsim::start(config).await?;
@@ -99,11 +104,16 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(path = %path.display(), "kubeconfig written");
     }
     println!("{kubeconfig}");
-    tracing::info!(url = %running.url(), "hostsim serving");
+    tracing::info!(url = %running.url(), k3k = k3k_version.as_str(), "hostsim serving");
     if let Some(addr) = running.ingress_addr() {
         tracing::info!(%addr, "ingress controller serving (TLS passthrough by SNI)");
     }
     tokio::signal::ctrl_c().await?;
     running.shutdown().await;
     Ok(())
+}
+
+fn parse_k3k_version(text: &str) -> Result<hostsim::k3k::K3kVersion, String> {
+    hostsim::k3k::K3kVersion::parse(text)
+        .ok_or_else(|| format!("{text:?}: the K3k profiles are v1.1.0 and v1.2"))
 }

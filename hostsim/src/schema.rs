@@ -95,9 +95,15 @@ fn walk(
         causes.push(Cause::type_invalid(path, value, expected));
         return;
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            causes.push(Cause::not_supported(path, value, options));
+    // An `enum` here or in each `allOf` member (K3k v1.1.0's `mode` repeats its enum there);
+    // the API server reports a repeated error once (field.ErrorList ToAggregate dedupes).
+    let all_of = schema.get("allOf").and_then(Value::as_array).into_iter().flatten();
+    for node in std::iter::once(schema).chain(all_of) {
+        if let Some(options) = node.get("enum").and_then(Value::as_array) {
+            let cause = Cause::not_supported(path, value, options);
+            if !options.contains(value) && !causes.contains(&cause) {
+                causes.push(cause);
+            }
         }
     }
     match value {

@@ -161,8 +161,36 @@ impl Controller {
             Ok(None) | Err(Error::NotFound { .. }) => {}
             Err(e) => {
                 tracing::warn!(?key, error = %e, "reconcile failed; retrying");
+                // K3k v1.1.0 `cluster/status.go` updateStatus: any other reconcile error makes
+                // the Cluster Failed / ProvisioningFailed with the error's text, and a Warning.
+                if let Key::Cluster(ns, name) = &key {
+                    self.failed(ns, name, &e.to_string());
+                }
                 self.after(key, Duration::from_millis(500));
             }
+        }
+    }
+
+    /// Marks the Cluster Failed with `msg`; a Warning event when the message is new.
+    fn failed(&self, ns: &str, name: &str, msg: &str) {
+        let Some(cluster) = self.host.store.get(&clusters(), ns, name) else {
+            return;
+        };
+        if cluster.pointer("/metadata/deletionTimestamp").is_some() {
+            return;
+        }
+        let was = str_at(&cluster, "/status/phase") == "Failed"
+            && cluster_condition_message(&cluster) == Some(msg);
+        match self.set_phase(ns, name, "Failed", false, "ProvisioningFailed", msg) {
+            Ok(updated) if !was => self.host.record_event(
+                &updated,
+                "Warning",
+                "ProvisioningFailed",
+                msg,
+                super::CONTROLLER_COMPONENT,
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "could not mark the cluster failed"),
         }
     }
 
@@ -306,7 +334,8 @@ impl Controller {
             .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
             .unwrap_or_default();
         let has_ingress = cluster.pointer("/spec/expose/ingress").is_some();
-        if has_ingress && !sans.iter().any(|s| s.parse::<std::net::IpAddr>().is_err()) {
+        let rc4 = host.config.k3k_version == super::K3kVersion::V1_2;
+        if rc4 && has_ingress && !sans.iter().any(|s| s.parse::<std::net::IpAddr>().is_err()) {
             return self
                 .pending(&cluster, "expose.ingress requires at least one DNS name in tlsSANs");
         }
@@ -902,9 +931,12 @@ impl Layout {
         }
         // 8. ingress
         if let Some(ing) = self.cluster.pointer("/spec/expose/ingress") {
+            // v1.1.0 makes every SAN a host (an IP one is refused by Ingress validation);
+            // rc4 keeps DNS names only.
+            let rc4 = host.config.k3k_version == super::K3kVersion::V1_2;
             let rules: Vec<Value> = sans
                 .iter()
-                .filter(|s| s.parse::<std::net::IpAddr>().is_err())
+                .filter(|s| !rc4 || s.parse::<std::net::IpAddr>().is_err())
                 .map(|h| {
                     json!({"host": h, "http": {"paths": [{"path": "/", "pathType": "Prefix",
                     "backend": {"service": {"name": self.svc_name, "port": {"number": 443}}}}]}})
@@ -1443,8 +1475,15 @@ impl Layout {
         let chain = format!("{}{}", client.cert_pem, certs.client_ca.cert_pem());
         // v1.1.0 `pkg/controller/kubeconfig/kubeconfig.go` getURLFromService: the Service
         // address, or `https://<ingress rules[0].host>` when exposed through an Ingress.
+        let exposed = self.cluster.pointer("/spec/expose/ingress").is_some();
         let url = match self.ingress_host(host) {
             Some(h) => format!("https://{h}"),
+            // v1.1.0 indexes `Spec.Rules[0]` of an Ingress without rules (no SAN at all).
+            None if exposed => {
+                return Err(Error::Internal(
+                    "panic: runtime error: index out of range [0] with length 0 [recovered]".into(),
+                ))
+            }
             None => format!("https://{svc_ip}"),
         };
         let kubeconfig = crate::kubeconfig::render(

@@ -154,3 +154,71 @@ async fn an_ip_address_is_not_an_ingress_host() {
         "Ingress.networking.k8s.io \"by-ip\" is invalid: spec.rules[0].host: Invalid value: \"10.0.0.7\": must be a DNS name, not an IP address"
     );
 }
+
+fn profile(version: hostsim::k3k::K3kVersion) -> hostsim::Config {
+    hostsim::Config { k3k_version: version, ..Default::default() }
+}
+
+/// Finding 5 of REAL-K3K.md: K3k v1.1.0 makes every SAN an Ingress host, so an IP SAN makes the
+/// Ingress invalid and the Cluster Failed with the API server's refusal; rc4 keeps DNS names.
+#[tokio::test]
+async fn k3k_v1_1_0_turns_an_ip_san_into_an_invalid_ingress_and_rc4_skips_it() {
+    let mut spec = exposed("ip-ada.kraft.test", "nginx", true);
+    spec.tls_sans.push("10.0.0.7".into());
+
+    let stable = spawn_host_with(profile(hostsim::k3k::K3kVersion::V1_1_0)).await;
+    stable.namespace("k3k-ip").await;
+    stable.create_cluster("k3k-ip", "ip", spec.clone()).await;
+    let message = wait_failed(&stable, "k3k-ip", "ip").await;
+    assert_eq!(
+        message,
+        "Ingress.networking.k8s.io \"k3k-ip-ingress\" is invalid: spec.rules[1].host: Invalid value: \"10.0.0.7\": must be a DNS name, not an IP address"
+    );
+
+    let rc4 = spawn_host_with(profile(hostsim::k3k::K3kVersion::V1_2)).await;
+    rc4.namespace("k3k-ip").await;
+    rc4.create_cluster("k3k-ip", "ip", spec).await;
+    rc4.wait_for_phase("k3k-ip", "ip", "Ready").await;
+    let ingresses: Api<Ingress> = Api::namespaced(rc4.client.clone(), "k3k-ip");
+    let rules = ingresses.get("k3k-ip-ingress").await.unwrap().spec.unwrap().rules.unwrap();
+    let hosts: Vec<_> = rules.iter().filter_map(|r| r.host.clone()).collect();
+    assert_eq!(hosts, ["ip-ada.kraft.test"]);
+}
+
+/// The v1.1.0 CRDs have no `hcp` mode (its enum sits in an `allOf`, reported once).
+#[tokio::test]
+async fn k3k_v1_1_0_crds_know_only_shared_and_virtual() {
+    let stable = spawn_host_with(profile(hostsim::k3k::K3kVersion::V1_1_0)).await;
+    stable.namespace("k3k-h").await;
+    let r = stable
+        .clusters("k3k-h")
+        .create(
+            &PostParams::default(),
+            &crate::harness::Cluster::new(
+                "h",
+                ClusterSpec { mode: Some("hcp".into()), ..Default::default() },
+            ),
+        )
+        .await;
+    let (code, _, message) = api_error(r);
+    assert_eq!(code, 422);
+    assert!(
+        message.ends_with(
+            "spec.mode: Unsupported value: \"hcp\": supported values: \"shared\", \"virtual\""
+        ),
+        "{message}"
+    );
+    let rc4 = spawn_host_with(profile(hostsim::k3k::K3kVersion::V1_2)).await;
+    rc4.namespace("k3k-h").await;
+    let created = rc4
+        .clusters("k3k-h")
+        .create(
+            &PostParams::default(),
+            &crate::harness::Cluster::new(
+                "h",
+                ClusterSpec { mode: Some("hcp".into()), ..Default::default() },
+            ),
+        )
+        .await;
+    assert!(created.is_ok(), "{created:?}");
+}
