@@ -58,6 +58,17 @@ impl LogLine {
         Self { ts, level: level_of(&text), text, encoded: OnceLock::new() }
     }
 
+    /// A line whose end was dropped while it was read (`dropped` bytes): the kept text cut to
+    /// `max_chars` characters, and a marker that counts everything left out in bytes.
+    pub fn cut_while_read(ts: DateTime<Utc>, kept: &str, dropped: u64, max_chars: usize) -> Self {
+        let (head, beyond) = match kept.char_indices().nth(max_chars) {
+            Some((cut, _)) => (&kept[..cut], (kept.len() - cut) as u64),
+            None => (kept, 0),
+        };
+        let text = format!("{head} … [truncated {} bytes]", beyond + dropped);
+        Self { ts, level: level_of(&text), text, encoded: OnceLock::new() }
+    }
+
     /// The line's encoding for viewers, made by `encode` the first time and reused after.
     pub fn encoded(&self, encode: impl FnOnce(&Self) -> String) -> &str {
         self.encoded.get_or_init(|| encode(self).into_boxed_str())
@@ -462,12 +473,15 @@ impl LogHub {
         let resume = *last;
         let mut repeated = 0usize;
         // Every line the network has delivered so far, at once: one ring update per chunk.
-        let mut chunks = std::pin::pin!(lossy_lines(reader).ready_chunks(1024));
+        // A line is never held whole: past what a viewer can be shown, its bytes are counted
+        // and dropped as they arrive, so one endless line cannot fill KRaft's memory.
+        let cap = self.settings.max_line_chars.saturating_mul(4).saturating_add(64);
+        let mut chunks = std::pin::pin!(lossy_lines(reader, cap).ready_chunks(1024));
         while let Some(chunk) = chunks.next().await {
             let mut lines = Vec::with_capacity(chunk.len());
             let mut failed = None;
             for line in chunk {
-                let line = match line {
+                let (line, dropped) = match line {
                     Ok(line) => line,
                     Err(error) => {
                         failed = Some(error.to_string());
@@ -490,7 +504,12 @@ impl LogHub {
                     Some((prev, n)) if prev == ts => (ts, n + 1),
                     _ => (ts, 1),
                 });
-                lines.push(Arc::new(LogLine::new(ts, text, self.settings.max_line_chars)));
+                let max = self.settings.max_line_chars;
+                lines.push(Arc::new(if dropped > 0 {
+                    LogLine::cut_while_read(ts, text, dropped, max)
+                } else {
+                    LogLine::new(ts, text, max)
+                }));
             }
             upstream.push(lines, self.settings.ring_lines);
             if let Some(error) = failed {
@@ -501,22 +520,46 @@ impl LogHub {
     }
 }
 
-/// The lines of `reader`, with bytes that are not UTF-8 replaced (one bad byte must not stop a log).
-fn lossy_lines(reader: impl AsyncBufRead) -> impl Stream<Item = std::io::Result<String>> {
-    futures::stream::unfold(Box::pin(reader), |mut reader| async move {
+/// The lines of `reader`, with bytes that are not UTF-8 replaced (one bad byte must not stop a
+/// log), each with at most `cap` bytes kept: the rest of a longer line is read and dropped, and
+/// how many bytes were dropped comes with it.
+fn lossy_lines(
+    reader: impl AsyncBufRead,
+    cap: usize,
+) -> impl Stream<Item = std::io::Result<(String, u64)>> {
+    futures::stream::unfold(Box::pin(reader), move |mut reader| async move {
         let mut bytes = Vec::new();
-        match reader.read_until(b'\n', &mut bytes).await {
-            Ok(0) => None,
-            Ok(_) => {
-                if bytes.last() == Some(&b'\n') {
-                    bytes.pop();
-                }
-                let line = String::from_utf8(bytes)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-                Some((Ok(line), reader))
+        let mut dropped = 0u64;
+        let mut ended = false;
+        loop {
+            let buf = match reader.fill_buf().await {
+                Ok(buf) => buf,
+                Err(error) => return Some((Err(error), reader)),
+            };
+            if buf.is_empty() {
+                break;
             }
-            Err(error) => Some((Err(error), reader)),
+            let (part, used) = match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => (&buf[..i], i + 1),
+                None => (buf, buf.len()),
+            };
+            let room = cap.saturating_sub(bytes.len());
+            let keep = part.len().min(room);
+            bytes.extend_from_slice(&part[..keep]);
+            dropped += (part.len() - keep) as u64;
+            let newline = used > part.len();
+            reader.consume_unpin(used);
+            if newline {
+                ended = true;
+                break;
+            }
         }
+        if bytes.is_empty() && dropped == 0 && !ended {
+            return None;
+        }
+        let line = String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Some((Ok((line, dropped)), reader))
     })
 }
 
@@ -526,10 +569,14 @@ fn lossy_lines(reader: impl AsyncBufRead) -> impl Stream<Item = std::io::Result<
 pub async fn newest_lines(reader: impl AsyncBufRead, limit: usize) -> (VecDeque<String>, u64) {
     let mut kept = VecDeque::new();
     let (mut size, mut cut) = (0usize, 0u64);
-    let mut lines = std::pin::pin!(lossy_lines(reader));
+    // No line is held beyond the limit: the rest of a longer one is dropped as it is read.
+    let mut lines = std::pin::pin!(lossy_lines(reader, limit));
     while let Some(line) = lines.next().await {
         let line = match line {
-            Ok(line) => line,
+            Ok((line, dropped)) => {
+                cut += dropped;
+                line
+            }
             Err(error) => {
                 tracing::warn!(%error, "log read cut short");
                 break;
@@ -610,6 +657,26 @@ mod tests {
         assert_eq!(level_of("[INFO] [2026-11-22] Starting single node setup..."), None);
     }
 
+    /// A 5 MB line without a newline is never held: 10 000 characters reach the viewer, the
+    /// rest is counted while read.
+    #[tokio::test]
+    async fn an_endless_line_is_cut_while_it_is_read() {
+        let mut log = b"2026-11-22T03:00:00Z ".to_vec();
+        log.extend(std::iter::repeat_n(b'x', 5_000_000));
+        log.extend(b"\n2026-11-22T03:00:01Z next\n");
+        let reader = futures::io::BufReader::with_capacity(8192, futures::io::Cursor::new(log));
+        let lines: Vec<(String, u64)> =
+            lossy_lines(reader, 40_064).map(|l| l.unwrap()).collect().await;
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].0.len(), 40_064, "only the cap is kept");
+        assert_eq!(lines[0].1, 5_000_021 - 40_064);
+        assert_eq!(lines[1], ("2026-11-22T03:00:01Z next".to_owned(), 0));
+        let (ts, text) = split_timestamp(&lines[0].0).unwrap();
+        let line = LogLine::cut_while_read(ts, text, lines[0].1, 10_000);
+        assert!(line.text.starts_with(&"x".repeat(10_000)));
+        assert!(line.text.ends_with(&format!("… [truncated {} bytes]", 5_000_000 - 10_000)));
+    }
+
     #[test]
     fn long_lines_are_cut_with_a_marker() {
         let line = "é".repeat(10_005);
@@ -631,8 +698,10 @@ mod tests {
     async fn bytes_that_are_not_utf8_are_replaced_and_the_lines_go_on() {
         let log = b"2026-11-22T03:00:00Z first\n2026-11-22T03:00:01Z bad \xff\xfe byte\n\
                     2026-11-22T03:00:02Z after\n";
-        let lines: Vec<String> =
-            lossy_lines(futures::io::Cursor::new(&log[..])).map(|l| l.unwrap()).collect().await;
+        let lines: Vec<String> = lossy_lines(futures::io::Cursor::new(&log[..]), usize::MAX)
+            .map(|l| l.unwrap().0)
+            .collect()
+            .await;
         assert_eq!(
             lines,
             [
