@@ -195,6 +195,9 @@ expect_fail "invalid cluster is Invalid with K3k's messages" 'spec\.servers: Inv
 expect_fail "invalid mode lists the supported values" 'spec\.mode: Unsupported value: "weird": supported values: "shared", "virtual"(, "hcp")?$' k create -f "$work/bad.yaml"
 expect_fail "expose modes are mutually exclusive" 'ingress, loadbalancer and nodePort are mutually exclusive' k create -f "$work/bad.yaml"
 expect_fail "unknown fields are rejected by strict validation" 'unknown field "spec\.bogus"' bash -c "sed 's/  agents: 2/  bogus: 1/; s/name: demo/name: strict/' '$work/cluster.yaml' | '$KUBECTL' --cache-dir '$work/cache' create -f -"
+expect "unknown fields are dropped with a warning by default" 'Warning: unknown field "spec\.bogus"' bash -c "sed 's/  agents: 2/  bogus: 1/; s/name: demo/name: warned/' '$work/cluster.yaml' | '$KUBECTL' --cache-dir '$work/cache' create --validate=warn -f -"
+expect "the warned cluster was stored without the field" '^$' k -n "$ns" get cluster warned -o jsonpath='{.spec.bogus}'
+k -n "$ns" delete cluster warned --wait=false >/dev/null 2>&1 || true
 expect_fail "mode is immutable" 'mode is immutable' k -n "$ns" patch cluster demo --type=merge -p '{"spec":{"mode":"shared"}}'
 expect "patch cluster agents (merge)" '^cluster\.k3k\.io/demo patched' k -n "$ns" patch cluster demo --type=merge -p '{"spec":{"agents":3}}'
 sleep 1.5

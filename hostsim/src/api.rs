@@ -51,6 +51,7 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/hostsim/restart-container", axum::routing::post(admin::restart_container))
         .route("/hostsim/log-rate", axum::routing::post(admin::log_rate))
         .fallback(dispatch)
+        .layer(middleware::from_fn(warning_headers))
         .layer(middleware::from_fn_with_state(host.clone(), guard))
         .with_state(host)
 }
@@ -86,6 +87,17 @@ pub fn version_doc(git_version: &str) -> Value {
 }
 
 /// Authentication, counters and injected faults, in front of every route.
+/// Sends what admission warned about as `Warning:` headers.
+async fn warning_headers(req: Request, next: Next) -> Response {
+    let (mut response, warnings) = crate::warnings::collect(next.run(req)).await;
+    for text in warnings {
+        if let Ok(value) = header::HeaderValue::from_str(&crate::warnings::header_value(&text)) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
+}
+
 async fn guard(State(host): State<Arc<Host>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     host.counters.hit(&path);
@@ -261,6 +273,7 @@ async fn resource(
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let opts = WriteOptions {
         strict: q.get("fieldValidation").is_some_and(|v| v == "Strict"),
+        warn: q.get("fieldValidation").is_none_or(|v| v == "Warn"),
         dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
     };
     let ns = t.namespace.as_deref();

@@ -103,6 +103,9 @@ pub struct WriteOptions {
     pub strict: bool,
     /// Admit and check, but store nothing.
     pub dry_run: bool,
+    /// Unknown fields that are dropped get a `Warning:` header (`fieldValidation` absent or
+    /// `Warn`; not with `Ignore`).
+    pub warn: bool,
 }
 
 /// How a PATCH body is to be read.
@@ -435,14 +438,19 @@ impl Host {
         obj: &mut Value,
         old: Option<&Value>,
         strict: bool,
+        warn: bool,
     ) -> Result<()> {
         if let Some(schema) = &rt.schema {
-            let original = strict.then(|| obj.clone());
+            let original = (strict || warn).then(|| obj.clone());
             let causes = schema::admit(schema, obj, old);
             if let Some(original) = original {
                 let mut unknown = Vec::new();
                 schema::removed_fields(&original, obj, "", &mut unknown);
-                if !unknown.is_empty() {
+                if !strict {
+                    for field in &unknown {
+                        crate::warnings::push(format!("unknown field {field:?}"));
+                    }
+                } else if !unknown.is_empty() {
                     let list: Vec<String> =
                         unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
                     return Err(Error::BadRequest(format!(
@@ -614,7 +622,7 @@ impl Host {
             }
         }
         self.default_builtin(rt, &mut obj, None)?;
-        self.admit_custom(rt, &mut obj, None, opts.strict)?;
+        self.admit_custom(rt, &mut obj, None, opts.strict, opts.warn)?;
         self.validate_builtin(rt, &obj, None)?;
         let created = self.store.create_opt(&rt.gr(), obj, !opts.dry_run)?;
         self.after_write(rt);
@@ -683,7 +691,8 @@ impl Host {
             }
         };
         self.default_builtin(rt, &mut new, Some(&old))?;
-        self.admit_custom(rt, &mut new, Some(&old), opts.strict && subresource.is_none())?;
+        let main = subresource.is_none();
+        self.admit_custom(rt, &mut new, Some(&old), opts.strict && main, opts.warn && main)?;
         if subresource.is_none() {
             self.validate_builtin(rt, &new, Some(&old))?;
         }

@@ -27,6 +27,7 @@ pub mod select;
 pub mod store;
 pub mod tls;
 pub mod vcluster;
+pub mod warnings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
