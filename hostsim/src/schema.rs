@@ -132,8 +132,12 @@ fn walk_object(
     let props = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties").filter(|a| a.is_object());
     if let Some(props) = props {
+        // A missing field, or a null one the schema does not allow, takes its default
+        // (apiextensions-apiserver `pkg/apiserver/schema/defaulting/algorithm.go` Default:
+        // `!found || isNonNullableNull(v, &prop)`).
         for (k, sub) in props {
-            if !map.contains_key(k) {
+            let null = map.get(k).is_some_and(Value::is_null) && !nullable(sub);
+            if !map.contains_key(k) || null {
                 if let Some(d) = sub.get("default") {
                     map.insert(k.clone(), d.clone());
                 }
@@ -223,6 +227,19 @@ mod tests {
         assert_eq!(obj["spec"]["agents"], 0);
         assert_eq!(obj["spec"]["sync"]["configMaps"]["enabled"], true);
         assert_eq!(obj["status"]["phase"], "Unknown");
+    }
+
+    /// What an independent client showed: `"servers": null` was pruned and left undefaulted,
+    /// where a real API server defaults it.
+    #[test]
+    fn a_null_in_a_defaulted_field_takes_the_default() {
+        let mut obj = json!({"metadata": {"name": "a"}, "spec": {"servers": null, "mode": null,
+            "agents": null}});
+        let causes = admit(&cluster_schema(), &mut obj, None);
+        assert!(causes.is_empty(), "{causes:?}");
+        assert_eq!(obj["spec"]["servers"], 1);
+        assert_eq!(obj["spec"]["mode"], "shared");
+        assert_eq!(obj["spec"]["agents"], 0);
     }
 
     #[test]
