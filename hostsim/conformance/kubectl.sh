@@ -289,6 +289,17 @@ expect_fail "a pod without limits must specify them" 'failed quota: cpu: must sp
 expect "virtual agents come from a ReplicaSet" '^k3k-demo-agent-[a-z0-9]+ +3 +3' k -n "$ns" get rs -l cluster=demo,type=agent
 expect "delete the admission namespace" 'namespace "psa-conf" deleted' k delete ns psa-conf --timeout=30s
 
+# A namespace stays Terminating while its pods get their grace period (kubernetes v1.35
+# pkg/registry/core/namespace/storage/storage.go Delete, pkg/controller/namespace).
+expect "a namespace with a running pod" 'namespace/term-conf created' k create ns term-conf
+expect "a pod on a node" 'pod/sleeper created' k -n term-conf run sleeper --image=busybox --overrides='{"spec":{"nodeName":"hostsim-node-1"}}'
+expect "delete it without waiting" 'namespace "term-conf" deleted' k delete ns term-conf --wait=false
+expect "the namespace is Terminating" '^term-conf +Terminating' k get ns term-conf
+expect "its pod is Terminating" '^sleeper +[0-9/]+ +Terminating' k -n term-conf get pod sleeper
+expect_fail "deleting it again is a Conflict" 'Error from server \(Conflict\): Operation cannot be fulfilled on namespaces "term-conf": The system is ensuring all content is removed from this namespace' k delete ns term-conf
+expect_fail "nothing new in a terminating namespace" 'unable to create new content in namespace term-conf because it is being terminated' k -n term-conf create configmap late
+expect "it goes once its pods stop" 'namespace/term-conf condition met' k wait --for=delete ns/term-conf --timeout=30s
+
 # Deletion.
 expect "delete cluster" 'cluster\.k3k\.io "demo" deleted' k -n "$ns" delete cluster demo --timeout=30s
 expect_fail "deleted cluster is NotFound" 'clusters\.k3k\.io "demo" not found' k -n "$ns" get cluster demo

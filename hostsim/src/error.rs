@@ -106,8 +106,8 @@ pub fn json_type(v: &Value) -> &'static str {
 pub enum Error {
     #[error("{gr} \"{name}\" not found")]
     NotFound { gr: GroupResource, name: String },
-    #[error("{gr} \"{name}\" already exists")]
-    AlreadyExists { gr: GroupResource, name: String },
+    #[error("{}{gr} \"{name}\" already exists", if *.deleting { "object is being deleted: " } else { "" })]
+    AlreadyExists { gr: GroupResource, name: String, deleting: bool },
     #[error("Operation cannot be fulfilled on {gr} \"{name}\": {message}")]
     Conflict { gr: GroupResource, name: String, message: String },
     #[error("{kind}.{group} \"{name}\" is invalid: {}", render_causes(.causes))]
@@ -162,7 +162,7 @@ impl Error {
                 "NotFound",
                 json!({"name": name, "group": gr.group, "kind": gr.resource}),
             ),
-            Error::AlreadyExists { gr, name } => (
+            Error::AlreadyExists { gr, name, .. } => (
                 StatusCode::CONFLICT,
                 "AlreadyExists",
                 json!({"name": name, "group": gr.group, "kind": gr.resource}),

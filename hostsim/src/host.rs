@@ -205,7 +205,7 @@ fn is_dns_subdomain(s: &str) -> bool {
 
 impl Host {
     pub fn new(config: Config, token: String) -> Self {
-        let store = Store::new(config.watch_history);
+        let store = Store::new(config.watch_history).with_pod_stop_delay(config.pod_stop_delay);
         Self {
             store,
             registry: Registry::new(config.metrics_api),
@@ -328,6 +328,17 @@ impl Host {
                 "services" => self.default_service(obj, old),
                 "pods" => {
                     if old.is_none() {
+                        // kubernetes v1.35 pkg/apis/core/v1/defaults.go SetDefaults_PodSpec.
+                        for (field, value) in [
+                            ("terminationGracePeriodSeconds", json!(30)),
+                            ("restartPolicy", json!("Always")),
+                            ("dnsPolicy", json!("ClusterFirst")),
+                            ("schedulerName", json!("default-scheduler")),
+                        ] {
+                            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                                spec.entry(field).or_insert(value);
+                            }
+                        }
                         default_requests_from_limits(obj);
                         self.apply_limit_ranges(obj);
                         let qos = qos_class(obj);
@@ -794,7 +805,8 @@ impl Host {
         if orphan {
             self.store.orphan_dependents(object::uid(&current));
         }
-        let d = self.store.delete(&rt.gr(), ns_key, name)?;
+        let grace = options.get("gracePeriodSeconds").and_then(Value::as_i64);
+        let d = self.store.delete_graceful(&rt.gr(), ns_key, name, grace)?;
         self.after_write(rt);
         Ok(d)
     }

@@ -59,6 +59,9 @@ pub struct Config {
     pub nodes: usize,
     /// How long a new pod stays `ContainerCreating` before it runs.
     pub pod_start_delay: Duration,
+    /// How long a deleted running pod's containers take to stop (at most its grace period):
+    /// until then it is `Terminating`, and so is a namespace that holds it.
+    pub pod_stop_delay: Duration,
     /// How long after its servers run a cluster becomes `Ready`.
     pub ready_delay: Duration,
     /// Log lines per second written by every running container.
@@ -92,6 +95,7 @@ impl Default for Config {
             host_version: "v1.35.2".into(),
             nodes: 5,
             pod_start_delay: Duration::from_millis(150),
+            pod_stop_delay: Duration::from_secs(1),
             ready_delay: Duration::from_millis(300),
             log_lines_per_second: 5.0,
             log_ring_lines: 2000,
@@ -242,10 +246,23 @@ pub async fn start(config: Config) -> Result<Running> {
     tasks.push(tokio::spawn(tls::serve(listener, tls_config, app, shutdown_rx.clone())));
     tasks.push(tokio::spawn(k3k::controller::run(host.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(run_log_generator(host.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(run_lifecycle(host.clone(), shutdown_rx.clone())));
     if let Some(listener) = ingress_listener {
         tasks.push(tokio::spawn(ingress::serve(host.clone(), listener, shutdown_rx.clone())));
     }
     Ok(Running { host, addr, ingress_addr, url, ca_pem, shutdown, tasks })
+}
+
+/// The kubelets and the namespace controller: stopped pods go, terminating namespaces empty.
+pub(crate) async fn run_lifecycle(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => host.store.reap(),
+            _ = tls::stopped(&mut shutdown) => return,
+        }
+    }
 }
 
 async fn run_log_generator(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {

@@ -35,6 +35,10 @@ enum Command {
         /// Milliseconds a new pod stays ContainerCreating.
         #[arg(long, default_value_t = 1000)]
         pod_start_delay_ms: u64,
+        /// Milliseconds a deleted running pod takes to stop (at most its grace period); it and
+        /// its namespace stay Terminating until then.
+        #[arg(long, default_value_t = 3000)]
+        pod_stop_delay_ms: u64,
         /// Log lines per second per container.
         #[arg(long, default_value_t = 2.0)]
         log_rate: f64,
@@ -73,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         token,
         ready_delay_ms,
         pod_start_delay_ms,
+        pod_stop_delay_ms,
         log_rate,
         nodes,
         ingress_class,
@@ -90,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         token,
         ready_delay: Duration::from_millis(ready_delay_ms),
         pod_start_delay: Duration::from_millis(pod_start_delay_ms),
+        pod_stop_delay: Duration::from_millis(pod_stop_delay_ms),
         log_lines_per_second: log_rate,
         nodes,
         ingress,

@@ -5,8 +5,9 @@
 //!
 //! It knows nothing about HTTP, schemas or defaults; the API layer hands it finished objects.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -61,6 +62,14 @@ struct Inner {
     /// Every change with a resourceVersion above this is still in `history`.
     floor: u64,
     history_cap: usize,
+    /// Pods deleted gracefully, and when their containers will have stopped (the kubelet then
+    /// removes them).
+    stopping: BTreeMap<(String, String), Instant>,
+    /// Namespaces the namespace controller still has to empty and finalize.
+    terminating: BTreeSet<String>,
+    /// How long a running pod's containers take to stop after SIGTERM (capped by its grace
+    /// period).
+    pod_stop_delay: Duration,
 }
 
 pub struct Store {
@@ -89,9 +98,18 @@ impl Store {
                 history: VecDeque::new(),
                 floor: 1,
                 history_cap: history_cap.max(16),
+                stopping: BTreeMap::new(),
+                terminating: BTreeSet::new(),
+                pod_stop_delay: Duration::ZERO,
             }),
             tx,
         }
+    }
+
+    /// How long a running pod takes to stop once deleted (see [`Store::delete_graceful`]).
+    pub fn with_pod_stop_delay(self, delay: Duration) -> Self {
+        self.lock().pod_stop_delay = delay;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -172,8 +190,11 @@ impl Store {
             }
         }
         let key = (ns, name.clone());
-        if inner.objects.get(gr).is_some_and(|b| b.contains_key(&key)) {
-            return Err(Error::AlreadyExists { gr: gr.clone(), name });
+        if let Some(existing) = inner.objects.get(gr).and_then(|b| b.get(&key)) {
+            // staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go Create:
+            // "object is being deleted: …" when the existing one has a deletionTimestamp.
+            let deleting = object::is_deleting(existing);
+            return Err(Error::AlreadyExists { gr: gr.clone(), name, deleting });
         }
         if !commit {
             let meta = object::metadata_mut(&mut obj);
@@ -270,34 +291,88 @@ impl Store {
         Ok(obj)
     }
 
-    /// Deletes an object: at once, or by setting `deletionTimestamp` while finalizers remain.
-    /// A namespace goes `Terminating`, its contents are deleted, and it disappears when empty.
+    /// Deletes an object with the grace period its kind gives it (see [`Store::delete_graceful`]).
     pub fn delete(&self, gr: &GroupResource, ns: &str, name: &str) -> Result<Deletion> {
+        self.delete_graceful(gr, ns, name, None)
+    }
+
+    /// Deletes an object: at once, or by setting `deletionTimestamp` while finalizers remain.
+    ///
+    /// - A pod running on a node is deleted gracefully: it keeps existing with
+    ///   `deletionTimestamp` (now + grace) and `deletionGracePeriodSeconds` until its containers
+    ///   have stopped, then the kubelet removes it. The grace period is the request's
+    ///   `gracePeriodSeconds`, else the pod's `terminationGracePeriodSeconds`, else 30; an
+    ///   unscheduled or finished pod, or a grace of 0, goes at once; a second delete may only
+    ///   shorten it (kubernetes v1.35 pkg/registry/core/pod/strategy.go CheckGracefulDelete,
+    ///   staging/src/k8s.io/apiserver/pkg/registry/rest/delete.go BeforeDelete).
+    /// - A namespace goes `Terminating` and stays so while the namespace controller deletes its
+    ///   content (pods with their grace period); it disappears once empty and its `kubernetes`
+    ///   finalizer is removed. Deleting it again meanwhile is a `409 Conflict` (kubernetes v1.35
+    ///   pkg/registry/core/namespace/storage/storage.go Delete; pkg/controller/namespace).
+    pub fn delete_graceful(
+        &self,
+        gr: &GroupResource,
+        ns: &str,
+        name: &str,
+        grace: Option<i64>,
+    ) -> Result<Deletion> {
         let mut inner = self.lock();
         let key = (ns.to_string(), name.to_string());
         let Some(obj) = inner.objects.get(gr).and_then(|b| b.get(&key)).cloned() else {
             return Err(Error::not_found(gr, name));
         };
         if gr == &namespaces() {
+            if object::is_deleting(&obj) {
+                if !spec_finalizers(&obj).is_empty() {
+                    return Err(Error::Conflict {
+                        gr: gr.clone(),
+                        name: name.to_string(),
+                        message: "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.".into(),
+                    });
+                }
+                return Ok(Deletion::Pending(obj));
+            }
             let obj = inner.mark_deleting(gr, &key, obj, &self.tx);
+            inner.terminating.insert(name.to_string());
+            return Ok(Deletion::Pending(obj));
+        }
+        Ok(inner.delete_one(gr, &key, grace, &self.tx))
+    }
+
+    /// What the kubelets and the namespace controller do, as time passes: pods whose
+    /// containers have stopped are removed, and terminating namespaces are emptied and, once
+    /// empty, finalized. Called periodically (see [`crate::run_lifecycle`]).
+    pub fn reap(&self) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let stopped: Vec<(String, String)> =
+            inner.stopping.iter().filter(|(_, at)| **at <= now).map(|(k, _)| k.clone()).collect();
+        for key in stopped {
+            inner.stopping.remove(&key);
+            let pods = pods();
+            let Some(pod) = inner.objects.get(&pods).and_then(|b| b.get(&key)).cloned() else {
+                continue;
+            };
+            if object::finalizers(&pod).is_empty() {
+                inner.remove(&pods, &key, pod, &self.tx);
+            }
+        }
+        for ns in inner.terminating.clone() {
             let contents: Vec<(GroupResource, (String, String))> = inner
                 .objects
                 .iter()
                 .flat_map(|(g, b)| {
                     b.keys()
-                        .filter(|(n, _)| n == name)
+                        .filter(|(n, _)| *n == ns)
                         .map(|k| (g.clone(), k.clone()))
                         .collect::<Vec<_>>()
                 })
                 .collect();
             for (g, k) in contents {
-                inner.delete_one(&g, &k, &self.tx);
+                inner.delete_one(&g, &k, None, &self.tx);
             }
-            let obj = inner.objects.get(gr).and_then(|b| b.get(&key)).cloned().unwrap_or(obj);
-            inner.finish_namespace(name, &self.tx);
-            return Ok(Deletion::Pending(obj));
+            inner.finish_namespace(&ns, &self.tx);
         }
-        Ok(inner.delete_one(gr, &key, &self.tx))
     }
 
     /// Removes owner references to `uid` from every object (orphaning its dependents).
@@ -338,6 +413,8 @@ impl Store {
         let mut inner = self.lock();
         inner.objects.clear();
         inner.history.clear();
+        inner.stopping.clear();
+        inner.terminating.clear();
         inner.rv += 1;
         inner.floor = inner.rv;
     }
@@ -432,11 +509,17 @@ impl Inner {
         &mut self,
         gr: &GroupResource,
         key: &(String, String),
+        grace: Option<i64>,
         tx: &broadcast::Sender<Arc<Change>>,
     ) -> Deletion {
         let Some(obj) = self.objects.get(gr).and_then(|b| b.get(key)).cloned() else {
             return Deletion::Removed(Value::Null);
         };
+        if gr == &pods() {
+            if let Some(pending) = self.stop_pod(key, &obj, grace, tx) {
+                return pending;
+            }
+        }
         if !object::finalizers(&obj).is_empty() {
             return Deletion::Pending(self.mark_deleting(gr, key, obj, tx));
         }
@@ -472,7 +555,7 @@ impl Inner {
             })
             .collect();
         for (g, k) in dependents {
-            self.delete_one(&g, &k, tx);
+            self.delete_one(&g, &k, None, tx);
         }
         if !key.0.is_empty() {
             self.finish_namespace(&key.0, tx);
@@ -480,20 +563,108 @@ impl Inner {
         obj
     }
 
+    /// Graceful deletion of a pod (see [`Store::delete_graceful`]): `None` if it goes at once.
+    fn stop_pod(
+        &mut self,
+        key: &(String, String),
+        pod: &Value,
+        grace: Option<i64>,
+        tx: &broadcast::Sender<Arc<Change>>,
+    ) -> Option<Deletion> {
+        let scheduled =
+            pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        let finished = matches!(
+            pod.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
+        let grace = grace
+            .or_else(|| pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+            .unwrap_or(30)
+            .max(0);
+        if !scheduled || finished || grace == 0 {
+            self.stopping.remove(key);
+            return None;
+        }
+        if object::is_deleting(pod) {
+            // Already stopping: a delete may only shorten the grace period.
+            let current =
+                pod.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+            if current.is_some_and(|c| c <= grace) {
+                return Some(Deletion::Pending(pod.clone()));
+            }
+        }
+        let mut obj = pod.clone();
+        self.rv += 1;
+        let rv = self.rv;
+        let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+        {
+            let meta = object::metadata_mut(&mut obj);
+            meta.insert(
+                "deletionTimestamp".into(),
+                json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            );
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            meta.insert("resourceVersion".into(), json!(rv.to_string()));
+        }
+        if let Some(b) = self.objects.get_mut(&pods()) {
+            b.insert(key.clone(), obj.clone());
+        }
+        self.record(ChangeType::Modified, &pods(), obj.clone(), Some(pod.clone()), rv, tx);
+        let stop = self.pod_stop_delay.min(Duration::from_secs(grace as u64));
+        let due = Instant::now() + stop;
+        let entry = self.stopping.entry(key.clone()).or_insert(due);
+        *entry = (*entry).min(due);
+        Some(Deletion::Pending(obj))
+    }
+
+    /// Finalizes a terminating namespace once it is empty: its `kubernetes` finalizer goes,
+    /// then (with no other finalizers) the namespace.
     fn finish_namespace(&mut self, ns: &str, tx: &broadcast::Sender<Arc<Change>>) {
         let nkey = (String::new(), ns.to_string());
-        let Some(nsobj) = self.objects.get(&namespaces()).and_then(|b| b.get(&nkey)) else {
+        let Some(nsobj) = self.objects.get(&namespaces()).and_then(|b| b.get(&nkey)).cloned()
+        else {
+            self.terminating.remove(ns);
             return;
         };
-        if !object::is_deleting(nsobj) || !object::finalizers(nsobj).is_empty() {
+        if !object::is_deleting(&nsobj) {
             return;
         }
         let empty = self.objects.iter().all(|(_, b)| !b.keys().any(|(n, _)| n == ns));
-        if empty {
-            let nsobj = nsobj.clone();
+        if !empty {
+            return;
+        }
+        self.terminating.remove(ns);
+        let mut nsobj = nsobj;
+        if !spec_finalizers(&nsobj).is_empty() {
+            let old = nsobj.clone();
+            if let Some(spec) = nsobj.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("finalizers");
+            }
+            self.rv += 1;
+            let rv = self.rv;
+            object::metadata_mut(&mut nsobj)
+                .insert("resourceVersion".into(), json!(rv.to_string()));
+            if let Some(b) = self.objects.get_mut(&namespaces()) {
+                b.insert(nkey.clone(), nsobj.clone());
+            }
+            self.record(ChangeType::Modified, &namespaces(), nsobj.clone(), Some(old), rv, tx);
+        }
+        if object::finalizers(&nsobj).is_empty() {
             self.remove(&namespaces(), &nkey, nsobj, tx);
         }
     }
+}
+
+fn pods() -> GroupResource {
+    GroupResource::new("", "pods")
+}
+
+/// A namespace's `spec.finalizers` (the namespace controller's `kubernetes`).
+fn spec_finalizers(ns: &Value) -> Vec<&str> {
+    ns.pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// Whether the kind has a `metadata.generation` at all. Only kinds whose registry strategy sets

@@ -109,6 +109,7 @@ impl Endpoints {
             vhost.ensure("", "namespaces", json!({"metadata": {"name": ns}}))?;
         }
         let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(crate::run_lifecycle(vhost.clone(), stop_rx.clone()));
         tokio::spawn(crate::tls::serve(listener, Some(tls), api::router(vhost.clone()), stop_rx));
         let endpoint = format!("https://127.0.0.1:{}", addr.port());
         let mut map = self.lock();

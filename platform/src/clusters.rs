@@ -209,18 +209,42 @@ impl Clusters {
             .count(&txn)
             .await?;
         if owned as usize >= self.settings.max_clusters {
-            return Err(ClusterError::LimitReached(format!(
-                "You have {owned} clusters, the most your account allows. Delete one to create another."
-            )));
+            let going = clusters::Entity::find()
+                .filter(clusters::Column::OwnerId.eq(owner.id))
+                .filter(clusters::Column::DeletingAt.is_not_null())
+                .count(&txn)
+                .await?;
+            return Err(ClusterError::LimitReached(if going > 0 {
+                format!(
+                    "You have {owned} clusters, the most your account allows; {going} of them {} still being deleted on the host, so try again once {} gone.",
+                    if going == 1 { "is" } else { "are" },
+                    if going == 1 { "it is" } else { "they are" },
+                )
+            } else {
+                format!(
+                    "You have {owned} clusters, the most your account allows. Delete one to create another."
+                )
+            }));
         }
         let taken = clusters::Entity::find()
             .filter(clusters::Column::OwnerId.eq(owner.id))
             .filter(clusters::Column::Name.eq(&request.name))
-            .count(&txn)
-            .await?
-            > 0;
-        if taken {
-            return Err(name_taken(&request.name));
+            .one(&txn)
+            .await?;
+        match taken {
+            // Its namespace stays Terminating on the host while the pods stop; the name (and its
+            // host name) is free once the host confirms it is gone.
+            Some(old) if old.deleting_at.is_some() => {
+                return Err(ClusterError::Invalid(vec![FieldError::new(
+                    "name",
+                    format!(
+                        "Your cluster {} is still being deleted: its name is free again once the host has removed it, usually within a minute.",
+                        request.name
+                    ),
+                )]))
+            }
+            Some(_) => return Err(name_taken(&request.name)),
+            None => {}
         }
         let active: clusters::ActiveModel = row.clone().into();
         if let Err(error) = clusters::Entity::insert(active).exec_without_returning(&txn).await {

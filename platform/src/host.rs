@@ -88,3 +88,11 @@ impl Host {
 pub fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
+
+/// A second `DELETE` of a namespace that is already `Terminating`: a real API server answers
+/// `409 Conflict` ("The system is ensuring all content is removed from this namespace") while
+/// the namespace controller empties it (kubernetes v1.35
+/// pkg/registry/core/namespace/storage/storage.go Delete).
+pub fn is_already_terminating(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
+}

@@ -2,11 +2,11 @@
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 use serde_json::json;
 
-use crate::harness::{spawn_host, Cluster, ClusterSpec};
+use crate::harness::{api_error, spawn_host, spawn_host_with, Cluster, ClusterSpec};
 
 #[tokio::test]
 async fn cluster_create_get_list_delete_round_trips() {
@@ -22,15 +22,7 @@ async fn cluster_create_get_list_delete_round_trips() {
     assert_eq!(all.list(&ListParams::default()).await.expect("list").items.len(), 1);
     app.wait_for_phase("k3k-one", "one", "Ready").await;
     api.delete("one", &DeleteParams::default()).await.expect("delete");
-    let gone = kube::runtime::wait::await_condition(
-        api.clone(),
-        "one",
-        kube::runtime::wait::conditions::is_deleted(""),
-    );
-    tokio::time::timeout(std::time::Duration::from_secs(5), gone)
-        .await
-        .expect("deleted in time")
-        .expect("watch");
+    crate::harness::wait_gone(&api, "one", 5).await;
 }
 
 #[tokio::test]
@@ -192,15 +184,7 @@ async fn deleting_the_namespace_removes_the_cluster_and_everything_in_it() {
     app.wait_for_phase("k3k-ns", "c", "Ready").await;
     let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(app.client.clone());
     nss.delete("k3k-ns", &DeleteParams::background()).await.expect("delete ns");
-    let gone = kube::runtime::wait::await_condition(
-        nss.clone(),
-        "k3k-ns",
-        kube::runtime::wait::conditions::is_deleted(""),
-    );
-    tokio::time::timeout(std::time::Duration::from_secs(5), gone)
-        .await
-        .expect("namespace gone in time")
-        .expect("watch");
+    crate::harness::wait_gone(&nss, "k3k-ns", 5).await;
     let pods: Api<Pod> = Api::all(app.client.clone());
     assert!(pods
         .list(&ListParams::default().labels("cluster=c"))
@@ -208,6 +192,53 @@ async fn deleting_the_namespace_removes_the_cluster_and_everything_in_it() {
         .expect("pods")
         .items
         .is_empty());
+}
+
+/// Independent-client finding: a deleted namespace vanished about 5 ms after the DELETE. A real
+/// one stays `Terminating` while its pods get their grace period; meanwhile a second DELETE is a
+/// 409, nothing new may be created in it, and its name is not free.
+#[tokio::test]
+async fn a_deleted_namespace_stays_terminating_while_its_pods_stop() {
+    let app = spawn_host_with(hostsim::Config {
+        pod_stop_delay: std::time::Duration::from_millis(1500),
+        ..hostsim::Config::default()
+    })
+    .await;
+    app.namespace("k3k-term").await;
+    app.create_cluster("k3k-term", "c", ClusterSpec::default()).await;
+    app.wait_for_phase("k3k-term", "c", "Ready").await;
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(app.client.clone());
+    nss.delete("k3k-term", &DeleteParams::background()).await.expect("delete ns");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let ns = nss.get("k3k-term").await.expect("still there");
+    assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+    assert_eq!(ns.spec.and_then(|s| s.finalizers), Some(vec!["kubernetes".to_string()]));
+    let pods: Api<Pod> = Api::namespaced(app.client.clone(), "k3k-term");
+    let stopping = pods.list(&ListParams::default()).await.expect("pods").items;
+    assert!(!stopping.is_empty(), "the server pod is stopping");
+    assert!(stopping.iter().all(|p| p.metadata.deletion_timestamp.is_some()));
+
+    let (code, reason, message) =
+        api_error(nss.delete("k3k-term", &DeleteParams::background()).await);
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert_eq!(message, "Operation cannot be fulfilled on namespaces \"k3k-term\": The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.");
+
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(app.client.clone(), "k3k-term");
+    let cm = serde_json::from_value(serde_json::json!({"metadata": {"name": "late"}})).expect("cm");
+    let (code, reason, message) = api_error(configmaps.create(&PostParams::default(), &cm).await);
+    assert_eq!((code, reason.as_str()), (403, "Forbidden"));
+    assert!(message.ends_with("because it is being terminated"), "{message}");
+
+    let again =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "k3k-term"}})).expect("ns");
+    let (code, reason, message) = api_error(nss.create(&PostParams::default(), &again).await);
+    assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
+    assert_eq!(message, "object is being deleted: namespaces \"k3k-term\" already exists");
+
+    crate::harness::wait_gone(&nss, "k3k-term", 10).await;
+    nss.create(&PostParams::default(), &again).await.expect("the name is free again");
 }
 
 #[tokio::test]

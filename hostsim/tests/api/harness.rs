@@ -116,3 +116,19 @@ pub fn api_error<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> (u16, String,
         other => panic!("expected an API error, got {other:?}"),
     }
 }
+
+/// Waits until `name` is gone (a 404), or panics after `secs` seconds. (kube's
+/// `conditions::is_deleted("")` holds at once for any object with a uid, so it cannot wait.)
+pub async fn wait_gone<K>(api: &Api<K>, name: &str, secs: u64)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if api.get_opt(name).await.expect("get").is_none() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{name} still there after {secs} s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,6 +1,6 @@
 //! Core object semantics: CRUD, errors as `kube::Error::Api`, selectors, status, GC.
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -33,8 +33,71 @@ async fn namespace_create_get_list_delete_round_trips() {
     let deleted = api.delete("team-a", &DeleteParams::default()).await.expect("delete");
     let terminating = deleted.left().and_then(|n| n.status).and_then(|s| s.phase);
     assert_eq!(terminating.as_deref(), Some("Terminating"));
+    // The namespace controller finalizes it (even an empty one) after the DELETE, not in it.
+    crate::harness::wait_gone(&api, "team-a", 5).await;
     let (code, reason, _) = api_error(api.get("team-a").await);
     assert_eq!((code, reason.as_str()), (404, "NotFound"));
+}
+
+fn pod(name: &str, node: Option<&str>) -> Pod {
+    let mut spec = json!({"containers": [{"name": "c", "image": "busybox"}]});
+    if let Some(node) = node {
+        spec["nodeName"] = json!(node);
+    }
+    serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("pod")
+}
+
+#[tokio::test]
+async fn a_scheduled_pod_is_deleted_gracefully_and_an_unscheduled_one_at_once() {
+    let app = spawn_host_with(hostsim::Config {
+        pod_stop_delay: std::time::Duration::from_secs(600),
+        ..hostsim::Config::default()
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(app.client.clone(), "default");
+    let created = pods
+        .create(&PostParams::default(), &pod("on-node", Some("hostsim-node-1")))
+        .await
+        .expect("create");
+    // SetDefaults_PodSpec.
+    let spec = created.spec.expect("spec");
+    assert_eq!(spec.termination_grace_period_seconds, Some(30));
+    assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
+    let deleted = pods.delete("on-node", &DeleteParams::default()).await.expect("delete");
+    let stopping = deleted.left().expect("the pod is still there while it stops");
+    assert!(stopping.metadata.deletion_timestamp.is_some());
+    assert_eq!(stopping.metadata.deletion_grace_period_seconds, Some(30));
+    let still = pods.get("on-node").await.expect("still listed as Terminating");
+    assert!(still.metadata.deletion_timestamp.is_some());
+    // A second delete may shorten the grace period; 0 removes it now (kubectl --force).
+    let shorter = pods
+        .delete("on-node", &DeleteParams { grace_period_seconds: Some(5), ..Default::default() })
+        .await
+        .expect("shorten");
+    assert_eq!(shorter.left().expect("pending").metadata.deletion_grace_period_seconds, Some(5));
+    let forced = pods
+        .delete("on-node", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+        .await
+        .expect("force");
+    assert!(forced.is_right(), "grace 0 deletes at once");
+    assert_eq!(api_error(pods.get("on-node").await).0, 404);
+
+    pods.create(&PostParams::default(), &pod("nowhere", None)).await.expect("create");
+    let deleted = pods.delete("nowhere", &DeleteParams::default()).await.expect("delete");
+    assert!(deleted.is_right(), "an unscheduled pod has nothing to stop");
+}
+
+#[tokio::test]
+async fn a_stopping_pod_is_removed_once_its_containers_have_stopped() {
+    let app = spawn_host_with(hostsim::Config {
+        pod_stop_delay: std::time::Duration::from_millis(300),
+        ..hostsim::Config::default()
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(app.client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("p", Some("hostsim-node-1"))).await.expect("create");
+    assert!(pods.delete("p", &DeleteParams::default()).await.expect("delete").is_left());
+    crate::harness::wait_gone(&pods, "p", 5).await;
 }
 
 #[tokio::test]

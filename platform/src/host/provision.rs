@@ -19,7 +19,7 @@ use crate::host::k3k::{
     Cluster, ClusterMode, ExposeConfig, IngressConfig, PersistenceConfig, PersistenceMode,
     PodSecurityLevel, VirtualClusterPolicy, VirtualClusterPolicySpec,
 };
-use crate::host::{is_not_found, Host, HostError};
+use crate::host::{is_already_terminating, is_not_found, Host, HostError};
 
 pub const FIELD_MANAGER: &str = "kraft";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -400,6 +400,8 @@ pub async fn remove(host: &Host, row: &clusters::Model) -> Result<bool, HostErro
     match namespaces.delete(namespace, &DeleteParams::background()).await {
         Ok(_) => {}
         Err(e) if is_not_found(&e) => return Ok(true),
+        // Still Terminating from an earlier pass: its pods are stopping.
+        Err(e) if is_already_terminating(&e) => return Ok(false),
         Err(e) => return Err(e.into()),
     }
     if namespaces.get_opt(namespace).await?.is_some() {
@@ -424,6 +426,7 @@ pub async fn delete_namespace(host: &Host, name: &str) -> Result<bool, HostError
     let namespaces: Api<Namespace> = Api::all(host.client());
     match namespaces.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(true),
+        Err(e) if is_already_terminating(&e) => Ok(true),
         Err(e) if is_not_found(&e) => Ok(false),
         Err(e) => Err(e.into()),
     }

@@ -335,6 +335,53 @@ async fn deleting_a_cluster_removes_it_from_the_host() {
     assert!(namespace_of(&app, &id).await.is_none(), "the namespace is still on the host");
 }
 
+/// Independent-client finding: a real namespace stays `Terminating` for seconds while its pods
+/// get their grace period, and a second DELETE meanwhile is `409 Conflict`. Every reconcile pass
+/// deletes a deleting cluster's namespace again: that must not fail the pass, and the name is
+/// not free until the host has let go of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_still_being_deleted_keeps_its_name_and_the_reconciler_going() {
+    let host = hostsim::Config {
+        pod_stop_delay: std::time::Duration::from_secs(4),
+        ..hostsim::Config::default()
+    };
+    let app = crate::helpers::spawn_app_on(Backend::Postgres, host, |_| {}).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("again").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    let ns = namespace_of(&app, &id).await.unwrap().name_any();
+    let deleted = ada.call("clusters/delete", &[("id", &id), ("confirm_name", "again")]).await;
+    assert_eq!(deleted.status(), 200);
+    let api: Api<Namespace> = Api::all(app.host().await);
+    let phase = api.get(&ns).await.unwrap().status.and_then(|s| s.phase);
+    assert_eq!(phase.as_deref(), Some("Terminating"));
+
+    // What a reconcile pass does with the deleting row while the namespace terminates.
+    use sea_orm::EntityTrait;
+    let row =
+        platform::db::entities::clusters::Entity::find_by_id(uuid::Uuid::parse_str(&id).unwrap())
+            .one(&app.database.connect().await)
+            .await
+            .unwrap()
+            .expect("the row stays while the host deletes");
+    let host = platform::host::Host::from_kubeconfig_yaml(&app.hostsim().kubeconfig_yaml(), true)
+        .await
+        .unwrap();
+    let removed = platform::host::provision::remove(&host, &row).await;
+    assert!(matches!(removed, Ok(false)), "{removed:?}");
+
+    let again = ada.create_cluster(&[("name", "again")]).await;
+    assert_eq!(again.status(), 422);
+    let body: Value = again.json().await.unwrap();
+    assert!(body.to_string().contains("still being deleted"), "{body}");
+
+    eventually("the cluster is gone from the list", || async { ada.clusters().await.is_empty() })
+        .await;
+    let recreated = ada.new_cluster("again").await;
+    ada.wait_for_phase(&recreated, "Ready").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_namespace_and_cluster_converges() {
     let app = spawn_app(Backend::Postgres).await;

@@ -72,6 +72,15 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts KRaft with the test defaults changed by `configure`.
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_on(backend, hostsim::Config::default(), configure).await
+}
+
+/// Starts KRaft on a hostsim with `host` settings (slower pods, say).
+pub async fn spawn_app_on(
+    backend: Backend,
+    host: hostsim::Config,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     // TEST_LOG=1 shows the server's logs (filtered by RUST_LOG).
     if std::env::var_os("TEST_LOG").is_some() {
         kraft::telemetry::init(LogFormat::Text);
@@ -82,7 +91,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
         // Leave DATABASE_URL unset: the zero-config default (a SQLite file in the data dir).
         Backend::Sqlite => TestDatabase::EmbeddedSqlite(data_dir.path().join("kraft.db")),
     };
-    let hostsim = hostsim::start(hostsim::Config::default()).await.expect("hostsim starts");
+    let hostsim = hostsim::start(host).await.expect("hostsim starts");
     let kubeconfig = data_dir.path().join("host-kubeconfig.yaml");
     std::fs::write(&kubeconfig, hostsim.kubeconfig_yaml()).expect("write host kubeconfig");
     // Every setting at its default, as `kraft serve` with no flags would have it, then the test's.
