@@ -487,6 +487,9 @@ impl Host {
         if rt.group == "networking.k8s.io" && rt.plural == "ingresses" {
             return validate_ingress(rt, obj);
         }
+        if rt.group == "networking.k8s.io" && rt.plural == "networkpolicies" {
+            return validate_network_policy(rt, obj);
+        }
         if !rt.group.is_empty() {
             return Ok(());
         }
@@ -946,6 +949,81 @@ impl Host {
                 tracing::debug!(error = %e, "could not record event");
             }
         }
+    }
+}
+
+/// A CIDR as `(address, prefix length)`, or `None` when it is not one.
+fn parse_cidr(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (ip, len) = text.split_once('/')?;
+    let ip: std::net::IpAddr = ip.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((ip, len))
+}
+
+/// The address as a 128-bit number and its family's width.
+fn ip_bits(ip: std::net::IpAddr) -> (u128, u32) {
+    match ip {
+        std::net::IpAddr::V4(v4) => (u32::from(v4) as u128, 32),
+        std::net::IpAddr::V6(v6) => (u128::from(v6), 128),
+    }
+}
+
+/// `inner` lies in `outer` and is narrower (kubernetes v1.35
+/// `pkg/apis/networking/validation/validation.go` ValidateIPBlock: `cidrIPNet.Contains(except.IP)
+/// && cidrMaskLen < exceptMaskLen`, so another family is never a subset).
+fn strict_subset(inner: (std::net::IpAddr, u8), outer: (std::net::IpAddr, u8)) -> bool {
+    let ((a, width), (b, other)) = (ip_bits(inner.0), ip_bits(outer.0));
+    if width != other || inner.1 <= outer.1 {
+        return false;
+    }
+    let shift = width - u32::from(outer.1);
+    let mask = if shift >= 128 { 0 } else { u128::MAX << shift };
+    a & mask == b & mask
+}
+
+/// NetworkPolicy `ipBlock`s (kubernetes v1.35 `pkg/apis/networking/validation/validation.go`
+/// ValidateIPBlock): `cidr` is required and a CIDR, and every `except` a CIDR strictly inside it.
+fn validate_network_policy(rt: &ResourceType, obj: &Value) -> Result<()> {
+    const NOT_CIDR: &str = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
+    let mut causes = Vec::new();
+    for (direction, peers) in [("ingress", "from"), ("egress", "to")] {
+        let rules = obj.pointer(&format!("/spec/{direction}")).and_then(Value::as_array);
+        for (i, rule) in rules.into_iter().flatten().enumerate() {
+            let list = rule.get(peers).and_then(Value::as_array);
+            for (j, peer) in list.into_iter().flatten().enumerate() {
+                let Some(block) = peer.get("ipBlock") else { continue };
+                let path = format!("spec.{direction}[{i}].{peers}[{j}].ipBlock");
+                let cidr = block.get("cidr").and_then(Value::as_str).unwrap_or("");
+                if cidr.is_empty() {
+                    causes.push(Cause::required(&format!("{path}.cidr")));
+                    continue;
+                }
+                let Some(outer) = parse_cidr(cidr) else {
+                    causes.push(Cause::invalid(&format!("{path}.cidr"), &json!(cidr), NOT_CIDR));
+                    continue;
+                };
+                let excepts = block.get("except").and_then(Value::as_array);
+                for (k, except) in excepts.into_iter().flatten().enumerate() {
+                    let field = format!("{path}.except[{k}]");
+                    let text = except.as_str().unwrap_or("");
+                    match parse_cidr(text) {
+                        None => causes.push(Cause::invalid(&field, except, NOT_CIDR)),
+                        Some(inner) if !strict_subset(inner, outer) => causes.push(Cause::invalid(
+                            &field,
+                            except,
+                            "must be a strict subset of `cidr`",
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(Host::invalid(rt, object::name(obj), causes))
     }
 }
 

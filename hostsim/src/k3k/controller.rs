@@ -746,7 +746,7 @@ impl Layout {
                 "networkpolicies",
                 json!({
                     "metadata": self.meta(&netpol, json!({"cluster": c})),
-                    "spec": policy::network_policy_spec(ns),
+                    "spec": policy::network_policy_spec(ns, host.config.k3k_version),
                 }),
             )?;
         }

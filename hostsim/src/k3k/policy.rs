@@ -16,10 +16,18 @@ fn vcps() -> GroupResource {
     GroupResource::new(GROUP, "virtualclusterpolicies")
 }
 
-/// The egress/ingress rules K3k's NetworkPolicy carries for a namespace.
-pub fn network_policy_spec(ns: &str) -> Value {
+/// The egress/ingress rules K3k's NetworkPolicy carries for a namespace. v1.1.0 selects every
+/// pod of the namespace (`pkg/controller/policy/networkpolicy.go`, no podSelector); v1.2.0-rc4
+/// only the synced workload pods (same file, "Isolate only virtual cluster workload Pods", #989).
+pub fn network_policy_spec(ns: &str, version: super::K3kVersion) -> Value {
+    let pods = match version {
+        super::K3kVersion::V1_1_0 => json!({}),
+        super::K3kVersion::V1_2 => {
+            json!({"matchExpressions": [{"key": "k3k.io/clusterName", "operator": "Exists"}]})
+        }
+    };
     json!({
-        "podSelector": {"matchExpressions": [{"key": "k3k.io/clusterName", "operator": "Exists"}]},
+        "podSelector": pods,
         "policyTypes": ["Ingress", "Egress"],
         "ingress": [{}],
         "egress": [{"to": [
@@ -104,7 +112,7 @@ pub fn reconcile_namespace(host: &Host, ns: &str) -> Result<()> {
         host.ensure(
             "networking.k8s.io",
             "networkpolicies",
-            json!({"metadata": meta, "spec": network_policy_spec(ns)}),
+            json!({"metadata": meta, "spec": network_policy_spec(ns, host.config.k3k_version)}),
         )?;
     }
     let quota_rt = host.resource("", "resourcequotas")?;

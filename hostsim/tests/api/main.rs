@@ -8,4 +8,5 @@ mod harness;
 mod ingress;
 mod logs;
 mod metrics;
+mod network;
 mod objects;
