@@ -30,6 +30,9 @@ pub enum ApiError {
     BadCredentials,
     #[error("Too many attempts. Try again in {retry_after_secs} s.")]
     TooManyRequests { retry_after_secs: u64 },
+    /// The user holds as many of something open as one account may; the message says what.
+    #[error("{0}")]
+    TooManyOpen(String),
     #[error("Sign-up is closed on this KRaft. Ask an admin for an account.")]
     SignupClosed,
     #[error("The server is busy. Please try again in a moment.")]
@@ -58,7 +61,7 @@ impl ApiError {
             ApiError::Forbidden | ApiError::SignupClosed => 403,
             ApiError::NotFound | ApiError::Missing(_) => 404,
             ApiError::Invalid(_) => 422,
-            ApiError::TooManyRequests { .. } => 429,
+            ApiError::TooManyRequests { .. } | ApiError::TooManyOpen(_) => 429,
             ApiError::Busy | ApiError::HostUnavailable => 503,
             ApiError::LimitReached(_) | ApiError::NotReady(_) => 409,
             ApiError::Internal => 500,

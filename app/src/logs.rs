@@ -63,9 +63,12 @@ pub async fn previous_log(
 ) -> Result<Vec<LogLine>, ApiError> {
     answer(async {
         let owned = require_cluster(&id).await?;
-        let (key, lines) = platform()?
+        let platform = platform()?;
+        let permit = platform.clusters().log_read_permit(owned.user.id)?;
+        let (key, lines) = platform
             .clusters()
             .previous_log(
+                &permit,
                 owned.user.id,
                 owned.cluster.id,
                 &pod,

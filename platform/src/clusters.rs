@@ -34,6 +34,9 @@ pub enum ClusterError {
     Invalid(Vec<FieldError>),
     #[error("{0}")]
     LimitReached(String),
+    /// The user holds as many of something open as one account may (live logs, log reads).
+    #[error(transparent)]
+    CapReached(#[from] crate::caps::CapReached),
     #[error("no such cluster")]
     NotFound,
     /// Something of a cluster the caller may see does not exist; the message says what.
@@ -113,6 +116,8 @@ pub struct Clusters {
     changes: broadcast::Sender<ClusterChange>,
     /// Wakes the reconciler early (a new row, a deletion, a host event).
     wake: Arc<Notify>,
+    /// What each user holds open (live logs, log reads).
+    caps: crate::caps::UserCaps,
 }
 
 const ROW_DELETING: &str = "Deleting";
@@ -128,7 +133,8 @@ impl Clusters {
         installation: Uuid,
     ) -> Self {
         let (changes, _) = broadcast::channel(256);
-        Self { db, host, settings, installation, changes, wake: Arc::new(Notify::new()) }
+        let caps = crate::caps::UserCaps::new(settings.user_limits);
+        Self { db, host, settings, installation, changes, wake: Arc::new(Notify::new()), caps }
     }
 
     pub fn installation(&self) -> Uuid {
@@ -137,6 +143,22 @@ impl Clusters {
 
     pub fn settings(&self) -> &ClusterSettings {
         &self.settings
+    }
+
+    /// A place for one more live log view of `owner_id`, held while the view is open.
+    pub fn log_view_permit(&self, owner_id: Uuid) -> Result<crate::caps::Permit, ClusterError> {
+        Ok(self.caps.acquire(owner_id, crate::caps::Use::LogView)?)
+    }
+
+    /// A place for one more log read (download or previous run) of `owner_id`, held until what
+    /// was read has been sent.
+    pub fn log_read_permit(&self, owner_id: Uuid) -> Result<crate::caps::Permit, ClusterError> {
+        Ok(self.caps.acquire(owner_id, crate::caps::Use::LogRead)?)
+    }
+
+    /// What each user holds open now.
+    pub fn caps(&self) -> &crate::caps::UserCaps {
+        &self.caps
     }
 
     pub fn host(&self) -> &Host {
@@ -532,9 +554,11 @@ impl Clusters {
 
     /// The log of a container's previous run (it crashed or was restarted), at most the last
     /// `max_lines` lines, read the way live lines are (timestamp, level, long lines cut).
-    /// `NotReady` with a plain explanation when the container has not restarted.
+    /// `NotReady` with a plain explanation when the container has not restarted. The caller holds
+    /// one of the user's log read permits.
     pub async fn previous_log(
         &self,
+        _permit: &crate::caps::Permit,
         owner_id: Uuid,
         id: Uuid,
         pod: &str,
@@ -594,9 +618,11 @@ const DOWNLOAD_READ_LINES: i64 = 200_000;
 
 impl Clusters {
     /// The retained log of a container (or of its previous run), its newest
-    /// `DOWNLOAD_LIMIT_BYTES`, with a first line saying what was left out, if anything.
+    /// `DOWNLOAD_LIMIT_BYTES`, with a first line saying what was left out, if anything. The
+    /// caller holds one of the user's log read permits until the text is sent.
     pub async fn download_log(
         &self,
+        _permit: &crate::caps::Permit,
         owner_id: Uuid,
         id: Uuid,
         pod: &str,

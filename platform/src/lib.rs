@@ -3,6 +3,7 @@
 
 pub mod about;
 pub mod accounts;
+pub mod caps;
 pub mod clusters;
 pub mod db;
 pub mod host;
@@ -53,6 +54,7 @@ pub struct HostSettings {
     /// How often the reconciler makes a full pass even when nothing seems to happen.
     pub resync: std::time::Duration,
     pub metrics: stream::metrics::MetricsSettings,
+    pub logs: stream::logs::LogSettings,
 }
 
 impl std::fmt::Debug for HostSettings {
@@ -97,8 +99,7 @@ impl Platform {
         })?;
         let mut tasks = vec![tokio::spawn(sweep_expired_sessions(db.clone()))];
         let host = settings.host;
-        let logs =
-            stream::logs::LogHub::new(host.host.client(), stream::logs::LogSettings::default());
+        let logs = stream::logs::LogHub::new(host.host.client(), host.logs.clone());
         let metrics =
             stream::metrics::MetricsHub::new(host.host.impatient_client(), host.metrics.clone());
         tasks.push(tokio::spawn(metrics.clone().run()));

@@ -262,3 +262,42 @@ async fn a_dropped_upstream_resumes_without_gap_or_duplicate() {
         assert_eq!(*want, have, "line {i} differs: a gap or a reordering after the reconnect");
     }
 }
+
+/// The hub's memory budget is shared by its running upstreams: one alone may fill it, and when
+/// a second starts the first gives up its excess at once; both keep serving their newest lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_share_the_memory_budget() {
+    let sim = host(2000.0).await;
+    let first = running_server(&sim, "budget-a").await;
+    let second = running_server(&sim, "budget-b").await;
+    let budget = 256 << 10;
+    let settings = LogSettings { budget_bytes: budget, ..Default::default() };
+    let hub = LogHub::new(sim.client.clone(), settings);
+    let mut a = hub.subscribe(first.clone(), Some(5), None);
+    lines(&mut a, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hub.retained_bytes() < budget * 3 / 4 {
+        assert!(Instant::now() < deadline, "one upstream never came near the budget");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        a.take(usize::MAX);
+    }
+    assert!(hub.retained_bytes() <= budget, "{} > {budget}", hub.retained_bytes());
+    let mut b = hub.subscribe(second.clone(), Some(5), None);
+    assert!(hub.retained_bytes() <= budget / 2, "the first upstream kept more than its share");
+    // Its viewer gets lines (a slow take may lose some to the small share: not counted here).
+    let mut got = 0;
+    while got < 10 {
+        got += news(&mut b).await.lines.len();
+    }
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(hub.retained_bytes() <= budget, "{} > {budget}", hub.retained_bytes());
+        a.take(usize::MAX);
+        b.take(usize::MAX);
+    }
+    // The first still serves new lines (a wake-up left from the loop may bring none yet).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while news(&mut a).await.lines.is_empty() {
+        assert!(Instant::now() < deadline, "the first upstream serves no new lines");
+    }
+}

@@ -211,6 +211,32 @@ pub struct Config {
     #[arg(long, env = "KRAFT_POD_SECURITY", default_value = "baseline", global = true)]
     pub pod_security: String,
 
+    /// The host's pod networks (k3s: its --cluster-cidr), comma-separated IPv4 CIDRs: no pod of
+    /// a cluster namespace reaches pods of another namespace.
+    #[arg(
+        long,
+        env = "KRAFT_POD_CIDRS",
+        value_delimiter = ',',
+        default_value = "10.42.0.0/16",
+        value_parser = parse_network,
+        global = true
+    )]
+    pub pod_cidrs: Vec<ipnet::IpNet>,
+
+    /// IPv4 networks the pods running tenant code may not reach, comma-separated: by default every
+    /// private, shared (RFC 6598) and link-local range, which holds the host's nodes, Services,
+    /// API server, cloud metadata, KRaft and its database. Tenants keep the internet, their own
+    /// namespace and the host's DNS.
+    #[arg(
+        long,
+        env = "KRAFT_EGRESS_DENY",
+        value_delimiter = ',',
+        default_value = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,169.254.0.0/16",
+        value_parser = parse_network,
+        global = true
+    )]
+    pub egress_deny: Vec<ipnet::IpNet>,
+
     /// CPU quota of each cluster's namespace.
     #[arg(long, env = "KRAFT_TENANT_CPU", default_value = "4", global = true)]
     pub tenant_cpu: String,
@@ -230,6 +256,19 @@ pub struct Config {
     /// How often cluster metrics are polled (once for all viewers).
     #[arg(long, env = "KRAFT_METRICS_INTERVAL", default_value = "10s", value_parser = parse_duration, global = true)]
     pub metrics_interval: Duration,
+
+    /// Most live logs (log websockets) one user may have open at once, per KRaft replica.
+    #[arg(long, env = "KRAFT_MAX_LOG_VIEWS_PER_USER", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_log_views_per_user: u32,
+
+    /// Most log downloads and previous-run reads one user may have under way at once, per replica.
+    #[arg(long, env = "KRAFT_MAX_LOG_READS_PER_USER", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_log_reads_per_user: u32,
+
+    /// Memory the live log hub may use for the recent lines of every followed log together,
+    /// in MiB: shared evenly between the open upstreams, the oldest lines go first.
+    #[arg(long, env = "KRAFT_LOG_MEMORY_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub log_memory_mib: u32,
 
     /// Log output format.
     #[arg(long, env = "KRAFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -329,6 +368,14 @@ impl Config {
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty())
                 .collect(),
+            egress: platform::host::egress::EgressSettings {
+                pod_cidrs: self.pod_cidrs.clone(),
+                denied: self.egress_deny.clone(),
+            },
+            user_limits: platform::caps::UserLimits {
+                log_views: self.max_log_views_per_user as usize,
+                log_reads: self.max_log_reads_per_user as usize,
+            },
             virtual_isolation: (!self.virtual_runtime_class.trim().is_empty()
                 || !self.virtual_node_selector.is_empty())
             .then(|| platform::clusters::VirtualIsolation {
@@ -340,6 +387,13 @@ impl Config {
                     .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
                     .collect(),
             }),
+        }
+    }
+
+    pub fn log_settings(&self) -> platform::stream::logs::LogSettings {
+        platform::stream::logs::LogSettings {
+            budget_bytes: (self.log_memory_mib as usize) << 20,
+            ..Default::default()
         }
     }
 

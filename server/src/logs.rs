@@ -14,6 +14,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, Stream};
+use platform::caps::Permit;
 use platform::stream::logs::{LogKey, LogSubscription};
 use platform::Platform;
 use serde::Deserialize;
@@ -56,6 +57,8 @@ pub async fn live(
         .clusters()
         .log_key(owned.user.id, owned.cluster.id, &query.pod, query.container.as_deref())
         .await?;
+    // Past the user's cap the handshake gets 429 before anything is opened upstream.
+    let permit = platform.clusters().log_view_permit(owned.user.id)?;
     let guard = SessionGuard::new(&platform, &owned.session).await?;
     let tail = match query.tail.as_deref() {
         Some("all") => None,
@@ -68,16 +71,20 @@ pub async fn live(
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|ts| (ts.with_timezone(&Utc), query.seen.unwrap_or(1)));
     let subscription = platform.logs().subscribe(key.clone(), tail, after);
-    Ok(live::serve(upgrade, guard, follow(key, subscription)))
+    Ok(live::serve(upgrade, guard, follow(key, subscription, permit)))
 }
 
 /// A followed log as messages: at most one batch every `BATCH` (lines that arrive meanwhile join
 /// it), each batch as lost lines, new lines (in messages of at most `MESSAGE_LINES`), then a
-/// status change.
-fn follow(key: LogKey, subscription: LogSubscription) -> impl Stream<Item = String> + Send {
+/// status change. The user's permit for the view lives as long as the stream (the socket).
+fn follow(
+    key: LogKey,
+    subscription: LogSubscription,
+    permit: Permit,
+) -> impl Stream<Item = String> + Send {
     let sent_at = Instant::now().checked_sub(BATCH).unwrap_or_else(Instant::now);
-    let state = (key, subscription, sent_at, VecDeque::new());
-    stream::unfold(state, |(key, mut subscription, mut sent_at, mut queue)| async move {
+    let state = (key, subscription, sent_at, VecDeque::new(), permit);
+    stream::unfold(state, |(key, mut subscription, mut sent_at, mut queue, permit)| async move {
         while queue.is_empty() {
             subscription.changed().await;
             tokio::time::sleep_until(sent_at + BATCH).await;
@@ -85,7 +92,7 @@ fn follow(key: LogKey, subscription: LogSubscription) -> impl Stream<Item = Stri
             news(&key, &mut subscription, &mut queue);
         }
         let next = queue.pop_front()?;
-        Some((next, (key, subscription, sent_at, queue)))
+        Some((next, (key, subscription, sent_at, queue, permit)))
     })
 }
 
@@ -134,9 +141,11 @@ pub async fn download(
     owned: OwnedCluster,
     Query(query): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
+    let permit = platform.clusters().log_read_permit(owned.user.id)?;
     let download = platform
         .clusters()
         .download_log(
+            &permit,
             owned.user.id,
             owned.cluster.id,
             &query.pod,
@@ -153,9 +162,19 @@ pub async fn download(
             ),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
-        Body::from(download.text),
+        held_until_sent(download.text, permit),
     )
         .into_response())
+}
+
+/// `text` as a body that holds `permit` until the body has been read to its end (or dropped):
+/// a slow client keeps its place under the cap while its download is still in memory.
+fn held_until_sent(text: String, permit: Permit) -> Body {
+    let chunks = stream::unfold((Some(text), permit), |(text, permit)| async move {
+        let text = text?;
+        Some((Ok::<_, std::convert::Infallible>(text), (None, permit)))
+    });
+    Body::from_stream(chunks)
 }
 
 #[cfg(test)]

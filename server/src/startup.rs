@@ -112,6 +112,7 @@ impl Application {
                     interval: config.metrics_interval,
                     ..Default::default()
                 },
+                logs: config.log_settings(),
             },
         };
         let platform = Platform::start(settings).await.context("cannot start the platform")?;

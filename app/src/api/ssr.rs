@@ -189,6 +189,7 @@ impl From<ClusterError> for ApiError {
                     .collect(),
             ),
             ClusterError::LimitReached(message) => ApiError::LimitReached(message),
+            ClusterError::CapReached(reached) => ApiError::TooManyOpen(reached.0),
             ClusterError::NotFound => ApiError::NotFound,
             ClusterError::Missing(message) => ApiError::Missing(message),
             ClusterError::NotReady(message) => ApiError::NotReady(message),

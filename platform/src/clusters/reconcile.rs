@@ -44,6 +44,7 @@ impl Clusters {
         // row, so a row created meanwhile can never make it look orphaned.
         let nodes = provision::kubelet_nodes(&self.host, &self.settings).await?;
         let policies = provision::policies(&self.host).await?;
+        let network_policies = crate::host::egress::list(&self.host).await?;
         let (host_namespaces, host_clusters) = provision::inventory(&self.host).await?;
         let rows = clusters::Entity::find().all(&self.db).await?;
         let policy_by_name: HashMap<String, &crate::host::k3k::VirtualClusterPolicy> =
@@ -87,6 +88,19 @@ impl Clusters {
                     nodes,
                     self.installation,
                     current,
+                )
+                .await?;
+                // Its network policies, put back if someone deleted or changed them.
+                let current: Vec<_> = network_policies
+                    .iter()
+                    .filter(|p| p.namespace().as_deref() == Some(row.host_namespace.as_str()))
+                    .collect();
+                crate::host::egress::ensure(
+                    &self.host,
+                    row,
+                    &self.settings,
+                    self.installation,
+                    Some(&current),
                 )
                 .await?;
                 let bound = namespace.map(|ns| ns.labels().get(provision::POLICY_LABEL));

@@ -40,6 +40,10 @@ pub struct ClusterSettings {
     /// Names no tenant may claim as a SAN (K3k makes every SAN a host of the cluster's Ingress
     /// on the shared controller): KRaft's own hostname and the operator's others.
     pub reserved_hostnames: Vec<String>,
+    /// What one user may hold open at once (live logs, log reads).
+    pub user_limits: crate::caps::UserLimits,
+    /// Where tenant pods may connect (the namespace's network policies).
+    pub egress: crate::host::egress::EgressSettings,
 }
 
 /// CPU and memory limits of one of K3k's containers, e.g. `("1", "2Gi")`.
@@ -117,6 +121,8 @@ impl Default for ClusterSettings {
             k3k: K3kResources::default(),
             virtual_isolation: None,
             reserved_hostnames: Vec::new(),
+            user_limits: crate::caps::UserLimits::default(),
+            egress: crate::host::egress::EgressSettings::default(),
         }
     }
 }
@@ -137,6 +143,7 @@ impl ClusterSettings {
     /// Refuses settings under which K3k's own pods would be rejected by the policy KRaft puts
     /// on their namespace, or which would admit privileged tenant pods, saying what to set.
     pub fn check(&self) -> Result<(), String> {
+        self.egress.check()?;
         if self.modes.is_empty() {
             return Err("No cluster mode is allowed: set KRAFT_CLUSTER_MODES to shared (and, with a sandbox, virtual).".into());
         }

@@ -140,7 +140,9 @@ pub fn policy(
             allowed_mode: Some(mode),
             quota: Some(quota),
             limit: Some(limit),
-            disable_network_policy: Some(false),
+            // KRaft keeps the namespace's network policies itself (see `egress`): K3k's would
+            // allow what KRaft's must deny.
+            disable_network_policy: Some(true),
             pod_security_admission_level: Some(level),
             runtime_class_name: isolation.map(|i| i.runtime_class.clone()),
             default_node_selector: isolation.map(|i| i.node_selector.clone()),
@@ -281,7 +283,8 @@ pub async fn delete_policy(host: &Host, name: &str) -> Result<bool, HostError> {
     }
 }
 
-fn labels(row: &clusters::Model, installation: uuid::Uuid) -> serde_json::Value {
+/// The labels every object of a row carries (they lead back to it).
+pub(crate) fn labels(row: &clusters::Model, installation: uuid::Uuid) -> serde_json::Value {
     let mut labels = json!({
         MANAGED_BY_LABEL: MANAGED_BY,
         CLUSTER_ID_LABEL: row.id.to_string(),
@@ -355,8 +358,9 @@ pub fn cluster_object(
     }))
 }
 
-/// Creates (or confirms) the cluster's policy, then its namespace bound to it, then the
-/// `Cluster`: nothing lands in the namespace before its quota and pod security apply.
+/// Creates (or confirms) the cluster's policy, then its namespace bound to it and its network
+/// policies, then the `Cluster`: nothing lands in the namespace before its quota, pod security
+/// and egress rules apply.
 pub async fn ensure(
     host: &Host,
     row: &clusters::Model,
@@ -366,6 +370,7 @@ pub async fn ensure(
     let nodes = kubelet_nodes(host, settings).await?;
     ensure_policy(host, row, settings, nodes, installation, None).await?;
     bind_namespace(host, row, settings, installation).await?;
+    crate::host::egress::ensure(host, row, settings, installation, None).await?;
     let clusters: Api<Cluster> = Api::namespaced(host.client(), &row.host_namespace);
     clusters
         .patch(&row.name, &apply(), &Patch::Apply(cluster_object(row, settings, installation)?))
@@ -444,11 +449,11 @@ pub fn watch_clusters(host: &Host) -> futures::stream::BoxStream<'static, Result
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::clusters::VirtualIsolation;
 
-    fn row(mode: &str) -> clusters::Model {
+    pub(crate) fn row(mode: &str) -> clusters::Model {
         let now = chrono::Utc::now();
         clusters::Model {
             id: uuid::Uuid::nil(),

@@ -297,9 +297,24 @@ async fn the_tenant_namespace_is_isolated() {
         .limits
         .iter()
         .any(|l| l.type_ == "Container" && l.default.is_some()));
-    // Network isolation (MTB network category): the policy's NetworkPolicy is in place.
+    // Network isolation (MTB network category): KRaft's network policies are in place, K3k's is
+    // off (it would let tenants reach cloud metadata, the nodes and the host's API server).
     let policies: Api<NetworkPolicy> = Api::namespaced(host.clone(), &name);
-    assert!(policies.get(&format!("k3k-{policy}")).await.is_ok(), "no network policy");
+    let present: Vec<String> = policies
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    assert_eq!(present, ["kraft-k3k-egress", "kraft-tenant-egress"], "{present:?}");
+    let tenant = policies.get("kraft-tenant-egress").await.unwrap().spec.unwrap();
+    let block = tenant.egress.unwrap()[0].to.as_ref().unwrap()[0].ip_block.clone().unwrap();
+    assert_eq!(block.cidr, "0.0.0.0/0");
+    for denied in ["169.254.0.0/16", "10.0.0.0/8", "10.42.0.0/16"] {
+        assert!(block.except.as_ref().unwrap().iter().any(|e| e == denied), "{denied} reachable");
+    }
 
     // MTB-PL1-CC-TI-2 (no access to other tenants' resources): nothing of this cluster lives
     // outside its own namespace.
@@ -828,4 +843,61 @@ async fn every_cluster_has_its_own_policy_and_it_goes_with_it() {
     })
     .await;
     assert!(policies.get_opt(&format!("kraft-{small}")).await.unwrap().is_some());
+}
+
+/// Tenant egress (issue 14): K3k's policy would let tenant pods reach cloud metadata, the host's
+/// nodes and API server. KRaft turns it off in the cluster's policy and keeps its own two network
+/// policies in the namespace; one deleted or loosened by hand is put back by the reconciler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_network_policies_are_kept_as_kraft_wants_them() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.egress_deny =
+            vec!["169.254.0.0/16".parse().unwrap(), "192.0.2.10/32".parse().unwrap()];
+    })
+    .await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("net").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    let host = app.host().await;
+    let ns = namespace_of(&app, &id).await.expect("the cluster's namespace").name_any();
+    let policy = policies_api(host.clone()).get(&format!("kraft-{id}")).await.unwrap();
+    assert_eq!(policy.data["spec"]["disableNetworkPolicy"], true);
+    let netpols: Api<NetworkPolicy> = Api::namespaced(host.clone(), &ns);
+    let except = |p: &NetworkPolicy| {
+        p.spec.as_ref().unwrap().egress.as_ref().unwrap()[0].to.as_ref().unwrap()[0]
+            .ip_block
+            .as_ref()
+            .unwrap()
+            .except
+            .clone()
+            .unwrap()
+    };
+    let tenant = netpols.get("kraft-tenant-egress").await.unwrap();
+    assert_eq!(except(&tenant), ["10.42.0.0/16", "169.254.0.0/16", "192.0.2.10/32"]);
+    assert_eq!(except(&netpols.get("kraft-k3k-egress").await.unwrap()), ["10.42.0.0/16"]);
+    eventually("K3k's own policy is gone", || async {
+        netpols.get_opt(&format!("k3k-kraft-{id}")).await.unwrap().is_none()
+    })
+    .await;
+
+    // Loosened by hand: put back.
+    let mut loose = tenant.clone();
+    loose.spec.as_mut().unwrap().egress.as_mut().unwrap()[0].to.as_mut().unwrap()[0]
+        .ip_block
+        .as_mut()
+        .unwrap()
+        .except = Some(vec![]);
+    loose.metadata.managed_fields = None;
+    netpols.replace("kraft-tenant-egress", &PostParams::default(), &loose).await.unwrap();
+    eventually("the loosened policy is restored", || async {
+        except(&netpols.get("kraft-tenant-egress").await.unwrap()).len() == 3
+    })
+    .await;
+    // Deleted by hand: put back.
+    netpols.delete("kraft-k3k-egress", &DeleteParams::default()).await.unwrap();
+    eventually("the deleted policy is restored", || async {
+        netpols.get_opt("kraft-k3k-egress").await.unwrap().is_some()
+    })
+    .await;
 }

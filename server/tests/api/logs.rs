@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::Request;
 
-use crate::helpers::{spawn_app, Backend, TestApp, TestBrowser};
+use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp, TestBrowser};
 
 fn ws_request(app: &TestApp, browser: &TestBrowser, path: &str, origin: &str) -> Request<()> {
     let mut request =
@@ -288,4 +288,76 @@ async fn a_synced_tenant_workload_is_never_taken_for_a_k3k_pod() {
         .await
         .unwrap();
     assert_eq!(download.status(), 404);
+}
+
+/// One account may hold only so many live logs open: past the cap the handshake is refused with
+/// 429 and a message before anything is opened upstream, and closing a log gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_logs_past_the_per_user_cap_are_refused_with_429_until_one_closes() {
+    let app = spawn_app_with(Backend::Sqlite, |config| config.max_log_views_per_user = 3).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let (id, pod) = ready_cluster(&app, &ada, "capped").await;
+    let path = format!("/ws/clusters/{id}/logs?pod={pod}&tail=1");
+    let mut open_logs = Vec::new();
+    for _ in 0..3 {
+        open_logs.push(open(&app, &ada, &path).await);
+    }
+    let refused = tokio_tungstenite::connect_async(ws_request(&app, &ada, &path, &app.address))
+        .await
+        .expect_err("a fourth live log");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("not an HTTP refusal: {refused}");
+    };
+    assert_eq!(response.status().as_u16(), 429);
+    let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
+    assert!(body.contains("3 live logs open already"), "{body}");
+    let detail: Value = ada.call("clusters/get", &[("id", &id)]).await.json().await.unwrap();
+    let log =
+        format!("/api/v1/namespaces/{}/pods/{pod}/log", detail["host_namespace"].as_str().unwrap());
+    assert_eq!(app.hostsim().streams_opened(&log), 1, "one upstream, no more");
+
+    let mut closed = open_logs.pop().unwrap();
+    closed.close(None).await.unwrap();
+    drop(closed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio_tungstenite::connect_async(ws_request(&app, &ada, &path, &app.address)).await {
+            Ok((socket, _)) => break open_logs.push(socket),
+            Err(error) => assert!(
+                std::time::Instant::now() < deadline,
+                "the closed log's place never came back: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Downloads and previous-run reads share one small per-user cap while they are under way (each
+/// holds megabytes while it is read): a third one at once is refused with 429; once they are done
+/// the next is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_reads_past_the_per_user_cap_are_refused_with_429() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let (id, pod) = ready_cluster(&app, &ada, "reads").await;
+    let url = app.url(&format!("/api/clusters/{id}/logs/download?pod={pod}"));
+    // The host answers slowly: two reads stay under way for a while.
+    app.hostsim().faults().set_latency(Duration::from_millis(1500));
+    let slow = |client: reqwest::Client, url: String| {
+        tokio::spawn(async move { client.get(url).send().await.unwrap().status().as_u16() })
+    };
+    let first = slow(ada.client.clone(), url.clone());
+    let second = slow(ada.client.clone(), url.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let third = ada.client.get(&url).send().await.unwrap();
+    assert_eq!(third.status(), 429);
+    let message = third.text().await.unwrap();
+    assert!(message.contains("2 log downloads under way already"), "{message}");
+    let previous = ada.call("clusters/previous-log", &[("id", &id), ("pod", &pod)]).await;
+    assert_eq!(previous.status(), 429, "a previous-run read counts too");
+    assert_eq!((first.await.unwrap(), second.await.unwrap()), (200, 200));
+    app.hostsim().faults().set_latency(Duration::ZERO);
+    assert_eq!(ada.client.get(&url).send().await.unwrap().status(), 200, "places given back");
 }

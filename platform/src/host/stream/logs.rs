@@ -6,7 +6,9 @@
 //! a new viewer's tail comes from and the only buffer there is: a viewer is a cursor into the ring,
 //! woken when lines arrive, and takes everything after its cursor at once. A viewer that falls
 //! further behind than the ring holds loses the oldest lines and is told how many; it never slows
-//! the others, and memory does not grow with viewers. Lines are read from the upstream in the
+//! the others, and memory does not grow with viewers. Nor with upstreams: the rings of all of them
+//! together stay within one memory budget, shared evenly by the running upstreams (a new one makes
+//! the others give up their oldest lines past the new share). Lines are read from the upstream in the
 //! chunks the network delivers and enter the ring under one lock per chunk, so the cost per line
 //! does not depend on the number of viewers.
 //!
@@ -92,12 +94,27 @@ pub struct LogSettings {
     pub linger: Duration,
     /// Longer lines are cut, with a marker.
     pub max_line_chars: usize,
+    /// Memory for the rings of every upstream together (approximately, see [`line_cost`]):
+    /// each running upstream may hold an equal share, and loses its oldest lines past it, so
+    /// no number of upstreams nor any mix of long lines takes KRaft past this.
+    pub budget_bytes: usize,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { ring_lines: 10_000, linger: Duration::from_secs(5), max_line_chars: 10_000 }
+        Self {
+            ring_lines: 10_000,
+            linger: Duration::from_secs(5),
+            max_line_chars: 10_000,
+            budget_bytes: 64 << 20,
+        }
     }
+}
+
+/// What one line held in a ring costs, roughly: its text, its wire encoding (about as long, made
+/// for the first viewer that sends it) and the allocations around them.
+pub fn line_cost(line: &LogLine) -> usize {
+    2 * line.text.len() + 256
 }
 
 /// What a viewer takes from its upstream at once.
@@ -206,6 +223,8 @@ impl Drop for LogSubscription {
 /// The ring and the connection state, under one lock so that a viewer sees them consistently.
 struct Ring {
     lines: VecDeque<Arc<LogLine>>,
+    /// What `lines` cost together ([`line_cost`]).
+    bytes: usize,
     /// Sequence number of `lines[0]`.
     first_seq: u64,
     /// Where the retained history ended (the sequence number after its last line), once it has
@@ -226,7 +245,37 @@ struct Upstream {
     idle: tokio::sync::Notify,
 }
 
+impl Ring {
+    /// Drops the oldest lines while there are more than `capacity` or they cost more than
+    /// `share`; the newest line always stays.
+    fn trim(&mut self, capacity: usize, share: usize) {
+        while self.lines.len() > capacity || (self.bytes > share && self.lines.len() > 1) {
+            let Some(old) = self.lines.pop_front() else { break };
+            self.bytes -= line_cost(&old);
+            self.first_seq += 1;
+        }
+    }
+}
+
 impl Upstream {
+    fn new(key: LogKey) -> Self {
+        Self {
+            key,
+            ring: Mutex::new(Ring {
+                lines: VecDeque::new(),
+                bytes: 0,
+                first_seq: 0,
+                history_end: None,
+                connected: false,
+                message: None,
+                status_changes: 0,
+            }),
+            wake: watch::Sender::new(()),
+            viewers: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+        }
+    }
+
     fn ring(&self) -> MutexGuard<'_, Ring> {
         self.ring.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -251,17 +300,19 @@ impl Upstream {
         self.wake.send_replace(());
     }
 
-    fn push(&self, lines: Vec<Arc<LogLine>>, capacity: usize) {
+    /// Adds `lines`, keeping at most `capacity` lines that cost at most `share()` together.
+    /// The share is read under the ring's lock, so a trim for a new upstream is never undone by a
+    /// push that read the old share.
+    fn push(&self, lines: Vec<Arc<LogLine>>, capacity: usize, share: impl FnOnce() -> usize) {
         if lines.is_empty() {
             return;
         }
         let mut ring = self.ring();
+        let share = share();
         for line in lines {
-            if ring.lines.len() == capacity {
-                ring.lines.pop_front();
-                ring.first_seq += 1;
-            }
+            ring.bytes += line_cost(&line);
             ring.lines.push_back(line);
+            ring.trim(capacity, share);
         }
         drop(ring);
         self.wake.send_replace(());
@@ -274,6 +325,8 @@ pub struct LogHub {
     upstreams: Mutex<HashMap<LogKey, Weak<Upstream>>>,
     /// Followed upstream log streams opened so far (for tests and benchmarks).
     opened: AtomicU64,
+    /// Upstreams running now: the budget is shared between them.
+    running: AtomicUsize,
     /// The upstream tasks, stopped by [`close`](Self::close).
     tasks: TaskTracker,
     closing: CancellationToken,
@@ -286,6 +339,7 @@ impl LogHub {
             settings,
             upstreams: Mutex::new(HashMap::new()),
             opened: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
             tasks: TaskTracker::new(),
             closing: CancellationToken::new(),
         })
@@ -299,6 +353,16 @@ impl LogHub {
     /// How many upstreams are running now.
     pub fn upstreams(&self) -> usize {
         self.lock().values().filter(|u| u.strong_count() > 0).count()
+    }
+
+    /// What the lines in every ring cost together now ([`line_cost`]); at most about the budget.
+    pub fn retained_bytes(&self) -> usize {
+        self.lock().values().filter_map(Weak::upgrade).map(|u| u.ring().bytes).sum()
+    }
+
+    /// What one upstream may hold while `running` upstreams share the budget.
+    fn share(&self, running: usize) -> usize {
+        self.settings.budget_bytes / running.max(1)
     }
 
     /// Stops every upstream and waits for them to end; viewers get nothing more.
@@ -327,24 +391,18 @@ impl LogHub {
             let upstream = match upstreams.get(&key).and_then(Weak::upgrade) {
                 Some(upstream) => upstream,
                 None => {
-                    let upstream = Arc::new(Upstream {
-                        key: key.clone(),
-                        ring: Mutex::new(Ring {
-                            lines: VecDeque::new(),
-                            first_seq: 0,
-                            history_end: None,
-                            connected: false,
-                            message: None,
-                            status_changes: 0,
-                        }),
-                        wake: watch::Sender::new(()),
-                        viewers: AtomicUsize::new(0),
-                        idle: tokio::sync::Notify::new(),
-                    });
-                    upstreams.insert(key, Arc::downgrade(&upstream));
+                    let upstream = Arc::new(Upstream::new(key.clone()));
                     if !self.closing.is_cancelled() {
+                        // One more upstream shares the budget: the others give up their excess
+                        // now, before the new one fills its share.
+                        let running = self.running.fetch_add(1, Ordering::AcqRel) + 1;
+                        let share = self.share(running);
+                        for other in upstreams.values().filter_map(Weak::upgrade) {
+                            other.ring().trim(self.settings.ring_lines, share);
+                        }
                         self.tasks.spawn(self.clone().pump(upstream.clone()));
                     }
+                    upstreams.insert(key, Arc::downgrade(&upstream));
                     upstream
                 }
             };
@@ -375,6 +433,7 @@ impl LogHub {
             () = self.closing.cancelled() => {}
         }
         self.forget(&mut self.lock(), &upstream);
+        self.running.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Takes `upstream` out of the map (if it is still the one there): new viewers start anew.
@@ -511,7 +570,9 @@ impl LogHub {
                     LogLine::new(ts, text, max)
                 }));
             }
-            upstream.push(lines, self.settings.ring_lines);
+            upstream.push(lines, self.settings.ring_lines, || {
+                self.share(self.running.load(Ordering::Acquire))
+            });
             if let Some(error) = failed {
                 return Err(error);
             }
@@ -723,6 +784,32 @@ mod tests {
         // A last line without its newline, and a multi-byte character cut by the host's limit.
         let (kept, _) = newest_lines(futures::io::Cursor::new(&b"a\nb\xc3"[..]), 100).await;
         assert_eq!(kept, ["a", "b\u{fffd}"]);
+    }
+
+    fn line(text: &str) -> Arc<LogLine> {
+        Arc::new(LogLine::new(Utc::now(), text, 10_000))
+    }
+
+    #[test]
+    fn a_ring_keeps_its_newest_lines_within_its_share_of_the_budget() {
+        let key = LogKey { namespace: "ns".into(), pod: "p".into(), container: "c".into() };
+        let upstream = Upstream::new(key);
+        let long = "x".repeat(1_000);
+        let cost = line_cost(&line(&long));
+        upstream.push((0..100).map(|_| line(&long)).collect(), 10_000, || 20 * cost);
+        let ring = upstream.ring();
+        assert_eq!(ring.lines.len(), 20, "as many lines as the share pays for");
+        assert_eq!((ring.first_seq, ring.bytes), (80, 20 * cost), "the oldest went first");
+        drop(ring);
+        // A smaller share (another upstream started) trims at once; the line count still caps.
+        upstream.ring().trim(10_000, 5 * cost);
+        assert_eq!(upstream.ring().lines.len(), 5);
+        upstream.push((0..10).map(|_| line("short")).collect(), 8, || usize::MAX);
+        assert_eq!(upstream.ring().lines.len(), 8);
+        // One line larger than the share is kept on its own: a viewer sees the newest line.
+        upstream.push(vec![line(&long)], 10_000, || 1);
+        let ring = upstream.ring();
+        assert_eq!((ring.lines.len(), ring.bytes), (1, cost));
     }
 
     #[test]
