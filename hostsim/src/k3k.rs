@@ -3,6 +3,7 @@
 //! controllers live in [`controller`] and [`policy`].
 
 pub mod controller;
+pub mod kubelet;
 pub mod policy;
 
 use serde_json::{json, Value};

@@ -84,6 +84,21 @@ pub struct Config {
     /// The K3k release played (CRDs, Ingress hosts; see [`k3k::K3kVersion`]); by default the
     /// one `HOSTSIM_K3K_VERSION` names, else v1.1.0.
     pub k3k_version: k3k::K3kVersion,
+    /// What a k3s server's working set grows to: a server container whose memory limit is
+    /// below it is OOMKilled [`oom_after`](Self::oom_after) into each run and restarted with the
+    /// kubelet's back-off (docs.k3s.io reference/resource-profiling: a k3s server with a
+    /// workload needs 768–896 MB on k3s 1.19, 1.4–1.6 GB on 1.26). 0: never.
+    pub server_memory_needed: u64,
+    /// How long an undersized server runs before the kernel kills it.
+    pub oom_after: Duration,
+    /// The kubelet's first crash-loop back-off, doubled after each restart up to 5 minutes
+    /// (kubernetes v1.35 pkg/kubelet/kubelet.go `backOffPeriod` 10 s, `MaxContainerBackOff`
+    /// 300 s).
+    pub crash_backoff: Duration,
+    /// How long K3k takes to remove a deleted HA server from the etcd member list before it
+    /// lets the pod go (K3k v1.1.0 pkg/controller/cluster/statefulset.go handleServerPod →
+    /// removePeer, at most `memberRemovalTimeout`, 1 minute, per try).
+    pub etcd_member_removal: Duration,
 }
 
 impl Default for Config {
@@ -106,6 +121,10 @@ impl Default for Config {
             ingress: Some(ingress::IngressController::default()),
             ingress_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             k3k_version: k3k::K3kVersion::from_env(),
+            server_memory_needed: 1 << 30,
+            oom_after: Duration::from_secs(5),
+            crash_backoff: Duration::from_secs(10),
+            etcd_member_removal: Duration::from_secs(2),
         }
     }
 }

@@ -16,6 +16,8 @@ pub enum Role {
     Server,
     Agent,
     Kubelet,
+    /// A tenant's own workload, synced to the host in shared mode.
+    Workload,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +47,9 @@ struct ContainerLog {
     owed: f64,
     /// The log of the container's previous run, after a restart (`previous=true`).
     previous: Option<Vec<Arc<LogLine>>>,
+    /// The container was killed and waits for its restart (crash-loop back-off): it writes
+    /// nothing, and its log is that of the run that ended.
+    exited: bool,
 }
 
 pub struct LogHub {
@@ -109,6 +114,7 @@ impl LogHub {
             counter: 0,
             owed: 0.0,
             previous: None,
+            exited: false,
         };
         for line in startup_lines(role, version) {
             Self::push(self.ring, &mut c, line);
@@ -142,7 +148,8 @@ impl LogHub {
     ) -> Option<LogReader> {
         let map = self.lock();
         let c = map.get(&(ns.to_string(), pod.to_string(), container.to_string()))?;
-        let live = c.tx.subscribe();
+        // An exited container's log ends where it stopped: a follower gets it and no more.
+        let live = if c.exited { broadcast::channel(1).1 } else { c.tx.subscribe() };
         Some(LogReader { past: select(c.lines.iter(), tail, since), live })
     }
 
@@ -154,12 +161,15 @@ impl LogHub {
         let Some(c) = map.get_mut(&(ns.to_string(), pod.to_string(), container.to_string())) else {
             return false;
         };
-        let now = Utc::now();
-        let crash = format!(
-            "time=\"{}\" level=fatal msg=\"failed to start networking: context deadline exceeded\"",
-            ts(&now)
-        );
-        Self::push(self.ring, c, crash);
+        if !c.exited {
+            let now = Utc::now();
+            let crash = format!(
+                "time=\"{}\" level=fatal msg=\"failed to start networking: context deadline exceeded\"",
+                ts(&now)
+            );
+            Self::push(self.ring, c, crash);
+        }
+        c.exited = false;
         c.previous = Some(std::mem::take(&mut c.lines).into_iter().collect());
         // A new sender: receivers of the old one see the stream end.
         c.tx = broadcast::channel(4096).0;
@@ -167,6 +177,19 @@ impl LogHub {
         for line in startup_lines(c.role, &c.version) {
             Self::push(self.ring, c, line);
         }
+        true
+    }
+
+    /// The container was killed (SIGKILL: it writes no last words) and waits to be restarted:
+    /// followers' streams end and nothing more is written until
+    /// [`restart_container`](Self::restart_container). `false` if no such container runs.
+    pub fn kill_container(&self, ns: &str, pod: &str, container: &str) -> bool {
+        let mut map = self.lock();
+        let Some(c) = map.get_mut(&(ns.to_string(), pod.to_string(), container.to_string())) else {
+            return false;
+        };
+        c.exited = true;
+        c.tx = broadcast::channel(4096).0;
         true
     }
 
@@ -189,7 +212,7 @@ impl LogHub {
     pub fn tick(&self, elapsed: Duration) {
         let rate = *self.rate.lock().unwrap_or_else(|p| p.into_inner());
         let mut map = self.lock();
-        for ((ns, pod, _), c) in map.iter_mut() {
+        for ((ns, pod, _), c) in map.iter_mut().filter(|(_, c)| !c.exited) {
             c.owed += rate * elapsed.as_secs_f64();
             let n = c.owed.floor() as u64;
             c.owed -= n as f64;
@@ -243,6 +266,7 @@ fn startup_lines(role: Role, version: &str) -> Vec<String> {
             format!("time=\"{}\" level=info msg=\"Running kubelet --address=0.0.0.0 --anonymous-auth=false --cgroup-driver=cgroupfs --cluster-dns=10.53.0.10 --eviction-hard=imagefs.available<5%,nodefs.available<5%\"", ts(&now)),
             klog(&now, "kubelet_node_status.go:75", "\"Successfully registered node\""),
         ],
+        Role::Workload => vec![format!("{} start worker process", ts(&now))],
         Role::Kubelet => vec![
             format!("{{\"level\":\"info\",\"ts\":\"{}\",\"logger\":\"k3k-kubelet\",\"msg\":\"starting k3k virtual kubelet\"}}", now.to_rfc3339_opts(SecondsFormat::Micros, true)),
             format!("{{\"level\":\"info\",\"ts\":\"{}\",\"logger\":\"k3k-kubelet\",\"msg\":\"node registered\",\"version\":\"{k3s}\"}}", now.to_rfc3339_opts(SecondsFormat::Micros, true)),
@@ -269,6 +293,9 @@ fn steady_line(role: Role, version: &str, n: u64, ns: &str, pod: &str) -> String
         (Role::Agent, 1) => format!("time=\"{t}\" level=info msg=\"Connecting to proxy\" url=\"wss://10.43.0.2:443/v1-k3s/connect\""),
         (Role::Agent, 2) => klog(&now, "reconciler_common.go:218", "\"operationExecutor.MountVolume started for volume\" volume=\"kube-api-access\""),
         (Role::Agent, _) => format!("time=\"{t}\" level=info msg=\"Tunnel authorizer set Kubelet Port 0.0.0.0:10250 ({n})\""),
+        (Role::Workload, _) => format!(
+            "10.42.0.1 - - [{t}] \"GET /?n={n} HTTP/1.1\" 200 615 \"-\" \"kube-probe/1.33\" \"-\""
+        ),
         (Role::Kubelet, _) => format!(
             "{{\"level\":\"info\",\"ts\":\"{}\",\"logger\":\"k3k-kubelet.pod-controller\",\"msg\":\"syncing pod\",\"pod\":\"{pod}\",\"seq\":{n}}}",
             now.to_rfc3339_opts(SecondsFormat::Micros, true)

@@ -275,7 +275,13 @@ impl Store {
         if obj == old || !commit {
             return Ok(obj);
         }
-        if object::is_deleting(&obj) && object::finalizers(&obj).is_empty() && gr != &namespaces() {
+        // A deleted pod whose last finalizer goes while its containers still stop stays until
+        // they have (the kubelet's final status update removes it, [`Store::reap`] here).
+        if object::is_deleting(&obj)
+            && object::finalizers(&obj).is_empty()
+            && gr != &namespaces()
+            && !(gr == &pods() && inner.stopping.contains_key(&key))
+        {
             return Ok(inner.remove(gr, &key, obj, &self.tx));
         }
         inner.rv += 1;

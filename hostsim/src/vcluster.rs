@@ -34,6 +34,8 @@ struct Served {
     addr: std::net::SocketAddr,
     host: Arc<Host>,
     stop: watch::Sender<bool>,
+    /// Shared mode's k3k-kubelet syncs its pods to the host (see [`k3k::kubelet`]).
+    kubelet: bool,
 }
 
 impl Drop for Served {
@@ -115,12 +117,38 @@ impl Endpoints {
         let mut map = self.lock();
         match map.get_mut(&key(ns, name)) {
             Some(vc) if vc.api.is_none() => {
-                vc.api = Some(Served { endpoint: endpoint.clone(), addr, host: vhost, stop });
+                vc.api = Some(Served {
+                    endpoint: endpoint.clone(),
+                    addr,
+                    host: vhost,
+                    stop,
+                    kubelet: false,
+                });
                 Ok(endpoint)
             }
             Some(vc) => Ok(vc.api.as_ref().map(|a| a.endpoint.clone()).unwrap_or(endpoint)),
             None => Ok(endpoint),
         }
+    }
+
+    /// Starts shared mode's k3k-kubelet for the cluster's API (once; it stops with the API).
+    pub fn start_kubelet(&self, host: &Arc<Host>, ns: &str, name: &str, version: &str) {
+        let mut map = self.lock();
+        let Some(api) = map.get_mut(&key(ns, name)).and_then(|vc| vc.api.as_mut()) else {
+            return;
+        };
+        if api.kubelet {
+            return;
+        }
+        api.kubelet = true;
+        tokio::spawn(k3k::kubelet::run(
+            Arc::downgrade(host),
+            api.host.clone(),
+            ns.to_string(),
+            name.to_string(),
+            version.to_string(),
+            api.stop.subscribe(),
+        ));
     }
 
     /// Makes the virtual cluster's nodes the given (pod name, role) pairs.

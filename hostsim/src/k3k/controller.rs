@@ -15,7 +15,9 @@ use base64::Engine;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::{name_with_prefix, policy, CLUSTER_FINALIZER, ETCD_POD_FINALIZER, GROUP, POLICY_LABEL};
+use super::{
+    kubelet, name_with_prefix, policy, CLUSTER_FINALIZER, ETCD_POD_FINALIZER, GROUP, POLICY_LABEL,
+};
 use crate::error::{Error, GroupResource, Result};
 use crate::faults::Provisioning;
 use crate::host::Host;
@@ -29,6 +31,8 @@ pub enum Key {
     Namespace(String),
     Policy(String),
     StatefulSet(String, String),
+    /// A K3k server pod: its etcd finalizer.
+    ServerPod(String, String),
     Quotas(String),
 }
 
@@ -42,6 +46,19 @@ struct Controller {
     /// Clusters (by uid) that flapped to Failed under the `Flap` fault, and until when they
     /// stay there (a K3k requeue with back-off, not the next event).
     flapped: HashMap<String, Instant>,
+    /// Undersized server pods (by uid) the kernel keeps killing: see [`Crash`].
+    crashes: HashMap<String, Crash>,
+    /// Deleted HA server pods (by uid) and when K3k started removing them from etcd.
+    leaving: HashMap<String, Instant>,
+}
+
+/// A server container that outgrows its memory limit: it runs until `due` and is OOMKilled,
+/// or (`down`) waits out the kubelet's crash-loop back-off until `due` and is started again.
+#[derive(Debug, Clone, Copy)]
+struct Crash {
+    due: Instant,
+    down: bool,
+    kills: u32,
 }
 
 fn clusters() -> GroupResource {
@@ -66,6 +83,8 @@ pub async fn run(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
         pod_seen: HashMap::new(),
         running_since: HashMap::new(),
         flapped: Default::default(),
+        crashes: HashMap::new(),
+        leaving: HashMap::new(),
     };
     let mut fault_changes = host.faults.subscribe();
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel::<Key>();
@@ -79,6 +98,8 @@ pub async fn run(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
                     // A deleted pod's containers stop: followers' log streams end.
                     if change.kind == ChangeType::Deleted && change.gr == GroupResource::new("", "pods") {
                         host.logs.stop_pod(object::namespace(&change.object), object::name(&change.object));
+                        c.crashes.remove(object::uid(&change.object));
+                        c.leaving.remove(object::uid(&change.object));
                     }
                     for key in keys_for(&change.gr, change.kind, &change.object) {
                         c.reconcile(key).await;
@@ -120,6 +141,13 @@ fn keys_for(gr: &GroupResource, kind: ChangeType, obj: &Value) -> Vec<Key> {
         }
         ("", "pods") | ("apps", "deployments") => {
             let mut keys = vec![Key::Quotas(ns.clone())];
+            if gr.resource == "pods"
+                && kind != ChangeType::Deleted
+                && object::label(obj, "role") == Some("server")
+                && object::label(obj, "k3k.io/clusterName").is_none()
+            {
+                keys.push(Key::ServerPod(ns.clone(), name.clone()));
+            }
             if let Some(c) = object::label(obj, "cluster") {
                 keys.push(Key::Cluster(ns, c.to_string()));
             }
@@ -149,12 +177,8 @@ impl Controller {
             Key::Namespace(ns) => policy::reconcile_namespace(&self.host, ns).map(|_| None),
             Key::Policy(name) => policy::reconcile_policy(&self.host, name).map(|_| None),
             Key::Quotas(ns) => policy::refresh_quotas(&self.host, ns).map(|_| None),
-            Key::StatefulSet(ns, name) => self
-                .host
-                .modify("apps", "statefulsets", ns, name, None, |s| {
-                    object::remove_finalizer(s, ETCD_POD_FINALIZER)
-                })
-                .map(|_| None),
+            Key::StatefulSet(ns, name) => self.server_statefulset_deleted(ns, name).map(|_| None),
+            Key::ServerPod(ns, name) => self.reconcile_server_pod(ns, name),
         };
         match result {
             Ok(Some(d)) => self.after(key, d),
@@ -418,6 +442,7 @@ impl Controller {
         let pods: Vec<Value> = pods
             .into_iter()
             .filter(|p| object::label(p, "cluster") == Some(name) && !object::is_deleting(p))
+            .filter(|p| object::label(p, kubelet::CLUSTER_NAME_LABEL).is_none())
             .collect();
         for pod in &pods {
             if str_at(pod, "/status/phase") == "Running" {
@@ -438,6 +463,28 @@ impl Controller {
         if !all_running || pods.is_empty() {
             self.running_since.remove(&uid);
             return Ok(next.or(Some(host.config.pod_start_delay)));
+        }
+        let (crash_next, all_down) = self.crash_loop(&pods)?;
+        if all_down {
+            // No server answers: K3k's next call into the virtual cluster (the bootstrap
+            // fetch, then `ensureStorageClasses`) fails, and updateStatus makes it Failed.
+            let msg = format!(
+                "failed to ensure storage classes: Get \"https://{}.{ns}:443/apis/storage.k8s.io/v1/storageclasses\": dial tcp {svc_ip}:443: connect: connection refused",
+                layout.svc_name
+            );
+            let was = str_at(&cluster, "/status/phase") == "Failed"
+                && cluster_condition_message(&cluster) == Some(msg.as_str());
+            let updated = self.set_phase(ns, name, "Failed", false, "ProvisioningFailed", &msg)?;
+            if !was {
+                host.record_event(
+                    &updated,
+                    "Warning",
+                    "ProvisioningFailed",
+                    &msg,
+                    super::CONTROLLER_COMPONENT,
+                );
+            }
+            return Ok(crash_next);
         }
         if faults.provisioning == Provisioning::Stuck {
             return Ok(Some(Duration::from_secs(1)));
@@ -470,6 +517,9 @@ impl Controller {
             .filter(|(n, _)| !n.is_empty())
             .collect();
         host.vclusters.sync_nodes(ns, name, &nodes, &layout.version);
+        if !virtual_mode {
+            host.vclusters.start_kubelet(&host, ns, name, &layout.version);
+        }
         if str_at(&layout.service_type(), "") == "LoadBalancer" {
             // What a cloud's load-balancer controller writes; the simulated host has none that
             // routes, so the address is the loopback one.
@@ -527,7 +577,183 @@ impl Controller {
                 super::CONTROLLER_COMPONENT,
             );
         }
+        Ok(crash_next)
+    }
+
+    /// K3k v1.1.0 pkg/controller/cluster/statefulset.go handleDeletion: a deleted server
+    /// StatefulSet lets its pods go (their etcd finalizers), then itself.
+    fn server_statefulset_deleted(&self, ns: &str, name: &str) -> Result<()> {
+        for pod in self.server_pods_of(ns, name) {
+            self.host.modify("", "pods", ns, object::name(&pod), None, |p| {
+                object::remove_finalizer(p, ETCD_POD_FINALIZER)
+            })?;
+        }
+        self.host
+            .modify("apps", "statefulsets", ns, name, None, |s| {
+                object::remove_finalizer(s, ETCD_POD_FINALIZER)
+            })
+            .map(|_| ())
+    }
+
+    /// The pods a server StatefulSet owns.
+    fn server_pods_of(&self, ns: &str, sts: &str) -> Vec<Value> {
+        let (pods, _) = self.host.store.list(&GroupResource::new("", "pods"), Some(ns));
+        pods.into_iter()
+            .filter(|p| {
+                p.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|o| {
+                    o.iter().any(|r| r["kind"] == "StatefulSet" && r["name"] == sts)
+                })
+            })
+            .collect()
+    }
+
+    /// K3k's StatefulSet reconciler for one server pod (v1.1.0
+    /// pkg/controller/cluster/statefulset.go Reconcile / handleServerPod): a live server pod
+    /// gets the etcd finalizer; a deleted one keeps it until K3k has removed the server from
+    /// the etcd member list, unless it is the StatefulSet's only pod or its Cluster is gone.
+    /// (With the StatefulSet gone K3k does nothing: handleDeletion already let its pods go.)
+    fn reconcile_server_pod(&mut self, ns: &str, name: &str) -> Result<Option<Duration>> {
+        let host = self.host.clone();
+        let Some(pod) = host.store.get(&GroupResource::new("", "pods"), ns, name) else {
+            return Ok(None);
+        };
+        let has = object::finalizers(&pod).iter().any(|f| f == ETCD_POD_FINALIZER);
+        if !object::is_deleting(&pod) {
+            if !has {
+                host.modify("", "pods", ns, name, None, |p| {
+                    object::add_finalizer(p, ETCD_POD_FINALIZER)
+                })?;
+            }
+            return Ok(None);
+        }
+        if !has {
+            return Ok(None);
+        }
+        let owner = pod
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .and_then(|o| o.iter().find(|r| r["kind"] == "StatefulSet"))
+            .and_then(|r| r["name"].as_str())
+            .map(str::to_string);
+        let Some(sts_name) = owner else { return Ok(None) };
+        let Some(sts) = host.store.get(&GroupResource::new("apps", "statefulsets"), ns, &sts_name)
+        else {
+            return Ok(None);
+        };
+        if object::is_deleting(&sts) {
+            return Ok(None); // handleDeletion's job (Key::StatefulSet)
+        }
+        let cluster =
+            object::label(&pod, "cluster").and_then(|c| host.store.get(&clusters(), ns, c));
+        let alone = self.server_pods_of(ns, &sts_name).len() == 1;
+        let uid = object::uid(&pod).to_string();
+        if cluster.is_some() && !alone {
+            let since = *self.leaving.entry(uid.clone()).or_insert_with(Instant::now);
+            let due = since + host.config.etcd_member_removal;
+            let now = Instant::now();
+            if now < due {
+                return Ok(Some(due - now));
+            }
+        }
+        self.leaving.remove(&uid);
+        host.modify("", "pods", ns, name, None, |p| {
+            object::remove_finalizer(p, ETCD_POD_FINALIZER)
+        })?;
         Ok(None)
+    }
+
+    /// The kernel and the kubelet for undersized k3s servers (see
+    /// [`crate::Config::server_memory_needed`]): a running server container whose memory
+    /// limit is below what k3s needs is OOMKilled (exit 137) after a while, waits out the
+    /// crash-loop back-off in `CrashLoopBackOff` (not ready, a `BackOff` Warning on the pod, as
+    /// kubernetes v1.35 pkg/kubelet/kuberuntime records it) and starts again with its
+    /// `restartCount` up and the killed run as its previous log. Returns when to look again
+    /// and whether every server of the cluster is down now.
+    fn crash_loop(&mut self, pods: &[Value]) -> Result<(Option<Duration>, bool)> {
+        let host = self.host.clone();
+        let needed = host.config.server_memory_needed;
+        let now = Instant::now();
+        let mut next: Option<Duration> = None;
+        let mut servers = 0;
+        let mut down = 0;
+        for pod in pods.iter().filter(|p| {
+            object::label(p, "role") == Some("server")
+                && object::label(p, "k3k.io/clusterName").is_none()
+        }) {
+            servers += 1;
+            let limit = memory_limit(pod);
+            if needed == 0 || limit.is_none_or(|l| l >= needed as f64) {
+                continue;
+            }
+            let uid = object::uid(pod).to_string();
+            let crash = self.crashes.entry(uid.clone()).or_insert(Crash {
+                due: now + host.config.oom_after,
+                down: false,
+                kills: 0,
+            });
+            if now >= crash.due {
+                let (ns, name) = (object::namespace(pod), object::name(pod));
+                let container = str_at(pod, "/spec/containers/0/name").to_string();
+                if crash.down {
+                    crash.down = false;
+                    crash.due = now + host.config.oom_after;
+                    host.logs.restart_container(ns, name, &container);
+                    let started = object::now_rfc3339();
+                    host.modify("", "pods", ns, name, Some("status"), |p| {
+                        set_container(p, &container, |c| {
+                            c["restartCount"] = json!(c["restartCount"].as_i64().unwrap_or(0) + 1);
+                            c["state"] = json!({"running": {"startedAt": started}});
+                            c["ready"] = json!(true);
+                            c["started"] = json!(true);
+                        });
+                        set_ready(p, None);
+                    })?;
+                } else {
+                    crash.kills += 1;
+                    crash.down = true;
+                    let backoff = host
+                        .config
+                        .crash_backoff
+                        .saturating_mul(1 << (crash.kills - 1).min(16))
+                        .min(Duration::from_secs(300));
+                    crash.due = now + backoff;
+                    host.logs.kill_container(ns, name, &container);
+                    let finished = object::now_rfc3339();
+                    let uid_text = uid.clone();
+                    let message = format!(
+                        "back-off {} restarting failed container={container} pod={name}_{ns}({uid_text})",
+                        go_duration(backoff)
+                    );
+                    let updated = host.modify("", "pods", ns, name, Some("status"), |p| {
+                        set_container(p, &container, |c| {
+                            let started = c.pointer("/state/running/startedAt").cloned();
+                            c["lastState"] = json!({"terminated": {
+                                "exitCode": 137, "reason": "OOMKilled",
+                                "startedAt": started, "finishedAt": finished,
+                                "containerID": c.get("containerID").cloned(),
+                            }});
+                            c["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": message}});
+                            c["ready"] = json!(false);
+                            c["started"] = json!(false);
+                        });
+                        set_ready(p, Some(&container));
+                    })?;
+                    host.record_event(
+                        &updated,
+                        "Warning",
+                        "BackOff",
+                        &format!("Back-off restarting failed container {container} in pod {name}_{ns}({uid})"),
+                        "kubelet",
+                    );
+                }
+            }
+            if crash.down {
+                down += 1;
+            }
+            let wait = crash.due.saturating_duration_since(now);
+            next = Some(next.map_or(wait, |n| n.min(wait)));
+        }
+        Ok((next, servers > 0 && down == servers))
     }
 
     fn start_pod(&self, pod: &Value, version: &str) -> Result<()> {
@@ -586,6 +812,66 @@ enum PodKind {
     Server,
     VirtualAgent,
     Kubelet,
+}
+
+/// The memory limit a pod's first container runs under: the smaller of its own and the
+/// pod-level one (Kubernetes 1.34 pod-level resources), in bytes; `None` if unlimited.
+fn memory_limit(pod: &Value) -> Option<f64> {
+    ["/spec/containers/0/resources/limits/memory", "/spec/resources/limits/memory"]
+        .iter()
+        .filter_map(|p| pod.pointer(p))
+        .filter_map(|q| crate::quota::Quantity::from_value(q).map(|q| q.as_f64()))
+        .reduce(f64::min)
+}
+
+/// Applies `f` to the status of container `name`.
+fn set_container(pod: &mut Value, name: &str, f: impl Fn(&mut Value)) {
+    let statuses = pod.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut);
+    for status in statuses.into_iter().flatten().filter(|s| s["name"] == name) {
+        f(status);
+    }
+}
+
+/// The pod's `Ready` and `ContainersReady` conditions: true, or false for `unready`.
+fn set_ready(pod: &mut Value, unready: Option<&str>) {
+    let now = object::now_rfc3339();
+    let conditions = pod.pointer_mut("/status/conditions").and_then(Value::as_array_mut);
+    for c in conditions.into_iter().flatten() {
+        if c["type"] != "Ready" && c["type"] != "ContainersReady" {
+            continue;
+        }
+        let status = if unready.is_some() { "False" } else { "True" };
+        if c["status"] != status {
+            c["lastTransitionTime"] = json!(now);
+        }
+        c["status"] = json!(status);
+        match unready {
+            Some(name) => {
+                c["reason"] = json!("ContainersNotReady");
+                c["message"] = json!(format!("containers with unready status: [{name}]"));
+            }
+            None => {
+                if let Some(m) = c.as_object_mut() {
+                    m.remove("reason");
+                    m.remove("message");
+                }
+            }
+        }
+    }
+}
+
+/// A duration as Go prints it in the kubelet's back-off message ("10s", "2m40s", "5m0s").
+fn go_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 {
+        format!("{}ms", d.as_millis())
+    } else if d.subsec_millis() != 0 && s < 60 {
+        format!("{}s", d.as_secs_f64())
+    } else if s >= 60 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
 }
 
 /// The controller that records a workload's pod events.
@@ -1178,7 +1464,12 @@ impl Layout {
         let sel = crate::select::LabelSelector::parse(selector)?;
         let rt = host.resource("", "pods")?;
         let (pods, _) = host.store.list(&rt.gr(), Some(&self.ns));
-        for p in pods.iter().filter(|p| sel.matches(p)) {
+        // Tenant pods synced from the virtual cluster may carry the same labels; they are
+        // the k3k-kubelet's (see `kubelet`), not this workload's.
+        for p in pods
+            .iter()
+            .filter(|p| sel.matches(p) && object::label(p, kubelet::CLUSTER_NAME_LABEL).is_none())
+        {
             let n = object::name(p);
             if !keep(n) {
                 host.logs.stop_pod(&self.ns, n);

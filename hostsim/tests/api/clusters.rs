@@ -256,29 +256,7 @@ async fn kubeconfig_secret_reaches_the_virtual_cluster_api() {
     // `hostsim.kraft.dev/endpoint` annotation); the ClusterIP routes to the pod network.
     let annotations = ready.metadata.annotations.unwrap_or_default();
     assert!(annotations.keys().all(|k| !k.starts_with("hostsim.")), "{annotations:?}");
-    let endpoint = app.sim.virtual_cluster_endpoint("k3k-vc", "vc").expect("served");
-    let secrets: Api<Secret> = Api::namespaced(app.client.clone(), "k3k-vc");
-    let kc = secrets
-        .get("k3k-vc-kubeconfig")
-        .await
-        .expect("secret")
-        .data
-        .and_then(|d| d.get("kubeconfig.yaml").cloned())
-        .expect("key");
-    let kc = String::from_utf8(kc.0).expect("utf8");
-    assert!(kc.contains("server: https://10.43."), "{kc}");
-    let kc = kc
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("server:") {
-                format!("    server: {endpoint}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let client = crate::harness::client_for(&kc).await;
+    let client = crate::harness::virtual_client(&app, "k3k-vc", "vc").await;
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
     let list = nodes.list(&ListParams::default()).await.expect("nodes in the virtual cluster");
     assert_eq!(list.items.len(), 3);

@@ -132,3 +132,31 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A client for a Ready cluster's own API: K3k's admin kubeconfig (`k3k-<name>-kubeconfig`),
+/// whose server is the cluster's Service address, pointed at where hostsim serves that API.
+pub async fn virtual_client(app: &TestHost, ns: &str, name: &str) -> Client {
+    let endpoint = app.sim.virtual_cluster_endpoint(ns, name).expect("served");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(app.client.clone(), ns);
+    let kc = secrets
+        .get(&format!("k3k-{name}-kubeconfig"))
+        .await
+        .expect("secret")
+        .data
+        .and_then(|d| d.get("kubeconfig.yaml").cloned())
+        .expect("key");
+    let kc = String::from_utf8(kc.0).expect("utf8");
+    assert!(kc.contains("server: https://10.43."), "{kc}");
+    let kc = kc
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("server:") {
+                format!("    server: {endpoint}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    client_for(&kc).await
+}

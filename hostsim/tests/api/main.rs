@@ -3,6 +3,7 @@
 
 mod admission;
 mod clusters;
+mod crashes;
 mod faults;
 mod harness;
 mod ingress;
@@ -10,3 +11,4 @@ mod logs;
 mod metrics;
 mod network;
 mod objects;
+mod workloads;
