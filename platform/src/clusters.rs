@@ -479,6 +479,22 @@ impl Clusters {
     }
 }
 
+/// What kubectl's STATUS column says of a crash-looping pod instead of its phase (which stays
+/// `Running`), with why its last run ended: "CrashLoopBackOff (OOMKilled)".
+fn crash_loop(statuses: &[k8s_openapi::api::core::v1::ContainerStatus]) -> Option<String> {
+    statuses.iter().find_map(|c| {
+        let waiting = c.state.as_ref()?.waiting.as_ref()?.reason.clone()?;
+        if waiting != "CrashLoopBackOff" {
+            return None;
+        }
+        let ended = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        Some(match ended.and_then(|t| t.reason.clone()) {
+            Some(reason) => format!("{waiting} ({reason})"),
+            None => waiting,
+        })
+    })
+}
+
 /// A server or agent pod of a cluster, as the log viewer lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterPod {
@@ -515,7 +531,8 @@ impl Clusters {
                         .spec
                         .map(|s| s.containers.into_iter().map(|c| c.name).collect())
                         .unwrap_or_default(),
-                    phase: status.phase.unwrap_or_else(|| "Unknown".into()),
+                    phase: crash_loop(&statuses)
+                        .unwrap_or_else(|| status.phase.unwrap_or_else(|| "Unknown".into())),
                     ready: !statuses.is_empty() && statuses.iter().all(|c| c.ready),
                     restarts: statuses.iter().map(|c| c.restart_count).sum(),
                 }

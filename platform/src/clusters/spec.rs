@@ -82,6 +82,11 @@ impl Default for K3kResources {
     }
 }
 
+/// The least memory limit a k3s server runs under without being OOMKilled (docs.k3s.io
+/// reference/resource-profiling: 768–896 MB for a server with a workload on k3s 1.19,
+/// 1.4–1.6 GB on 1.26 with a monitoring stack).
+pub const K3S_SERVER_MEMORY: u64 = 1 << 30;
+
 /// Virtual mode runs K3k's server and agent pods `privileged: true` (K3k v1.1.0
 /// `server/server.go`, `agent/virtual.go`), so its namespaces must allow privileged pods. KRaft
 /// offers it only inside a sandbox runtime and on nodes set aside for it.
@@ -189,6 +194,12 @@ impl ClusterSettings {
         }
         // The tenant LimitRange caps every container at the tenant's CPU and memory.
         use crate::host::stream::quantity::{bytes, cpu_millicores};
+        if bytes(&self.k3k.server.memory).unwrap_or(0) < K3S_SERVER_MEMORY {
+            return Err(format!(
+                "KRAFT_SERVER_MEMORY={} is less than a k3s server needs (about 1 GiB; docs.k3s.io/reference/resource-profiling measures 0.8–1.6 GB): its servers would be OOMKilled over and over. Set KRAFT_SERVER_MEMORY=1Gi or more (2Gi is the default).",
+                self.k3k.server.memory
+            ));
+        }
         for (what, r) in [
             ("server", &self.k3k.server),
             ("agent", &self.k3k.agent),
@@ -562,6 +573,19 @@ mod tests {
         let mut big = ClusterSettings::default();
         big.k3k.server.memory = "16Gi".into();
         assert!(big.check().unwrap_err().contains("server limits"));
+    }
+
+    /// A k3s server under about 1 GiB is OOMKilled in a loop (hostsim does it too): such a
+    /// setting is refused at start, saying what to set.
+    #[test]
+    fn a_server_memory_limit_k3s_cannot_run_in_is_refused() {
+        let mut small = ClusterSettings::default();
+        small.k3k.server.memory = "512Mi".into();
+        let refused = small.check().unwrap_err();
+        assert!(refused.contains("KRAFT_SERVER_MEMORY=512Mi"), "{refused}");
+        assert!(refused.contains("Set KRAFT_SERVER_MEMORY=1Gi or more"), "{refused}");
+        small.k3k.server.memory = "1Gi".into();
+        assert_eq!(small.check(), Ok(()));
     }
 
     /// Finding 4 (issue 14): three servers with 10 GiB volumes each need 30 GiB; a 20 GiB quota

@@ -722,6 +722,91 @@ async fn a_transient_failure_after_ready_is_degraded_and_keeps_the_kubeconfig() 
     app.hostsim().faults().clear();
 }
 
+/// A k3s server that outgrows its memory limit (here: hostsim's k3s needs more than KRaft's
+/// 2 GiB) is OOMKilled in a loop. KRaft shows the cluster degraded while no server answers, the
+/// pod as "CrashLoopBackOff (OOMKilled)" and the kubelet's BackOff warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_for_memory_shows_why() {
+    let host = hostsim::Config {
+        server_memory_needed: 3 << 30,
+        oom_after: Duration::from_secs(1),
+        crash_backoff: Duration::from_secs(2),
+        ..hostsim::Config::default()
+    };
+    let app = crate::helpers::spawn_app_on(Backend::Sqlite, host, |_| {}).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("oom").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    ada.wait_for_phase(&id, "Degraded").await;
+    let pods: Value = ada.call("clusters/pods", &[("id", &id)]).await.json().await.unwrap();
+    let server = pods.as_array().unwrap().iter().find(|p| p["role"] == "server").cloned();
+    let server = server.expect("a server pod");
+    assert_eq!(server["phase"], "CrashLoopBackOff (OOMKilled)", "{pods}");
+    assert_eq!(server["ready"], false);
+    let detail: Value = ada.cluster(&id).await.json().await.unwrap();
+    let message = detail["summary"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("connection refused"), "{message}");
+    assert!(
+        detail["events"].as_array().unwrap().iter().any(|e| e["reason"] == "BackOff"
+            && e["object"].as_str().is_some_and(|o| o.ends_with("k3k-oom-server-0"))),
+        "{detail}"
+    );
+    // It comes back, with the killed run as its previous log.
+    ada.wait_for_phase(&id, "Ready").await;
+    let pods: Value = ada.call("clusters/pods", &[("id", &id)]).await.json().await.unwrap();
+    assert!(pods
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["role"] == "server" && p["restarts"].as_i64() >= Some(1)));
+}
+
+/// Shared mode runs tenant pods on the host's own nodes, so the host's Pod Security must stop a
+/// privileged one: the tenant creates it through the kubeconfig KRaft issued, the virtual
+/// cluster admits it, and the host refuses it (k3k-kubelet's `ProviderCreateFailed`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cannot_run_a_privileged_pod_on_the_host() {
+    use k8s_openapi::api::core::v1::{Event, Pod};
+    let app = spawn_app(Backend::Sqlite).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("demo").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    let yaml = ada.kubeconfig(&id, "1").await.text().await.unwrap();
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    let tenant = kube::Client::try_from(config).unwrap();
+    let root: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "root"},
+        "spec": {"hostPID": true, "containers": [{"name": "root", "image": "busybox",
+                 "securityContext": {"privileged": true}}]},
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(tenant.clone(), "default")
+        .create(&PostParams::default(), &root)
+        .await
+        .expect("the virtual cluster itself admits it");
+    let events: Api<Event> = Api::namespaced(tenant, "default");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let message = loop {
+        let list = events.list(&ListParams::default()).await.unwrap().items;
+        if let Some(e) =
+            list.into_iter().find(|e| e.reason.as_deref() == Some("ProviderCreateFailed"))
+        {
+            break e.message.unwrap_or_default();
+        }
+        assert!(Instant::now() < deadline, "no ProviderCreateFailed event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(message.contains("violates PodSecurity \"baseline:latest\""), "{message}");
+    assert!(message.contains("host namespaces (hostPID=true)"), "{message}");
+    let host: Api<Pod> = Api::all(app.host().await);
+    let synced = host.list(&ListParams::default().labels("k3k.io/clusterName=demo")).await.unwrap();
+    assert!(synced.items.is_empty(), "nothing privileged reached the host");
+}
+
 /// Finding 3 of REAL-K3K.md: with `expose.ingress` K3k's controller reaches the virtual API
 /// through the Ingress host, so an ingress controller that does not pass TLS through (wrong
 /// class, no `--enable-ssl-passthrough`) leaves the cluster Failed, and KRaft says why.

@@ -251,39 +251,53 @@ async fn a_restarted_container_has_a_previous_log() {
 }
 
 /// Finding 8 of REAL-K3K.md: in shared mode the tenant's own pods run on the host, synced by
-/// k3k-kubelet with `k3k.io/clusterName` and whatever labels the tenant gave them. One labelled
-/// to look like a K3k server is neither listed nor readable through KRaft.
+/// k3k-kubelet with `k3k.io/clusterName` and whatever labels the tenant gave them. One the
+/// tenant creates through its kubeconfig, labelled to look like a K3k server, is neither listed
+/// nor readable through KRaft.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_synced_tenant_workload_is_never_taken_for_a_k3k_pod() {
-    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use k8s_openapi::api::core::v1::Pod;
     use kube::api::{Api, ListParams, PostParams};
 
     let app = spawn_app(Backend::Sqlite).await;
     let ada = app.browser();
     ada.sign_up("ada").await;
     let (id, _) = ready_cluster(&app, &ada, "shared").await;
-    let host = app.host().await;
-    let namespaces: Api<Namespace> = Api::all(host.clone());
-    let selector = format!("kraft.dev/cluster-id={id}");
-    let ns = namespaces.list(&ListParams::default().labels(&selector)).await.unwrap().items;
-    let ns = ns[0].metadata.name.clone().unwrap();
-    let pods: Api<Pod> = Api::namespaced(host, &ns);
+    let yaml = ada.kubeconfig(&id, "1").await.text().await.unwrap();
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    let tenant: Api<Pod> = Api::namespaced(kube::Client::try_from(config).unwrap(), "default");
     let impostor: Pod = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "nginx-x-default-x-shared", "labels": {
-            "cluster": "shared", "role": "server", "k3k.io/clusterName": "shared"}},
+        "metadata": {"name": "nginx", "labels": {"cluster": "shared", "role": "server"}},
         "spec": {"containers": [{"name": "nginx", "image": "nginx"}]},
     }))
     .unwrap();
-    pods.create(&PostParams::default(), &impostor).await.unwrap();
+    tenant.create(&PostParams::default(), &impostor).await.unwrap();
+    let host: Api<Pod> = Api::all(app.host().await);
+    let synced = ListParams::default().labels("k3k.io/clusterName=shared,role=server");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let name =
+        loop {
+            let running =
+                host.list(&synced).await.unwrap().items.into_iter().find(|p| {
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                });
+            if let Some(pod) = running {
+                break pod.metadata.name.unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "the tenant pod never ran on the host");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
 
     let listed: Value = ada.call("clusters/pods", &[("id", &id)]).await.json().await.unwrap();
     let names: Vec<&str> =
         listed.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
     assert!(!names.is_empty());
-    assert!(!names.contains(&"nginx-x-default-x-shared"), "{names:?}");
+    assert!(!names.contains(&name.as_str()), "{names:?}");
     let download = ada
         .client
-        .get(app.url(&format!("/api/clusters/{id}/logs/download?pod=nginx-x-default-x-shared")))
+        .get(app.url(&format!("/api/clusters/{id}/logs/download?pod={name}")))
         .send()
         .await
         .unwrap();
