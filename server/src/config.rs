@@ -163,6 +163,10 @@ pub struct Config {
     #[arg(long, env = "KRAFT_SERVER_MEMORY", default_value = "2Gi", global = true)]
     pub server_memory: String,
 
+    /// Ephemeral storage limit of each k3s server pod (its datastore under ephemeral persistence).
+    #[arg(long, env = "KRAFT_SERVER_EPHEMERAL_STORAGE", default_value = "2Gi", global = true)]
+    pub server_ephemeral_storage: String,
+
     /// CPU limit of each virtual-mode agent pod (tenant workloads run inside it).
     #[arg(long, env = "KRAFT_AGENT_CPU", default_value = "1", global = true)]
     pub agent_cpu: String,
@@ -171,6 +175,10 @@ pub struct Config {
     #[arg(long, env = "KRAFT_AGENT_MEMORY", default_value = "2Gi", global = true)]
     pub agent_memory: String,
 
+    /// Ephemeral storage limit of each virtual-mode agent pod (the tenant's images and layers).
+    #[arg(long, env = "KRAFT_AGENT_EPHEMERAL_STORAGE", default_value = "10Gi", global = true)]
+    pub agent_ephemeral_storage: String,
+
     /// CPU limit of each shared-mode k3k-kubelet pod (one per host node).
     #[arg(long, env = "KRAFT_KUBELET_CPU", default_value = "250m", global = true)]
     pub kubelet_cpu: String,
@@ -178,6 +186,10 @@ pub struct Config {
     /// Memory limit of each shared-mode k3k-kubelet pod.
     #[arg(long, env = "KRAFT_KUBELET_MEMORY", default_value = "256Mi", global = true)]
     pub kubelet_memory: String,
+
+    /// Ephemeral storage limit of each shared-mode k3k-kubelet pod.
+    #[arg(long, env = "KRAFT_KUBELET_EPHEMERAL_STORAGE", default_value = "256Mi", global = true)]
+    pub kubelet_ephemeral_storage: String,
 
     /// Most clusters one user may have.
     #[arg(long, env = "KRAFT_MAX_CLUSTERS", default_value_t = 3, global = true)]
@@ -248,6 +260,11 @@ pub struct Config {
     /// Storage quota of each cluster's namespace.
     #[arg(long, env = "KRAFT_TENANT_STORAGE", default_value = "20Gi", global = true)]
     pub tenant_storage: String,
+
+    /// Ephemeral storage quota of each cluster's namespace for the tenant's own containers (each
+    /// gets 1Gi unless it says otherwise, and at most this).
+    #[arg(long, env = "KRAFT_TENANT_EPHEMERAL_STORAGE", default_value = "10Gi", global = true)]
+    pub tenant_ephemeral_storage: String,
 
     /// How often the reconciler checks every cluster even when nothing seems to happen.
     #[arg(long, env = "KRAFT_RECONCILE_INTERVAL", default_value = "10s", value_parser = parse_duration, global = true)]
@@ -351,15 +368,25 @@ impl Config {
                 cpu: self.tenant_cpu.clone(),
                 memory: self.tenant_memory.clone(),
                 storage: self.tenant_storage.clone(),
+                ephemeral_storage: self.tenant_ephemeral_storage.clone(),
                 pods: "50".into(),
                 pod_security: self.pod_security.clone(),
             },
             k3k: platform::clusters::K3kResources {
-                server: platform::clusters::Resources::new(&self.server_cpu, &self.server_memory),
-                agent: platform::clusters::Resources::new(&self.agent_cpu, &self.agent_memory),
+                server: platform::clusters::Resources::new(
+                    &self.server_cpu,
+                    &self.server_memory,
+                    &self.server_ephemeral_storage,
+                ),
+                agent: platform::clusters::Resources::new(
+                    &self.agent_cpu,
+                    &self.agent_memory,
+                    &self.agent_ephemeral_storage,
+                ),
                 kubelet: platform::clusters::Resources::new(
                     &self.kubelet_cpu,
                     &self.kubelet_memory,
+                    &self.kubelet_ephemeral_storage,
                 ),
             },
             reserved_hostnames: self

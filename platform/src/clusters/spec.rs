@@ -51,11 +51,13 @@ pub struct ClusterSettings {
 pub struct Resources {
     pub cpu: String,
     pub memory: String,
+    /// Scratch space (logs, emptyDir, writable layers): the kubelet evicts a pod past it.
+    pub ephemeral_storage: String,
 }
 
 impl Resources {
-    pub fn new(cpu: &str, memory: &str) -> Self {
-        Self { cpu: cpu.into(), memory: memory.into() }
+    pub fn new(cpu: &str, memory: &str, ephemeral_storage: &str) -> Self {
+        Self { cpu: cpu.into(), memory: memory.into(), ephemeral_storage: ephemeral_storage.into() }
     }
 }
 
@@ -75,9 +77,11 @@ pub struct K3kResources {
 impl Default for K3kResources {
     fn default() -> Self {
         Self {
-            server: Resources::new("1", "2Gi"),
-            agent: Resources::new("1", "2Gi"),
-            kubelet: Resources::new("250m", "256Mi"),
+            // A server keeps its datastore in an emptyDir under ephemeral persistence; a
+            // virtual-mode agent's containerd keeps the tenant's images and layers.
+            server: Resources::new("1", "2Gi", "2Gi"),
+            agent: Resources::new("1", "2Gi", "10Gi"),
+            kubelet: Resources::new("250m", "256Mi", "256Mi"),
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct TenantLimits {
     pub cpu: String,
     pub memory: String,
     pub storage: String,
+    /// Ephemeral storage the tenant's own containers may use together (and one at most).
+    pub ephemeral_storage: String,
     pub pods: String,
     /// Pod Security Admission level of shared-mode namespaces; only "baseline" admits K3k's
     /// shared-mode pods without admitting privileged ones (see [`ClusterSettings::check`]).
@@ -138,6 +144,7 @@ impl Default for TenantLimits {
             cpu: "4".into(),
             memory: "8Gi".into(),
             storage: "20Gi".into(),
+            ephemeral_storage: "10Gi".into(),
             pods: "50".into(),
             pod_security: "baseline".into(),
         }
@@ -179,7 +186,7 @@ impl ClusterSettings {
             ("agent", &self.k3k.agent),
             ("kubelet", &self.k3k.kubelet),
         ] {
-            for q in [&r.cpu, &r.memory] {
+            for q in [&r.cpu, &r.memory, &r.ephemeral_storage] {
                 if crate::host::stream::quantity::Quantity::parse(q).is_err() {
                     return Err(format!(
                         "The {what} resources {q:?} are not a Kubernetes quantity."
@@ -187,7 +194,12 @@ impl ClusterSettings {
                 }
             }
         }
-        for q in [&self.tenant.cpu, &self.tenant.memory, &self.tenant.storage] {
+        for q in [
+            &self.tenant.cpu,
+            &self.tenant.memory,
+            &self.tenant.storage,
+            &self.tenant.ephemeral_storage,
+        ] {
             if crate::host::stream::quantity::Quantity::parse(q).is_err() {
                 return Err(format!("The tenant limit {q:?} is not a Kubernetes quantity."));
             }
@@ -212,6 +224,14 @@ impl ClusterSettings {
                 return Err(format!(
                     "The {what} limits ({} CPU, {} memory) exceed what one container may use in a tenant namespace ({} CPU, {} memory): lower them or raise KRAFT_TENANT_CPU / KRAFT_TENANT_MEMORY.",
                     r.cpu, r.memory, self.tenant.cpu, self.tenant.memory
+                ));
+            }
+            if bytes(&r.ephemeral_storage).unwrap_or(0)
+                > bytes(&self.tenant.ephemeral_storage).unwrap_or(0)
+            {
+                return Err(format!(
+                    "The {what} ephemeral storage ({}) exceeds what one container may use in a tenant namespace ({}): lower it or raise KRAFT_TENANT_EPHEMERAL_STORAGE.",
+                    r.ephemeral_storage, self.tenant.ephemeral_storage
                 ));
             }
         }

@@ -105,6 +105,11 @@ pub fn policy(
         &[(servers, &k3k.server.memory), (workers.0, &workers.1.memory)],
         false,
     );
+    let scratch = total(
+        &tenant.ephemeral_storage,
+        &[(servers, &k3k.server.ephemeral_storage), (workers.0, &workers.1.ephemeral_storage)],
+        false,
+    );
     let pods = (tenant.pods.parse::<usize>().unwrap_or(50) + servers + workers.0).to_string();
     let quota = ResourceQuotaSpec {
         hard: Some(quantities(&[
@@ -113,6 +118,8 @@ pub fn policy(
             ("requests.memory", &memory),
             ("limits.memory", &memory),
             ("requests.storage", &tenant.storage),
+            ("requests.ephemeral-storage", &scratch),
+            ("limits.ephemeral-storage", &scratch),
             ("persistentvolumeclaims", "10"),
             ("pods", &pods),
             ("services", "20"),
@@ -126,9 +133,24 @@ pub fn policy(
     let limit = LimitRangeSpec {
         limits: vec![LimitRangeItem {
             type_: "Container".into(),
-            default: Some(quantities(&[("cpu", "500m"), ("memory", "512Mi")])),
-            default_request: Some(quantities(&[("cpu", "100m"), ("memory", "128Mi")])),
-            max: Some(quantities(&[("cpu", &tenant.cpu), ("memory", &tenant.memory)])),
+            // Ephemeral storage is not in quota's must-specify set (kubernetes v1.35
+            // pkg/quota/v1/evaluator/core/pods.go validationSet), so without a default a
+            // container stating none would use the node's disk unaccounted.
+            default: Some(quantities(&[
+                ("cpu", "500m"),
+                ("memory", "512Mi"),
+                ("ephemeral-storage", "1Gi"),
+            ])),
+            default_request: Some(quantities(&[
+                ("cpu", "100m"),
+                ("memory", "128Mi"),
+                ("ephemeral-storage", "256Mi"),
+            ])),
+            max: Some(quantities(&[
+                ("cpu", &tenant.cpu),
+                ("memory", &tenant.memory),
+                ("ephemeral-storage", &tenant.ephemeral_storage),
+            ])),
             ..Default::default()
         }],
     };
@@ -330,7 +352,11 @@ pub fn cluster_object(
     let isolation =
         settings.virtual_isolation.as_ref().filter(|_| row.mode() == ClusterMode::Virtual);
     let limits = |r: &crate::clusters::Resources| {
-        BTreeMap::from([("cpu".to_owned(), r.cpu.clone()), ("memory".to_owned(), r.memory.clone())])
+        BTreeMap::from([
+            ("cpu".to_owned(), r.cpu.clone()),
+            ("memory".to_owned(), r.memory.clone()),
+            ("ephemeral-storage".to_owned(), r.ephemeral_storage.clone()),
+        ])
     };
     let spec = crate::host::k3k::ClusterSpec {
         mode: Some(row.mode()),
@@ -530,6 +556,13 @@ pub(crate) mod tests {
         assert_eq!(hard(&policy, "requests.memory"), "15616Mi");
         assert_eq!(hard(&policy, "pods"), "58");
         assert_eq!(hard(&policy, "requests.storage"), "20Gi");
+        // 10Gi + 3 × 2Gi + 5 × 256Mi of scratch space, and every container has a default.
+        assert_eq!(hard(&policy, "limits.ephemeral-storage"), "17664Mi");
+        assert_eq!(hard(&policy, "requests.ephemeral-storage"), "17664Mi");
+        let limit = &policy.spec.limit.as_ref().unwrap().limits[0];
+        let default = limit.default.as_ref().unwrap();
+        assert_eq!(default["ephemeral-storage"].0, "1Gi");
+        assert_eq!(limit.max.as_ref().unwrap()["ephemeral-storage"].0, "10Gi");
     }
 
     #[test]
@@ -555,14 +588,20 @@ pub(crate) mod tests {
         let cr = cluster_object(&row("virtual"), &settings, installation).unwrap();
         assert_eq!(cr["spec"]["runtimeClassName"], "gvisor");
         assert_eq!(cr["spec"]["nodeSelector"]["kraft.dev/virtual"], "true");
-        assert_eq!(cr["spec"]["serverLimit"], serde_json::json!({"cpu": "1", "memory": "2Gi"}));
-        assert_eq!(cr["spec"]["workerLimit"], serde_json::json!({"cpu": "1", "memory": "2Gi"}));
+        assert_eq!(
+            cr["spec"]["serverLimit"],
+            serde_json::json!({"cpu": "1", "memory": "2Gi", "ephemeral-storage": "2Gi"})
+        );
+        assert_eq!(
+            cr["spec"]["workerLimit"],
+            serde_json::json!({"cpu": "1", "memory": "2Gi", "ephemeral-storage": "10Gi"})
+        );
         let shared = cluster_object(&row("shared"), &settings, installation).unwrap();
         assert!(shared["spec"].get("runtimeClassName").is_none());
         assert!(shared["spec"].get("nodeSelector").is_none());
         assert_eq!(
             shared["spec"]["workerLimit"],
-            serde_json::json!({"cpu": "250m", "memory": "256Mi"})
+            serde_json::json!({"cpu": "250m", "memory": "256Mi", "ephemeral-storage": "256Mi"})
         );
     }
 

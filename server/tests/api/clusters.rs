@@ -762,6 +762,78 @@ async fn a_server_killed_for_memory_shows_why() {
         .any(|p| p["role"] == "server" && p["restarts"].as_i64() >= Some(1)));
 }
 
+/// A kube client with the kubeconfig KRaft issues for `id`.
+async fn tenant_client(browser: &TestBrowser, id: &str) -> kube::Client {
+    let yaml = browser.kubeconfig(id, "1").await.text().await.unwrap();
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// The tenant's scratch space is bounded: a pod that states none gets the namespace's default
+/// ephemeral-storage limit on the host and counts against the quota; one asking for more than a
+/// container may have is refused by the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_pods_scratch_space_is_limited_and_counted() {
+    use k8s_openapi::api::core::v1::{Event, Pod};
+    let app = spawn_app(Backend::Sqlite).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("demo").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    let tenant = tenant_client(&ada, &id).await;
+    let pods: Api<Pod> = Api::namespaced(tenant.clone(), "default");
+    let web: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &web).await.unwrap();
+    let hog: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "hog"},
+        "spec": {"containers": [{"name": "hog", "image": "busybox",
+                 "resources": {"limits": {"ephemeral-storage": "50Gi"}}}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &hog).await.unwrap();
+
+    let host: Api<Pod> = Api::all(app.host().await);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let synced = loop {
+        let list = host.list(&ListParams::default().labels("k3k.io/clusterName=demo")).await;
+        if let Some(p) = list.unwrap().items.into_iter().next() {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "the tenant pod never reached the host");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let resources = synced.spec.unwrap().containers[0].resources.clone().unwrap();
+    assert_eq!(resources.limits.unwrap()["ephemeral-storage"].0, "1Gi");
+    assert_eq!(resources.requests.unwrap()["ephemeral-storage"].0, "256Mi");
+    let ns = synced.metadata.namespace.unwrap();
+    let quotas: Api<ResourceQuota> = Api::namespaced(app.host().await, &ns);
+    let events: Api<Event> = Api::namespaced(tenant, "default");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let message = loop {
+        let list = events.list(&ListParams::default()).await.unwrap().items;
+        let refused = list.into_iter().find(|e| {
+            e.reason.as_deref() == Some("ProviderCreateFailed")
+                && e.involved_object.name.as_deref() == Some("hog")
+        });
+        if let Some(e) = refused {
+            break e.message.unwrap_or_default();
+        }
+        assert!(Instant::now() < deadline, "the hog was not refused");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(message.contains("ephemeral-storage"), "{message}");
+    let quota = quotas.list(&ListParams::default()).await.unwrap().items;
+    let status = quota[0].status.clone().unwrap();
+    assert!(status.hard.unwrap().contains_key("limits.ephemeral-storage"));
+    assert!(status.used.unwrap().contains_key("limits.ephemeral-storage"));
+}
+
 /// Shared mode runs tenant pods on the host's own nodes, so the host's Pod Security must stop a
 /// privileged one: the tenant creates it through the kubeconfig KRaft issued, the virtual
 /// cluster admits it, and the host refuses it (k3k-kubelet's `ProviderCreateFailed`).
@@ -773,11 +845,7 @@ async fn a_tenant_cannot_run_a_privileged_pod_on_the_host() {
     ada.sign_up("ada").await;
     let id = ada.new_cluster("demo").await;
     ada.wait_for_phase(&id, "Ready").await;
-    let yaml = ada.kubeconfig(&id, "1").await.text().await.unwrap();
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
-    let tenant = kube::Client::try_from(config).unwrap();
+    let tenant = tenant_client(&ada, &id).await;
     let root: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "root"},
         "spec": {"hostPID": true, "containers": [{"name": "root", "image": "busybox",
