@@ -472,18 +472,7 @@ impl Controller {
                 "failed to ensure storage classes: Get \"https://{}.{ns}:443/apis/storage.k8s.io/v1/storageclasses\": dial tcp {svc_ip}:443: connect: connection refused",
                 layout.svc_name
             );
-            let was = str_at(&cluster, "/status/phase") == "Failed"
-                && cluster_condition_message(&cluster) == Some(msg.as_str());
-            let updated = self.set_phase(ns, name, "Failed", false, "ProvisioningFailed", &msg)?;
-            if !was {
-                host.record_event(
-                    &updated,
-                    "Warning",
-                    "ProvisioningFailed",
-                    &msg,
-                    super::CONTROLLER_COMPONENT,
-                );
-            }
+            self.failed(ns, name, &msg);
             return Ok(crash_next);
         }
         if faults.provisioning == Provisioning::Stuck {
@@ -543,19 +532,7 @@ impl Controller {
                      retrieve the complete list of server APIs: storage.k8s.io/v1: Get \
                      \"https://{url_host}/apis/storage.k8s.io/v1\": {cause}"
                 );
-                let was = str_at(&cluster, "/status/phase") == "Failed"
-                    && cluster_condition_message(&cluster) == Some(msg.as_str());
-                let updated =
-                    self.set_phase(ns, name, "Failed", false, "ProvisioningFailed", &msg)?;
-                if !was {
-                    host.record_event(
-                        &updated,
-                        "Warning",
-                        "ProvisioningFailed",
-                        &msg,
-                        super::CONTROLLER_COMPONENT,
-                    );
-                }
+                self.failed(ns, name, &msg);
                 return Ok(Some(Duration::from_secs(1)));
             }
         }

@@ -762,6 +762,15 @@ async fn a_server_killed_for_memory_shows_why() {
         .any(|p| p["role"] == "server" && p["restarts"].as_i64() >= Some(1)));
 }
 
+/// A signed-up user with a Ready cluster `demo`, and a kube client with its kubeconfig.
+async fn tenant_with_cluster(app: &TestApp) -> kube::Client {
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("demo").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    tenant_client(&ada, &id).await
+}
+
 /// A kube client with the kubeconfig KRaft issues for `id`.
 async fn tenant_client(browser: &TestBrowser, id: &str) -> kube::Client {
     let yaml = browser.kubeconfig(id, "1").await.text().await.unwrap();
@@ -778,11 +787,7 @@ async fn tenant_client(browser: &TestBrowser, id: &str) -> kube::Client {
 async fn a_tenant_pods_scratch_space_is_limited_and_counted() {
     use k8s_openapi::api::core::v1::{Event, Pod};
     let app = spawn_app(Backend::Sqlite).await;
-    let ada = app.browser();
-    ada.sign_up("ada").await;
-    let id = ada.new_cluster("demo").await;
-    ada.wait_for_phase(&id, "Ready").await;
-    let tenant = tenant_client(&ada, &id).await;
+    let tenant = tenant_with_cluster(&app).await;
     let pods: Api<Pod> = Api::namespaced(tenant.clone(), "default");
     let web: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "web"},
@@ -841,11 +846,7 @@ async fn a_tenant_pods_scratch_space_is_limited_and_counted() {
 async fn a_tenant_cannot_run_a_privileged_pod_on_the_host() {
     use k8s_openapi::api::core::v1::{Event, Pod};
     let app = spawn_app(Backend::Sqlite).await;
-    let ada = app.browser();
-    ada.sign_up("ada").await;
-    let id = ada.new_cluster("demo").await;
-    ada.wait_for_phase(&id, "Ready").await;
-    let tenant = tenant_client(&ada, &id).await;
+    let tenant = tenant_with_cluster(&app).await;
     let root: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "root"},
         "spec": {"hostPID": true, "containers": [{"name": "root", "image": "busybox",
