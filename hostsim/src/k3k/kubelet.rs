@@ -152,6 +152,8 @@ impl Kubelet {
                 None => return Ok(()), // no node yet: Pending, as a real scheduler leaves it
             },
         };
+        // No host pod yet, or it was deleted under a live virtual pod: (re)made. What
+        // virtual-kubelet's pod controller does in the second case is not checked yet.
         let Some(hpod) = hpod else {
             return self.create_host_pod(host, vpod, name, &node);
         };
