@@ -110,7 +110,9 @@ pub enum Error {
     AlreadyExists { gr: GroupResource, name: String, deleting: bool },
     #[error("Operation cannot be fulfilled on {gr} \"{name}\": {message}")]
     Conflict { gr: GroupResource, name: String, message: String },
-    #[error("{kind}.{group} \"{name}\" is invalid: {}", render_causes(.causes))]
+    /// apimachinery v0.35 pkg/api/errors/errors.go NewInvalid: `<GroupKind> "<name>" is
+    /// invalid`, where a core kind's GroupKind is the bare kind (schema GroupKind.String).
+    #[error("{kind}{}{group} \"{name}\" is invalid: {}", if group.is_empty() { "" } else { "." }, render_causes(.causes))]
     Invalid { kind: String, group: String, name: String, causes: Vec<Cause> },
     #[error("{0}")]
     BadRequest(String),
