@@ -206,7 +206,11 @@ sed 's/agents: 2/agents: 3/' "$work/cluster.yaml" >"$work/cluster3.yaml"
 expect "client-side apply on a cluster" '^cluster\.k3k\.io/demo (configured|unchanged)' k apply --server-side=false -f "$work/cluster3.yaml" --force-conflicts=false
 expect "get all uses the all category" '^statefulset\.apps/k3k-demo-server +1/1' k -n "$ns" get all
 expect "server pod runs with K3k's names" '^k3k-demo-server-0 +1/1 +Running' k -n "$ns" get pods -l cluster=demo,role=server
-expect "service gets a ClusterIP" '^k3k-demo-service +ClusterIP +10\.43\.' k -n "$ns" get svc k3k-demo-service
+expect "service gets a loopback ClusterIP" '^k3k-demo-service +ClusterIP +127\.[0-9]+\.[0-9]+\.[0-9]+ ' k -n "$ns" get svc k3k-demo-service
+expect "the kubernetes Service has the range's first address" '^kubernetes +ClusterIP +127\.[0-9]+\.0\.1 ' k -n default get svc kubernetes
+# K3k's service-CIDR probe (v1.1.0 cluster.go lookupServiceCIDR); v1.35's allocator names no range.
+printf '%s\n' 'apiVersion: v1' 'kind: Service' 'metadata: {name: fail}' 'spec: {clusterIP: 1.1.1.1, ports: [{port: 80}]}' >"$work/fail-svc.yaml"
+expect_fail "a ClusterIP outside the service range is refused" 'spec\.clusterIPs: Invalid value: \[\]string\{"1\.1\.1\.1"\}: failed to allocate IP 1\.1\.1\.1: the provided network does not match the current range' k -n default create -f "$work/fail-svc.yaml"
 
 cat >"$work/shared.yaml" <<EOF
 apiVersion: k3k.io/v1beta1
@@ -221,7 +225,13 @@ spec:
 EOF
 expect "create a shared-mode cluster exposed by NodePort" '^cluster\.k3k\.io/edge created' k create -f "$work/shared.yaml"
 expect "shared cluster becomes Ready" 'condition met' k -n "$ns" wait --for=jsonpath='{.status.phase}'=Ready cluster/edge --timeout=30s
-expect "NodePort service uses the requested port" '^k3k-edge-service +NodePort +10\.43\.[0-9.]+ +<none> +443:30443/TCP' k -n "$ns" get svc k3k-edge-service
+expect "NodePort service uses the requested port" '^k3k-edge-service +NodePort +127\.[0-9.]+ +<none> +443:30443/TCP' k -n "$ns" get svc k3k-edge-service
+# Without an Ingress K3k's kubeconfig names https://<ClusterIP>, which hostsim serves as
+# kube-proxy routes it on a real host.
+edge_ip="$(k -n "$ns" get svc k3k-edge-service -o jsonpath='{.spec.clusterIP}')"
+k -n "$ns" get secret k3k-edge-kubeconfig -o jsonpath='{.data.kubeconfig\.yaml}' | base64 -d >"$work/edge.yaml"
+expect "K3k's kubeconfig names the Service address" "server: https://${edge_ip//./\\.}(:[0-9]+)?\$" cat "$work/edge.yaml"
+expect "kubectl reaches the cluster at its Service address" '^kube-system +Active' k --kubeconfig "$work/edge.yaml" get ns
 expect "shared mode runs a kubelet DaemonSet pod" '^k3k-edge-kubelet-[a-z0-9]{5} +1/1 +Running' k -n "$ns" get pods -l cluster=edge,type=agent,mode=shared
 
 # Logs and metrics.

@@ -93,6 +93,8 @@ pub struct Host {
     pub address: std::sync::OnceLock<String>,
     /// Clients are authenticated by their TLS certificate (virtual clusters), not a token.
     pub client_cert_auth: bool,
+    /// The loopback blocks Service, node and pod addresses come from (see [`crate::network`]).
+    pub network: crate::network::Network,
     alloc: Mutex<Allocators>,
 }
 
@@ -204,7 +206,7 @@ fn is_dns_subdomain(s: &str) -> bool {
 }
 
 impl Host {
-    pub fn new(config: Config, token: String) -> Self {
+    pub fn new(config: Config, token: String, network: crate::network::Network) -> Self {
         let store = Store::new(config.watch_history).with_pod_stop_delay(config.pod_stop_delay);
         Self {
             store,
@@ -216,9 +218,35 @@ impl Host {
             token,
             address: std::sync::OnceLock::new(),
             client_cert_auth: false,
+            network,
             alloc: Mutex::new(Allocators::default()),
             config,
         }
+    }
+
+    /// A running pod's `(podIP, hostIP)`: an address in its node's `spec.podCIDR` (what the CNI
+    /// hands out; stable per pod uid) and the node's InternalIP (the kubelet's `hostIP`,
+    /// kubernetes v1.35 pkg/kubelet/kubelet_pods.go generateAPIPodStatus). Both loopback.
+    pub fn pod_addresses(&self, node: &str, pod_uid: &str) -> (String, String) {
+        let node_obj = self.store.get(&GroupResource::new("", "nodes"), "", node);
+        let cidr = node_obj
+            .as_ref()
+            .and_then(|n| n.pointer("/spec/podCIDR"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| self.network.node_pod_cidr(0));
+        let host_ip = node_obj
+            .as_ref()
+            .and_then(|n| n.pointer("/status/addresses"))
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().find(|a| a["type"] == "InternalIP"))
+            .and_then(|a| a["address"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| self.network.node_ip(0).to_string());
+        let pod_ip = crate::network::pod_ip_in(&cidr, pod_uid)
+            .unwrap_or_else(|| self.network.node_ip(0))
+            .to_string();
+        (pod_ip, host_ip)
     }
 
     pub fn resource(&self, group: &str, plural: &str) -> Result<Arc<ResourceType>> {
@@ -325,7 +353,7 @@ impl Host {
                         obj["type"] = json!("Opaque");
                     }
                 }
-                "services" => self.default_service(obj, old),
+                "services" => self.default_service(rt, obj, old)?,
                 "pods" => {
                     if old.is_none() {
                         // kubernetes v1.35 pkg/apis/core/v1/defaults.go SetDefaults_PodSpec.
@@ -389,25 +417,47 @@ impl Host {
         }
     }
 
-    fn default_service(&self, obj: &mut Value, old: Option<&Value>) {
+    fn default_service(
+        &self,
+        rt: &ResourceType,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<()> {
         let mut alloc = self.alloc.lock().unwrap_or_else(|p| p.into_inner());
         if obj.pointer("/spec/type").is_none() {
             obj["spec"]["type"] = json!("ClusterIP");
         }
-        let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP")).cloned();
+        // An ExternalName Service gets no cluster address (kubernetes v1.35
+        // pkg/registry/core/service/storage/alloc.go: only ClusterIP, NodePort and
+        // LoadBalancer Services allocate one).
+        let external_name =
+            obj.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName");
         if obj.pointer("/spec/clusterIP").is_none() {
-            let ip = match old_ip {
-                Some(ip) => ip,
-                None => {
-                    alloc.next_ip += 1;
-                    let n = alloc.next_ip;
-                    // 10.43.0.0/16, skipping .0.0 and .0.1 (the kubernetes Service).
-                    let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 43, 0, 1)) + n);
-                    json!(ip.to_string())
+            if let Some(first) = obj.pointer("/spec/clusterIPs/0").cloned() {
+                obj["spec"]["clusterIP"] = first;
+            }
+        }
+        let requested = obj.pointer("/spec/clusterIP").and_then(Value::as_str).map(str::to_string);
+        let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP")).cloned();
+        match (requested.as_deref(), old_ip) {
+            (_, _) if external_name => {}
+            // Headless: nothing to allocate.
+            (Some("None"), _) => obj["spec"]["clusterIPs"] = json!(["None"]),
+            (None | Some(""), Some(ip)) => {
+                obj["spec"]["clusterIPs"] = json!([ip.clone()]);
+                obj["spec"]["clusterIP"] = ip;
+            }
+            (None | Some(""), None) => {
+                let ip = self.next_service_ip(&mut alloc);
+                obj["spec"]["clusterIPs"] = json!([ip.to_string()]);
+                obj["spec"]["clusterIP"] = json!(ip.to_string());
+            }
+            (Some(ip), old_ip) => {
+                if old_ip.as_ref().and_then(Value::as_str) != Some(ip) {
+                    self.check_requested_cluster_ip(rt, obj, ip)?;
                 }
-            };
-            obj["spec"]["clusterIPs"] = json!([ip.clone()]);
-            obj["spec"]["clusterIP"] = ip;
+                obj["spec"]["clusterIPs"] = json!([ip]);
+            }
         }
         let needs_node_port = matches!(
             obj.pointer("/spec/type").and_then(Value::as_str),
@@ -440,6 +490,86 @@ impl Host {
         }
         if obj.get("status").is_none() {
             obj["status"] = json!({"loadBalancer": {}});
+        }
+        Ok(())
+    }
+
+    /// Service cluster IPs taken now (any namespace).
+    fn used_service_ips(&self) -> std::collections::HashSet<String> {
+        let (services, _) = self.store.list(&GroupResource::new("", "services"), None);
+        services
+            .iter()
+            .filter_map(|s| s.pointer("/spec/clusterIP").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The next free address of the service range, after the `kubernetes` Service's. The real
+    /// allocator picks at random (upper band first); in order is easier to read in tests.
+    fn next_service_ip(&self, alloc: &mut Allocators) -> Ipv4Addr {
+        let used = self.used_service_ips();
+        for _ in 0..u16::MAX {
+            alloc.next_ip =
+                if alloc.next_ip >= u32::from(u16::MAX - 1) { 2 } else { alloc.next_ip.max(1) + 1 };
+            let ip = self.network.service_ip(alloc.next_ip as u16);
+            if !used.contains(&ip.to_string()) {
+                return ip;
+            }
+        }
+        // Full: the API server answers 500 "range is full"; the range has 65533 addresses,
+        // more than any test makes.
+        self.network.service_ip(alloc.next_ip as u16)
+    }
+
+    /// A user-chosen ClusterIP must be a free address of the service range. kubernetes v1.35
+    /// pkg/registry/core/service/storage/alloc.go allocIPs reports an allocator error as
+    /// `spec.clusterIPs: Invalid value: <clusterIPs>: failed to allocate IP <ip>: <err>`, with
+    /// the errors of pkg/registry/core/service/ipallocator: with MultiCIDRServiceAllocator
+    /// (locked on since v1.34) an address outside every ServiceCIDR gets `ErrMismatchedNetwork`
+    /// from cidrallocator.go getAllocator, the range's own first or last address `ErrNotInRange`,
+    /// a taken one `ErrAllocated` (interfaces.go). A malformed one never gets there:
+    /// validation.go ValidateService (`must be a valid IP address`).
+    fn check_requested_cluster_ip(&self, rt: &ResourceType, obj: &Value, ip: &str) -> Result<()> {
+        let name = object::name(obj).to_string();
+        let Ok(parsed) = ip.parse::<Ipv4Addr>() else {
+            return Err(Self::invalid(
+                rt,
+                &name,
+                vec![Cause::invalid(
+                    "spec.clusterIPs[0]",
+                    &json!(ip),
+                    "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                )],
+            ));
+        };
+        let problem = match self.network.fit(parsed) {
+            crate::network::ServiceIpFit::Outside => {
+                Some("the provided network does not match the current range".to_string())
+            }
+            crate::network::ServiceIpFit::Reserved => Some(format!(
+                "the provided IP ({ip}) is not in the valid range. The range of valid IPs is {}",
+                self.network.service_cidr()
+            )),
+            crate::network::ServiceIpFit::Usable if self.used_service_ips().contains(ip) => {
+                Some("provided IP is already allocated".to_string())
+            }
+            crate::network::ServiceIpFit::Usable => None,
+        };
+        match problem {
+            None => Ok(()),
+            // field.Invalid renders the []string with %#v (apimachinery v0.35
+            // pkg/util/validation/field/errors.go ErrorBody).
+            Some(err) => Err(Self::invalid(
+                rt,
+                &name,
+                vec![Cause {
+                    reason: "FieldValueInvalid",
+                    field: "spec.clusterIPs".into(),
+                    message: format!(
+                        "Invalid value: []string{{{ip:?}}}: failed to allocate IP {ip}: {err}"
+                    ),
+                }],
+            )),
         }
     }
 

@@ -102,7 +102,15 @@ pub fn name_with_prefix(parts: &[&str]) -> String {
 }
 
 /// A host Node as a small real cluster reports it.
-pub fn node_object(name: &str, version: &str, index: usize) -> Value {
+/// A node object; its addresses come from the host's loopback plan ([`crate::network`]).
+pub fn node_object(
+    network: &crate::network::Network,
+    name: &str,
+    version: &str,
+    index: usize,
+) -> Value {
+    let pod_cidr = network.node_pod_cidr(index);
+    let internal_ip = network.node_ip(index).to_string();
     let mut labels = json!({
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
@@ -113,13 +121,13 @@ pub fn node_object(name: &str, version: &str, index: usize) -> Value {
     }
     json!({
         "metadata": {"name": name, "labels": labels},
-        "spec": {"podCIDR": format!("10.42.{index}.0/24"), "podCIDRs": [format!("10.42.{index}.0/24")]},
+        "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
         "status": {
             "capacity": {"cpu": "8", "memory": "32863764Ki", "pods": "110", "ephemeral-storage": "102626232Ki"},
             "allocatable": {"cpu": "8", "memory": "32863764Ki", "pods": "110", "ephemeral-storage": "99833802265"},
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
                             "lastHeartbeatTime": crate::object::now_rfc3339(), "lastTransitionTime": crate::object::now_rfc3339()}],
-            "addresses": [{"type": "InternalIP", "address": format!("172.18.0.{}", index + 2)}, {"type": "Hostname", "address": name}],
+            "addresses": [{"type": "InternalIP", "address": internal_ip}, {"type": "Hostname", "address": name}],
             "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "containerRuntimeVersion": "containerd://2.0.5-k3s1",
                          "osImage": format!("K3s {version}+k3s1"), "operatingSystem": "linux", "architecture": "amd64", "kernelVersion": "6.8.0"},
         },

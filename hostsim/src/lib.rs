@@ -17,6 +17,7 @@ pub mod k3k;
 pub mod kubeconfig;
 pub mod logs;
 pub mod metrics;
+pub mod network;
 pub mod object;
 pub mod patch;
 pub mod psa;
@@ -156,11 +157,13 @@ fn install(host: &Host) -> Result<()> {
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease", "k3k-system"] {
         host.ensure("", "namespaces", json!({"metadata": {"name": ns}}))?;
     }
+    // The API server's own Service takes the first address of the service range.
+    let kubernetes_ip = host.network.kubernetes_service_ip().to_string();
     host.ensure(
         "",
         "services",
         json!({"metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-               "spec": {"clusterIP": "10.43.0.1", "clusterIPs": ["10.43.0.1"], "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}}),
+               "spec": {"clusterIP": kubernetes_ip, "clusterIPs": [kubernetes_ip], "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}}),
     )?;
     if let Some(controller) = &host.config.ingress {
         // ingress-nginx's chart installs its IngressClass (charts/ingress-nginx
@@ -174,7 +177,11 @@ fn install(host: &Host) -> Result<()> {
     }
     for i in 0..host.config.nodes.max(1) {
         let name = format!("hostsim-node-{i}");
-        host.ensure("", "nodes", k3k::node_object(&name, &host.config.host_version, i))?;
+        host.ensure(
+            "",
+            "nodes",
+            k3k::node_object(&host.network, &name, &host.config.host_version, i),
+        )?;
     }
     Ok(())
 }
@@ -234,7 +241,7 @@ pub async fn start(config: Config) -> Result<Running> {
         None => None,
     };
     let ingress_addr = ingress_listener.as_ref().map(TcpListener::local_addr).transpose()?;
-    let host = Arc::new(Host::new(config, token));
+    let host = Arc::new(Host::new(config, token, network::Network::reserve()));
     let _ = host.address.set(addr.to_string());
     install(&host)?;
 

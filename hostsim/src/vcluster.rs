@@ -3,9 +3,19 @@
 //! certificate from its server CA and requiring client certificates from its client CA — so a
 //! kubeconfig built like `k3kcli kubeconfig generate` works with `kubectl`. Its nodes mirror the
 //! cluster's server and agent pods.
+//!
+//! The same API is served where a real host routes the cluster's Service: at
+//! `<ClusterIP>:<port>` for each TCP port of `k3k-<name>-service` that targets k3s's 6443 (what
+//! kube-proxy does), so K3k's admin kubeconfig (`https://<ClusterIP>`) works as written. The
+//! ClusterIP is loopback ([`crate::network`]). Port 443 needs root or CAP_NET_BIND_SERVICE; without
+//! either, the port is the kernel's pick and K3k's kubeconfig names it (`https://<ClusterIP>:<port>`,
+//! the form K3k itself writes for a port other than 443) — the one place hostsim's URL differs
+//! from K3k's.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -34,6 +44,8 @@ struct Served {
     addr: std::net::SocketAddr,
     host: Arc<Host>,
     stop: watch::Sender<bool>,
+    /// The Service addresses served: (the Service's `<ClusterIP>:<port>`, where it is bound).
+    service: Vec<(SocketAddr, SocketAddr)>,
     /// Shared mode's k3k-kubelet syncs its pods to the host (see [`k3k::kubelet`]).
     kubelet: bool,
 }
@@ -79,14 +91,18 @@ impl Endpoints {
         Ok(certs)
     }
 
-    /// Serves the cluster's API (once) and returns its URL.
+    /// Serves the cluster's API (once) on the pod network and at each of `service` (the
+    /// Service's `<ClusterIP>:<port>`s), and returns its pod-network URL.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         &self,
+        network: &crate::network::Network,
         ns: &str,
         name: &str,
         uid: &str,
         sans: &[String],
         version: &str,
+        service: &[SocketAddr],
     ) -> Result<String> {
         let certs = self.certs(ns, name, uid)?;
         if let Some(e) = self.endpoint(ns, name) {
@@ -103,7 +119,7 @@ impl Endpoints {
             virtual_cluster_api: false,
             ..Config::default()
         };
-        let mut vhost = Host::new(config, String::new());
+        let mut vhost = Host::new(config, String::new(), network.unreserved_copy());
         vhost.client_cert_auth = true;
         let vhost = Arc::new(vhost);
         let _ = vhost.address.set(addr.to_string());
@@ -112,7 +128,19 @@ impl Endpoints {
         }
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(crate::run_lifecycle(vhost.clone(), stop_rx.clone()));
-        tokio::spawn(crate::tls::serve(listener, Some(tls), api::router(vhost.clone()), stop_rx));
+        let router = api::router(vhost.clone());
+        let mut bound = Vec::new();
+        for &wanted in service {
+            let Some(listener) = bind_service(wanted).await else { continue };
+            bound.push((wanted, listener.local_addr()?));
+            tokio::spawn(crate::tls::serve(
+                listener,
+                Some(tls.clone()),
+                router.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        tokio::spawn(crate::tls::serve(listener, Some(tls), router, stop_rx));
         let endpoint = format!("https://127.0.0.1:{}", addr.port());
         let mut map = self.lock();
         match map.get_mut(&key(ns, name)) {
@@ -122,6 +150,7 @@ impl Endpoints {
                     addr,
                     host: vhost,
                     stop,
+                    service: bound,
                     kubelet: false,
                 });
                 Ok(endpoint)
@@ -171,7 +200,7 @@ impl Endpoints {
             }
         }
         for (i, (pod, role)) in pods.iter().enumerate() {
-            let mut node = k3k::node_object(pod, &k3s_version, i);
+            let mut node = k3k::node_object(&host.network, pod, &k3s_version, i);
             if let Some(labels) =
                 node.pointer_mut("/metadata/labels").and_then(|l| l.as_object_mut())
             {
@@ -191,6 +220,14 @@ impl Endpoints {
         self.lock().get(&key(ns, name)).and_then(|vc| vc.api.as_ref().map(|a| a.addr))
     }
 
+    /// Where the Service address `wanted` (`<ClusterIP>:<port>`) of the cluster is bound: itself,
+    /// or the same IP with another port where binding the privileged port was not allowed.
+    pub fn service_address(&self, ns: &str, name: &str, wanted: SocketAddr) -> Option<SocketAddr> {
+        let map = self.lock();
+        let api = map.get(&key(ns, name)).and_then(|vc| vc.api.as_ref())?;
+        api.service.iter().find(|(w, _)| *w == wanted).map(|(_, b)| *b)
+    }
+
     pub fn endpoint(&self, ns: &str, name: &str) -> Option<String> {
         self.lock().get(&key(ns, name)).and_then(|vc| vc.api.as_ref().map(|a| a.endpoint.clone()))
     }
@@ -205,4 +242,43 @@ impl Endpoints {
         let all: Vec<VirtualCluster> = self.lock().drain().map(|(_, v)| v).collect();
         drop(all);
     }
+}
+
+/// Binds a Service address as kube-proxy would make it answer. Without the right to bind a
+/// privileged port the kernel picks the port (a warning says so); another error (say a system
+/// where only 127.0.0.1 exists) leaves the address unserved, also with a warning. A listener of
+/// a stopped API may still hold the address for a moment, so "in use" is retried briefly.
+async fn bind_service(wanted: SocketAddr) -> Option<TcpListener> {
+    for _ in 0..50 {
+        match TcpListener::bind(wanted).await {
+            Ok(l) => return Some(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                let fallback = SocketAddr::new(wanted.ip(), 0);
+                match TcpListener::bind(fallback).await {
+                    Ok(l) => {
+                        tracing::warn!(
+                            service = %wanted,
+                            bound = ?l.local_addr().ok(),
+                            "no permission to bind a privileged port (run as root or grant \
+                             CAP_NET_BIND_SERVICE); serving the Service on another port"
+                        );
+                        return Some(l);
+                    }
+                    Err(e) => {
+                        tracing::warn!(service = %wanted, error = %e, "Service address not served");
+                        return None;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(service = %wanted, error = %e, "Service address not served");
+                return None;
+            }
+        }
+    }
+    tracing::warn!(service = %wanted, "Service address still in use; not served");
+    None
 }

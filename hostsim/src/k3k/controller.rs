@@ -510,11 +510,11 @@ impl Controller {
             host.vclusters.start_kubelet(&host, ns, name, &layout.version);
         }
         if str_at(&layout.service_type(), "") == "LoadBalancer" {
-            // What a cloud's load-balancer controller writes; the simulated host has none that
-            // routes, so the address is the loopback one.
+            // What a cloud's load-balancer controller writes; the simulated host has none, so
+            // the address is the Service's own loopback ClusterIP, where its ports are served.
             host.modify("", "services", ns, &layout.svc_name, Some("status"), |s| {
                 let port = s.pointer("/spec/ports/0/port").cloned().unwrap_or(json!(443));
-                s["status"] = json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ports": [{"port": port, "protocol": "TCP"}]}]}});
+                s["status"] = json!({"loadBalancer": {"ingress": [{"ip": svc_ip, "ports": [{"port": port, "protocol": "TCP"}]}]}});
             })?;
         }
         // K3k builds a client from the kubeconfig it just wrote and calls the virtual API
@@ -752,8 +752,8 @@ impl Controller {
             _ => Role::Agent,
         };
         let image = pod.pointer("/spec/containers/0/image").cloned().unwrap_or(Value::Null);
-        let ip =
-            format!("10.42.0.{}", 2 + (object::uid(pod).bytes().map(u32::from).sum::<u32>() % 250));
+        let (ip, host_ip) =
+            self.host.pod_addresses(str_at(pod, "/spec/nodeName"), object::uid(pod));
         self.host.modify("", "pods", ns, name, Some("status"), |p| {
             let statuses: Vec<Value> = containers
                 .iter()
@@ -764,7 +764,7 @@ impl Controller {
             let qos = p.pointer("/status/qosClass").cloned().unwrap_or(json!("BestEffort"));
             p["status"] = json!({
                 "phase": "Running",
-                "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "172.18.0.2",
+                "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
                 "startTime": now,
                 "conditions": [
                     {"type": "Initialized", "status": "True", "lastTransitionTime": now},
@@ -1009,7 +1009,7 @@ impl Layout {
                 "networkpolicies",
                 json!({
                     "metadata": self.meta(&netpol, json!({"cluster": c})),
-                    "spec": policy::network_policy_spec(ns, host.config.k3k_version),
+                    "spec": policy::network_policy_spec(host, ns),
                 }),
             )?;
         }
@@ -1734,11 +1734,22 @@ impl Layout {
                 "data": {"bootstrap": b64(&bootstrap.to_string())},
             }),
         )?;
-        let svc_ip = sans
+        let svc = host.store.get(&GroupResource::new("", "services"), ns, &self.svc_name);
+        let svc_ip =
+            svc.as_ref().map(|s| str_at(s, "/spec/clusterIP").to_string()).unwrap_or_default();
+        let service_addrs = svc.as_ref().map(k3s_service_addresses).unwrap_or_default();
+        if host.config.virtual_cluster_api {
+            host.vclusters
+                .start(&host.network, ns, c, &uid, sans, &self.version, &service_addrs)
+                .await?;
+        }
+        // What serves `https://<ClusterIP>` (port 443): the address itself, or the kernel's
+        // pick when 443 could not be bound (see `vcluster`).
+        let svc_port = service_addrs
             .iter()
-            .find(|s| s.starts_with("10.43."))
-            .cloned()
-            .unwrap_or_else(|| "127.0.0.1".into());
+            .find(|a| a.port() == 443)
+            .and_then(|a| host.vclusters.service_address(ns, c, *a))
+            .map_or(443, |a| a.port());
         let client = certs.client_ca.issue_client("system:admin", Some("system:masters"))?;
         let chain = format!("{}{}", client.cert_pem, certs.client_ca.cert_pem());
         // v1.1.0 `pkg/controller/kubeconfig/kubeconfig.go` getURLFromService: the Service
@@ -1752,7 +1763,9 @@ impl Layout {
                     "panic: runtime error: index out of range [0] with length 0 [recovered]".into(),
                 ))
             }
-            None => format!("https://{svc_ip}"),
+            // `url := "https://" + ip; if port != 443 { url += ":<port>" }`; K3k passes 443.
+            None if svc_port == 443 => format!("https://{svc_ip}"),
+            None => format!("https://{svc_ip}:{svc_port}"),
         };
         let kubeconfig = crate::kubeconfig::render(
             "default",
@@ -1773,11 +1786,31 @@ impl Layout {
                 "data": {"kubeconfig.yaml": b64(&kubeconfig)},
             }),
         )?;
-        if host.config.virtual_cluster_api {
-            host.vclusters.start(ns, c, &uid, sans, &self.version).await?;
-        }
         Ok(())
     }
+}
+
+/// The Service's `<ClusterIP>:<port>`s that reach k3s's API: TCP ports whose `targetPort` is
+/// k3s's 6443 (K3k v1.1.0 pkg/controller/cluster/server/service.go: `k3s-server-port`, port 443
+/// or `expose.loadBalancer.serverPort`, target 6443; `k3s-etcd-port` 2379 reaches etcd, which
+/// hostsim does not serve).
+fn k3s_service_addresses(svc: &Value) -> Vec<std::net::SocketAddr> {
+    let Ok(ip) = str_at(svc, "/spec/clusterIP").parse::<std::net::Ipv4Addr>() else {
+        return Vec::new();
+    };
+    svc.pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") == "TCP")
+        .filter(|p| {
+            let target = p.get("targetPort").or_else(|| p.get("port"));
+            target.and_then(Value::as_i64) == Some(6443)
+        })
+        .filter_map(|p| p.get("port").and_then(Value::as_u64))
+        .filter_map(|port| u16::try_from(port).ok())
+        .map(|port| std::net::SocketAddr::from((ip, port)))
+        .collect()
 }
 
 fn decode_b64(s: &str) -> String {

@@ -283,10 +283,8 @@ impl Kubelet {
             .flatten()
             .filter_map(|c| c["name"].as_str().map(str::to_string))
             .collect();
-        let ip = format!(
-            "10.42.1.{}",
-            2 + (object::uid(hpod).bytes().map(u32::from).sum::<u32>() % 250)
-        );
+        let node = hpod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default();
+        let (ip, host_ip) = host.pod_addresses(node, object::uid(hpod));
         host.modify("", "pods", &self.ns, name, Some("status"), |p| {
             let images: HashMap<String, Value> = p["spec"]["containers"]
                 .as_array()
@@ -305,7 +303,7 @@ impl Kubelet {
                 .collect();
             let qos = p.pointer("/status/qosClass").cloned().unwrap_or(json!("BestEffort"));
             p["status"] = json!({
-                "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "172.18.0.2",
+                "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
                 "startTime": now, "qosClass": qos, "containerStatuses": statuses,
                 "conditions": [
                     {"type": "Initialized", "status": "True", "lastTransitionTime": now},

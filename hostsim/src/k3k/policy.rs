@@ -19,7 +19,20 @@ fn vcps() -> GroupResource {
 /// The egress/ingress rules K3k's NetworkPolicy carries for a namespace. v1.1.0 selects every
 /// pod of the namespace (`pkg/controller/policy/networkpolicy.go`, no podSelector); v1.2.0-rc4
 /// only the synced workload pods (same file, "Isolate only virtual cluster workload Pods", #989).
-pub fn network_policy_spec(ns: &str, version: super::K3kVersion) -> Value {
+///
+/// Egress excludes the host's pod CIDRs: with the chart's default `host.clusterCIDR: ""` K3k
+/// lists every Node's `spec.podCIDRs` (or `podCIDR`) (v1.1.0 networkpolicy.go
+/// reconcileNetworkPolicy).
+pub fn network_policy_spec(host: &Host, ns: &str) -> Value {
+    let version = host.config.k3k_version;
+    let (nodes, _) = host.store.list(&GroupResource::new("", "nodes"), None);
+    let mut pod_cidrs: Vec<Value> = Vec::new();
+    for node in &nodes {
+        match node.pointer("/spec/podCIDRs").and_then(Value::as_array) {
+            Some(cidrs) if !cidrs.is_empty() => pod_cidrs.extend(cidrs.iter().cloned()),
+            _ => pod_cidrs.extend(node.pointer("/spec/podCIDR").cloned()),
+        }
+    }
     let pods = match version {
         super::K3kVersion::V1_1_0 => json!({}),
         super::K3kVersion::V1_2 => {
@@ -31,7 +44,7 @@ pub fn network_policy_spec(ns: &str, version: super::K3kVersion) -> Value {
         "policyTypes": ["Ingress", "Egress"],
         "ingress": [{}],
         "egress": [{"to": [
-            {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.42.0.0/16"]}},
+            {"ipBlock": {"cidr": "0.0.0.0/0", "except": pod_cidrs}},
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}},
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
              "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}},
@@ -112,7 +125,7 @@ pub fn reconcile_namespace(host: &Host, ns: &str) -> Result<()> {
         host.ensure(
             "networking.k8s.io",
             "networkpolicies",
-            json!({"metadata": meta, "spec": network_policy_spec(ns, host.config.k3k_version)}),
+            json!({"metadata": meta, "spec": network_policy_spec(host, ns)}),
         )?;
     }
     let quota_rt = host.resource("", "resourcequotas")?;

@@ -1,6 +1,7 @@
 //! hostsim's integration tests, judged by a real client (kube-rs) over real HTTPS.
 //! One test binary with modules, to keep link time down.
 
+mod addresses;
 mod admission;
 mod clusters;
 mod crashes;
