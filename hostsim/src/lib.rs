@@ -23,6 +23,7 @@ pub mod patch;
 pub mod psa;
 pub mod quota;
 pub mod resources;
+pub mod runtime;
 pub mod schema;
 pub mod select;
 pub mod store;

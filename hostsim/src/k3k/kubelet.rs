@@ -273,10 +273,27 @@ impl Kubelet {
         }
     }
 
-    /// The host kubelet starts the pod's containers.
+    /// The host kubelet starts the pod's containers, unless one cannot be made: then the pod
+    /// stays Pending with that container `CreateContainerConfigError` and a `Failed` Warning
+    /// (kubernetes v1.35 `pkg/kubelet/kuberuntime/kuberuntime_container.go` startContainer:
+    /// `Error: <err>`, reason `events.FailedToCreateContainer`). The others are not started
+    /// either here; a real kubelet starts them and the phase is Pending all the same
+    /// (`kubelet_pods.go` getPhase: any waiting container keeps it Pending).
     fn start(&self, host: &Host, hpod: &Value) -> crate::error::Result<()> {
         let name = object::name(hpod);
         let now = object::now_rfc3339();
+        let refused: Vec<(String, String)> = hpod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let error = crate::runtime::container_config_error(hpod, c)?;
+                Some((c["name"].as_str()?.to_string(), error))
+            })
+            .collect();
+        if !refused.is_empty() {
+            return self.refuse_containers(host, hpod, &refused);
+        }
         let containers: Vec<String> = hpod["spec"]["containers"]
             .as_array()
             .into_iter()
@@ -315,6 +332,56 @@ impl Kubelet {
         })?;
         for c in &containers {
             host.logs.start(&self.ns, name, c, Role::Workload, &self.version);
+        }
+        Ok(())
+    }
+}
+
+impl Kubelet {
+    fn refuse_containers(
+        &self,
+        host: &Host,
+        hpod: &Value,
+        refused: &[(String, String)],
+    ) -> crate::error::Result<()> {
+        let already =
+            hpod.pointer("/status/containerStatuses").and_then(Value::as_array).is_some_and(|s| {
+                s.iter().any(|c| {
+                    c.pointer("/state/waiting/reason").and_then(Value::as_str)
+                        == Some("CreateContainerConfigError")
+                })
+            });
+        if already {
+            return Ok(()); // the spec's security context is immutable: the answer stays
+        }
+        let now = object::now_rfc3339();
+        let unready: Vec<&str> = refused.iter().map(|(c, _)| c.as_str()).collect();
+        host.modify("", "pods", &self.ns, object::name(hpod), Some("status"), |p| {
+            if let Some(statuses) =
+                p.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut)
+            {
+                for s in statuses.iter_mut() {
+                    if let Some((_, error)) =
+                        refused.iter().find(|(c, _)| Some(c.as_str()) == s["name"].as_str())
+                    {
+                        s["state"] = json!({"waiting": {
+                            "reason": "CreateContainerConfigError", "message": error}});
+                    }
+                }
+            }
+            p["status"]["conditions"] = json!([
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {"type": "Ready", "status": "False", "lastTransitionTime": now,
+                 "reason": "ContainersNotReady",
+                 "message": format!("containers with unready status: [{}]", unready.join(" "))},
+                {"type": "ContainersReady", "status": "False", "lastTransitionTime": now,
+                 "reason": "ContainersNotReady",
+                 "message": format!("containers with unready status: [{}]", unready.join(" "))},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+            ]);
+        })?;
+        for (_, error) in refused {
+            host.record_event(hpod, "Warning", "Failed", &format!("Error: {error}"), "kubelet");
         }
         Ok(())
     }

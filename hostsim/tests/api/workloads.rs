@@ -109,3 +109,72 @@ async fn a_privileged_tenant_pod_is_refused_by_the_host() {
     let p = vpods.get("root").await.expect("get");
     assert_ne!(p.status.and_then(|s| s.phase).as_deref(), Some("Running"));
 }
+
+/// Pod Security admits `runAsNonRoot: true` without a user; the node's kubelet then finds the
+/// image would run as root and never starts the container: the pod stays Pending with
+/// `CreateContainerConfigError`, in the virtual cluster too, and the host pod has the kubelet's
+/// `Failed` warning. With a non-zero `runAsUser` the same pod runs.
+#[tokio::test]
+async fn a_run_as_non_root_pod_whose_image_runs_as_root_never_starts() {
+    let app = spawn_host().await;
+    app.namespace("k3k-nonroot").await;
+    app.create_cluster("k3k-nonroot", "c", ClusterSpec::default()).await;
+    app.wait_for_phase("k3k-nonroot", "c", "Ready").await;
+    let tenant = virtual_client(&app, "k3k-nonroot", "c").await;
+    let vpods: Api<Pod> = Api::namespaced(tenant.clone(), "default");
+    let spec = |sc: serde_json::Value| {
+        serde_json::json!({"securityContext": sc,
+                           "containers": [{"name": "app", "image": "busybox"}]})
+    };
+    vpods
+        .create(
+            &PostParams::default(),
+            &pod("root", spec(serde_json::json!({"runAsNonRoot": true}))),
+        )
+        .await
+        .expect("admitted");
+    vpods
+        .create(
+            &PostParams::default(),
+            &pod("user", spec(serde_json::json!({"runAsNonRoot": true, "runAsUser": 1000}))),
+        )
+        .await
+        .expect("admitted");
+
+    let waiting = eventually("the container is refused", || async {
+        let p = vpods.get("root").await.expect("get");
+        let status = p.status?;
+        let waiting = status.container_statuses?.first()?.state.clone()?.waiting?;
+        let refused = waiting.reason.as_deref() == Some("CreateContainerConfigError");
+        (refused && status.phase.as_deref() == Some("Pending")).then_some(waiting)
+    })
+    .await;
+    assert_eq!(waiting.reason.as_deref(), Some("CreateContainerConfigError"));
+    let message = waiting.message.unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "container has runAsNonRoot and image will run as root (pod: \"root-default-c-"
+        ),
+        "{message}"
+    );
+    let events: Api<Event> = Api::namespaced(app.client.clone(), "k3k-nonroot");
+    let failed = eventually("the kubelet's warning", || async {
+        events.list(&ListParams::default()).await.expect("events").items.into_iter().find(|e| {
+            e.reason.as_deref() == Some("Failed")
+                && e.involved_object.name.as_deref().is_some_and(|n| n.starts_with("root-"))
+        })
+    })
+    .await;
+    assert_eq!(failed.type_.as_deref(), Some("Warning"));
+    assert_eq!(failed.message.as_deref(), Some(format!("Error: {message}").as_str()));
+
+    eventually("the pod with a user runs", || async {
+        let p = vpods.get("user").await.expect("get");
+        (p.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    // It stays refused: the kubelet does not give up on it, nor start it.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let p = vpods.get("root").await.expect("get");
+    assert_eq!(p.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
+}
