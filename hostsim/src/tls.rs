@@ -84,21 +84,7 @@ impl Ca {
     /// which is Go's `x509.MarshalECPrivateKey`; K3k v1.1.0 `pkg/k3s/bootstrap.go` copies the file
     /// into the bootstrap secret as it is).
     pub fn key_pem_sec1(&self) -> Result<String> {
-        use pkcs8::der::{Decode as _, Encode as _};
-        let pkcs8_der = self.key.serialize_der();
-        let info = pkcs8::PrivateKeyInfo::from_der(&pkcs8_der)
-            .map_err(|e| Error::Internal(format!("PKCS#8: {e}")))?;
-        let curve = info
-            .algorithm
-            .parameters_oid()
-            .map_err(|e| Error::Internal(format!("PKCS#8 curve: {e}")))?;
-        let mut key = sec1::EcPrivateKey::try_from(info.private_key)
-            .map_err(|e| Error::Internal(format!("SEC1: {e}")))?;
-        key.parameters = Some(sec1::EcParameters::NamedCurve(curve));
-        let der = key.to_der().map_err(|e| Error::Internal(format!("SEC1: {e}")))?;
-        // Go's `pem.Encode` ends lines with LF.
-        let lf = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
-        Ok(pem::encode_config(&pem::Pem::new("EC PRIVATE KEY", der), lf))
+        sec1_pem(&self.key.serialize_der())
     }
 
     pub fn cert_der(&self) -> Vec<u8> {
@@ -148,6 +134,33 @@ impl Ca {
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl Issued {
+    /// The key as K3k writes the keys it generates for client certificates: SEC1 (K3k v1.1.0
+    /// `pkg/controller/certs/certs.go` generateKey → dynamiclistener `MakeEllipticPrivateKeyPEM`).
+    pub fn key_pem_sec1(&self) -> Result<String> {
+        sec1_pem(&self.key_der)
+    }
+}
+
+/// A PKCS#8 EC key as SEC1 `EC PRIVATE KEY` PEM with its named curve, as Go's
+/// `x509.MarshalECPrivateKey` writes it.
+fn sec1_pem(pkcs8_der: &[u8]) -> Result<String> {
+    use pkcs8::der::{Decode as _, Encode as _};
+    let info = pkcs8::PrivateKeyInfo::from_der(pkcs8_der)
+        .map_err(|e| Error::Internal(format!("PKCS#8: {e}")))?;
+    let curve = info
+        .algorithm
+        .parameters_oid()
+        .map_err(|e| Error::Internal(format!("PKCS#8 curve: {e}")))?;
+    let mut key = sec1::EcPrivateKey::try_from(info.private_key)
+        .map_err(|e| Error::Internal(format!("SEC1: {e}")))?;
+    key.parameters = Some(sec1::EcParameters::NamedCurve(curve));
+    let der = key.to_der().map_err(|e| Error::Internal(format!("SEC1: {e}")))?;
+    // Go's `pem.Encode` ends lines with LF.
+    let lf = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    Ok(pem::encode_config(&pem::Pem::new("EC PRIVATE KEY", der), lf))
 }
 
 /// A rustls server configuration for `leaf`; with `client_ca`, clients must present a

@@ -1773,7 +1773,7 @@ impl Layout {
             Some(&certs.server_ca.cert_pem()),
             crate::kubeconfig::Credentials::ClientCert {
                 cert_pem: &chain,
-                key_pem: &client.key_pem,
+                key_pem: &client.key_pem_sec1()?,
             },
         );
         Self::ensure_absent(
