@@ -284,7 +284,7 @@ pub(crate) async fn run_lifecycle(host: Arc<Host>, mut shutdown: watch::Receiver
     }
 }
 
-async fn run_log_generator(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn run_log_generator(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
     let period = Duration::from_millis(50);
     let mut ticker = tokio::time::interval(period);
     let mut last = tokio::time::Instant::now();

@@ -2,7 +2,11 @@
 //! and, when enabled, a small Kubernetes API on its own loopback port, served over TLS with a
 //! certificate from its server CA and requiring client certificates from its client CA — so a
 //! kubeconfig built like `k3kcli kubeconfig generate` works with `kubectl`. Its nodes mirror the
-//! cluster's server and agent pods.
+//! cluster's server and agent pods; its controllers ([`workloads`]) and, in virtual mode, its
+//! kubelets ([`kubelet`]) run what tenants create.
+
+pub mod kubelet;
+pub mod workloads;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,6 +40,7 @@ struct Served {
     stop: watch::Sender<bool>,
     /// Shared mode's k3k-kubelet syncs its pods to the host (see [`k3k::kubelet`]).
     kubelet: bool,
+    shared: kubelet::SharedKubelet,
 }
 
 impl Drop for Served {
@@ -112,6 +117,10 @@ impl Endpoints {
         }
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(crate::run_lifecycle(vhost.clone(), stop_rx.clone()));
+        tokio::spawn(crate::run_log_generator(vhost.clone(), stop_rx.clone()));
+        tokio::spawn(workloads::run(vhost.clone(), stop_rx.clone()));
+        let shared = kubelet::SharedKubelet::default();
+        tokio::spawn(kubelet::run(vhost.clone(), shared.clone(), version.into(), stop_rx.clone()));
         tokio::spawn(crate::tls::serve(listener, Some(tls), api::router(vhost.clone()), stop_rx));
         let endpoint = format!("https://127.0.0.1:{}", addr.port());
         let mut map = self.lock();
@@ -123,6 +132,7 @@ impl Endpoints {
                     host: vhost,
                     stop,
                     kubelet: false,
+                    shared,
                 });
                 Ok(endpoint)
             }
@@ -141,6 +151,7 @@ impl Endpoints {
             return;
         }
         api.kubelet = true;
+        api.shared.set();
         tokio::spawn(k3k::kubelet::run(
             Arc::downgrade(host),
             api.host.clone(),

@@ -11,4 +11,5 @@ mod logs;
 mod metrics;
 mod network;
 mod objects;
+mod tenant_workloads;
 mod workloads;
