@@ -249,6 +249,58 @@ expect "virtual cluster get ns" '^kube-system +Active' k --kubeconfig "$work/vc.
 expect "virtual cluster version" 'Server Version: v1\.35\.2\+k3s1' k --kubeconfig "$work/vc.yaml" version
 expect_fail "virtual cluster rejects the host token" 'Unauthorized|certificate|x509|tls' k --kubeconfig "$work/kubeconfig" --server "$endpoint" --tls-server-name demo.kraft.test --insecure-skip-tls-verify get nodes
 
+# Tenant workloads in the virtual cluster: its controllers and kubelets run them; exec and
+# attach go over WebSockets (v5.channel.k8s.io) through the ingress passthrough.
+vk() { k --kubeconfig "$work/vc.yaml" "$@"; }
+# expect_rc NAME RC REGEX CMD...: the command exits with RC and its output matches REGEX.
+expect_rc() {
+    local name="$1" want="$2" pattern="$3" out rc=0
+    shift 3
+    out="$("$@" 2>&1)" || rc=$?
+    if [ "$rc" = "$want" ] && grep -Eq -- "$pattern" <<<"$out"; then report "$name" 0 ""; else report "$name" 1 "exit $rc (want $want): $out"; fi
+}
+cat >"$work/web.yaml" <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        ports: [{containerPort: 8080}]
+EOF
+timeout 8 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" get pods -w >"$work/pods-watch.out" 2>&1 &
+pods_watch=$!
+sleep 1
+expect "apply a Deployment in the virtual cluster" '^deployment\.apps/web created' vk apply -f "$work/web.yaml"
+expect "rollout status waits for it" 'deployment "web" successfully rolled out' vk rollout status deployment/web --timeout=30s
+wait "$pods_watch" 2>/dev/null || true
+expect "get -w saw its pods Pending" '^web-[a-z0-9]+-[a-z0-9]{5} +0/1 +(Pending|ContainerCreating)' cat "$work/pods-watch.out"
+expect "get -w saw its pods Running" '^web-[a-z0-9]+-[a-z0-9]{5} +1/1 +Running' cat "$work/pods-watch.out"
+expect_count "two pods run" 2 '^web-[a-z0-9]+-[a-z0-9]{5} +1/1 +Running' vk get pods -l app=web
+expect "get rs shows the ReplicaSet" '^web-[a-z0-9]+ +2 +2 +2' vk get rs
+pod="$(vk get pods -l app=web -o jsonpath='{.items[0].metadata.name}')"
+expect "describe shows the scheduler's and kubelet's events" 'Scheduled +[0-9a-z]+ +default-scheduler +Successfully assigned default/web-' vk describe pod "$pod"
+expect "describe shows the kubelet's events" 'Started +[0-9a-z]+ +kubelet +Started container nginx' vk describe pod "$pod"
+expect "exec echo" '^hi$' vk exec "$pod" -- echo hi
+expect "exec -i cat reads stdin until it closes" '^data$' bash -c "echo data | timeout 20 '$KUBECTL' --cache-dir '$work/cache' --kubeconfig '$work/vc.yaml' exec -i '$pod' -- cat"
+expect "exec hostname is the pod's name" "^$pod\$" vk exec "$pod" -- hostname
+expect_rc "exec false exits 1" 1 'command terminated with exit code 1' vk exec "$pod" -- false
+expect_rc "exec sh -c 'exit 3' exits 3" 3 'command terminated with exit code 3' vk exec "$pod" -- sh -c 'exit 3'
+expect_rc "exec of a missing command fails as containerd does" 1 '^error: Internal error occurred: Internal error occurred: error executing command in container: failed to exec in container: failed to start exec "[0-9a-f]{64}": OCI runtime exec failed: exec failed: unable to start container process: exec: "foo": executable file not found in \$PATH$' vk exec "$pod" -- foo
+expect_fail "exec into a missing container" 'container nope is not valid for pod' vk exec "$pod" -c nope -- true
+follow_out="$(timeout 4 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" logs -f "$pod" 2>&1 || true)"
+follow_lines="$(grep -Ec '"GET /\?n=[0-9]+ HTTP/1\.1" 200' <<<"$follow_out" || true)"
+if [ "$follow_lines" -ge 5 ]; then report "logs -f on a tenant pod streams access lines" 0 ""; else report "logs -f on a tenant pod streams access lines" 1 "got $follow_lines lines: $follow_out"; fi
+
 # Policies.
 cat >"$work/vcp.yaml" <<EOF
 apiVersion: k3k.io/v1beta1

@@ -4,6 +4,7 @@
 //! the submodules.
 
 pub mod admin;
+pub mod exec;
 pub mod logs;
 pub mod metrics;
 pub mod openapi;
@@ -50,6 +51,9 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/hostsim/restart", axum::routing::post(admin::restart))
         .route("/hostsim/restart-container", axum::routing::post(admin::restart_container))
         .route("/hostsim/log-rate", axum::routing::post(admin::log_rate))
+        // Streaming subresources need the raw request (WebSocket upgrades).
+        .route("/api/v1/namespaces/{ns}/pods/{name}/exec", axum::routing::any(exec::exec))
+        .route("/api/v1/namespaces/{ns}/pods/{name}/attach", axum::routing::any(exec::attach))
         .fallback(dispatch)
         .layer(middleware::from_fn(warning_headers))
         .layer(middleware::from_fn_with_state(host.clone(), guard))

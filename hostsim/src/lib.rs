@@ -9,6 +9,7 @@
 //! Start one with [`start`]; [`Running`] gives its URL, kubeconfig and fault-injection handle.
 
 pub mod api;
+pub mod container;
 pub mod error;
 pub mod faults;
 pub mod host;

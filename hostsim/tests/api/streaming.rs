@@ -1,0 +1,99 @@
+//! exec, attach and port-forward into a virtual cluster's pods, through kube-rs's WebSocket
+//! clients (which offer `v5.channel.k8s.io` first, as kubectl does).
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::api_error;
+use crate::tenant_workloads::{running_pod, virtual_cluster};
+
+fn web() -> serde_json::Value {
+    serde_json::json!({"metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27",
+                                  "env": [{"name": "GREETING", "value": "hello"}],
+                                  "ports": [{"containerPort": 8080}]}]}})
+}
+
+async fn output(
+    pods: &Api<Pod>,
+    command: &[&str],
+    params: &AttachParams,
+) -> (String, Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>) {
+    let mut p = pods.exec("web", command.to_vec(), params).await.expect("exec starts");
+    let mut out = String::new();
+    if let Some(mut stdout) = p.stdout() {
+        stdout.read_to_string(&mut out).await.expect("stdout");
+    }
+    let status = p.take_status().expect("status").await;
+    p.join().await.expect("joined");
+    (out, status)
+}
+
+#[tokio::test]
+async fn exec_runs_commands_and_reports_their_exit_status() {
+    let (_app, tenant) = virtual_cluster("k3k-exec").await;
+    running_pod(&tenant, web()).await;
+    let pods: Api<Pod> = Api::namespaced(tenant, "default");
+    let quiet = AttachParams::default().stderr(false);
+
+    let (out, status) = output(&pods, &["echo", "hi", "there"], &quiet).await;
+    assert_eq!(out, "hi there\n");
+    assert_eq!(status.and_then(|s| s.status).as_deref(), Some("Success"));
+
+    let (out, _) = output(&pods, &["sh", "-c", "echo \"$GREETING\"; hostname"], &quiet).await;
+    assert_eq!(out, "hello\nweb\n");
+
+    let (_, status) = output(&pods, &["sh", "-c", "exit 3"], &quiet).await;
+    let status = status.expect("a status");
+    assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+    let causes = status.details.and_then(|d| d.causes).unwrap_or_default();
+    assert_eq!(causes[0].reason.as_deref(), Some("ExitCode"));
+    assert_eq!(causes[0].message.as_deref(), Some("3"));
+
+    let (_, status) = output(&pods, &["foo"], &quiet).await;
+    let status = status.expect("a status");
+    assert_eq!(status.reason.as_deref(), Some("InternalError"));
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.starts_with("Internal error occurred: Internal error occurred: error executing command in container: failed to exec in container: failed to start exec")
+            && message.ends_with("exec: \"foo\": executable file not found in $PATH"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn exec_with_stdin_reads_until_the_client_closes_it() {
+    let (_app, tenant) = virtual_cluster("k3k-exec-in").await;
+    running_pod(&tenant, web()).await;
+    let pods: Api<Pod> = Api::namespaced(tenant, "default");
+    let params = AttachParams::default().stdin(true).stderr(false);
+    let mut p = pods.exec("web", vec!["cat"], &params).await.expect("exec starts");
+    let mut stdin = p.stdin().expect("stdin");
+    stdin.write_all(b"some data\n").await.expect("written");
+    // v5 half-closes stdin: cat sees the end of its input and exits.
+    stdin.shutdown().await.expect("stdin closed");
+    let mut out = String::new();
+    p.stdout().expect("stdout").read_to_string(&mut out).await.expect("stdout");
+    assert_eq!(out, "some data\n");
+    let status = p.take_status().expect("status").await.expect("a status");
+    assert_eq!(status.status.as_deref(), Some("Success"));
+}
+
+#[tokio::test]
+async fn exec_is_refused_as_the_api_server_refuses_it() {
+    let (_app, tenant) = virtual_cluster("k3k-exec-no").await;
+    let two = serde_json::json!({"metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "a", "image": "nginx"}, {"name": "b", "image": "nginx"}]}});
+    running_pod(&tenant, two).await;
+    let pods: Api<Pod> = Api::namespaced(tenant, "default");
+    let r = pods.exec("web", vec!["true"], &AttachParams::default()).await;
+    let (code, _, message) = api_error(r.map(|_| ()));
+    assert_eq!(code, 400);
+    assert_eq!(message, "a container name must be specified for pod web, choose one of: [a b]");
+    let r = pods.exec("web", vec!["true"], &AttachParams::default().container("c")).await;
+    let (code, _, message) = api_error(r.map(|_| ()));
+    assert_eq!((code, message.as_str()), (400, "container c is not valid for pod web"));
+    let r = pods.exec("nope", vec!["true"], &AttachParams::default()).await;
+    assert_eq!(api_error(r.map(|_| ())).0, 404);
+}
