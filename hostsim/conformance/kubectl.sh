@@ -300,6 +300,43 @@ expect_fail "exec into a missing container" 'container nope is not valid for pod
 follow_out="$(timeout 4 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" logs -f "$pod" 2>&1 || true)"
 follow_lines="$(grep -Ec '"GET /\?n=[0-9]+ HTTP/1\.1" 200' <<<"$follow_out" || true)"
 if [ "$follow_lines" -ge 5 ]; then report "logs -f on a tenant pod streams access lines" 0 ""; else report "logs -f on a tenant pod streams access lines" 1 "got $follow_lines lines: $follow_out"; fi
+# port-forward: SPDY/3.1 tunneled through a WebSocket (kubectl 1.37's default), and plain SPDY.
+roundtrip() { # PORT: sends bytes, half-closes, prints what comes back
+    python3 - "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"ping over the tunnel"); s.shutdown(socket.SHUT_WR)
+data = b""
+while True:
+    d = s.recv(4096)
+    if not d: break
+    data += d
+print(data.decode())
+PY
+}
+pf_port="$(free_port)"
+timeout 30 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" port-forward "$pod" "$pf_port:8080" >"$work/pf.out" 2>&1 &
+pf_pid=$!
+for _ in $(seq 1 50); do grep -q "Forwarding from 127.0.0.1:$pf_port" "$work/pf.out" 2>/dev/null && break; sleep 0.1; done
+expect "port-forward listens" "Forwarding from 127\.0\.0\.1:$pf_port -> 8080" cat "$work/pf.out"
+expect "port-forward round-trips bytes" '^ping over the tunnel$' roundtrip "$pf_port"
+expect "port-forward reaches the container's HTTP server" 'Welcome to nginx!' curl -s --max-time 10 "http://127.0.0.1:$pf_port/"
+kill "$pf_pid" 2>/dev/null || true
+wait "$pf_pid" 2>/dev/null || true
+pf_port="$(free_port)"
+KUBECTL_PORT_FORWARD_WEBSOCKETS=false timeout 30 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" port-forward "$pod" "$pf_port:8080" >"$work/pf.out" 2>&1 &
+pf_pid=$!
+for _ in $(seq 1 50); do grep -q "Forwarding from 127.0.0.1:$pf_port" "$work/pf.out" 2>/dev/null && break; sleep 0.1; done
+expect "port-forward over plain SPDY round-trips bytes" '^ping over the tunnel$' roundtrip "$pf_port"
+kill "$pf_pid" 2>/dev/null || true
+wait "$pf_pid" 2>/dev/null || true
+pf_port="$(free_port)"
+timeout 30 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" port-forward "$pod" "$pf_port:9999" >"$work/pf.out" 2>&1 &
+pf_pid=$!
+for _ in $(seq 1 50); do grep -q "Forwarding from 127.0.0.1:$pf_port" "$work/pf.out" 2>/dev/null && break; sleep 0.1; done
+roundtrip "$pf_port" >/dev/null 2>&1 || true
+wait "$pf_pid" 2>/dev/null || true
+expect "port-forward to a closed port shows containerd's refusal" 'error forwarding port 9999 to pod [0-9a-f]{64}, uid : failed to execute portforward in network namespace .*failed to connect to localhost:9999 inside namespace [^0-9a-f]*[0-9a-f]{64}[^,]*, IPv4: dial tcp4 127\.0\.0\.1:9999: connect: connection refused' cat "$work/pf.out"
 
 # Policies.
 cat >"$work/vcp.yaml" <<EOF

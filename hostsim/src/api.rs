@@ -8,6 +8,7 @@ pub mod exec;
 pub mod logs;
 pub mod metrics;
 pub mod openapi;
+pub mod portforward;
 pub mod protobuf;
 pub mod table;
 pub mod watch;
@@ -54,6 +55,10 @@ pub fn router(host: Arc<Host>) -> Router {
         // Streaming subresources need the raw request (WebSocket upgrades).
         .route("/api/v1/namespaces/{ns}/pods/{name}/exec", axum::routing::any(exec::exec))
         .route("/api/v1/namespaces/{ns}/pods/{name}/attach", axum::routing::any(exec::attach))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+            axum::routing::any(portforward::serve),
+        )
         .fallback(dispatch)
         .layer(middleware::from_fn(warning_headers))
         .layer(middleware::from_fn_with_state(host.clone(), guard))

@@ -381,8 +381,7 @@ fn split_script(line: &str, env: &BTreeMap<String, String>) -> Vec<(Vec<String>,
     out
 }
 
-/// What a container serves on `port` for `portforward`: `None` when nothing listens there
-/// (the port is not among its declared `containerPorts`).
+/// Whether something listens on `port` in the pod: a port one of its containers declares.
 pub fn listens_on(pod: &Value, port: u16) -> bool {
     pod.pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -392,17 +391,39 @@ pub fn listens_on(pod: &Value, port: u16) -> bool {
         .any(|p| p["containerPort"].as_u64() == Some(u64::from(port)))
 }
 
-/// The answer of a simulated server to what a client sent first: an HTTP request gets a small
-/// nginx-like `200` page (and the connection closes, `Connection: close`), anything else is
-/// echoed back as it comes.
-pub fn is_http_request(first: &[u8]) -> bool {
+/// What answers a connection to a declared port: an HTTP request gets nginx's default page
+/// (`Connection: close`, then the server closes), anything else is echoed back until the client
+/// closes its side. `input` ends when the client half-closes; dropping `output` closes ours.
+pub async fn serve_port(mut input: mpsc::Receiver<Vec<u8>>, output: mpsc::Sender<Vec<u8>>) {
+    let Some(mut first) = input.recv().await else { return };
+    if is_http_request(&first) {
+        while !first.windows(4).any(|w| w == b"\r\n\r\n") {
+            match input.recv().await {
+                Some(more) => first.extend(more),
+                None => break,
+            }
+        }
+        let _ = output.send(http_response(first.starts_with(b"HEAD "))).await;
+        return;
+    }
+    if output.send(first).await.is_err() {
+        return;
+    }
+    while let Some(chunk) = input.recv().await {
+        if output.send(chunk).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn is_http_request(first: &[u8]) -> bool {
     ["GET ", "HEAD ", "POST ", "PUT ", "DELETE ", "OPTIONS ", "PATCH "]
         .iter()
         .any(|m| first.starts_with(m.as_bytes()))
 }
 
 /// nginx's default page, as a complete HTTP/1.1 response.
-pub fn http_response(head_only: bool) -> Vec<u8> {
+fn http_response(head_only: bool) -> Vec<u8> {
     let body = "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head>\n<body>\n<h1>Welcome to nginx!</h1>\n</body>\n</html>\n";
     let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
     let mut out = format!(

@@ -25,6 +25,7 @@ pub mod quota;
 pub mod resources;
 pub mod schema;
 pub mod select;
+pub mod spdy;
 pub mod store;
 pub mod tls;
 pub mod vcluster;

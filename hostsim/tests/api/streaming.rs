@@ -97,3 +97,46 @@ async fn exec_is_refused_as_the_api_server_refuses_it() {
     let r = pods.exec("nope", vec!["true"], &AttachParams::default()).await;
     assert_eq!(api_error(r.map(|_| ())).0, 404);
 }
+
+#[tokio::test]
+async fn port_forward_reaches_what_the_container_serves_on_its_declared_ports() {
+    let (_app, tenant) = virtual_cluster("k3k-pf").await;
+    running_pod(&tenant, web()).await;
+    let pods: Api<Pod> = Api::namespaced(tenant, "default");
+
+    // kube-rs speaks the kubelet's v4 channels: the declared port echoes what it is sent.
+    let mut pf = pods.portforward("web", &[8080]).await.expect("forwarding");
+    let mut conn = pf.take_stream(8080).expect("a stream");
+    conn.write_all(b"round trip").await.expect("sent");
+    let mut got = [0u8; 10];
+    conn.read_exact(&mut got).await.expect("echoed");
+    assert_eq!(&got, b"round trip");
+    drop(conn);
+    pf.abort();
+
+    // An HTTP request gets nginx's page.
+    let mut pf = pods.portforward("web", &[8080]).await.expect("forwarding");
+    let mut conn = pf.take_stream(8080).expect("a stream");
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await.expect("sent");
+    let mut page = String::new();
+    conn.read_to_string(&mut page).await.expect("page");
+    assert!(
+        page.starts_with("HTTP/1.1 200 OK\r\n") && page.contains("Welcome to nginx!"),
+        "{page}"
+    );
+    pf.abort();
+
+    // Nothing listens on an undeclared port: containerd's refusal on the error channel.
+    let mut pf = pods.portforward("web", &[9999]).await.expect("forwarding");
+    let error = pf.take_error(9999).expect("an error channel").await.expect("an error");
+    assert!(
+        error.starts_with("error forwarding port 9999 to pod ")
+            && error.contains(
+                ", uid : failed to execute portforward in network namespace \"/var/run/netns/cni-"
+            )
+            && error.contains("failed to connect to localhost:9999 inside namespace")
+            && error.contains("IPv4: dial tcp4 127.0.0.1:9999: connect: connection refused"),
+        "{error}"
+    );
+    pf.abort();
+}
