@@ -300,6 +300,10 @@ expect_fail "exec into a missing container" 'container nope is not valid for pod
 follow_out="$(timeout 4 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" logs -f "$pod" 2>&1 || true)"
 follow_lines="$(grep -Ec '"GET /\?n=[0-9]+ HTTP/1\.1" 200' <<<"$follow_out" || true)"
 if [ "$follow_lines" -ge 5 ]; then report "logs -f on a tenant pod streams access lines" 0 ""; else report "logs -f on a tenant pod streams access lines" 1 "got $follow_lines lines: $follow_out"; fi
+attach_out="$(timeout 4 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" attach "$pod" 2>&1 || true)"
+attach_lines="$(grep -Ec '"GET /\?n=[0-9]+ HTTP/1\.1" 200' <<<"$attach_out" || true)"
+if [ "$attach_lines" -ge 5 ]; then report "attach streams the container's output" 0 ""; else report "attach streams the container's output" 1 "got $attach_lines lines: $attach_out"; fi
+
 # port-forward: SPDY/3.1 tunneled through a WebSocket (kubectl 1.37's default), and plain SPDY.
 roundtrip() { # PORT: sends bytes, half-closes, prints what comes back
     python3 - "$1" <<'PY'

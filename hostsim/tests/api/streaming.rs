@@ -140,3 +140,29 @@ async fn port_forward_reaches_what_the_container_serves_on_its_declared_ports() 
     );
     pf.abort();
 }
+
+#[tokio::test]
+async fn attach_echoes_stdin_of_a_container_that_keeps_it_open() {
+    let (_app, tenant) = virtual_cluster("k3k-attach").await;
+    let spec = serde_json::json!({"metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "sh", "image": "busybox", "stdin": true}]}});
+    running_pod(&tenant, spec).await;
+    let pods: Api<Pod> = Api::namespaced(tenant, "default");
+    let params = AttachParams::default().stdin(true).stdout(true).stderr(false);
+    let mut p = pods.attach("web", &params).await.expect("attached");
+    let mut stdin = p.stdin().expect("stdin");
+    let mut stdout = p.stdout().expect("stdout");
+    stdin.write_all(b"ping\n").await.expect("written");
+    let mut got = Vec::new();
+    // Its new log lines come out too; the echo is somewhere among them.
+    while !got.windows(5).any(|w| w == b"ping\n") {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stdout.read(&mut buf))
+            .await
+            .expect("output in time")
+            .expect("read");
+        assert!(n > 0, "attach ended early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    p.abort();
+}
