@@ -96,6 +96,11 @@ fn sync_pod(
     if node.is_empty() {
         return schedule(vhost, pod, bound);
     }
+    // Only a node's own kubelet starts its pods: one bound to a node that does not exist
+    // stays Pending.
+    if vhost.store.get(&GroupResource::new("", "nodes"), "", node).is_none() {
+        return Ok(());
+    }
     let since = *bound.entry(object::uid(pod).to_string()).or_insert_with(Instant::now);
     let phase = object::str_at(pod, "/status/phase");
     if phase != "Running" && since.elapsed() >= vhost.config.pod_start_delay {

@@ -166,3 +166,21 @@ async fn attach_echoes_stdin_of_a_container_that_keeps_it_open() {
     }
     p.abort();
 }
+
+#[tokio::test]
+async fn exec_into_a_pod_whose_container_does_not_run_is_the_kubelets_container_not_found() {
+    let (_app, tenant) = virtual_cluster("k3k-exec-pending").await;
+    let pods: Api<Pod> = Api::namespaced(tenant, "default");
+    // Bound to a node that does not exist: no kubelet ever starts it.
+    let pod: Pod = serde_json::from_value(serde_json::json!({"metadata": {"name": "stuck"},
+        "spec": {"nodeName": "ghost", "containers": [{"name": "c", "image": "nginx"}]}}))
+    .unwrap();
+    pods.create(&Default::default(), &pod).await.expect("created");
+    let mut p = pods.exec("stuck", vec!["true"], &AttachParams::default()).await.expect("upgraded");
+    let status = p.take_status().expect("status").await.expect("a status");
+    assert_eq!(status.reason.as_deref(), Some("InternalError"));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Internal error occurred: unable to upgrade connection: container not found (\"c\")")
+    );
+}
