@@ -184,3 +184,25 @@ async fn exec_into_a_pod_whose_container_does_not_run_is_the_kubelets_container_
         Some("Internal error occurred: unable to upgrade connection: container not found (\"c\")")
     );
 }
+
+#[tokio::test]
+async fn a_shared_mode_tenant_pod_has_logs_exec_and_port_forward_in_its_virtual_cluster() {
+    let app = crate::harness::spawn_host().await;
+    app.namespace("k3k-shared-exec").await;
+    app.create_cluster("k3k-shared-exec", "c", Default::default()).await;
+    app.wait_for_phase("k3k-shared-exec", "c", "Ready").await;
+    let tenant = crate::harness::virtual_client(&app, "k3k-shared-exec", "c").await;
+    running_pod(&tenant, web()).await;
+    let pods: Api<Pod> = Api::namespaced(tenant, "default");
+    let log = pods.logs("web", &Default::default()).await.expect("log");
+    assert!(log.contains("start worker process"), "{log}");
+    let (out, _) = output(&pods, &["hostname"], &AttachParams::default().stderr(false)).await;
+    assert_eq!(out, "web\n");
+    let mut pf = pods.portforward("web", &[8080]).await.expect("forwarding");
+    let mut conn = pf.take_stream(8080).expect("a stream");
+    conn.write_all(b"shared").await.expect("sent");
+    let mut got = [0u8; 6];
+    conn.read_exact(&mut got).await.expect("echoed");
+    assert_eq!(&got, b"shared");
+    pf.abort();
+}
