@@ -287,6 +287,11 @@ expect "get -w saw its pods Pending" '^web-[a-z0-9]+-[a-z0-9]{5} +0/1 +(Pending|
 expect "get -w saw its pods Running" '^web-[a-z0-9]+-[a-z0-9]{5} +1/1 +Running' cat "$work/pods-watch.out"
 expect_count "two pods run" 2 '^web-[a-z0-9]+-[a-z0-9]{5} +1/1 +Running' vk get pods -l app=web
 expect "get rs shows the ReplicaSet" '^web-[a-z0-9]+ +2 +2 +2' vk get rs
+expect "scale the Deployment through its scale subresource" '^deployment\.apps/web scaled' vk scale deployment web --replicas=3
+expect "rollout status after scaling" 'deployment "web" successfully rolled out' vk rollout status deployment/web --timeout=30s
+expect_count "three pods run" 3 '^web-[a-z0-9]+-[a-z0-9]{5} +1/1 +Running' vk get pods -l app=web
+expect "scale back down" '^deployment\.apps/web scaled' vk scale deployment web --replicas=2
+expect "rollout status after scaling down" 'deployment "web" successfully rolled out' vk rollout status deployment/web --timeout=30s
 pod="$(vk get pods -l app=web -o jsonpath='{.items[0].metadata.name}')"
 expect "describe shows the scheduler's and kubelet's events" 'Scheduled +[0-9a-z]+ +default-scheduler +Successfully assigned default/web-' vk describe pod "$pod"
 expect "describe shows the kubelet's events" 'Started +[0-9a-z]+ +kubelet +Started container nginx' vk describe pod "$pod"

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod portforward;
 pub mod protobuf;
+pub mod scale;
 pub mod table;
 pub mod watch;
 
@@ -287,6 +288,9 @@ async fn resource(
     };
     let ns = t.namespace.as_deref();
     let sub = t.subresource.as_deref();
+    if let (Some("scale"), Some(name)) = (sub, t.name.as_deref()) {
+        return scale::serve(&host, &t.rt, ns.unwrap_or(""), name, &method, &headers, &body, opts);
+    }
     match (&method, t.name.as_deref()) {
         (&Method::GET, None) => {
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {

@@ -140,3 +140,35 @@ async fn a_deployment_in_a_virtual_cluster_rolls_out_through_a_replica_set() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_deployment_scales_through_its_scale_subresource() {
+    let (_app, tenant) = virtual_cluster("k3k-vscale").await;
+    let deployments: Api<Deployment> = Api::namespaced(tenant.clone(), "default");
+    let d: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}},
+    }))
+    .unwrap();
+    deployments.create(&PostParams::default(), &d).await.expect("created");
+    let scale = deployments.get_scale("web").await.expect("scale");
+    assert_eq!(scale.spec.and_then(|s| s.replicas), Some(1));
+    assert_eq!(scale.status.map(|s| s.selector), Some(Some("app=web".to_string())));
+    let patch = serde_json::json!({"spec": {"replicas": 3}});
+    deployments
+        .patch_scale("web", &Default::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .expect("scaled");
+    let pods: Api<Pod> = Api::namespaced(tenant, "default");
+    eventually("three pods run", || async {
+        let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap().items;
+        let running = list
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        (running == 3).then_some(())
+    })
+    .await;
+}
