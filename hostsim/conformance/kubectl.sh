@@ -287,14 +287,10 @@ expect "get -w saw its pods Pending" '^web-[a-z0-9]+-[a-z0-9]{5} +0/1 +(Pending|
 expect "get -w saw its pods Running" '^web-[a-z0-9]+-[a-z0-9]{5} +1/1 +Running' cat "$work/pods-watch.out"
 expect_count "two pods run" 2 '^web-[a-z0-9]+-[a-z0-9]{5} +1/1 +Running' vk get pods -l app=web
 expect "get rs shows the ReplicaSet" '^web-[a-z0-9]+ +2 +2 +2' vk get rs
-expect "scale the Deployment through its scale subresource" '^deployment\.apps/web scaled' vk scale deployment web --replicas=3
-expect "rollout status after scaling" 'deployment "web" successfully rolled out' vk rollout status deployment/web --timeout=30s
-expect_count "three pods run" 3 '^web-[a-z0-9]+-[a-z0-9]{5} +1/1 +Running' vk get pods -l app=web
-expect "scale back down" '^deployment\.apps/web scaled' vk scale deployment web --replicas=2
-expect "rollout status after scaling down" 'deployment "web" successfully rolled out' vk rollout status deployment/web --timeout=30s
 pod="$(vk get pods -l app=web -o jsonpath='{.items[0].metadata.name}')"
 expect "describe shows the scheduler's and kubelet's events" 'Scheduled +[0-9a-z]+ +default-scheduler +Successfully assigned default/web-' vk describe pod "$pod"
 expect "describe shows the kubelet's events" 'Started +[0-9a-z]+ +kubelet +Started container nginx' vk describe pod "$pod"
+expect "describe shows the defaulted port protocol" 'Port: +8080/TCP' vk describe pod "$pod"
 expect "exec echo" '^hi$' vk exec "$pod" -- echo hi
 expect "exec -i cat reads stdin until it closes" '^data$' bash -c "echo data | timeout 20 '$KUBECTL' --cache-dir '$work/cache' --kubeconfig '$work/vc.yaml' exec -i '$pod' -- cat"
 expect "exec hostname is the pod's name" "^$pod\$" vk exec "$pod" -- hostname
@@ -346,6 +342,13 @@ for _ in $(seq 1 50); do grep -q "Forwarding from 127.0.0.1:$pf_port" "$work/pf.
 roundtrip "$pf_port" >/dev/null 2>&1 || true
 wait "$pf_pid" 2>/dev/null || true
 expect "port-forward to a closed port shows containerd's refusal" 'error forwarding port 9999 to pod [0-9a-f]{64}, uid : failed to execute portforward in network namespace .*failed to connect to localhost:9999 inside namespace [^0-9a-f]*[0-9a-f]{64}[^,]*, IPv4: dial tcp4 127\.0\.0\.1:9999: connect: connection refused' cat "$work/pf.out"
+expect "scale the Deployment through its scale subresource" '^deployment\.apps/web scaled' vk scale deployment web --replicas=3
+expect "rollout status after scaling" 'deployment "web" successfully rolled out' vk rollout status deployment/web --timeout=30s
+expect_count "three pods run" 3 '^web-[a-z0-9]+-[a-z0-9]{5} +1/1 +Running' vk get pods -l app=web
+expect "scale back down" '^deployment\.apps/web scaled' vk scale deployment web --replicas=2
+expect "rollout status after scaling down" 'deployment "web" successfully rolled out' vk rollout status deployment/web --timeout=30s
+expect "delete the Deployment" 'deployment\.apps "web" deleted' vk delete deployment web
+expect "its pods go with it" 'condition met|no matching resources found' vk wait --for=delete pod -l app=web --timeout=30s
 
 # Policies.
 cat >"$work/vcp.yaml" <<EOF

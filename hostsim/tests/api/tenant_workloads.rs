@@ -53,6 +53,10 @@ async fn a_pod_in_a_virtual_mode_cluster_is_scheduled_and_runs_with_kubelet_even
     let pod = running_pod(&tenant, spec).await;
     let status = pod.status.clone().unwrap();
     let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).expect("bound to a node");
+    // The API server's container defaults.
+    let c = &pod.spec.as_ref().unwrap().containers[0];
+    assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(c.termination_message_path.as_deref(), Some("/dev/termination-log"));
     assert!(node.starts_with("k3k-c-server-"), "{node}");
     assert!(status.pod_ip.as_deref().is_some_and(|ip| ip.starts_with("10.42.")), "{status:?}");
     let ready = status.conditions.unwrap_or_default();
