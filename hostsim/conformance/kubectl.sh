@@ -298,6 +298,10 @@ expect_rc "exec false exits 1" 1 'command terminated with exit code 1' vk exec "
 expect_rc "exec sh -c 'exit 3' exits 3" 3 'command terminated with exit code 3' vk exec "$pod" -- sh -c 'exit 3'
 expect_rc "exec of a missing command fails as containerd does" 1 '^error: Internal error occurred: Internal error occurred: error executing command in container: failed to exec in container: failed to start exec "[0-9a-f]{64}": OCI runtime exec failed: exec failed: unable to start container process: exec: "foo": executable file not found in \$PATH$' vk exec "$pod" -- foo
 expect_fail "exec into a missing container" 'container nope is not valid for pod' vk exec "$pod" -c nope -- true
+# kubectl's fallback when the WebSocket upgrade fails: plain SPDY/3.1, straight to the kubelet.
+expect "exec over plain SPDY" '^hi over spdy$' env KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false timeout 20 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" exec "$pod" -- echo hi over spdy
+expect "exec -i over plain SPDY" '^spdy data$' bash -c "echo spdy data | KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false timeout 20 '$KUBECTL' --cache-dir '$work/cache' --kubeconfig '$work/vc.yaml' exec -i '$pod' -- cat"
+expect_rc "exec over plain SPDY reports the exit code" 4 'command terminated with exit code 4' env KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false timeout 20 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" exec "$pod" -- sh -c 'exit 4'
 follow_out="$(timeout 4 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" logs -f "$pod" 2>&1 || true)"
 follow_lines="$(grep -Ec '"GET /\?n=[0-9]+ HTTP/1\.1" 200' <<<"$follow_out" || true)"
 if [ "$follow_lines" -ge 5 ]; then report "logs -f on a tenant pod streams access lines" 0 ""; else report "logs -f on a tenant pod streams access lines" 1 "got $follow_lines lines: $follow_out"; fi

@@ -275,6 +275,18 @@ pub async fn serve<T>(io: T, streams: mpsc::Sender<Incoming>)
 where
     T: AsyncRead + AsyncWrite + Send + 'static,
 {
+    serve_until(io, streams, std::future::pending()).await;
+}
+
+/// [`serve`], ended by the server too once `stop` resolves: a GOAWAY, then the connection is
+/// closed after what the streams have written (spdystream's `Connection.Close`).
+pub async fn serve_until<T>(
+    io: T,
+    streams: mpsc::Sender<Incoming>,
+    stop: impl std::future::Future<Output = ()>,
+) where
+    T: AsyncRead + AsyncWrite + Send + 'static,
+{
     let (mut rd, mut wr) = tokio::io::split(io);
     let (frames_tx, mut frames_rx) = mpsc::channel::<Vec<u8>>(256);
     let writer = tokio::spawn(async move {
@@ -288,10 +300,18 @@ where
     let mut encoder = Encoder::new();
     let mut decoder = Decoder::new();
     let mut open: HashMap<u32, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut last_id = 0u32;
+    tokio::pin!(stop);
     loop {
         let mut head = [0u8; 8];
-        if rd.read_exact(&mut head).await.is_err() {
-            break;
+        tokio::select! {
+            r = rd.read_exact(&mut head) => if r.is_err() { break },
+            () = &mut stop => {
+                let mut p = last_id.to_be_bytes().to_vec();
+                p.extend_from_slice(&0u32.to_be_bytes());
+                let _ = frames_tx.send(control_frame(GOAWAY, 0, &p)).await;
+                break;
+            }
         }
         let flags = head[4];
         let len = u32::from_be_bytes([0, head[5], head[6], head[7]]) as usize;
@@ -316,6 +336,7 @@ where
             SYN_STREAM if payload.len() >= 10 => {
                 let id = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
                     & 0x7fff_ffff;
+                last_id = last_id.max(id);
                 let Some(headers) = decoder.decode(&payload[10..]) else {
                     break; // a corrupt header block ends the session, as in spdystream
                 };

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -170,46 +170,38 @@ enum Kind {
 pub async fn exec(
     State(host): State<Arc<Host>>,
     Path((ns, name)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: std::result::Result<
-        WebSocketUpgrade,
-        axum::extract::ws::rejection::WebSocketUpgradeRejection,
-    >,
+    req: Request,
 ) -> Response {
-    serve(host, Kind::Exec, ns, name, query, headers, ws)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    serve(host, Kind::Exec, ns, name, req).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 pub async fn attach(
     State(host): State<Arc<Host>>,
     Path((ns, name)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: std::result::Result<
-        WebSocketUpgrade,
-        axum::extract::ws::rejection::WebSocketUpgradeRejection,
-    >,
+    req: Request,
 ) -> Response {
-    serve(host, Kind::Attach, ns, name, query, headers, ws)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    serve(host, Kind::Attach, ns, name, req).await.unwrap_or_else(IntoResponse::into_response)
 }
+
+/// The remote command protocols the kubelet speaks over SPDY, in its order (kubernetes v1.35
+/// `staging/src/k8s.io/apimachinery/pkg/util/remotecommand/constants.go`
+/// SupportedStreamingProtocols).
+const SPDY_PROTOCOLS: &[&str] = &[
+    "v5.channel.k8s.io",
+    "v4.channel.k8s.io",
+    "v3.channel.k8s.io",
+    "v2.channel.k8s.io",
+    "channel.k8s.io",
+];
 
 async fn serve(
     host: Arc<Host>,
     kind: Kind,
     ns: String,
     name: String,
-    query: Option<String>,
-    headers: HeaderMap,
-    ws: std::result::Result<
-        WebSocketUpgrade,
-        axum::extract::ws::rejection::WebSocketUpgradeRejection,
-    >,
+    req: Request,
 ) -> Result<Response> {
-    let opts = parse_options(query.as_deref())?;
+    let opts = parse_options(req.uri().query())?;
     let (pod, container) = locate(&host, &ns, &name, opts.container.as_deref())?;
     // The kubelet's remotecommand.NewOptions.
     if !opts.stdin && !opts.stdout && !opts.stderr {
@@ -217,9 +209,30 @@ async fn serve(
             "you must specify at least 1 of stdin, stdout, stderr".into(),
         ));
     }
-    let Ok(mut ws) = ws else {
-        // SPDY/3.1 upgrades (client-go's fallback) are not served: a client that got here
-        // did not offer a WebSocket.
+    let (mut parts, _body) = req.into_parts();
+    let headers = parts.headers.clone();
+    let is_running = running(&pod, &container);
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if upgrade == "spdy/3.1" {
+        return spdy_upgrade(
+            parts,
+            Session {
+                protocol: Protocol::V4 { base64: false },
+                opts,
+                container,
+                pod,
+                kind,
+                host,
+                ns,
+            },
+            is_running,
+        );
+    }
+    let Ok(mut ws) = WebSocketUpgrade::from_request_parts(&mut parts, &host).await else {
         return Ok((StatusCode::BAD_REQUEST, "Upgrade request required").into_response());
     };
     let offered = offered(&headers);
@@ -227,14 +240,9 @@ async fn serve(
         // golang.org/x/net/websocket answers a failed handshake with 403.
         return Ok(StatusCode::FORBIDDEN.into_response());
     };
-    let is_running = running(&pod, &container);
     if !is_running && protocol != Protocol::V5 {
         // The kubelet refuses the upgrade (pkg/kubelet/kubelet_pods.go GetExec / GetAttach).
-        return Ok((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("container not found (\"{container}\")"),
-        )
-            .into_response());
+        return Ok(not_found(&container));
     }
     if let Ok(v) = HeaderValue::from_str(selected) {
         if !selected.is_empty() {
@@ -247,6 +255,70 @@ async fn serve(
         let session = Session { protocol, opts, container, pod, kind, host, ns };
         session.run(socket, is_running).await;
     }))
+}
+
+fn not_found(container: &str) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("container not found (\"{container}\")"))
+        .into_response()
+}
+
+/// Plain SPDY/3.1, client-go's fallback, passed through to the kubelet: the protocol is
+/// negotiated in the client's order (httpstream.Handshake), the client opens one stream per
+/// standard stream plus `error` (and `resize` with a tty), and the kubelet ends the session
+/// once the status is written (pkg/kubelet/cri/streaming/remotecommand/httpstream.go).
+fn spdy_upgrade(
+    mut parts: axum::http::request::Parts,
+    session: Session,
+    is_running: bool,
+) -> Result<Response> {
+    if !is_running {
+        return Ok(not_found(&session.container));
+    }
+    let versions: Vec<String> = parts
+        .headers
+        .get_all("x-stream-protocol-version")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_string())
+        .collect();
+    let chosen = versions.iter().find(|v| SPDY_PROTOCOLS.contains(&v.as_str())).cloned();
+    let chosen = match chosen {
+        Some(c) => c,
+        None if versions.is_empty() => "channel.k8s.io".to_string(),
+        None => {
+            let msg = format!(
+                "unable to upgrade: unable to negotiate protocol: client supports [{}], server supports [{}]",
+                versions.join(" "),
+                SPDY_PROTOCOLS.join(" ")
+            );
+            return Ok((StatusCode::FORBIDDEN, msg).into_response());
+        }
+    };
+    let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        return Ok((StatusCode::BAD_REQUEST, "Upgrade request required").into_response());
+    };
+    let session = Session {
+        protocol: if matches!(chosen.as_str(), "v5.channel.k8s.io" | "v4.channel.k8s.io") {
+            Protocol::V4 { base64: false }
+        } else {
+            Protocol::V1 { base64: false }
+        },
+        ..session
+    };
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            session.run_spdy(hyper_util::rt::TokioIo::new(upgraded)).await;
+        }
+    });
+    let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+    if let Ok(v) = HeaderValue::from_str(&chosen) {
+        h.insert("x-stream-protocol-version", v);
+    }
+    Ok(r)
 }
 
 struct Session {
@@ -482,6 +554,119 @@ impl Session {
         reader.abort();
         drop(out_tx);
         let _ = writer.await;
+    }
+
+    /// The session over plain SPDY: wait for the streams the options call for, run, write the
+    /// status on the error stream, close every stream and the connection.
+    async fn run_spdy<T>(self, io: T)
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        let (tx, mut rx) = mpsc::channel::<crate::spdy::Incoming>(16);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let session = tokio::spawn(crate::spdy::serve_until(io, tx, async {
+            let _ = stop_rx.await;
+        }));
+        let resize = self.opts.tty && self.protocol != (Protocol::V1 { base64: false });
+        let expected = 1
+            + usize::from(self.opts.stdin)
+            + usize::from(self.opts.stdout)
+            + usize::from(self.opts.stderr)
+            + usize::from(resize);
+        let mut streams: std::collections::HashMap<String, crate::spdy::Incoming> =
+            std::collections::HashMap::new();
+        // The kubelet's streamCreationTimeout (pkg/kubelet/server/server.go, 30 s).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while streams.len() < expected {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(s)) => {
+                    let kind =
+                        crate::spdy::header(&s.headers, "streamtype").unwrap_or("").to_string();
+                    streams.insert(kind, s);
+                }
+                _ => {
+                    let _ = stop_tx.send(());
+                    let _ = session.await;
+                    return;
+                }
+            }
+        }
+        let error = streams.remove("error");
+        let stdin = streams.remove("stdin");
+        let stdout = streams.remove("stdout");
+        let stderr = streams.remove("stderr");
+        let (stdout_tx, mut stdout_rx) = mpsc::channel::<Vec<u8>>(64);
+        let (stderr_tx, mut stderr_rx) = mpsc::channel::<Vec<u8>>(64);
+        let (stdin_rx, stdin_out) = match stdin {
+            Some(s) => (Some(s.data), Some(s.out)),
+            None => (None, None),
+        };
+        let io = Stdio { stdin: stdin_rx, stdout: stdout_tx, stderr: stderr_tx };
+        let tty = self.opts.tty;
+        let out = stdout.as_ref().map(|s| s.out.clone());
+        let err = if tty { out.clone() } else { stderr.as_ref().map(|s| s.out.clone()) };
+        let forward = async {
+            let mut out_open = true;
+            let mut err_open = true;
+            while out_open || err_open {
+                let (to, data) = tokio::select! {
+                    d = stdout_rx.recv(), if out_open => match d {
+                        Some(d) => (&out, d),
+                        None => { out_open = false; continue; }
+                    },
+                    d = stderr_rx.recv(), if err_open => match d {
+                        Some(d) => (&err, d),
+                        None => { err_open = false; continue; }
+                    },
+                };
+                let data = if tty { onlcr(&data) } else { data };
+                if let Some(to) = to {
+                    to.send(&data).await;
+                }
+            }
+        };
+        let process = async {
+            let mut io = io;
+            let outcome = match self.kind {
+                Kind::Exec => {
+                    Container::of(&self.pod, &self.container)
+                        .exec(&self.opts.command, &mut io)
+                        .await
+                }
+                Kind::Attach => {
+                    self.attached(&mut io).await;
+                    Ok(0)
+                }
+            };
+            drop(io);
+            outcome
+        };
+        let (outcome, ()) = tokio::join!(process, forward);
+        if let (Some(error), Kind::Exec) = (&error, self.kind) {
+            match self.status(&outcome) {
+                Some(Value::String(text)) => {
+                    error.out.send(text.as_bytes()).await;
+                }
+                Some(status) => {
+                    error.out.send(status.to_string().as_bytes()).await;
+                }
+                None => {}
+            }
+        }
+        for s in [
+            error.as_ref().map(|s| &s.out),
+            out.as_ref(),
+            stderr.as_ref().map(|s| &s.out),
+            stdin_out.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            s.close().await;
+        }
+        drop((error, stdout, stderr, stdin_out, out, err, streams));
+        let _ = stop_tx.send(());
+        let _ = session.await;
     }
 
     /// Attached to the container's main process: with `stdin: true` in its spec it echoes what
