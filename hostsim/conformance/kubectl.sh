@@ -298,6 +298,16 @@ expect_rc "exec false exits 1" 1 'command terminated with exit code 1' vk exec "
 expect_rc "exec sh -c 'exit 3' exits 3" 3 'command terminated with exit code 3' vk exec "$pod" -- sh -c 'exit 3'
 expect_rc "exec of a missing command fails as containerd does" 1 '^error: Internal error occurred: Internal error occurred: error executing command in container: failed to exec in container: failed to start exec "[0-9a-f]{64}": OCI runtime exec failed: exec failed: unable to start container process: exec: "foo": executable file not found in \$PATH$' vk exec "$pod" -- foo
 expect_fail "exec into a missing container" 'container nope is not valid for pod' vk exec "$pod" -c nope -- true
+# An interactive shell on a terminal (script(1) gives kubectl a pty): dash's prompt, the pty's
+# echo, and the shell's exit status.
+if command -v script >/dev/null; then
+    tty_out="$( (sleep 1; printf 'echo hello\r'; sleep 0.5; printf 'exit 5\r'; sleep 2) | timeout 20 script -qec "'$KUBECTL' --cache-dir '$work/cache' --kubeconfig '$work/vc.yaml' exec -it '$pod' -- sh; echo kubectl-rc=\$?" /dev/null 2>&1 | tr -d '\r' || true)"
+    if grep -q '^# echo hello$' <<<"$tty_out" && grep -q '^hello$' <<<"$tty_out" && grep -q '^kubectl-rc=5$' <<<"$tty_out"; then
+        report "exec -it sh is interactive" 0 ""
+    else
+        report "exec -it sh is interactive" 1 "$tty_out"
+    fi
+fi
 # kubectl's fallback when the WebSocket upgrade fails: plain SPDY/3.1, straight to the kubelet.
 expect "exec over plain SPDY" '^hi over spdy$' env KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false timeout 20 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" exec "$pod" -- echo hi over spdy
 expect "exec -i over plain SPDY" '^spdy data$' bash -c "echo spdy data | KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false timeout 20 '$KUBECTL' --cache-dir '$work/cache' --kubeconfig '$work/vc.yaml' exec -i '$pod' -- cat"

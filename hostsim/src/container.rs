@@ -20,6 +20,8 @@ pub struct Stdio {
     pub stdin: Option<mpsc::Receiver<Vec<u8>>>,
     pub stdout: mpsc::Sender<Vec<u8>>,
     pub stderr: mpsc::Sender<Vec<u8>>,
+    /// A terminal is attached: a shell reading stdin is interactive and prompts.
+    pub tty: bool,
 }
 
 impl Stdio {
@@ -187,6 +189,10 @@ impl Container {
         let mut status = 0;
         let mut pending = String::new();
         let mut line_no = 0;
+        // dash's PS1 for root.
+        if io.tty {
+            io.out("# ").await;
+        }
         while let Some(chunk) = io.read().await {
             pending.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = pending.find('\n') {
@@ -195,6 +201,9 @@ impl Container {
                 match self.script(line.trim_end(), line_no, io, env).await {
                     Flow::Exit(code) => return code,
                     Flow::Next(code) => status = code,
+                }
+                if io.tty {
+                    io.out("# ").await;
                 }
             }
         }
@@ -449,7 +458,7 @@ mod tests {
             in_tx.send(s.as_bytes().to_vec()).await.unwrap();
         }
         drop(in_tx);
-        let mut io = Stdio { stdin: Some(in_rx), stdout: out_tx, stderr: err_tx };
+        let mut io = Stdio { stdin: Some(in_rx), stdout: out_tx, stderr: err_tx, tty: false };
         let pod = serde_json::json!({"metadata": {"name": "web"},
             "spec": {"containers": [{"name": "c", "env": [{"name": "GREETING", "value": "hi"}]}]}});
         let c = Container::of(&pod, "c");

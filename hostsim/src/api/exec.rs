@@ -353,19 +353,7 @@ fn internal(err: &str) -> Value {
 
 impl Session {
     fn frame(&self, channel: u8, data: &[u8]) -> Message {
-        if self.protocol.base64() {
-            let text = format!(
-                "{}{}",
-                char::from(b'0' + channel),
-                base64::engine::general_purpose::STANDARD.encode(data)
-            );
-            Message::Text(text.into())
-        } else {
-            let mut frame = Vec::with_capacity(data.len() + 1);
-            frame.push(channel);
-            frame.extend_from_slice(data);
-            Message::Binary(Bytes::from(frame))
-        }
+        frame(self.protocol, channel, data)
     }
 
     /// What the error channel says about how the command ended.
@@ -436,7 +424,9 @@ impl Session {
         let (stderr_tx, mut stderr_rx) = mpsc::channel::<Vec<u8>>(64);
         let tty = self.opts.tty;
         // The pty echoes what is typed and turns CR into NL (termios ICRNL, ECHO).
-        let echo = if tty { Some(stdout_tx.clone()) } else { None };
+        // The echo goes straight to the client, so it does not keep stdout open after the
+        // process ends.
+        let echo = if tty { Some(out_tx.clone()) } else { None };
         let protocol = self.protocol;
         // Reads the client until it closes: stdin, v5's CLOSE signal, resize (ignored).
         let mut reader = tokio::spawn(async move {
@@ -467,7 +457,7 @@ impl Session {
                                     |b| if *b == b'\r' { vec![b'\r', b'\n'] } else { vec![*b] },
                                 )
                                 .collect();
-                            let _ = echo.send(shown).await;
+                            let _ = echo.send(frame(protocol, 1, &shown)).await;
                             for b in rest.iter_mut().filter(|b| **b == b'\r') {
                                 *b = b'\n';
                             }
@@ -498,6 +488,7 @@ impl Session {
             stdin: self.opts.stdin.then_some(stdin_rx),
             stdout: stdout_tx,
             stderr: stderr_tx,
+            tty,
         };
         let forward = async {
             let mut out_open = true;
@@ -601,7 +592,8 @@ impl Session {
             Some(s) => (Some(s.data), Some(s.out)),
             None => (None, None),
         };
-        let io = Stdio { stdin: stdin_rx, stdout: stdout_tx, stderr: stderr_tx };
+        let io =
+            Stdio { stdin: stdin_rx, stdout: stdout_tx, stderr: stderr_tx, tty: self.opts.tty };
         let tty = self.opts.tty;
         let out = stdout.as_ref().map(|s| s.out.clone());
         let err = if tty { out.clone() } else { stderr.as_ref().map(|s| s.out.clone()) };
@@ -717,6 +709,24 @@ impl Session {
         }
         let _ = out.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    }
+}
+
+/// One message on `channel`: the channel byte and the data, or for the base64 protocols the
+/// channel digit and the data in base64 as text.
+fn frame(protocol: Protocol, channel: u8, data: &[u8]) -> Message {
+    if protocol.base64() {
+        let text = format!(
+            "{}{}",
+            char::from(b'0' + channel),
+            base64::engine::general_purpose::STANDARD.encode(data)
+        );
+        Message::Text(text.into())
+    } else {
+        let mut f = Vec::with_capacity(data.len() + 1);
+        f.push(channel);
+        f.extend_from_slice(data);
+        Message::Binary(Bytes::from(f))
     }
 }
 
