@@ -259,6 +259,121 @@ expect "virtual cluster get ns" '^kube-system +Active' k --kubeconfig "$work/vc.
 expect "virtual cluster version" 'Server Version: v1\.35\.2\+k3s1' k --kubeconfig "$work/vc.yaml" version
 expect_fail "virtual cluster rejects the host token" 'Unauthorized|certificate|x509|tls' k --kubeconfig "$work/kubeconfig" --server "$endpoint" --tls-server-name demo.kraft.test --insecure-skip-tls-verify get nodes
 
+# Tenant workloads in the virtual cluster: its controllers and kubelets run them; exec and
+# attach go over WebSockets (v5.channel.k8s.io) through the ingress passthrough.
+vk() { k --kubeconfig "$work/vc.yaml" "$@"; }
+# expect_rc NAME RC REGEX CMD...: the command exits with RC and its output matches REGEX.
+expect_rc() {
+    local name="$1" want="$2" pattern="$3" out rc=0
+    shift 3
+    out="$("$@" 2>&1)" || rc=$?
+    if [ "$rc" = "$want" ] && grep -Eq -- "$pattern" <<<"$out"; then report "$name" 0 ""; else report "$name" 1 "exit $rc (want $want): $out"; fi
+}
+cat >"$work/web.yaml" <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        ports: [{containerPort: 8080}]
+EOF
+timeout 8 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" get pods -w >"$work/pods-watch.out" 2>&1 &
+pods_watch=$!
+sleep 1
+expect "apply a Deployment in the virtual cluster" '^deployment\.apps/web created' vk apply -f "$work/web.yaml"
+expect "rollout status waits for it" 'deployment "web" successfully rolled out' vk rollout status deployment/web --timeout=30s
+wait "$pods_watch" 2>/dev/null || true
+expect "get -w saw its pods Pending" '^web-[a-z0-9]+-[a-z0-9]{5} +0/1 +(Pending|ContainerCreating)' cat "$work/pods-watch.out"
+expect "get -w saw its pods Running" '^web-[a-z0-9]+-[a-z0-9]{5} +1/1 +Running' cat "$work/pods-watch.out"
+expect_count "two pods run" 2 '^web-[a-z0-9]+-[a-z0-9]{5} +1/1 +Running' vk get pods -l app=web
+expect "get rs shows the ReplicaSet" '^web-[a-z0-9]+ +2 +2 +2' vk get rs
+pod="$(vk get pods -l app=web -o jsonpath='{.items[0].metadata.name}')"
+expect "describe shows the scheduler's and kubelet's events" 'Scheduled +[0-9a-z]+ +default-scheduler +Successfully assigned default/web-' vk describe pod "$pod"
+expect "describe shows the kubelet's events" 'Started +[0-9a-z]+ +kubelet +Started container nginx' vk describe pod "$pod"
+expect "describe shows the defaulted port protocol" 'Port: +8080/TCP' vk describe pod "$pod"
+expect "exec echo" '^hi$' vk exec "$pod" -- echo hi
+expect "exec -i cat reads stdin until it closes" '^data$' bash -c "echo data | timeout 20 '$KUBECTL' --cache-dir '$work/cache' --kubeconfig '$work/vc.yaml' exec -i '$pod' -- cat"
+expect "exec hostname is the pod's name" "^$pod\$" vk exec "$pod" -- hostname
+expect_rc "exec false exits 1" 1 'command terminated with exit code 1' vk exec "$pod" -- false
+expect_rc "exec sh -c 'exit 3' exits 3" 3 'command terminated with exit code 3' vk exec "$pod" -- sh -c 'exit 3'
+expect_rc "exec of a missing command fails as containerd does" 1 '^error: Internal error occurred: Internal error occurred: error executing command in container: failed to exec in container: failed to start exec "[0-9a-f]{64}": OCI runtime exec failed: exec failed: unable to start container process: exec: "foo": executable file not found in \$PATH$' vk exec "$pod" -- foo
+expect_fail "exec into a missing container" 'container nope is not valid for pod' vk exec "$pod" -c nope -- true
+# An interactive shell on a terminal (script(1) gives kubectl a pty): dash's prompt, the pty's
+# echo, and the shell's exit status.
+if command -v script >/dev/null; then
+    tty_out="$( (sleep 1; printf 'echo hello\r'; sleep 0.5; printf 'exit 5\r'; sleep 2) | timeout 20 script -qec "'$KUBECTL' --cache-dir '$work/cache' --kubeconfig '$work/vc.yaml' exec -it '$pod' -- sh; echo kubectl-rc=\$?" /dev/null 2>&1 | tr -d '\r' || true)"
+    if grep -q '^# echo hello$' <<<"$tty_out" && grep -q '^hello$' <<<"$tty_out" && grep -q '^kubectl-rc=5$' <<<"$tty_out"; then
+        report "exec -it sh is interactive" 0 ""
+    else
+        report "exec -it sh is interactive" 1 "$tty_out"
+    fi
+fi
+# kubectl's fallback when the WebSocket upgrade fails: plain SPDY/3.1, straight to the kubelet.
+expect "exec over plain SPDY" '^hi over spdy$' env KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false timeout 20 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" exec "$pod" -- echo hi over spdy
+expect "exec -i over plain SPDY" '^spdy data$' bash -c "echo spdy data | KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false timeout 20 '$KUBECTL' --cache-dir '$work/cache' --kubeconfig '$work/vc.yaml' exec -i '$pod' -- cat"
+expect_rc "exec over plain SPDY reports the exit code" 4 'command terminated with exit code 4' env KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false timeout 20 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" exec "$pod" -- sh -c 'exit 4'
+follow_out="$(timeout 4 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" logs -f "$pod" 2>&1 || true)"
+follow_lines="$(grep -Ec '"GET /\?n=[0-9]+ HTTP/1\.1" 200' <<<"$follow_out" || true)"
+if [ "$follow_lines" -ge 5 ]; then report "logs -f on a tenant pod streams access lines" 0 ""; else report "logs -f on a tenant pod streams access lines" 1 "got $follow_lines lines: $follow_out"; fi
+attach_out="$(timeout 4 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" attach "$pod" 2>&1 || true)"
+attach_lines="$(grep -Ec '"GET /\?n=[0-9]+ HTTP/1\.1" 200' <<<"$attach_out" || true)"
+if [ "$attach_lines" -ge 5 ]; then report "attach streams the container's output" 0 ""; else report "attach streams the container's output" 1 "got $attach_lines lines: $attach_out"; fi
+
+# port-forward: SPDY/3.1 tunneled through a WebSocket (kubectl 1.37's default), and plain SPDY.
+roundtrip() { # PORT: sends bytes, half-closes, prints what comes back
+    python3 - "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"ping over the tunnel"); s.shutdown(socket.SHUT_WR)
+data = b""
+while True:
+    d = s.recv(4096)
+    if not d: break
+    data += d
+print(data.decode())
+PY
+}
+pf_port="$(free_port)"
+timeout 30 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" port-forward "$pod" "$pf_port:8080" >"$work/pf.out" 2>&1 &
+pf_pid=$!
+for _ in $(seq 1 50); do grep -q "Forwarding from 127.0.0.1:$pf_port" "$work/pf.out" 2>/dev/null && break; sleep 0.1; done
+expect "port-forward listens" "Forwarding from 127\.0\.0\.1:$pf_port -> 8080" cat "$work/pf.out"
+expect "port-forward round-trips bytes" '^ping over the tunnel$' roundtrip "$pf_port"
+expect "port-forward reaches the container's HTTP server" 'Welcome to nginx!' curl -s --max-time 10 "http://127.0.0.1:$pf_port/"
+kill "$pf_pid" 2>/dev/null || true
+wait "$pf_pid" 2>/dev/null || true
+pf_port="$(free_port)"
+KUBECTL_PORT_FORWARD_WEBSOCKETS=false timeout 30 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" port-forward "$pod" "$pf_port:8080" >"$work/pf.out" 2>&1 &
+pf_pid=$!
+for _ in $(seq 1 50); do grep -q "Forwarding from 127.0.0.1:$pf_port" "$work/pf.out" 2>/dev/null && break; sleep 0.1; done
+expect "port-forward over plain SPDY round-trips bytes" '^ping over the tunnel$' roundtrip "$pf_port"
+kill "$pf_pid" 2>/dev/null || true
+wait "$pf_pid" 2>/dev/null || true
+pf_port="$(free_port)"
+timeout 30 "$KUBECTL" --cache-dir "$work/cache" --kubeconfig "$work/vc.yaml" port-forward "$pod" "$pf_port:9999" >"$work/pf.out" 2>&1 &
+pf_pid=$!
+for _ in $(seq 1 50); do grep -q "Forwarding from 127.0.0.1:$pf_port" "$work/pf.out" 2>/dev/null && break; sleep 0.1; done
+roundtrip "$pf_port" >/dev/null 2>&1 || true
+wait "$pf_pid" 2>/dev/null || true
+expect "port-forward to a closed port shows containerd's refusal" 'error forwarding port 9999 to pod [0-9a-f]{64}, uid : failed to execute portforward in network namespace .*failed to connect to localhost:9999 inside namespace [^0-9a-f]*[0-9a-f]{64}[^,]*, IPv4: dial tcp4 127\.0\.0\.1:9999: connect: connection refused' cat "$work/pf.out"
+expect "scale the Deployment through its scale subresource" '^deployment\.apps/web scaled' vk scale deployment web --replicas=3
+expect "rollout status after scaling" 'deployment "web" successfully rolled out' vk rollout status deployment/web --timeout=30s
+expect_count "three pods run" 3 '^web-[a-z0-9]+-[a-z0-9]{5} +1/1 +Running' vk get pods -l app=web
+expect "scale back down" '^deployment\.apps/web scaled' vk scale deployment web --replicas=2
+expect "rollout status after scaling down" 'deployment "web" successfully rolled out' vk rollout status deployment/web --timeout=30s
+expect "delete the Deployment" 'deployment\.apps "web" deleted' vk delete deployment web
+expect "its pods go with it" 'condition met|no matching resources found' vk wait --for=delete pod -l app=web --timeout=30s
+
 # Policies.
 cat >"$work/vcp.yaml" <<EOF
 apiVersion: k3k.io/v1beta1

@@ -4,10 +4,13 @@
 //! the submodules.
 
 pub mod admin;
+pub mod exec;
 pub mod logs;
 pub mod metrics;
 pub mod openapi;
+pub mod portforward;
 pub mod protobuf;
+pub mod scale;
 pub mod table;
 pub mod watch;
 
@@ -50,6 +53,13 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/hostsim/restart", axum::routing::post(admin::restart))
         .route("/hostsim/restart-container", axum::routing::post(admin::restart_container))
         .route("/hostsim/log-rate", axum::routing::post(admin::log_rate))
+        // Streaming subresources need the raw request (WebSocket upgrades).
+        .route("/api/v1/namespaces/{ns}/pods/{name}/exec", axum::routing::any(exec::exec))
+        .route("/api/v1/namespaces/{ns}/pods/{name}/attach", axum::routing::any(exec::attach))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+            axum::routing::any(portforward::serve),
+        )
         .fallback(dispatch)
         .layer(middleware::from_fn(warning_headers))
         .layer(middleware::from_fn_with_state(host.clone(), guard))
@@ -278,6 +288,9 @@ async fn resource(
     };
     let ns = t.namespace.as_deref();
     let sub = t.subresource.as_deref();
+    if let (Some("scale"), Some(name)) = (sub, t.name.as_deref()) {
+        return scale::serve(&host, &t.rt, ns.unwrap_or(""), name, &method, &headers, &body, opts);
+    }
     match (&method, t.name.as_deref()) {
         (&Method::GET, None) => {
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {

@@ -156,6 +156,35 @@ fn default_requests_from_limits(pod: &mut Value) {
 
 /// `status.qosClass` (kubernetes v1.36 pkg/apis/core/helper/qos/qos.go ComputePodQOS, CPU and
 /// memory only; pod-level resources, when set, decide on their own).
+/// kubernetes v1.35 pkg/apis/core/v1/defaults.go SetDefaults_Container and
+/// SetDefaults_ContainerPort: the pull policy from the image's tag, the termination message
+/// path and policy, and `TCP` ports.
+fn default_containers(pod: &mut Value) {
+    for list in ["containers", "initContainers"] {
+        let Some(cs) = pod.pointer_mut(&format!("/spec/{list}")).and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+            let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+            let last = image.rsplit('/').next().unwrap_or("");
+            let latest = !image.contains('@') && (!last.contains(':') || last.ends_with(":latest"));
+            c.entry("imagePullPolicy").or_insert(json!(if latest {
+                "Always"
+            } else {
+                "IfNotPresent"
+            }));
+            c.entry("terminationMessagePath").or_insert(json!("/dev/termination-log"));
+            c.entry("terminationMessagePolicy").or_insert(json!("File"));
+            for p in c.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
+                if let Some(p) = p.as_object_mut() {
+                    p.entry("protocol").or_insert(json!("TCP"));
+                }
+            }
+        }
+    }
+}
+
 fn qos_class(pod: &Value) -> &'static str {
     let lists: Vec<&Value> = match pod.pointer("/spec/resources") {
         Some(r) if r.as_object().is_some_and(|m| !m.is_empty()) => vec![r],
@@ -367,6 +396,7 @@ impl Host {
                                 spec.entry(field).or_insert(value);
                             }
                         }
+                        default_containers(obj);
                         default_requests_from_limits(obj);
                         self.apply_limit_ranges(obj);
                         let qos = qos_class(obj);

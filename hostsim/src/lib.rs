@@ -9,6 +9,7 @@
 //! Start one with [`start`]; [`Running`] gives its URL, kubeconfig and fault-injection handle.
 
 pub mod api;
+pub mod container;
 pub mod error;
 pub mod faults;
 pub mod host;
@@ -26,6 +27,7 @@ pub mod resources;
 pub mod runtime;
 pub mod schema;
 pub mod select;
+pub mod spdy;
 pub mod store;
 pub mod tls;
 pub mod vcluster;
@@ -292,7 +294,7 @@ pub(crate) async fn run_lifecycle(host: Arc<Host>, mut shutdown: watch::Receiver
     }
 }
 
-async fn run_log_generator(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn run_log_generator(host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
     let period = Duration::from_millis(50);
     let mut ticker = tokio::time::interval(period);
     let mut last = tokio::time::Instant::now();

@@ -153,17 +153,25 @@ fn builtins() -> Vec<ResourceType> {
         b("", "v1", "Secret", "secrets", true, &[], &[]),
         b("", "v1", "ConfigMap", "configmaps", true, &["cm"], &[]),
         b("", "v1", "Service", "services", true, &["svc"], &["status"]),
-        b("", "v1", "Pod", "pods", true, &["po"], &["status", "log"]),
+        b(
+            "",
+            "v1",
+            "Pod",
+            "pods",
+            true,
+            &["po"],
+            &["status", "log", "exec", "attach", "portforward"],
+        ),
         b("", "v1", "Event", "events", true, &["ev"], &[]),
         b("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], &[]),
         b("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"], &["status"]),
         b("", "v1", "LimitRange", "limitranges", true, &["limits"], &[]),
         b("", "v1", "Node", "nodes", false, &["no"], &["status"]),
         b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], &["status"]),
-        b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], &["status"]),
-        b("apps", "v1", "Deployment", "deployments", true, &["deploy"], &["status"]),
+        b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], &["status", "scale"]),
+        b("apps", "v1", "Deployment", "deployments", true, &["deploy"], &["status", "scale"]),
         b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], &["status"]),
-        b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], &["status"]),
+        b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], &["status", "scale"]),
         b("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", false, &[], &[]),
         b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], &["status"]),
         b("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[], &[]),
@@ -343,15 +351,24 @@ impl Registry {
                 let (kind, verbs): (&str, Vec<&str>) = match *sub {
                     "log" => ("Pod", vec!["get"]),
                     "finalize" => (r.kind.as_str(), vec!["update"]),
+                    "exec" => ("PodExecOptions", vec!["create", "get"]),
+                    "attach" => ("PodAttachOptions", vec!["create", "get"]),
+                    "portforward" => ("PodPortForwardOptions", vec!["create", "get"]),
+                    "scale" => ("Scale", vec!["get", "patch", "update"]),
                     _ => (r.kind.as_str(), vec!["get", "patch", "update"]),
                 };
-                resources.push(json!({
+                let mut doc = json!({
                     "name": format!("{}/{}", r.plural, sub),
                     "singularName": "",
                     "namespaced": r.namespaced,
                     "kind": kind,
                     "verbs": verbs,
-                }));
+                });
+                if *sub == "scale" {
+                    doc["group"] = json!("autoscaling");
+                    doc["version"] = json!("v1");
+                }
+                resources.push(doc);
             }
         }
         let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };

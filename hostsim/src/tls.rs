@@ -216,14 +216,14 @@ pub async fn serve(
                     let Ok(stream) = acceptor.accept(stream).await else {
                         return;
                     };
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
                     tokio::select! {
                         _ = conn => {}
                         _ = crate::tls::stopped(&mut stop) => {}
                     }
                 }
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
                     tokio::select! {
                         _ = conn => {}
                         _ = crate::tls::stopped(&mut stop) => {}

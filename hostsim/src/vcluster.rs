@@ -2,7 +2,8 @@
 //! and, when enabled, a small Kubernetes API on its own loopback port, served over TLS with a
 //! certificate from its server CA and requiring client certificates from its client CA — so a
 //! kubeconfig built like `k3kcli kubeconfig generate` works with `kubectl`. Its nodes mirror the
-//! cluster's server and agent pods.
+//! cluster's server and agent pods; its controllers ([`workloads`]) and, in virtual mode, its
+//! kubelets ([`kubelet`]) run what tenants create.
 //!
 //! The same API is served where a real host routes the cluster's Service: at
 //! `<ClusterIP>:<port>` for each TCP port of `k3k-<name>-service` that targets k3s's 6443 (what
@@ -11,6 +12,9 @@
 //! either, the port is the kernel's pick and K3k's kubeconfig names it (`https://<ClusterIP>:<port>`,
 //! the form K3k itself writes for a port other than 443) — the one place hostsim's URL differs
 //! from K3k's.
+
+pub mod kubelet;
+pub mod workloads;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -48,6 +52,7 @@ struct Served {
     service: Vec<(SocketAddr, SocketAddr)>,
     /// Shared mode's k3k-kubelet syncs its pods to the host (see [`k3k::kubelet`]).
     kubelet: bool,
+    shared: kubelet::SharedKubelet,
 }
 
 impl Drop for Served {
@@ -128,6 +133,10 @@ impl Endpoints {
         }
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(crate::run_lifecycle(vhost.clone(), stop_rx.clone()));
+        tokio::spawn(crate::run_log_generator(vhost.clone(), stop_rx.clone()));
+        tokio::spawn(workloads::run(vhost.clone(), stop_rx.clone()));
+        let shared = kubelet::SharedKubelet::default();
+        tokio::spawn(kubelet::run(vhost.clone(), shared.clone(), version.into(), stop_rx.clone()));
         let router = api::router(vhost.clone());
         let mut bound = Vec::new();
         for &wanted in service {
@@ -152,6 +161,7 @@ impl Endpoints {
                     stop,
                     service: bound,
                     kubelet: false,
+                    shared,
                 });
                 Ok(endpoint)
             }
@@ -170,6 +180,7 @@ impl Endpoints {
             return;
         }
         api.kubelet = true;
+        api.shared.set();
         tokio::spawn(k3k::kubelet::run(
             Arc::downgrade(host),
             api.host.clone(),

@@ -863,7 +863,7 @@ fn workload_component(workload: &Value) -> &'static str {
 /// A `pod-template-hash`: ten characters of the template's digest in the alphabet Kubernetes
 /// uses for generated names (apimachinery `util/rand` SafeEncodeString), so it never spells a
 /// word and changes whenever the template does.
-fn template_hash(template: &Value) -> String {
+pub(crate) fn template_hash(template: &Value) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
         template.to_string().as_bytes(),

@@ -175,6 +175,16 @@ impl Kubelet {
         self.vhost.modify("", "pods", vns, vname, Some("status"), |p| {
             p["status"] = status.clone();
         })?;
+        // The provider serves the virtual pod's logs, attach and exec (virtual-kubelet's
+        // GetContainerLogs): its running containers write a log in the virtual cluster too.
+        if status.get("phase").and_then(Value::as_str) == Some("Running") {
+            for c in status.get("containerStatuses").and_then(Value::as_array).into_iter().flatten()
+            {
+                if let Some(c) = c.get("name").and_then(Value::as_str) {
+                    self.vhost.logs.start(vns, vname, c, Role::Workload, &self.version);
+                }
+            }
+        }
         Ok(())
     }
 

@@ -12,4 +12,6 @@ mod logs;
 mod metrics;
 mod network;
 mod objects;
+mod streaming;
+mod tenant_workloads;
 mod workloads;
