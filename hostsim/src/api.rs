@@ -60,6 +60,10 @@ pub fn router(host: Arc<Host>) -> Router {
             "/api/v1/namespaces/{ns}/pods/{name}/portforward",
             axum::routing::any(portforward::serve),
         )
+        .route(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            axum::routing::post(self_subject_review),
+        )
         .fallback(dispatch)
         .layer(middleware::from_fn(warning_headers))
         .layer(middleware::from_fn_with_state(host.clone(), guard))
@@ -94,6 +98,31 @@ pub fn version_doc(git_version: &str) -> Value {
         "compiler": "gc",
         "platform": "linux/amd64",
     })
+}
+
+/// `kubectl auth whoami`: who the API server takes the caller for (kubernetes v1.35
+/// `pkg/registry/authentication/selfsubjectreview/rest.go`): the client certificate's user, or
+/// whom it impersonates. On the host (bearer token) the caller is the cluster admin.
+async fn self_subject_review(
+    user: Option<axum::Extension<Option<crate::identity::User>>>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = user.and_then(|axum::Extension(u)| u).unwrap_or_else(|| crate::identity::User {
+        name: "kubernetes-admin".into(),
+        groups: vec!["system:masters".into(), "system:authenticated".into()],
+    });
+    match caller.acting(&headers) {
+        Ok(acting) => json_response(
+            StatusCode::CREATED,
+            &json!({
+                "kind": "SelfSubjectReview",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"creationTimestamp": null},
+                "status": {"userInfo": {"username": acting.name, "groups": acting.groups}},
+            }),
+        ),
+        Err(message) => Error::Forbidden(message).into_response(),
+    }
 }
 
 /// Authentication, counters and injected faults, in front of every route.

@@ -13,6 +13,7 @@ pub mod container;
 pub mod error;
 pub mod faults;
 pub mod host;
+pub mod identity;
 pub mod ingress;
 pub mod k3k;
 pub mod kubeconfig;
@@ -382,6 +383,11 @@ impl Running {
     /// Log lines per second per running container from now on.
     pub fn set_log_rate(&self, lines_per_second: f64) {
         self.host.logs.set_rate(lines_per_second);
+    }
+
+    /// Log lines per second of the containers tenants run in virtual clusters.
+    pub fn set_virtual_log_rate(&self, lines_per_second: f64) {
+        self.host.vclusters.set_log_rate(lines_per_second);
     }
 
     /// Crashes and restarts one container (see [`restart_container`]).

@@ -209,13 +209,22 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
-            let svc = hyper_util::service::TowerToHyperService::new(app);
             let builder = hyper::server::conn::http1::Builder::new();
             match acceptor {
                 Some(acceptor) => {
                     let Ok(stream) = acceptor.accept(stream).await else {
                         return;
                     };
+                    // The client certificate's user, for handlers that ask who is calling.
+                    let user = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|certs| certs.first())
+                        .and_then(|der| crate::identity::User::from_certificate(der));
+                    let svc = hyper_util::service::TowerToHyperService::new(
+                        app.layer(axum::Extension(user)),
+                    );
                     let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
                     tokio::select! {
                         _ = conn => {}
@@ -223,6 +232,7 @@ pub async fn serve(
                     }
                 }
                 None => {
+                    let svc = hyper_util::service::TowerToHyperService::new(app);
                     let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
                     tokio::select! {
                         _ = conn => {}

@@ -64,7 +64,11 @@ impl Drop for Served {
 
 /// All virtual clusters by (namespace, name).
 #[derive(Default)]
-pub struct Endpoints(Mutex<HashMap<(String, String), VirtualCluster>>);
+pub struct Endpoints(
+    Mutex<HashMap<(String, String), VirtualCluster>>,
+    /// Log lines per second of each tenant container, when set (benchmarks).
+    Mutex<Option<f64>>,
+);
 
 fn key(ns: &str, name: &str) -> (String, String) {
     (ns.to_string(), name.to_string())
@@ -122,6 +126,11 @@ impl Endpoints {
             host_version: k3s_version,
             watch_history: 256,
             virtual_cluster_api: false,
+            log_lines_per_second: self
+                .1
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or(Config::default().log_lines_per_second),
             ..Config::default()
         };
         let mut vhost = Host::new(config, String::new(), network.unreserved_copy());
@@ -189,6 +198,17 @@ impl Endpoints {
             version.to_string(),
             api.stop.subscribe(),
         ));
+    }
+
+    /// Sets how many log lines per second every tenant container writes, in every virtual
+    /// cluster, now and to come.
+    pub fn set_log_rate(&self, lines_per_second: f64) {
+        *self.1.lock().unwrap_or_else(|p| p.into_inner()) = Some(lines_per_second);
+        for vc in self.lock().values() {
+            if let Some(api) = &vc.api {
+                api.host.logs.set_rate(lines_per_second);
+            }
+        }
     }
 
     /// Makes the virtual cluster's nodes the given (pod name, role) pairs.

@@ -232,20 +232,8 @@ fn start(vhost: &Host, pod: &Value, node: &str, version: &str) -> Result<()> {
             "kubelet",
         );
     }
-    let node_obj = vhost.store.get(&GroupResource::new("", "nodes"), "", node);
-    let host_ip = node_obj
-        .as_ref()
-        .and_then(|n| n.pointer("/status/addresses/0/address"))
-        .and_then(Value::as_str)
-        .unwrap_or("172.18.0.2")
-        .to_string();
-    let cidr = node_obj
-        .as_ref()
-        .map(|n| object::str_at(n, "/spec/podCIDR").to_string())
-        .unwrap_or_default();
-    let prefix = cidr.rsplit_once('.').map(|(p, _)| p.to_string()).unwrap_or("10.42.0".into());
-    let host_part = 2 + (object::uid(pod).bytes().map(u32::from).sum::<u32>() % 250);
-    let ip = format!("{prefix}.{host_part}");
+    // Loopback addresses from the node's pod CIDR, as the host's kubelets hand out.
+    let (ip, host_ip) = vhost.pod_addresses(node, object::uid(pod));
     let now = object::now_rfc3339();
     vhost.modify("", "pods", ns, name, Some("status"), |p| {
         let statuses: Vec<Value> = specs

@@ -58,7 +58,7 @@ async fn a_pod_in_a_virtual_mode_cluster_is_scheduled_and_runs_with_kubelet_even
     assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
     assert_eq!(c.termination_message_path.as_deref(), Some("/dev/termination-log"));
     assert!(node.starts_with("k3k-c-server-"), "{node}");
-    assert!(status.pod_ip.as_deref().is_some_and(|ip| ip.starts_with("10.42.")), "{status:?}");
+    assert!(status.pod_ip.as_deref().is_some_and(|ip| ip.starts_with("127.")), "{status:?}");
     let ready = status.conditions.unwrap_or_default();
     assert!(ready.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
     let cs = &status.container_statuses.unwrap()[0];
