@@ -33,14 +33,16 @@ test('create a cluster, watch it get ready, use its kubeconfig with kubectl, del
   await page.evaluate(() => ((window as unknown as { kraftMarker: string }).kraftMarker = 'kept'));
   await expect(page.locator('.page-head .phase')).toHaveText('Ready', { timeout: 30_000 });
   expect(await page.evaluate(() => (window as unknown as { kraftMarker?: string }).kraftMarker)).toBe('kept');
-  await expect(page.getByLabel('Cluster details')).toContainText('https://');
+  await expect(page.getByLabel('Cluster details')).toContainText(`/k8s/clusters/${id}`);
 
-  // Download the kubeconfig and use it with the real kubectl.
+  // Issue a named kubeconfig and use it with the real kubectl, through KRaft's gateway.
+  const issue = page.getByRole('form', { name: 'New kubeconfig' });
+  await issue.getByLabel('Name').fill('laptop');
   const [download] = await Promise.all([
     page.waitForEvent('download'),
-    page.getByRole('button', { name: 'Download kubeconfig' }).click(),
+    issue.getByRole('button', { name: 'Download kubeconfig' }).click(),
   ]);
-  expect(download.suggestedFilename()).toBe('demo-kubeconfig.yaml');
+  expect(download.suggestedFilename()).toBe('demo-laptop-kubeconfig.yaml');
   const file = testInfo.outputPath('demo-kubeconfig.yaml');
   await download.saveAs(file);
   const nodes = run(['--kubeconfig', file, 'get', 'nodes', '--no-headers']);
@@ -48,6 +50,26 @@ test('create a cluster, watch it get ready, use its kubeconfig with kubectl, del
   // Shared mode (the default): a k3k-kubelet per host node, each a node of the cluster.
   expect(lines).toHaveLength(5);
   for (const line of lines) expect(line).toMatch(/\sReady\s/);
+
+  // The cluster's kubeconfigs list it, with when and where it was last used.
+  const kubeconfigs = page.getByRole('table', { name: 'Kubeconfigs' });
+  const laptop = kubeconfigs.getByRole('row', { name: /laptop/ });
+  await expect(laptop).toBeVisible();
+  await expect(async () => {
+    await page.reload();
+    await expect(laptop).toContainText(/ago from 127\.0\.0\.1/, { timeout: 1_000 });
+  }).toPass({ timeout: 20_000 });
+
+  // Revoke it: kubectl is refused.
+  await laptop.getByRole('button', { name: 'Revoke laptop' }).click();
+  await expect(laptop).toContainText('revoked');
+  let refused = '';
+  try {
+    run(['--kubeconfig', file, 'get', 'nodes']);
+  } catch (error) {
+    refused = String((error as { stderr?: string }).stderr ?? error);
+  }
+  expect(refused).toContain('You must be logged in to the server');
 
   // The list shows it.
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Clusters' }).click();

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_accounts;
 mod m20261122_000002_clusters;
 mod m20261202_000003_installation;
+mod m20261205_000004_cluster_tokens;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_accounts::Migration),
             Box::new(m20261122_000002_clusters::Migration),
             Box::new(m20261202_000003_installation::Migration),
+            Box::new(m20261205_000004_cluster_tokens::Migration),
         ]
     }
 }

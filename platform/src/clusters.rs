@@ -26,7 +26,7 @@ pub use spec::{
 
 use crate::accounts::{audit, AuditAction, AuditEvent, FieldError, User};
 use crate::db::entities::{clusters, users};
-use crate::host::{kubeconfig, tenant, Host, HostError};
+use crate::host::{tenant, Host, HostError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -216,6 +216,7 @@ impl Clusters {
             updated_at: now,
             ready_at: None,
             deleting_at: None,
+            last_api_request_at: None,
         };
         // Count and insert in one transaction that first takes the owner's row for writing: on
         // PostgreSQL a row lock, on SQLite the database's write lock. Parallel creates of one user
@@ -391,52 +392,6 @@ impl Clusters {
         }
         self.wake_reconciler();
         Ok(rows.len())
-    }
-
-    /// Issues a kubeconfig for a Ready cluster with a fresh client certificate.
-    pub async fn kubeconfig(
-        &self,
-        owner: &User,
-        id: Uuid,
-        valid_for: Duration,
-        client_addr: Option<&str>,
-    ) -> Result<kubeconfig::Issued, ClusterError> {
-        let row = self.get(owner.id, id).await?;
-        let endpoint = match (&row.endpoint, row.phase()) {
-            (Some(endpoint), phase) if phase.is_running() => endpoint.clone(),
-            _ => return Err(ClusterError::NotReady("The cluster is not ready yet.".into())),
-        };
-        let bootstrap =
-            tenant::bootstrap(&self.host, &row.host_namespace, &row.name).await?.ok_or_else(
-                || ClusterError::NotReady("The cluster's certificates are not there yet.".into()),
-            )?;
-        // Without wildcard DNS for the base domain, dial the ingress controller and name the
-        // cluster by SNI: the certificate is checked against that name all the same.
-        let via_ingress = self
-            .settings
-            .ingress_address
-            .as_deref()
-            .filter(|_| self.settings.ingress_class.is_some())
-            .map(|address| format!("https://{address}"));
-        let tls_server_name = via_ingress.as_ref().map(|_| row.hostname.as_str());
-        let issued = kubeconfig::issue(kubeconfig::Request {
-            bootstrap_json: &bootstrap,
-            server: via_ingress.as_deref().unwrap_or(&endpoint),
-            tls_server_name,
-            common_name: &format!("kraft:{}", owner.username),
-            valid_for,
-            context: &format!("{}-{}", row.name, owner.username),
-        })?;
-        audit::record(
-            &self.db,
-            AuditEvent::own(AuditAction::KubeconfigIssued, owner.id, client_addr).target(format!(
-                "{} (valid until {})",
-                row.name,
-                issued.expires_at.format("%Y-%m-%d %H:%M UTC")
-            )),
-        )
-        .await?;
-        Ok(issued)
     }
 
     /// The host's events about a cluster, newest first.

@@ -3,8 +3,8 @@
 //! here knows about users or the database.
 
 pub mod egress;
+pub mod gateway;
 pub mod k3k;
-pub mod kubeconfig;
 pub mod names;
 pub mod provision;
 pub mod stream;

@@ -2,6 +2,7 @@
 //! knows about HTTP, Leptos or the browser.
 
 pub mod about;
+pub mod access;
 pub mod accounts;
 pub mod caps;
 pub mod clusters;
@@ -81,6 +82,8 @@ struct Inner {
     clusters: Arc<clusters::Clusters>,
     logs: Arc<stream::logs::LogHub>,
     metrics: Arc<stream::metrics::MetricsHub>,
+    access: Arc<access::Access>,
+    upstreams: Arc<host::gateway::Upstreams>,
     /// Background work owned by the platform, stopped by `close`.
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -103,6 +106,12 @@ impl Platform {
         let metrics =
             stream::metrics::MetricsHub::new(host.host.impatient_client(), host.metrics.clone());
         tasks.push(tokio::spawn(metrics.clone().run()));
+        // Ingress access without wildcard DNS: the gateway dials the ingress controller too.
+        let dial =
+            host.clusters.ingress_address.clone().filter(|_| host.clusters.ingress_class.is_some());
+        let upstreams = Arc::new(host::gateway::Upstreams::new(host.host.clone(), dial));
+        let access = Arc::new(access::Access::new(db.clone()));
+        tasks.push(tokio::spawn(access.clone().run()));
         let clusters = Arc::new(clusters::Clusters::new(
             db.clone(),
             host.host,
@@ -120,6 +129,8 @@ impl Platform {
                 clusters,
                 logs,
                 metrics,
+                access,
+                upstreams,
                 tasks,
             }),
         })
@@ -156,6 +167,16 @@ impl Platform {
 
     pub fn metrics(&self) -> &Arc<stream::metrics::MetricsHub> {
         &self.inner.metrics
+    }
+
+    /// Kubeconfig tokens: issuing, listing, revoking, and checking them for the gateway.
+    pub fn access(&self) -> &access::Access {
+        &self.inner.access
+    }
+
+    /// The gateway's clients for virtual cluster APIs.
+    pub fn upstreams(&self) -> &host::gateway::Upstreams {
+        &self.inner.upstreams
     }
 
     /// Whether the host cluster answers.
@@ -196,6 +217,9 @@ impl Platform {
     pub async fn close(self) -> Result<()> {
         for task in &self.inner.tasks {
             task.abort();
+        }
+        if let Err(error) = self.inner.access.flush_usage().await {
+            tracing::warn!(%error, "could not record the last kubeconfig use");
         }
         self.inner.logs.close().await;
         match Arc::try_unwrap(self.inner) {

@@ -1,11 +1,9 @@
 //! Cluster routes that are not server functions: the kubeconfig download (a file) and the live
 //! list websocket.
 
-use std::time::Duration;
-
 use app::api::ssr::{ClientAddr, CurrentUser, OwnedCluster};
 use app::clusters::{ClusterSummary, ClustersMessage};
-use app::error::{ApiError, FieldMessage};
+use app::error::ApiError;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::header;
@@ -21,45 +19,61 @@ use crate::live::{self, json, SessionGuard};
 
 #[derive(Debug, Deserialize)]
 pub struct KubeconfigForm {
-    /// Days the client certificate stays valid: 1, 7 or 30.
+    /// What the user calls the place it will live ("laptop", "CI").
+    #[serde(default)]
+    name: String,
+    /// Days the token stays valid: 1, 7, 30 or 90.
     #[serde(default)]
     days: Option<String>,
 }
 
-/// `POST /api/clusters/{id}/kubeconfig`: a fresh kubeconfig for a Ready cluster, as a file.
+/// `POST /api/clusters/{id}/kubeconfig`: a new named kubeconfig (a revocable token through
+/// KRaft's gateway), as a file. Its token exists only in this response.
 pub async fn kubeconfig(
     State(platform): State<Platform>,
     ClientAddr(client): ClientAddr,
     owned: OwnedCluster,
     Form(form): Form<KubeconfigForm>,
 ) -> Result<Response, ApiError> {
-    let days = match form.days.as_deref().unwrap_or("7") {
-        "1" => 1,
-        "7" => 7,
-        "30" => 30,
-        _ => {
-            return Err(ApiError::Invalid(vec![FieldMessage {
-                field: "days".into(),
-                message: "Choose a validity of 1, 7 or 30 days.".into(),
-            }]))
-        }
-    };
-    let valid_for = Duration::from_secs(days * 86_400);
+    if owned.cluster.deleting_at.is_some() {
+        return Err(ApiError::NotReady("The cluster is being deleted.".into()));
+    }
+    let days = form.days.as_deref().unwrap_or("30").trim().parse::<u32>().unwrap_or(0);
     let client = client.to_string();
+    let server = platform.clusters().settings().gateway_url(owned.cluster.id);
     let issued = platform
-        .clusters()
-        .kubeconfig(&owned.user, owned.cluster.id, valid_for, Some(&client))
+        .access()
+        .issue(&owned.user, &owned.cluster, &form.name, days, &server, Some(&client))
         .await?;
-    let filename = format!("attachment; filename=\"{}-kubeconfig.yaml\"", owned.cluster.name);
+    let file = format!("{}-{}", owned.cluster.name, slug(&issued.info.name));
+    let disposition = format!("attachment; filename=\"{file}-kubeconfig.yaml\"");
     Ok((
         [
             (header::CONTENT_TYPE, "application/yaml".to_owned()),
-            (header::CONTENT_DISPOSITION, filename),
+            (header::CONTENT_DISPOSITION, disposition),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
         issued.yaml,
     )
         .into_response())
+}
+
+/// A kubeconfig's name as a file-name part: lowercase letters, digits and dashes.
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches('-').to_owned();
+    if out.is_empty() {
+        "kubeconfig".into()
+    } else {
+        out
+    }
 }
 
 /// `GET /ws/clusters`: the signed-in user's clusters, pushed whenever the reconciler changes one.

@@ -22,6 +22,18 @@ pub enum ModeArg {
     Shared,
 }
 
+/// How kubectl reaches virtual clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccessArg {
+    /// Through KRaft's gateway at `<public URL>/k8s/clusters/<id>`; clusters get only a
+    /// ClusterIP Service.
+    Gateway,
+    /// Through the gateway too, and K3k also exposes each cluster through an SSL-passthrough
+    /// Ingress of `--ingress-class` (the gateway then dials that when KRaft cannot reach
+    /// Service addresses, e.g. runs outside the host cluster).
+    Ingress,
+}
+
 /// How the first admin comes to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BootstrapArg {
@@ -207,7 +219,18 @@ pub struct Config {
     #[arg(long, env = "KRAFT_MAX_STORAGE_GI", default_value_t = 10, global = true)]
     pub max_storage_gi: i32,
 
-    /// Ingress class that exposes cluster APIs with TLS passthrough (e.g. nginx); "none" for none.
+    /// KRaft's address as users reach it (`https://kraft.example`): kubeconfigs point at
+    /// `<public URL>/k8s/clusters/<id>`. Default: `http://<the address KRaft listens on>`.
+    #[arg(long, env = "KRAFT_PUBLIC_URL", value_parser = parse_public_url, global = true)]
+    pub public_url: Option<String>,
+
+    /// How kubectl reaches clusters: `gateway` (through KRaft only) or `ingress` (K3k also
+    /// exposes each cluster through an SSL-passthrough Ingress of --ingress-class).
+    #[arg(long, env = "KRAFT_CLUSTER_ACCESS", value_enum, default_value_t = AccessArg::Gateway, global = true)]
+    pub cluster_access: AccessArg,
+
+    /// With `--cluster-access ingress`: the ingress class that exposes cluster APIs with TLS
+    /// passthrough (ingress-nginx started with --enable-ssl-passthrough).
     #[arg(long, env = "KRAFT_INGRESS_CLASS", default_value = "nginx", global = true)]
     pub ingress_class: String,
 
@@ -361,8 +384,10 @@ impl Config {
             max_servers: self.max_servers,
             max_agents: self.max_agents,
             max_storage_gi: self.max_storage_gi,
+            public_url: self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.addr)),
             ingress_class: Some(self.ingress_class.clone())
-                .filter(|c| c != "none" && !c.is_empty()),
+                .filter(|c| c != "none" && !c.is_empty())
+                .filter(|_| self.cluster_access == AccessArg::Ingress),
             ingress_address: self.ingress_address.clone(),
             tenant: platform::clusters::TenantLimits {
                 cpu: self.tenant_cpu.clone(),
@@ -450,6 +475,18 @@ impl Config {
             None => Ok(DatabaseUrl::sqlite_file(&self.data_dir.join("kraft.db"))),
         }
     }
+}
+
+/// `http(s)://host[:port][/path]`, kept without a trailing slash.
+fn parse_public_url(value: &str) -> Result<String, String> {
+    let url = url::Url::parse(value.trim()).map_err(|e| format!("'{value}' is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("'{value}' must be an http:// or https:// URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("'{value}' must not have a query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// `host:port` or `host` (port 443): what goes after `https://` in a kubeconfig.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod csrf;
 pub mod dashboard;
 pub mod edge;
+pub mod gateway;
 pub mod health;
 pub mod live;
 pub mod logs;

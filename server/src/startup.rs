@@ -19,7 +19,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
-use crate::{clusters, csrf, dashboard, edge, health, logs, metrics};
+use crate::{clusters, csrf, dashboard, edge, gateway, health, logs, metrics};
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -93,6 +93,22 @@ impl Application {
             );
         }
         clusters.check().map_err(|message| anyhow::anyhow!(message))?;
+        if config.cluster_access == crate::config::AccessArg::Ingress
+            && clusters.ingress_class.is_none()
+        {
+            anyhow::bail!(
+                "KRAFT_CLUSTER_ACCESS=ingress needs KRAFT_INGRESS_CLASS: an ingress class whose \
+                 controller passes TLS through (ingress-nginx with --enable-ssl-passthrough)"
+            );
+        }
+        // Bound first: with port 0 (tests) the public URL's default names the port we got.
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        if config.public_url.is_none() {
+            clusters.public_url = format!("http://{addr}");
+        }
         tracing::info!(database = %database_url, "starting platform");
         let (host, simulated_host) = host(&config).await?;
         // The simulated host's ingress controller has no DNS name in front of it.
@@ -129,10 +145,6 @@ impl Application {
             ),
             (None, platform::accounts::AdminBootstrap::Token) => {}
         }
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.addr))?;
-        let addr = listener.local_addr()?;
         let router = router(&config, addr, platform.clone());
         Ok(Self { listener, router, platform, simulated_host })
     }
@@ -198,6 +210,14 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         trusted_proxies: config.trusted_proxies.clone(),
         secure_cookies: config.secure_cookies,
     });
+    // kubectl's way in: bearer tokens only, so none of the session, CSRF or page layers apply,
+    // and responses pass through as the cluster sent them.
+    let gateway = Router::new()
+        .route("/k8s/clusters/{id}", axum::routing::any(gateway::proxy))
+        .route("/k8s/clusters/{id}/{*rest}", axum::routing::any(gateway::proxy))
+        .layer(axum::middleware::from_fn_with_state(edge.clone(), edge::client_address))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state.clone());
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
@@ -221,6 +241,7 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .layer(axum::middleware::from_fn_with_state(edge, edge::client_address))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+        .merge(gateway)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -202,6 +202,23 @@ impl From<ClusterError> for ApiError {
     }
 }
 
+impl From<platform::access::AccessError> for ApiError {
+    fn from(error: platform::access::AccessError) -> Self {
+        use platform::access::AccessError;
+        match error {
+            AccessError::Invalid(fields) => ApiError::Invalid(
+                fields
+                    .into_iter()
+                    .map(|f| FieldMessage { field: f.field.to_owned(), message: f.message })
+                    .collect(),
+            ),
+            AccessError::NotFound => ApiError::NotFound,
+            AccessError::LimitReached(message) => ApiError::LimitReached(message),
+            AccessError::Database(error) => internal(error),
+        }
+    }
+}
+
 // --- the server-function runtime ---
 
 pub fn platform() -> Result<Platform, ApiError> {

@@ -122,6 +122,32 @@ pub struct ClusterDetail {
     pub events: Vec<EventView>,
     /// Why the host refuses to run the cluster, read from its Warning events.
     pub blocked_by: Option<String>,
+    /// The last API request through KRaft's gateway, in words ("3 min ago").
+    pub last_api_request: Option<String>,
+}
+
+/// Whether a kubeconfig still opens its cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KubeconfigState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// One kubeconfig of a cluster as its owner's list shows it (times already in words: the
+/// server's clock says how long ago).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeconfigView {
+    pub id: String,
+    pub name: String,
+    /// The token's first characters, e.g. `kraft_Ab3xYz…`.
+    pub shown: String,
+    pub created: String,
+    /// "in 29 days", "expired 2 days ago".
+    pub expires: String,
+    /// "3 min ago from 192.0.2.7", or `None`: never used.
+    pub last_used: Option<String>,
+    pub state: KubeconfigState,
 }
 
 /// What the create form may offer this user.
@@ -250,6 +276,36 @@ pub async fn delete_cluster(id: String, confirm_name: String) -> Result<(), ApiE
             .await?;
         leptos_axum::redirect("/clusters");
         Ok(())
+    })
+    .await
+}
+
+#[server(prefix = "/api", endpoint = "clusters/kubeconfigs")]
+pub async fn list_kubeconfigs(id: String) -> Result<Vec<KubeconfigView>, ApiError> {
+    answer(async {
+        let owned = require_cluster(&id).await?;
+        let list = platform()?.access().list(owned.cluster.id).await?;
+        let now = chrono::Utc::now();
+        Ok(list.into_iter().map(|t| KubeconfigView::at(t, now)).collect())
+    })
+    .await
+}
+
+/// Revokes one of the cluster's kubeconfigs (`kubeconfig` is its id), or all (`all`).
+#[server(prefix = "/api", endpoint = "clusters/kubeconfigs/revoke")]
+pub async fn revoke_kubeconfig(id: String, kubeconfig: String) -> Result<u64, ApiError> {
+    answer(async {
+        let owned = require_cluster(&id).await?;
+        let which = match kubeconfig.as_str() {
+            "all" => None,
+            one => Some(uuid::Uuid::parse_str(one).map_err(|_| ApiError::NotFound)?),
+        };
+        let meta = meta().await;
+        let revoked = platform()?
+            .access()
+            .revoke(&owned.user, &owned.cluster, which, meta.client_addr.as_deref())
+            .await?;
+        Ok(revoked)
     })
     .await
 }

@@ -269,7 +269,6 @@ fn ClusterDetails(
 ) -> impl IntoView {
     let summary = detail.summary.clone();
     let ready = summary.phase.is_running();
-    let kubeconfig_action = format!("/api/clusters/{}/kubeconfig", summary.id);
     let sans =
         if detail.tls_sans.is_empty() { "—".to_owned() } else { detail.tls_sans.join(", ") };
     view! {
@@ -291,20 +290,7 @@ fn ClusterDetails(
                 <dt>"Created"</dt><dd>{age(&summary.created_at)}</dd>
             </dl>
         </section>
-        <section class="card" aria-labelledby="kubeconfig-heading">
-            <h2 id="kubeconfig-heading">"Kubeconfig"</h2>
-            <p>"A kubeconfig with a fresh client certificate. Keep it secret: it gives full access to the cluster."</p>
-            <form method="post" action=kubeconfig_action class="inline-form" aria-label="Download kubeconfig">
-                <label for="kubeconfig-days">"Valid for"</label>
-                <select id="kubeconfig-days" name="days">
-                    <option value="1">"1 day"</option>
-                    <option value="7" selected=true>"7 days"</option>
-                    <option value="30">"30 days"</option>
-                </select>
-                <button type="submit" disabled=!ready>"Download kubeconfig"</button>
-            </form>
-            {(!ready).then(|| view! { <p class="hint">"Available when the cluster is Ready."</p> })}
-        </section>
+        <Kubeconfigs cluster_id=summary.id.clone() ready last_api_request=detail.last_api_request.clone() />
         {ready.then(|| view! { <ClusterMetrics cluster_id=summary.id.clone() /> }.into_any())}
         {ready.then(|| view! { <LogViewer cluster_id=summary.id.clone() /> }.into_any())}
         <section class="card" aria-labelledby="conditions-heading">
@@ -362,6 +348,98 @@ fn ClusterDetails(
                 />
                 <button type="submit" class="danger" disabled=move || delete.pending().get()>"Delete this cluster"</button>
             </ActionForm>
+        </section>
+    }
+}
+
+/// The cluster's kubeconfigs: a form that issues a named one (a file download: the token exists
+/// only in it), and the list with when each was last used, to revoke one or all.
+#[component]
+fn Kubeconfigs(cluster_id: String, ready: bool, last_api_request: Option<String>) -> impl IntoView {
+    let action = format!("/api/clusters/{cluster_id}/kubeconfig");
+    let revoke = ServerAction::<RevokeKubeconfig>::new();
+    // Bumped after a download: the list then shows the new one.
+    let issued = RwSignal::new(0u32);
+    let id = cluster_id.clone();
+    let list = Resource::new(
+        move || (id.clone(), revoke.version().get(), issued.get()),
+        |(id, _, _)| list_kubeconfigs(id),
+    );
+    let on_issue = move |_| {
+        set_timeout(move || issued.update(|n| *n += 1), std::time::Duration::from_millis(700));
+    };
+    let all_id = cluster_id.clone();
+    view! {
+        <section class="card" aria-labelledby="kubeconfig-heading">
+            <h2 id="kubeconfig-heading">"Kubeconfigs"</h2>
+            <p>"Each kubeconfig reaches the cluster through KRaft with its own token. Name it for where it will live, keep it secret, and revoke it when it is no longer needed."</p>
+            <form method="post" action=action class="inline-form" aria-label="New kubeconfig" on:submit=on_issue>
+                <label for="kubeconfig-name">"Name"</label>
+                <input id="kubeconfig-name" name="name" required maxlength="64" placeholder="laptop" autocomplete="off" />
+                <label for="kubeconfig-days">"Valid for"</label>
+                <select id="kubeconfig-days" name="days">
+                    <option value="1">"1 day"</option>
+                    <option value="7">"7 days"</option>
+                    <option value="30" selected=true>"30 days"</option>
+                    <option value="90">"90 days"</option>
+                </select>
+                <button type="submit">"Download kubeconfig"</button>
+            </form>
+            {(!ready).then(|| view! { <p class="hint">"kubectl reaches the cluster once it is Ready."</p> })}
+            {last_api_request.map(|when| view! { <p class="muted">{format!("Last API request: {when}.")}</p> })}
+            {move || revoke.value().get().and_then(Result::err).map(|e| view! { <p class="alert error" role="alert">{e.to_string()}</p> })}
+            <Suspense fallback=|| view! { <p>"Loading kubeconfigs…"</p> }>
+                {move || {
+                    let all_id = all_id.clone();
+                    Suspend::new(async move {
+                        match list.await {
+                            Err(error) => EitherOf3::A(view! { <p class="alert error" role="alert">{error.to_string()}</p> }),
+                            Ok(rows) if rows.is_empty() => EitherOf3::B(view! { <p class="muted">"No kubeconfigs yet."</p> }),
+                            Ok(rows) => {
+                                let any_active = rows.iter().any(|r| r.state == KubeconfigState::Active);
+                                EitherOf3::C(view! {
+                                    <table class="table" aria-label="Kubeconfigs">
+                                        <thead><tr><th scope="col">"Name"</th><th scope="col">"Token"</th><th scope="col">"Created"</th><th scope="col">"Expires"</th><th scope="col">"Last used"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                                        <tbody>
+                                            {rows.into_iter().map(|r| {
+                                                let cluster = all_id.clone();
+                                                let label = format!("Revoke {}", r.name);
+                                                view! {
+                                                    <tr>
+                                                        <td>{r.name.clone()}</td>
+                                                        <td><code>{r.shown.clone()}</code></td>
+                                                        <td>{r.created.clone()}</td>
+                                                        <td>{r.expires.clone()}</td>
+                                                        <td>{r.last_used.clone().unwrap_or_else(|| "never".into())}</td>
+                                                        <td>{match r.state {
+                                                            KubeconfigState::Active => Either::Left(view! {
+                                                                <ActionForm action=revoke attr:class="inline-form">
+                                                                    <input type="hidden" name="id" value=cluster />
+                                                                    <input type="hidden" name="kubeconfig" value=r.id.clone() />
+                                                                    <button type="submit" class="secondary" aria-label=label>"Revoke"</button>
+                                                                </ActionForm>
+                                                            }),
+                                                            KubeconfigState::Expired => Either::Right("expired"),
+                                                            KubeconfigState::Revoked => Either::Right("revoked"),
+                                                        }}</td>
+                                                    </tr>
+                                                }
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                    {any_active.then(|| view! {
+                                        <ActionForm action=revoke attr:class="inline-form" attr:aria-label="Revoke all kubeconfigs">
+                                            <input type="hidden" name="id" value=all_id.clone() />
+                                            <input type="hidden" name="kubeconfig" value="all" />
+                                            <button type="submit" class="danger">"Revoke all"</button>
+                                        </ActionForm>
+                                    })}
+                                })
+                            }
+                        }
+                    })
+                }}
+            </Suspense>
         </section>
     }
 }

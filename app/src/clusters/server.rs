@@ -4,9 +4,60 @@
 use platform::clusters::{ClusterRecord, HostEvent, Phase};
 use platform::host::k3k;
 
+use chrono::{DateTime, Utc};
+use platform::access::TokenInfo;
+
 use crate::clusters::api::{
-    ClusterDetail, ClusterMode, ClusterPhase, ClusterSummary, ConditionView, EventView, Persistence,
+    ClusterDetail, ClusterMode, ClusterPhase, ClusterSummary, ConditionView, EventView,
+    KubeconfigState, KubeconfigView, Persistence,
 };
+
+/// "3 min ago" / "in 29 days" for a time seen from `now`.
+pub fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - at).num_seconds();
+    let span = |s: i64| match s {
+        0..60 => "less than a minute".to_owned(),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => format!("{} h", s / 3600),
+        _ => {
+            let days = s / 86_400;
+            format!("{days} day{}", if days == 1 { "" } else { "s" })
+        }
+    };
+    if secs >= 0 {
+        format!("{} ago", span(secs))
+    } else {
+        format!("in {}", span(-secs))
+    }
+}
+
+impl KubeconfigView {
+    pub fn at(token: TokenInfo, now: DateTime<Utc>) -> Self {
+        let state = if token.revoked_at.is_some() {
+            KubeconfigState::Revoked
+        } else if token.expires_at <= now {
+            KubeconfigState::Expired
+        } else {
+            KubeconfigState::Active
+        };
+        let expires = match state {
+            KubeconfigState::Expired => format!("expired {}", relative(token.expires_at, now)),
+            _ => relative(token.expires_at, now),
+        };
+        Self {
+            id: token.id.to_string(),
+            name: token.name,
+            shown: token.shown,
+            created: relative(token.created_at, now),
+            expires,
+            last_used: token.last_used_at.map(|at| match token.last_used_from {
+                Some(from) => format!("{} from {from}", relative(at, now)),
+                None => relative(at, now),
+            }),
+            state,
+        }
+    }
+}
 
 impl From<Phase> for ClusterPhase {
     fn from(phase: Phase) -> Self {
@@ -69,6 +120,7 @@ impl From<(&ClusterRecord, Vec<HostEvent>)> for ClusterDetail {
             storage_gi: row.storage_gi,
             host_namespace: row.host_namespace.clone(),
             host_version: row.host_version.clone(),
+            last_api_request: row.last_api_request_at.map(|at| relative(at, Utc::now())),
             conditions: row
                 .conditions()
                 .into_iter()

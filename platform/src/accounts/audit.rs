@@ -24,6 +24,7 @@ pub enum AuditAction {
     ClusterCreated,
     ClusterDeleted,
     KubeconfigIssued,
+    KubeconfigRevoked,
 }
 
 impl AuditAction {
@@ -41,6 +42,7 @@ impl AuditAction {
             AuditAction::ClusterCreated => "cluster.created",
             AuditAction::ClusterDeleted => "cluster.deleted",
             AuditAction::KubeconfigIssued => "kubeconfig.issued",
+            AuditAction::KubeconfigRevoked => "kubeconfig.revoked",
         }
     }
 }

@@ -44,6 +44,7 @@ enum Key {
     Address(String),
     SignupAddress(String),
     SignupTotal,
+    TokenAddress(String),
 }
 
 /// Bounded: past this many keys, keys whose attempts have all left their window are dropped; if
@@ -113,6 +114,19 @@ impl Windows {
                 attempts.remove(key);
             }
         }
+    }
+
+    /// How long `key` must wait, if it is at `limit` (without counting anything).
+    fn blocked(&self, key: &Key, limit: usize, window: Duration) -> Option<Duration> {
+        let now = Instant::now();
+        let mut attempts = self.lock();
+        let times = attempts.get_mut(key)?;
+        prune(times, now, window);
+        let oldest = times.front().copied();
+        (times.len() >= limit)
+            .then(|| oldest.map(|o| window.saturating_sub(now - o)))
+            .flatten()
+            .map(|wait| wait.max(Duration::from_secs(1)))
     }
 
     fn forget(&self, key: &Key) {
@@ -222,9 +236,47 @@ impl SignupThrottle {
     }
 }
 
+/// Failed bearer-token checks (the cluster gateway), per client address: only failures count,
+/// so a client with a good token is never slowed down, and one guessing is refused for a while.
+pub struct TokenThrottle {
+    per_address: usize,
+    window: Duration,
+    windows: Windows,
+}
+
+impl TokenThrottle {
+    pub fn new(per_address: usize, window: Duration) -> Self {
+        Self { per_address, window, windows: Windows::new() }
+    }
+
+    /// `Err(wait)` while the address has failed too often to be heard.
+    pub fn check(&self, address: &str) -> Result<(), Duration> {
+        let key = Key::TokenAddress(address_key(address));
+        self.windows.blocked(&key, self.per_address, self.window).map_or(Ok(()), Err)
+    }
+
+    /// Counts a failed check.
+    pub fn failed(&self, address: &str) {
+        let key = Key::TokenAddress(address_key(address));
+        let _ = self.windows.reserve(&[(key, self.per_address)], self.window);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_failed_token_checks_count_and_only_for_their_address() {
+        let t = TokenThrottle::new(3, Duration::from_secs(60));
+        for _ in 0..3 {
+            assert!(t.check("192.0.2.1").is_ok());
+            t.failed("192.0.2.1");
+        }
+        let wait = t.check("192.0.2.1").err().expect("refused");
+        assert!(wait > Duration::from_secs(58), "{wait:?}");
+        assert!(t.check("192.0.2.2").is_ok());
+    }
 
     fn throttle() -> LoginThrottle {
         LoginThrottle::new(Limits {

@@ -192,7 +192,7 @@ impl Clusters {
         };
         let conditions = status.conditions.as_ref().and_then(|c| serde_json::to_string(c).ok());
         let endpoint = match k3k_phase {
-            ClusterPhase::Ready => Some(endpoint(&row.hostname)),
+            ClusterPhase::Ready => Some(self.settings.gateway_url(row.id)),
             _ => row.endpoint.clone(),
         };
         let phase_text =
@@ -269,11 +269,4 @@ impl Clusters {
             while let Some(Some(_)) = changes.next().now_or_never() {}
         }
     }
-}
-
-/// Where a Ready cluster's API is reached: its hostname, which K3k made the host of its
-/// Ingress. Nothing on the `Cluster` object is read for it: anyone able to write `Cluster`
-/// objects could otherwise redirect every kubeconfig KRaft issues (finding 7 of REAL-K3K.md).
-fn endpoint(hostname: &str) -> String {
-    format!("https://{hostname}")
 }

@@ -25,7 +25,12 @@ pub struct ClusterSettings {
     pub max_servers: i32,
     pub max_agents: i32,
     pub max_storage_gi: i32,
-    /// Ingress class for exposing virtual cluster APIs (TLS passthrough).
+    /// Where KRaft is reached (`https://kraft.example`): kubeconfigs name the gateway under it,
+    /// `<public_url>/k8s/clusters/<id>`.
+    pub public_url: String,
+    /// Ingress class that also exposes virtual cluster APIs (TLS passthrough), when the operator
+    /// chose ingress access; `None` (gateway access, the default): K3k makes only a ClusterIP
+    /// Service and SANs are only certificate names.
     pub ingress_class: Option<String>,
     /// Where that ingress controller takes TLS (`host:port`), for a base domain without
     /// wildcard DNS: kubeconfigs dial it and ask for the cluster's hostname by SNI
@@ -126,7 +131,8 @@ impl Default for ClusterSettings {
             max_servers: 3,
             max_agents: 3,
             max_storage_gi: 10,
-            ingress_class: Some("nginx".into()),
+            public_url: "http://127.0.0.1:3000".into(),
+            ingress_class: None,
             ingress_address: None,
             tenant: TenantLimits::default(),
             k3k: K3kResources::default(),
@@ -533,6 +539,11 @@ impl ClusterSettings {
         }
     }
 
+    /// Where a cluster's API is reached through KRaft's gateway.
+    pub fn gateway_url(&self, id: uuid::Uuid) -> String {
+        format!("{}/k8s/clusters/{id}", self.public_url.trim_end_matches('/'))
+    }
+
     /// `<cluster>-<user>.<base domain>`: unique per tenant, so ingress hosts never collide.
     pub fn hostname(&self, cluster: &str, username: &str) -> String {
         format!("{cluster}-{username}.{}", self.base_domain)
@@ -674,8 +685,8 @@ mod tests {
     /// Finding 5 of REAL-K3K.md: K3k v1.1.0 makes every SAN an Ingress host.
     #[test]
     fn sans_never_make_an_invalid_or_foreign_ingress_host() {
-        let settings = ClusterSettings::default();
-        assert!(settings.ingress_class.is_some());
+        let settings =
+            ClusterSettings { ingress_class: Some("nginx".into()), ..ClusterSettings::default() };
         let ip = san_error(&settings, "10.0.0.7").expect("IP refused behind an ingress");
         assert!(ip.contains("IP addresses"), "{ip}");
         let wildcard = san_error(&settings, "*.apps.example.org").expect("wildcard refused");
@@ -691,7 +702,7 @@ mod tests {
         // KRaft's own hostname (outside the base domain) is not for tenants either.
         let reserved = ClusterSettings {
             reserved_hostnames: vec!["cloud.example.mu".into()],
-            ..ClusterSettings::default()
+            ..settings.clone()
         };
         for own in ["cloud.example.mu", "Cloud.Example.MU.", "api.cloud.example.mu"] {
             let message = san_error(&reserved, own).expect("KRaft's hostname refused");

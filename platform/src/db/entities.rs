@@ -2,6 +2,7 @@
 
 pub mod account_bootstrap;
 pub mod audit_events;
+pub mod cluster_tokens;
 pub mod clusters;
 pub mod installation;
 pub mod invites;

@@ -503,6 +503,7 @@ pub(crate) mod tests {
             updated_at: now,
             ready_at: None,
             deleting_at: None,
+            last_api_request_at: None,
         }
     }
 

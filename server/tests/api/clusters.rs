@@ -65,11 +65,17 @@ impl TestBrowser {
         .await;
     }
 
+    /// A new kubeconfig for cluster `id`, under a fresh name.
     pub async fn kubeconfig(&self, id: &str, days: &str) -> reqwest::Response {
+        let name = format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        self.named_kubeconfig(id, &name, days).await
+    }
+
+    pub async fn named_kubeconfig(&self, id: &str, name: &str, days: &str) -> reqwest::Response {
         self.client
             .post(format!("{}/api/clusters/{id}/kubeconfig", self.address))
             .header("Origin", &self.address)
-            .form(&[("days", days)])
+            .form(&[("name", name), ("days", days)])
             .send()
             .await
             .unwrap()
@@ -104,10 +110,14 @@ async fn a_cluster_goes_ready_and_its_kubeconfig_works(backend: Backend) {
     let id: String = response.json().await.unwrap();
     assert_eq!(location, format!("/clusters/{id}"));
 
-    // Not ready yet: no kubeconfig, with a reason.
-    let early = ada.kubeconfig(&id, "7").await;
-    if early.status() != 200 {
-        assert_eq!(early.status(), 409);
+    // A kubeconfig may be issued before the cluster is Ready (it holds a token, not the
+    // cluster's certificates); the gateway answers 503 until the cluster is.
+    let early = ada.named_kubeconfig(&id, "early", "7").await;
+    assert_eq!(early.status(), 200);
+    let early = early.text().await.unwrap();
+    if ada.phase(&id).await.as_deref() != Some("Ready") {
+        let status = gateway_status(&early).await;
+        assert!(status == 503 || ada.phase(&id).await.as_deref() == Some("Ready"), "{status}");
     }
     ada.wait_for_phase(&id, "Ready").await;
 
@@ -115,7 +125,7 @@ async fn a_cluster_goes_ready_and_its_kubeconfig_works(backend: Backend) {
     assert_eq!(detail["hostname"], "demo-ada.kraft.localhost");
     assert_eq!(detail["tls_sans"], serde_json::json!(["demo.example.org", "api.demo.example.org"]));
     let endpoint = detail["summary"]["endpoint"].as_str().unwrap().to_owned();
-    assert!(endpoint.starts_with("https://"), "{endpoint}");
+    assert_eq!(endpoint, format!("{}/k8s/clusters/{id}", app.address));
     assert!(detail["conditions"]
         .as_array()
         .unwrap()
@@ -126,28 +136,23 @@ async fn a_cluster_goes_ready_and_its_kubeconfig_works(backend: Backend) {
         "{detail}"
     );
 
-    let response = ada.kubeconfig(&id, "1").await;
+    let response = ada.named_kubeconfig(&id, "My Laptop", "1").await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-disposition"],
-        "attachment; filename=\"demo-kubeconfig.yaml\""
+        "attachment; filename=\"demo-my-laptop-kubeconfig.yaml\""
     );
     assert_eq!(response.headers()["cache-control"], "no-store");
     let yaml = response.text().await.unwrap();
 
-    // The kubeconfig reaches the virtual cluster's own API with its own CA and a client cert.
-    // There is no wildcard DNS here: it dials hostsim's ingress controller and asks for the
-    // cluster's hostname by SNI, which the simulated ingress-nginx passes through to k3s.
+    // The kubeconfig names KRaft's gateway and holds a bearer token, no certificate.
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
-    assert_eq!(endpoint, "https://demo-ada.kraft.localhost");
     let cluster = kubeconfig.clusters[0].cluster.as_ref().unwrap();
-    let ingress = app.hostsim().ingress_addr().expect("an ingress controller");
-    assert_eq!(cluster.server.as_deref(), Some(format!("https://{ingress}").as_str()));
-    assert_eq!(cluster.tls_server_name.as_deref(), Some("demo-ada.kraft.localhost"));
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
-    let client = kube::Client::try_from(config).unwrap();
-    let nodes: Api<Node> = Api::all(client);
+    assert_eq!(cluster.server.as_deref(), Some(endpoint.as_str()));
+    let user = kubeconfig.auth_infos[0].auth_info.as_ref().unwrap();
+    assert!(user.client_certificate_data.is_none() && user.client_key_data.is_none());
+    assert!(yaml.contains("token: kraft_"), "{yaml}");
+    let nodes: Api<Node> = Api::all(kube_client(&yaml).await);
     let nodes = nodes.list(&ListParams::default()).await.unwrap();
     // Default settings: shared mode on a 5-node host, so a k3k-kubelet (a node of the virtual
     // cluster named after its host node) on each; the servers run without an agent.
@@ -772,9 +777,27 @@ async fn tenant_with_cluster(app: &TestApp) -> kube::Client {
 }
 
 /// A kube client with the kubeconfig KRaft issues for `id`.
-async fn tenant_client(browser: &TestBrowser, id: &str) -> kube::Client {
-    let yaml = browser.kubeconfig(id, "1").await.text().await.unwrap();
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+pub async fn tenant_client(browser: &TestBrowser, id: &str) -> kube::Client {
+    kube_client(&browser.kubeconfig(id, "1").await.text().await.unwrap()).await
+}
+
+/// What KRaft's gateway answers a kubeconfig's `GET /api` (kube-rs would retry a 503).
+pub async fn gateway_status(yaml: &str) -> u16 {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml).unwrap();
+    let server = kubeconfig.clusters[0].cluster.as_ref().unwrap().server.clone().unwrap();
+    let token = kubeconfig.auth_infos[0].auth_info.as_ref().unwrap().token.clone().unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("{server}/api"))
+        .bearer_auth(secrecy::ExposeSecret::expose_secret(&token))
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+/// A kube client from kubeconfig YAML.
+pub async fn kube_client(yaml: &str) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml).unwrap();
     let config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
     kube::Client::try_from(config).unwrap()
@@ -881,7 +904,11 @@ async fn a_tenant_cannot_run_a_privileged_pod_on_the_host() {
 /// class, no `--enable-ssl-passthrough`) leaves the cluster Failed, and KRaft says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_behind_an_ingress_that_cannot_pass_tls_through_fails_with_the_reason() {
-    let app = spawn_app_with(Backend::Postgres, |c| c.ingress_class = "traefik".into()).await;
+    let app = spawn_app_with(Backend::Postgres, |c| {
+        c.cluster_access = kraft::config::AccessArg::Ingress;
+        c.ingress_class = "traefik".into();
+    })
+    .await;
     let ada = app.browser();
     ada.sign_up("ada").await;
     let response = ada.create_cluster(&[("name", "demo")]).await;
@@ -892,8 +919,9 @@ async fn a_cluster_behind_an_ingress_that_cannot_pass_tls_through_fails_with_the
     let message = detail["summary"]["message"].as_str().unwrap_or_default().to_owned();
     assert!(message.contains("https://demo-ada.kraft.localhost"), "{detail}");
     assert!(message.contains("x509: certificate signed by unknown authority"), "{detail}");
-    // Never Ready, so no kubeconfig.
-    assert_eq!(ada.kubeconfig(&id, "1").await.status(), 409);
+    // Never Ready: the gateway says so to kubectl.
+    let yaml = ada.kubeconfig(&id, "1").await.text().await.unwrap();
+    assert_eq!(gateway_status(&yaml).await, 503);
 }
 
 /// Finding 7 of REAL-K3K.md: nothing written on a `Cluster` object redirects the kubeconfigs
@@ -924,7 +952,7 @@ async fn an_annotation_on_the_cluster_object_cannot_redirect_kubeconfigs() {
     let yaml = ada.kubeconfig(&id, "1").await.text().await.unwrap();
     assert!(!yaml.contains("attacker"), "{yaml}");
     let detail: Value = ada.cluster(&id).await.json().await.unwrap();
-    assert_eq!(detail["summary"]["endpoint"], "https://demo-ada.kraft.localhost");
+    assert_eq!(detail["summary"]["endpoint"], format!("{}/k8s/clusters/{id}", app.address));
 }
 
 fn policies_api(host: kube::Client) -> Api<kube::api::DynamicObject> {

@@ -61,6 +61,8 @@ pub struct TestApp {
     pub setup_token: Option<String>,
     /// The installation id KRaft labels its host objects with.
     pub installation_id: uuid::Uuid,
+    /// The configuration it runs with (a replica gets the same).
+    pub config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -104,12 +106,12 @@ pub async fn spawn_app_on(
     config.session_absolute = Duration::from_secs(24 * 3600);
     config.host_kubeconfig = Some(kubeconfig);
     config.host_is_hostsim = true;
-    // No wildcard DNS here: kubeconfigs dial hostsim's ingress controller, naming the cluster
-    // by SNI.
+    // No wildcard DNS here: with ingress access the gateway dials hostsim's ingress controller,
+    // naming the cluster by SNI.
     config.ingress_address = hostsim.ingress_addr().map(|a| a.to_string());
     config.reconcile_interval = Duration::from_millis(500);
     configure(&mut config);
-    let app = Application::build(config).await.expect("application starts");
+    let app = Application::build(config.clone()).await.expect("application starts");
     let address = format!("http://{}", app.local_addr());
     let setup_token = app.setup_token().map(str::to_owned);
     let installation_id = app.installation_id();
@@ -126,10 +128,17 @@ pub async fn spawn_app_on(
         hostsim: Some(hostsim),
         setup_token,
         installation_id,
+        config,
         shutdown: Some(tx),
         server: Some(server),
         _data_dir: data_dir,
     }
+}
+
+/// Another `kraft` on the same database and host; stops when dropped.
+pub struct Replica {
+    pub address: String,
+    _shutdown: oneshot::Sender<()>,
 }
 
 /// A client that keeps cookies like a browser and does not follow redirects.
@@ -191,6 +200,17 @@ impl TestApp {
             client: self.client.clone(),
             jar: self.jar.clone(),
         }
+    }
+
+    /// A second KRaft process on the same database and host (another replica).
+    pub async fn replica(&self) -> Replica {
+        let app = Application::build(self.config.clone()).await.expect("replica starts");
+        let address = format!("http://{}", app.local_addr());
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        Replica { address, _shutdown: tx }
     }
 
     /// Stops the server gracefully and waits for it.

@@ -7,6 +7,7 @@ mod helpers;
 mod accounts;
 mod cli;
 mod clusters;
+mod gateway;
 mod health;
 mod logs;
 mod metrics;

@@ -31,6 +31,8 @@ pub struct Model {
     pub ready_at: Option<DateTimeUtc>,
     /// When deletion was asked for; the row goes when the host confirms.
     pub deleting_at: Option<DateTimeUtc>,
+    /// The last API request through KRaft's gateway (written coalesced, so up to a few seconds old).
+    pub last_api_request_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

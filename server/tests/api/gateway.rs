@@ -1,0 +1,323 @@
+//! Cluster access through KRaft's gateway: kubeconfigs with revocable tokens, checked on every
+//! request, on every replica; kube-rs as kubectl's stand-in (the conformance script and the
+//! browser tests drive the real kubectl).
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+use serde_json::Value;
+
+use crate::clusters::kube_client;
+use crate::helpers::{count, spawn_app, spawn_app_with, Backend, TestApp, TestBrowser};
+
+/// A signed-up user `name` with a Ready cluster `demo`: (browser, cluster id).
+async fn tenant(app: &TestApp, name: &str) -> (TestBrowser, String) {
+    let browser = app.another_browser();
+    browser.sign_up(name).await;
+    let id = browser.new_cluster("demo").await;
+    browser.wait_for_phase(&id, "Ready").await;
+    (browser, id)
+}
+
+async fn kubeconfig(browser: &TestBrowser, id: &str, name: &str) -> String {
+    let response = browser.named_kubeconfig(id, name, "7").await;
+    assert_eq!(response.status(), 200, "{name}");
+    response.text().await.unwrap()
+}
+
+fn token_of(yaml: &str) -> String {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml).unwrap();
+    let token = kubeconfig.auth_infos[0].auth_info.as_ref().unwrap().token.clone().unwrap();
+    secrecy::ExposeSecret::expose_secret(&token).to_owned()
+}
+
+/// `GET <base>/k8s/clusters/<id>/api/v1/namespaces` with a bearer token: (status, body).
+async fn call(base: &str, id: &str, token: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{base}/k8s/clusters/{id}/api/v1/namespaces"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits (at most `within`) until a call answers `status`.
+async fn answers_within(base: &str, id: &str, token: &str, status: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (got, body) = call(base, id, token).await;
+        if got == status {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{base}: still {got} {body}, expected {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_traffic_reaches_the_cluster_through_the_gateway() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (ada, id) = tenant(&app, "ada").await;
+    let client = kube_client(&kubeconfig(&ada, &id, "laptop").await).await;
+
+    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.unwrap();
+    assert_eq!(nodes.items.len(), 5);
+    // Writes, and a watch that streams what happens after it started.
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut watch = Box::pin(maps.watch(&WatchParams::default(), "0").await.unwrap());
+    let map: ConfigMap = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "settings"}, "data": {"a": "1"}}),
+    )
+    .unwrap();
+    maps.create(&PostParams::default(), &map).await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        use futures::StreamExt;
+        while let Some(event) = watch.next().await {
+            if let Ok(WatchEvent::Added(m)) = event {
+                if m.metadata.name.as_deref() == Some("settings") {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(seen, Ok(true), "the watch streamed the new config map");
+    // The cluster takes the caller for the KRaft user (`kubectl auth whoami`).
+    let review = http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+        .header("Content-Type", "application/json")
+        .body(br#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#.to_vec())
+        .unwrap();
+    let review: Value = client.request(review).await.unwrap();
+    assert_eq!(review["status"]["userInfo"]["username"], "kraft:ada", "{review}");
+    // The cluster's own API errors come back as they are.
+    let missing = maps.get("nope").await.err().unwrap();
+    assert!(
+        matches!(missing, kube::Error::Api(ref s) if s.code == 404 && s.reason == "NotFound"),
+        "{missing}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_revoked_expired_and_other_clusters_tokens_get_the_same_401() {
+    let app = spawn_app(Backend::Postgres).await;
+    let (ada, id) = tenant(&app, "ada").await;
+    let (bob, bobs) = tenant(&app, "bob").await;
+    let token = token_of(&kubeconfig(&ada, &id, "laptop").await);
+    let bobs_token = token_of(&kubeconfig(&bob, &bobs, "ci").await);
+    let (ok, _) = call(&app.address, &id, &token).await;
+    assert_eq!(ok, 200);
+
+    let (status, unauthorized) = call(&app.address, &id, "kraft_not-a-token").await;
+    assert_eq!(status, 401);
+    assert_eq!(unauthorized["kind"], "Status");
+    assert_eq!(unauthorized["reason"], "Unauthorized");
+    // Another cluster's token, a token in a made-up path, no token: the same answer.
+    assert_eq!(call(&app.address, &id, &bobs_token).await, (401, unauthorized.clone()));
+    assert_eq!(call(&app.address, "not-a-cluster", &token).await, (401, unauthorized.clone()));
+    let bare = reqwest::get(app.url(&format!("/k8s/clusters/{id}/api"))).await.unwrap();
+    assert_eq!(bare.status(), 401);
+
+    // Expired: the database says so, the gateway sees it within its check interval.
+    let db = app.database.connect().await;
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared(&format!(
+        "UPDATE cluster_tokens SET expires_at = NOW() - INTERVAL '1 minute' WHERE cluster_id = '{bobs}'"
+    ))
+    .await
+    .unwrap();
+    answers_within(&app.address, &bobs, &bobs_token, 401, Duration::from_secs(5)).await;
+    assert_eq!(call(&app.address, &bobs, &bobs_token).await, (401, unauthorized.clone()));
+
+    // Revoked: at once on this replica.
+    let revoked = ada
+        .client
+        .post(app.url("/api/clusters/kubeconfigs/revoke"))
+        .header("Accept", "application/json")
+        .form(&[("id", id.as_str()), ("kubeconfig", "all")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(call(&app.address, &id, &token).await, (401, unauthorized));
+    db.close().await.unwrap();
+}
+
+/// Two KRaft processes on one database: a revocation on one reaches the other within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_reaches_every_replica_within_five_seconds() {
+    let app = spawn_app(Backend::Postgres).await;
+    let replica = app.replica().await;
+    let (ada, id) = tenant(&app, "ada").await;
+    let laptop = token_of(&kubeconfig(&ada, &id, "laptop").await);
+    let ci = token_of(&kubeconfig(&ada, &id, "ci").await);
+    for token in [&laptop, &ci] {
+        assert_eq!(call(&replica.address, &id, token).await.0, 200);
+    }
+    let list: Value = ada
+        .client
+        .post(app.url("/api/clusters/kubeconfigs"))
+        .header("Accept", "application/json")
+        .form(&[("id", id.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let laptop_id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "laptop")
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let revoked = ada
+        .client
+        .post(app.url("/api/clusters/kubeconfigs/revoke"))
+        .header("Accept", "application/json")
+        .form(&[("id", id.as_str()), ("kubeconfig", laptop_id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let started = Instant::now();
+    answers_within(&replica.address, &id, &laptop, 401, Duration::from_secs(5)).await;
+    eprintln!("revocation seen by the replica after {:?}", started.elapsed());
+    // The other kubeconfig still works, on both.
+    assert_eq!(call(&replica.address, &id, &ci).await.0, 200);
+    assert_eq!(call(&app.address, &id, &ci).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_accounts_tokens_stop_working() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (ada, id) = tenant(&app, "ada").await;
+    let token = token_of(&kubeconfig(&ada, &id, "laptop").await);
+    assert_eq!(call(&app.address, &id, &token).await.0, 200);
+    let deleted = ada
+        .call(
+            "account/delete",
+            &[("password", crate::helpers::PASSWORD), ("confirm_username", "ada")],
+        )
+        .await;
+    assert!(
+        deleted.status().is_success() || deleted.status().is_redirection(),
+        "{}",
+        deleted.status()
+    );
+    answers_within(&app.address, &id, &token, 401, Duration::from_secs(5)).await;
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM cluster_tokens").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_tokens_is_throttled_per_address() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (ada, id) = tenant(&app, "ada").await;
+    let token = token_of(&kubeconfig(&ada, &id, "laptop").await);
+    let mut statuses = Vec::new();
+    for i in 0..21 {
+        statuses.push(call(&app.address, &id, &format!("kraft_guess{i}")).await.0);
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(statuses[20], 429);
+    let response = reqwest::Client::new()
+        .get(app.url(&format!("/k8s/clusters/{id}/api")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    // The address is refused even with a good token for a while: a guesser learns nothing.
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfigs_are_listed_with_their_last_use_and_never_shown_again() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (ada, id) = tenant(&app, "ada").await;
+    let yaml = kubeconfig(&ada, &id, "laptop").await;
+    let token = token_of(&yaml);
+    // A second one with the same name is refused, with why.
+    let again = ada
+        .client
+        .post(app.url(&format!("/api/clusters/{id}/kubeconfig")))
+        .header("Accept", "application/json")
+        .form(&[("name", "Laptop"), ("days", "7")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 422);
+    let body = again.text().await.unwrap();
+    assert!(body.contains("already has a kubeconfig named"), "{body}");
+    // Validity outside the offered ones, and a blank name.
+    assert_eq!(ada.named_kubeconfig(&id, "x", "365").await.status(), 422);
+    assert_eq!(ada.named_kubeconfig(&id, "  ", "7").await.status(), 422);
+
+    assert_eq!(call(&app.address, &id, &token).await.0, 200);
+    let list = |ada: TestBrowser, id: String| async move {
+        let v: Value = ada
+            .client
+            .post(format!("{}/api/clusters/kubeconfigs", ada.address))
+            .header("Accept", "application/json")
+            .form(&[("id", id.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v
+    };
+    let shown = list(ada.clone(), id.clone()).await;
+    let laptop = &shown[0];
+    assert_eq!(laptop["name"], "laptop");
+    assert_eq!(laptop["state"], "Active");
+    assert!(laptop["last_used"].as_str().unwrap().ends_with("from 127.0.0.1"), "{laptop}");
+    let prefix = laptop["shown"].as_str().unwrap();
+    assert!(token.starts_with(prefix.trim_end_matches('…')) && prefix.len() < 20, "{prefix}");
+    assert!(!shown.to_string().contains(&token), "the list never holds the token");
+    // Stored only as a hash; the audit trail names it by its start.
+    let stored =
+        count(&app, &format!("SELECT COUNT(*) FROM cluster_tokens WHERE token_hash = '{token}'"))
+            .await;
+    assert_eq!(stored, 0);
+    let audited =
+        count(&app, &format!("SELECT COUNT(*) FROM audit_events WHERE target LIKE '%{token}%'"))
+            .await;
+    assert_eq!(audited, 0);
+    // The use is written within a few seconds, and the cluster shows its last API request.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(&app, "SELECT COUNT(*) FROM cluster_tokens WHERE last_used_at IS NOT NULL").await
+        == 0
+    {
+        assert!(Instant::now() < deadline, "last use never written");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let detail: Value = ada.cluster(&id).await.json().await.unwrap();
+    assert!(detail["last_api_request"].as_str().unwrap_or_default().ends_with("ago"), "{detail}");
+}
+
+/// Ingress access (the operator's choice): K3k exposes each cluster through an SSL-passthrough
+/// Ingress, and the gateway, here without wildcard DNS, dials the ingress controller by SNI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ingress_access_the_gateway_goes_through_the_ingress_controller() {
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.cluster_access = kraft::config::AccessArg::Ingress;
+    })
+    .await;
+    let (ada, id) = tenant(&app, "ada").await;
+    let client = kube_client(&kubeconfig(&ada, &id, "laptop").await).await;
+    let nodes = Api::<Node>::all(client).list(&ListParams::default()).await.unwrap();
+    assert_eq!(nodes.items.len(), 5);
+    // K3k's own kubeconfig names the Ingress host, which has no DNS here: only the ingress
+    // controller, asked by SNI, could have answered.
+    let ns = format!("kraft-demo-{}", &id[..8]);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(app.host().await, &ns);
+    let secret = secrets.get("k3k-demo-kubeconfig").await.unwrap();
+    let yaml = String::from_utf8(secret.data.unwrap()["kubeconfig.yaml"].0.clone()).unwrap();
+    assert!(yaml.contains("server: https://demo-ada.kraft.localhost"), "{yaml}");
+}
