@@ -143,7 +143,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A kubeconfig name: what the user calls the place it lives ("laptop", "CI").
 fn parse_name(raw: &str) -> Result<String, FieldError> {
     let name = raw.trim();
-    let error = |message: &str| FieldError { field: "name".into(), message: message.into() };
+    let error = |message: &str| FieldError { field: "name", message: message.into() };
     if name.is_empty() {
         return Err(error("Give the kubeconfig a name, e.g. laptop or CI."));
     }
@@ -182,7 +182,7 @@ impl Access {
         let name = parse_name(name).map_err(|e| errors.push(e)).ok();
         if !VALIDITY_DAYS.contains(&days) {
             errors.push(FieldError {
-                field: "days".into(),
+                field: "days",
                 message: "Choose a validity of 1, 7, 30 or 90 days.".into(),
             });
         }
@@ -198,7 +198,7 @@ impl Access {
             .await?;
         if live.iter().any(|t| t.name.eq_ignore_ascii_case(&name)) {
             return Err(AccessError::Invalid(vec![FieldError {
-                field: "name".into(),
+                field: "name",
                 message: format!(
                     "This cluster already has a kubeconfig named \"{name}\": revoke it or choose another name."
                 ),

@@ -190,8 +190,8 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(response.status() == 200, "watch: {}", response.status());
         let seen = seen.clone();
         streams.push(tokio::spawn(async move {
-            let mut body = response.bytes_stream();
-            while let Some(Ok(chunk)) = body.next().await {
+            let mut response = response;
+            while let Ok(Some(chunk)) = response.chunk().await {
                 if chunk.windows(b"\"ADDED\"".len()).any(|w| w == b"\"ADDED\"") {
                     seen.fetch_add(1, Ordering::Relaxed);
                     return;

@@ -211,13 +211,20 @@ async fn forward(
     let Ok(out) = out.body(body) else {
         return status(StatusCode::BAD_REQUEST, "BadRequest", "Invalid request.");
     };
-    let mut response = match upstream.client.request(out).await {
-        Ok(response) => response,
-        Err(error) => {
+    let sent = if upgrade {
+        upstream.upgrade(out).await
+    } else {
+        upstream.client.request(out).await.map_err(|error| {
             if error.is_connect() {
                 platform.upstreams().forget(&grant.host_namespace, &grant.cluster_name);
             }
-            tracing::warn!(cluster = %grant.cluster_id, error = %error_chain(&error), "gateway request failed");
+            Box::new(error) as Box<dyn std::error::Error + Send + Sync>
+        })
+    };
+    let mut response = match sent {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(cluster = %grant.cluster_id, error = %error_chain(error.as_ref()), "gateway request failed");
             return unavailable(format!("Cluster {} does not answer.", grant.cluster_name));
         }
     };
@@ -236,6 +243,7 @@ async fn forward(
             tokio::spawn(async move {
                 match tokio::try_join!(downstream, upstream_io) {
                     Ok((down, up)) => {
+                        tracing::debug!(%cluster, "gateway stream upgraded");
                         let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
                         if let Err(error) = tokio::io::copy_bidirectional(&mut down, &mut up).await
                         {
@@ -247,7 +255,10 @@ async fn forward(
             });
         }
     }
-    back.body(Body::new(response.into_body())).unwrap_or_else(|_| {
+    // A 101 has no body: the connection itself is what follows (handing on the upstream's
+    // would hold the switch until a body that never ends).
+    let body = if switching { Body::empty() } else { Body::new(response.into_body()) };
+    back.body(body).unwrap_or_else(|_| {
         status(StatusCode::BAD_GATEWAY, "InternalError", "Invalid response from the cluster.")
     })
 }

@@ -273,7 +273,7 @@ mod tests {
             assert!(t.check("192.0.2.1").is_ok());
             t.failed("192.0.2.1");
         }
-        let wait = t.check("192.0.2.1").err().expect("refused");
+        let wait = t.check("192.0.2.1").expect_err("refused");
         assert!(wait > Duration::from_secs(58), "{wait:?}");
         assert!(t.check("192.0.2.2").is_ok());
     }

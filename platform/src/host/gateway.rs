@@ -38,9 +38,29 @@ pub struct Upstream {
     /// `https://host[:port]` to send requests to.
     base: String,
     pub client: UpstreamClient,
+    /// For upgrades (exec, port-forward): a connection of their own, outside the pool.
+    connector: HttpsConnector<HttpConnector>,
 }
 
 impl Upstream {
+    /// Sends an `Upgrade` request on a connection of its own, kept open for the upgrade; the
+    /// caller takes the switched connection with `hyper::upgrade::on` on the response.
+    pub async fn upgrade(
+        &self,
+        request: http::Request<ProxyBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, Box<dyn std::error::Error + Send + Sync>>
+    {
+        use tower_service::Service as _;
+        let io = self.connector.clone().call(request.uri().clone()).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(%error, "upgraded upstream connection ended");
+            }
+        });
+        Ok(sender.send_request(request).await?)
+    }
+
     /// The upstream URI for a request's path and query (`/api/v1/pods?watch=1`).
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, HostError> {
         format!("{}{}", self.base, path_and_query)
@@ -215,8 +235,8 @@ impl Upstreams {
         let connector = builder.enable_http1().wrap_connector(http);
         let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
-        Ok(Upstream { base, client })
+            .build(connector.clone());
+        Ok(Upstream { base, client, connector })
     }
 }
 

@@ -101,6 +101,51 @@ async fn kubectl_traffic_reaches_the_cluster_through_the_gateway() {
     );
 }
 
+/// `kubectl exec` and `port-forward` are HTTP upgrades: the gateway passes them through both ways
+/// (kube-rs offers `v5.channel.k8s.io` for exec, as kubectl 1.37 does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_and_port_forward_pass_through_the_gateway() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::AttachParams;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let (ada, id) = tenant(&app, "ada").await;
+    let client = kube_client(&kubeconfig(&ada, &id, "laptop").await).await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 8080}]}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pods.get("web").await.unwrap().status.and_then(|s| s.phase).as_deref() != Some("Running")
+    {
+        assert!(Instant::now() < deadline, "the pod never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let echo = AttachParams::default().stdout(true).stderr(false);
+    let mut process =
+        pods.exec("web", vec!["echo", "hi"], &echo).await.expect("exec through the gateway");
+    let mut out = String::new();
+    process.stdout().unwrap().read_to_string(&mut out).await.unwrap();
+    assert_eq!(out, "hi\n");
+    let status = process.take_status().unwrap().await.unwrap();
+    assert_eq!(status.status.as_deref(), Some("Success"), "{status:?}");
+
+    let mut forward =
+        pods.portforward("web", &[8080]).await.expect("port-forward through the gateway");
+    let mut conn = forward.take_stream(8080).unwrap();
+    conn.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 4];
+    conn.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"ping");
+    drop(conn);
+    forward.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_revoked_expired_and_other_clusters_tokens_get_the_same_401() {
     let app = spawn_app(Backend::Postgres).await;
