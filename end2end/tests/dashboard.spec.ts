@@ -25,7 +25,7 @@ test('the dashboard guides a first cluster, then shows it live with charts and q
   await expect(card).toBeVisible();
   await expect(page.locator('[data-total="clusters"]')).toHaveText(/^1 of \d+$/);
   await expect(card.locator('.phase')).toHaveText('Ready', { timeout: 30_000 });
-  await expect(card.locator('code')).toContainText('https://');
+  await expect(card.locator('code')).toContainText('/k8s/clusters/');
   await expect(page.locator('.live-indicator')).toHaveText('Live');
 
   // Numbers, not placeholders, and they keep changing while we watch (no reload).
