@@ -97,7 +97,7 @@ spec:
   // Logs, followed.
   await watchOutput(kubeconfig, ['logs', '-f', pod], /\S/);
 
-  // exec. (`exec -i` with stdin through the gateway is not working yet: see issue 15's note.)
+  // exec. (`exec -i` with stdin hangs in hostsim's shared-mode clusters, gateway or not: issue 15's note.)
   expect(run(kubeconfig, ['exec', pod, '--', 'echo', 'hi'])).toBe('hi\n');
 
   // port-forward: bytes to the pod's port come back.
