@@ -26,6 +26,18 @@ async fn kubeconfig(browser: &TestBrowser, id: &str, name: &str) -> String {
     response.text().await.unwrap()
 }
 
+/// The cluster's kubeconfigs as its page lists them.
+async fn kubeconfigs(browser: &TestBrowser, id: &str) -> Value {
+    browser.call("clusters/kubeconfigs", &[("id", id)]).await.json().await.unwrap()
+}
+
+/// Revokes kubeconfig `which` (an id, or `all`) of cluster `id`.
+async fn revoke(browser: &TestBrowser, id: &str, which: &str) {
+    let response =
+        browser.call("clusters/kubeconfigs/revoke", &[("id", id), ("kubeconfig", which)]).await;
+    assert_eq!(response.status(), 200);
+}
+
 fn token_of(yaml: &str) -> String {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml).unwrap();
     let token = kubeconfig.auth_infos[0].auth_info.as_ref().unwrap().token.clone().unwrap();
@@ -178,15 +190,7 @@ async fn unknown_revoked_expired_and_other_clusters_tokens_get_the_same_401() {
     assert_eq!(call(&app.address, &bobs, &bobs_token).await, (401, unauthorized.clone()));
 
     // Revoked: at once on this replica.
-    let revoked = ada
-        .client
-        .post(app.url("/api/clusters/kubeconfigs/revoke"))
-        .header("Accept", "application/json")
-        .form(&[("id", id.as_str()), ("kubeconfig", "all")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
+    revoke(&ada, &id, "all").await;
     assert_eq!(call(&app.address, &id, &token).await, (401, unauthorized));
     db.close().await.unwrap();
 }
@@ -202,17 +206,7 @@ async fn a_revocation_reaches_every_replica_within_five_seconds() {
     for token in [&laptop, &ci] {
         assert_eq!(call(&replica.address, &id, token).await.0, 200);
     }
-    let list: Value = ada
-        .client
-        .post(app.url("/api/clusters/kubeconfigs"))
-        .header("Accept", "application/json")
-        .form(&[("id", id.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = kubeconfigs(&ada, &id).await;
     let laptop_id = list
         .as_array()
         .unwrap()
@@ -220,15 +214,7 @@ async fn a_revocation_reaches_every_replica_within_five_seconds() {
         .find(|k| k["name"] == "laptop")
         .map(|k| k["id"].as_str().unwrap().to_owned())
         .unwrap();
-    let revoked = ada
-        .client
-        .post(app.url("/api/clusters/kubeconfigs/revoke"))
-        .header("Accept", "application/json")
-        .form(&[("id", id.as_str()), ("kubeconfig", laptop_id.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
+    revoke(&ada, &id, &laptop_id).await;
     let started = Instant::now();
     answers_within(&replica.address, &id, &laptop, 401, Duration::from_secs(5)).await;
     eprintln!("revocation seen by the replica after {:?}", started.elapsed());
@@ -303,21 +289,7 @@ async fn kubeconfigs_are_listed_with_their_last_use_and_never_shown_again() {
     assert_eq!(ada.named_kubeconfig(&id, "  ", "7").await.status(), 422);
 
     assert_eq!(call(&app.address, &id, &token).await.0, 200);
-    let list = |ada: TestBrowser, id: String| async move {
-        let v: Value = ada
-            .client
-            .post(format!("{}/api/clusters/kubeconfigs", ada.address))
-            .header("Accept", "application/json")
-            .form(&[("id", id.as_str())])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v
-    };
-    let shown = list(ada.clone(), id.clone()).await;
+    let shown = kubeconfigs(&ada, &id).await;
     let laptop = &shown[0];
     assert_eq!(laptop["name"], "laptop");
     assert_eq!(laptop["state"], "Active");
