@@ -58,9 +58,7 @@ async function readyCluster(page: Page, name: string): Promise<string> {
   return id;
 }
 
-// kubectl 1.37 sends no bearer token over plain http, and the zero-config server serves plain
-// http: this runs once KRaft serves its gateway over TLS (issue 15's note).
-test.skip('kubectl works through the gateway: get, whoami, apply, watch, logs, exec, port-forward', async ({ page }, testInfo) => {
+test('kubectl works through the gateway: get, whoami, apply, watch, logs, exec, port-forward', async ({ page }, testInfo) => {
   test.setTimeout(120_000);
   const user = newUser('kc');
   await signUp(page, user);

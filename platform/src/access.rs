@@ -168,14 +168,14 @@ impl Access {
     }
 
     /// Issues a kubeconfig named `name` for `cluster` (which the caller checked `owner` owns),
-    /// valid for `days`, reaching the cluster at `server` (the gateway's URL for it).
+    /// valid for `days`, reaching the cluster at `endpoint` (the gateway's URL for it).
     pub async fn issue(
         &self,
         owner: &User,
         cluster: &ClusterRecord,
         name: &str,
         days: u32,
-        server: &str,
+        endpoint: &Endpoint,
         client_addr: Option<&str>,
     ) -> Result<Issued, AccessError> {
         let mut errors = Vec::new();
@@ -244,7 +244,7 @@ impl Access {
         )
         .await?;
         let context = format!("{}-{}", cluster.name, owner.username);
-        let yaml = kubeconfig_yaml(server, &context, &token);
+        let yaml = kubeconfig_yaml(endpoint, &context, &token);
         Ok(Issued { info: row.into(), yaml })
     }
 
@@ -448,14 +448,29 @@ impl Access {
     }
 }
 
-/// A kubeconfig that reaches `server` with a bearer token, assembled with kube's types.
-fn kubeconfig_yaml(server: &str, context: &str, token: &str) -> String {
+/// Where a kubeconfig sends kubectl: the gateway's URL for one cluster, and the CA (PEM) that
+/// signs its certificate when the system does not trust it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub server: String,
+    pub ca_pem: Option<String>,
+}
+
+/// A kubeconfig that reaches `endpoint` with a bearer token, assembled with kube's types.
+fn kubeconfig_yaml(endpoint: &Endpoint, context: &str, token: &str) -> String {
     let config = Kubeconfig {
         api_version: Some("v1".into()),
         kind: Some("Config".into()),
         clusters: vec![NamedCluster {
             name: context.to_owned(),
-            cluster: Some(Cluster { server: Some(server.to_owned()), ..Default::default() }),
+            cluster: Some(Cluster {
+                server: Some(endpoint.server.clone()),
+                certificate_authority_data: endpoint
+                    .ca_pem
+                    .as_ref()
+                    .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem)),
+                ..Default::default()
+            }),
             other: Default::default(),
         }],
         auth_infos: vec![NamedAuthInfo {
@@ -487,12 +502,28 @@ mod tests {
 
     #[test]
     fn a_kubeconfig_names_the_gateway_and_holds_the_token() {
-        let yaml = kubeconfig_yaml("https://kraft.example/k8s/clusters/x", "demo-ada", "kraft_t");
+        let endpoint =
+            Endpoint { server: "https://kraft.example/k8s/clusters/x".into(), ca_pem: None };
+        let yaml = kubeconfig_yaml(&endpoint, "demo-ada", "kraft_t");
         let parsed = Kubeconfig::from_yaml(&yaml).expect("parses");
         let cluster = parsed.clusters[0].cluster.as_ref().unwrap();
         assert_eq!(cluster.server.as_deref(), Some("https://kraft.example/k8s/clusters/x"));
+        assert_eq!(cluster.certificate_authority_data, None, "{yaml}");
         assert!(yaml.contains("token: kraft_t"), "{yaml}");
         assert_eq!(parsed.current_context.as_deref(), Some("demo-ada"));
+    }
+
+    #[test]
+    fn a_kubeconfig_carries_the_ca_of_a_self_signed_gateway() {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let endpoint = Endpoint {
+            server: "https://127.0.0.1:3000/k8s/clusters/x".into(),
+            ca_pem: Some(pem.into()),
+        };
+        let parsed = Kubeconfig::from_yaml(&kubeconfig_yaml(&endpoint, "c", "t")).unwrap();
+        let data = parsed.clusters[0].cluster.as_ref().unwrap().certificate_authority_data.clone();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(data.unwrap()).unwrap();
+        assert_eq!(decoded, pem.as_bytes());
     }
 
     #[test]

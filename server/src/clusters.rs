@@ -40,10 +40,10 @@ pub async fn kubeconfig(
     }
     let days = form.days.as_deref().unwrap_or("30").trim().parse::<u32>().unwrap_or(0);
     let client = client.to_string();
-    let server = platform.clusters().settings().gateway_url(owned.cluster.id);
+    let endpoint = platform.clusters().settings().endpoint(owned.cluster.id);
     let issued = platform
         .access()
-        .issue(&owned.user, &owned.cluster, &form.name, days, &server, Some(&client))
+        .issue(&owned.user, &owned.cluster, &form.name, days, &endpoint, Some(&client))
         .await?;
     let file = format!("{}-{}", owned.cluster.name, slug(&issued.info.name));
     let disposition = format!("attachment; filename=\"{file}-kubeconfig.yaml\"");

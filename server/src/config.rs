@@ -34,6 +34,16 @@ pub enum AccessArg {
     Ingress,
 }
 
+/// Whether KRaft answers TLS itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsArg {
+    /// TLS and plain HTTP on the same port, with a certificate signed by a CA KRaft keeps in
+    /// `<data dir>/tls` (kubectl sends its token only over HTTPS).
+    SelfSigned,
+    /// Plain HTTP only (behind an operator's TLS front).
+    Off,
+}
+
 /// How the first admin comes to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BootstrapArg {
@@ -220,9 +230,22 @@ pub struct Config {
     pub max_storage_gi: i32,
 
     /// KRaft's address as users reach it (`https://kraft.example`): kubeconfigs point at
-    /// `<public URL>/k8s/clusters/<id>`. Default: `http://<the address KRaft listens on>`.
+    /// `<public URL>/k8s/clusters/<id>`. Default: `https://<the address KRaft listens on>`
+    /// (`http://` with `--tls off`).
     #[arg(long, env = "KRAFT_PUBLIC_URL", value_parser = parse_public_url, global = true)]
     pub public_url: Option<String>,
+
+    /// `self-signed`: KRaft also answers TLS on its address, with a certificate from its own CA
+    /// (`<data dir>/tls/kraft-ca.crt`); without `--public-url`, kubeconfigs then name
+    /// `https://<address>` and carry that CA. `off`: plain HTTP only.
+    #[arg(long, env = "KRAFT_TLS", value_enum, default_value_t = TlsArg::SelfSigned, global = true)]
+    pub tls: TlsArg,
+
+    /// A PEM file with the CA kubeconfigs should trust for `--public-url` (a private CA, or
+    /// `<data dir>/tls/kraft-ca.crt` when the public URL is KRaft's own TLS). Unset: the
+    /// system's trusted CAs.
+    #[arg(long, env = "KRAFT_PUBLIC_CA_FILE", global = true)]
+    pub public_ca_file: Option<PathBuf>,
 
     /// How kubectl reaches clusters: `gateway` (through KRaft only) or `ingress` (K3k also
     /// exposes each cluster through an SSL-passthrough Ingress of --ingress-class).
@@ -384,7 +407,9 @@ impl Config {
             max_servers: self.max_servers,
             max_agents: self.max_agents,
             max_storage_gi: self.max_storage_gi,
+            // Startup names the bound address (and its scheme) when this is unset.
             public_url: self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.addr)),
+            public_ca: None,
             ingress_class: Some(self.ingress_class.clone())
                 .filter(|c| c != "none" && !c.is_empty())
                 .filter(|_| self.cluster_access == AccessArg::Ingress),

@@ -24,6 +24,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use ipnet::IpNet;
 
+use crate::tls::Peer;
+
 /// How the edge is configured.
 #[derive(Debug, Clone, Default)]
 pub struct Edge {
@@ -143,10 +145,15 @@ pub async fn client_address(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied()
-    {
-        let client = edge.client_of(peer.ip(), request.headers());
-        let scheme = edge.scheme_of(peer.ip(), request.headers());
+    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<Peer>>().copied() {
+        let client = edge.client_of(peer.addr.ip(), request.headers());
+        let scheme = match edge.scheme_of(peer.addr.ip(), request.headers()) {
+            // Spoken to KRaft's own TLS: that is the scheme, unless a trusted proxy said otherwise.
+            ClientScheme("http") if peer.tls && !edge.trusts(peer.addr.ip().to_canonical()) => {
+                ClientScheme("https")
+            }
+            scheme => scheme,
+        };
         request.extensions_mut().insert(ClientAddr(client));
         request.extensions_mut().insert(scheme);
     }

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod metrics;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::Config;
 pub use startup::Application;

@@ -30,7 +30,7 @@ pub struct AppState {
 
 /// A bound, ready-to-run KRaft.
 pub struct Application {
-    listener: TcpListener,
+    listener: crate::tls::Listener,
     router: Router,
     platform: Platform,
     /// The in-process simulated host, when no real one is configured.
@@ -68,8 +68,27 @@ async fn host(config: &Config) -> anyhow::Result<(Host, Option<hostsim::Running>
     Ok((Host::from_kubeconfig_yaml(&simulated.kubeconfig_yaml(), true).await?, Some(simulated)))
 }
 
+/// What KRaft's own serving certificate names: loopback, the bound address, the public URL's host.
+fn certificate_names(addr: SocketAddr, public_url: Option<&str>) -> Vec<String> {
+    let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    if !addr.ip().is_unspecified() {
+        names.push(addr.ip().to_string());
+    }
+    if let Some(host) = public_url.and_then(|u| url::Url::parse(u).ok()).and_then(|u| {
+        u.host().map(|h| match h {
+            url::Host::Ipv6(ip) => ip.to_string(),
+            other => other.to_string(),
+        })
+    }) {
+        names.push(host);
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Writes a file only its owner can read (it holds a credential).
-fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -106,8 +125,35 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
-        if config.public_url.is_none() {
-            clusters.public_url = format!("http://{addr}");
+        let tls = match config.tls {
+            crate::config::TlsArg::Off => None,
+            crate::config::TlsArg::SelfSigned => {
+                let names = certificate_names(addr, config.public_url.as_deref());
+                Some(crate::tls::own_tls(&config.data_dir, &names).context("cannot set up TLS")?)
+            }
+        };
+        match (&config.public_url, &tls) {
+            (None, Some(tls)) => {
+                clusters.public_url = format!("https://{addr}");
+                clusters.public_ca = Some(tls.ca_pem.clone());
+            }
+            (None, None) => clusters.public_url = format!("http://{addr}"),
+            (Some(_), _) => {}
+        }
+        if let Some(path) = &config.public_ca_file {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read KRAFT_PUBLIC_CA_FILE {}", path.display()))?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                anyhow::bail!("KRAFT_PUBLIC_CA_FILE {} holds no PEM certificate", path.display());
+            }
+            clusters.public_ca = Some(pem);
+        }
+        if clusters.public_url.starts_with("http://") {
+            tracing::warn!(
+                public_url = %clusters.public_url,
+                "kubeconfigs name a plain-http address: kubectl sends its token only over HTTPS, \
+                 so it will be refused; set KRAFT_PUBLIC_URL to an https:// address"
+            );
         }
         tracing::info!(database = %database_url, "starting platform");
         let (host, simulated_host) = host(&config).await?;
@@ -146,6 +192,7 @@ impl Application {
             (None, platform::accounts::AdminBootstrap::Token) => {}
         }
         let router = router(&config, addr, platform.clone());
+        let listener = crate::tls::Listener::new(listener, tls.map(|t| t.config));
         Ok(Self { listener, router, platform, simulated_host })
     }
 
@@ -161,7 +208,8 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         // Bound in `build`; asking the OS again cannot fail in practice, but never panic for it.
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        axum::serve::Listener::local_addr(&self.listener)
+            .map_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)), |peer| peer.addr)
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish and closes the pool.
@@ -170,7 +218,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "kraft is listening");
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let service = self.router.into_make_service_with_connect_info::<crate::tls::Peer>();
         axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await

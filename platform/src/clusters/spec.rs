@@ -28,6 +28,9 @@ pub struct ClusterSettings {
     /// Where KRaft is reached (`https://kraft.example`): kubeconfigs name the gateway under it,
     /// `<public_url>/k8s/clusters/<id>`.
     pub public_url: String,
+    /// The CA (PEM) kubeconfigs carry for `public_url`, when it is not one the system trusts
+    /// (KRaft's own self-signed TLS); `None`: the system's CAs.
+    pub public_ca: Option<String>,
     /// Ingress class that also exposes virtual cluster APIs (TLS passthrough), when the operator
     /// chose ingress access; `None` (gateway access, the default): K3k makes only a ClusterIP
     /// Service and SANs are only certificate names.
@@ -132,6 +135,7 @@ impl Default for ClusterSettings {
             max_agents: 3,
             max_storage_gi: 10,
             public_url: "http://127.0.0.1:3000".into(),
+            public_ca: None,
             ingress_class: None,
             ingress_address: None,
             tenant: TenantLimits::default(),
@@ -537,6 +541,11 @@ impl ClusterSettings {
             }),
             _ => Err(errors),
         }
+    }
+
+    /// What a kubeconfig for cluster `id` names: the gateway's URL and the CA to trust for it.
+    pub fn endpoint(&self, id: uuid::Uuid) -> crate::access::Endpoint {
+        crate::access::Endpoint { server: self.gateway_url(id), ca_pem: self.public_ca.clone() }
     }
 
     /// Where a cluster's API is reached through KRaft's gateway.

@@ -113,6 +113,49 @@ async fn kubectl_traffic_reaches_the_cluster_through_the_gateway() {
     );
 }
 
+/// kubectl sends a kubeconfig's token only over HTTPS: zero-config KRaft answers TLS on its own
+/// address, with a certificate from its CA that the kubeconfig carries, and plain HTTP (the UI)
+/// on the same port; a client that connects and says nothing holds up nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_speaks_tls_with_the_ca_the_kubeconfig_carries() {
+    use base64::Engine as _;
+    let app = spawn_app(Backend::Sqlite).await;
+    let (ada, id) = tenant(&app, "ada").await;
+    let yaml = kubeconfig(&ada, &id, "laptop").await;
+    let parsed = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let cluster = parsed.clusters[0].cluster.clone().unwrap();
+    let https = app.address.replacen("http://", "https://", 1);
+    assert_eq!(cluster.server.as_deref(), Some(format!("{https}/k8s/clusters/{id}").as_str()));
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(cluster.certificate_authority_data.expect("the kubeconfig carries the CA"))
+        .unwrap();
+
+    // Silent connections (a browser's preconnect, a port scan) are left waiting on their own.
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent
+            .push(tokio::net::TcpStream::connect(app.address.trim_start_matches("http://")).await);
+    }
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let response = trusting
+        .get(format!("{https}/k8s/clusters/{id}/api/v1/namespaces"))
+        .bearer_auth(token_of(&yaml))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The certificate is KRaft's own CA's: a client that does not trust it is refused.
+    let error = reqwest::Client::new().get(format!("{https}/healthz")).send().await.unwrap_err();
+    assert!(error.is_connect(), "{error:?}");
+    // Plain HTTP on the same port.
+    let health = reqwest::get(format!("{}/healthz", app.address)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    drop(silent);
+}
+
 /// `kubectl exec` and `port-forward` are HTTP upgrades: the gateway passes them through both ways
 /// (kube-rs offers `v5.channel.k8s.io` for exec, as kubectl 1.37 does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
