@@ -100,11 +100,58 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Browsers cannot set `Authorization` on a WebSocket: the API server also takes the token from a
+/// `Sec-WebSocket-Protocol` entry `base64url.bearer.authorization.k8s.io.<base64url(token)>` and
+/// removes that entry before the request goes on (kubernetes v1.35
+/// `staging/src/k8s.io/apiserver/pkg/authentication/request/websocket/protocol.go`).
+const WEBSOCKET_BEARER: &str = "base64url.bearer.authorization.k8s.io.";
+
+/// The token a WebSocket request carries in its subprotocols, and the subprotocols without it.
+/// `Err` for a request that tries and fails (an empty or undecodable token, or two of them): the
+/// API server refuses those rather than going on without a credential.
+fn websocket_bearer(headers: &HeaderMap) -> Result<Option<(String, Option<HeaderValue>)>, ()> {
+    use base64::Engine as _;
+    let websocket = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    if !websocket || !headers.contains_key(header::SEC_WEBSOCKET_PROTOCOL) {
+        return Ok(None);
+    }
+    let mut token = None;
+    let mut rest = Vec::new();
+    let protocols = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or_default().split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    for protocol in protocols {
+        match protocol.strip_prefix(WEBSOCKET_BEARER) {
+            Some(encoded) => {
+                let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(encoded)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .filter(|t| !t.is_empty())
+                    .ok_or(())?;
+                if token.replace(decoded).is_some() {
+                    return Err(());
+                }
+            }
+            None => rest.push(protocol),
+        }
+    }
+    let Some(token) = token else { return Ok(None) };
+    let rest = (!rest.is_empty()).then(|| HeaderValue::from_str(&rest.join(", ")).ok()).flatten();
+    Ok(Some((token, rest)))
+}
+
 /// Any request under [`PREFIX`].
 pub async fn proxy(
     State(platform): State<Platform>,
     ClientAddr(client): ClientAddr,
-    request: Request,
+    mut request: Request,
 ) -> Response {
     let path = request.uri().path().to_owned();
     let rest = path.strip_prefix(PREFIX).unwrap_or_default();
@@ -112,10 +159,25 @@ pub async fn proxy(
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let Some(token) = bearer(request.headers()) else { return unauthorized() };
+    let token = match bearer(request.headers()) {
+        Some(token) => token.to_owned(),
+        None => match websocket_bearer(request.headers()) {
+            Ok(Some((token, rest))) => {
+                // The cluster never sees KRaft's token.
+                let headers = request.headers_mut();
+                headers.remove(header::SEC_WEBSOCKET_PROTOCOL);
+                if let Some(rest) = rest {
+                    headers.insert(header::SEC_WEBSOCKET_PROTOCOL, rest);
+                }
+                token
+            }
+            Ok(None) | Err(()) => return unauthorized(),
+        },
+    };
     // Not a cluster id at all: the same answer as a token that is not for it.
     let cluster_id = Uuid::parse_str(id).unwrap_or(Uuid::nil());
-    let grant = match platform.access().authenticate(token, cluster_id, &client.to_string()).await {
+    let grant = match platform.access().authenticate(&token, cluster_id, &client.to_string()).await
+    {
         Ok(grant) => grant,
         Err(Denied::Unauthorized) => return unauthorized(),
         Err(Denied::Throttled(wait)) => return throttled(wait),
@@ -307,6 +369,40 @@ mod tests {
         assert!(!is_upgrade(&h));
         h.insert(header::CONNECTION, "keep-alive, Upgrade".parse().unwrap());
         assert!(is_upgrade(&h));
+    }
+
+    #[test]
+    fn a_websocket_may_carry_its_token_in_a_subprotocol_which_is_then_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, "websocket".parse().unwrap());
+        // base64url("kraft_abc") without padding.
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            "v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.a3JhZnRfYWJj, v4.channel.k8s.io"
+                .parse()
+                .unwrap(),
+        );
+        let (token, rest) = websocket_bearer(&h).unwrap().unwrap();
+        assert_eq!(token, "kraft_abc");
+        assert_eq!(rest.unwrap(), "v5.channel.k8s.io, v4.channel.k8s.io");
+        // Only the token: nothing left to send.
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            "base64url.bearer.authorization.k8s.io.a3JhZnRfYWJj".parse().unwrap(),
+        );
+        assert_eq!(websocket_bearer(&h).unwrap().unwrap().1, None);
+        // Broken, empty or doubled tokens are refused, not ignored.
+        for bad in [
+            "base64url.bearer.authorization.k8s.io.%%%",
+            "base64url.bearer.authorization.k8s.io.",
+            "base64url.bearer.authorization.k8s.io.YQ, base64url.bearer.authorization.k8s.io.Yg",
+        ] {
+            h.insert(header::SEC_WEBSOCKET_PROTOCOL, bad.parse().unwrap());
+            assert_eq!(websocket_bearer(&h), Err(()), "{bad}");
+        }
+        // Not a WebSocket: subprotocols mean nothing.
+        h.remove(header::UPGRADE);
+        assert_eq!(websocket_bearer(&h), Ok(None));
     }
 
     #[test]

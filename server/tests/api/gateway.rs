@@ -190,6 +190,14 @@ async fn exec_and_port_forward_pass_through_the_gateway() {
     let status = process.take_status().unwrap().await.unwrap();
     assert_eq!(status.status.as_deref(), Some("Success"), "{status:?}");
 
+    // A browser's way: the token in a WebSocket subprotocol, which the cluster never sees.
+    let token = token_of(&kubeconfig(&ada, &id, "browser").await);
+    let (stdout, chosen) = websocket_exec(&app, &id, &token).await.expect("a subprotocol token");
+    assert_eq!(stdout, "hi\n");
+    assert_eq!(chosen.as_deref(), Some("v5.channel.k8s.io"));
+    let refused = websocket_exec(&app, &id, "kraft_not-a-token").await.unwrap_err();
+    assert!(refused.contains("401"), "{refused}");
+
     let mut forward =
         pods.portforward("web", &[8080]).await.expect("port-forward through the gateway");
     let mut conn = forward.take_stream(8080).unwrap();
@@ -199,6 +207,47 @@ async fn exec_and_port_forward_pass_through_the_gateway() {
     assert_eq!(&echoed, b"ping");
     drop(conn);
     forward.abort();
+}
+
+/// `echo hi` in pod `web` over a raw WebSocket whose only credential is the
+/// `base64url.bearer.authorization.k8s.io.` subprotocol: (stdout, the subprotocol the server chose).
+async fn websocket_exec(
+    app: &TestApp,
+    id: &str,
+    token: &str,
+) -> Result<(String, Option<String>), String> {
+    use base64::Engine as _;
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!(
+        "{}/k8s/clusters/{id}/api/v1/namespaces/default/pods/web/exec?command=echo&command=hi&stdout=true",
+        app.address.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.into_client_request().unwrap();
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token);
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        format!("v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.{encoded}")
+            .parse()
+            .unwrap(),
+    );
+    let (mut socket, response) =
+        tokio_tungstenite::connect_async(request).await.map_err(|e| e.to_string())?;
+    let chosen =
+        response.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_owned());
+    let mut stdout = Vec::new();
+    while let Some(Ok(message)) = socket.next().await {
+        match message {
+            Message::Binary(frame) if frame.first() == Some(&1) => {
+                stdout.extend_from_slice(&frame[1..])
+            }
+            Message::Binary(frame) if frame.first() == Some(&3) => break,
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    Ok((String::from_utf8(stdout).unwrap(), chosen))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
