@@ -313,6 +313,25 @@ impl Clusters {
     }
 
     /// All clusters (admins).
+    /// How many clusters are in each phase (phases with none are left out).
+    pub async fn count_by_phase(&self) -> Result<Vec<(String, i64)>, ClusterError> {
+        use sea_orm::{FromQueryResult, QuerySelect};
+        #[derive(FromQueryResult)]
+        struct Count {
+            phase: String,
+            n: i64,
+        }
+        let counts = clusters::Entity::find()
+            .select_only()
+            .column(clusters::Column::Phase)
+            .column_as(clusters::Column::Id.count(), "n")
+            .group_by(clusters::Column::Phase)
+            .into_model::<Count>()
+            .all(&self.db)
+            .await?;
+        Ok(counts.into_iter().map(|c| (c.phase, c.n)).collect())
+    }
+
     pub async fn list_all(&self) -> Result<Vec<ClusterRecord>, ClusterError> {
         Ok(clusters::Entity::find().order_by_asc(clusters::Column::CreatedAt).all(&self.db).await?)
     }

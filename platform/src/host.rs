@@ -52,11 +52,12 @@ impl Host {
     fn from_config(config: kube::Config, simulated: bool) -> Result<Self, HostError> {
         let mut impatient = config.clone();
         impatient.default_retry = false;
-        Ok(Self {
-            client: Client::try_from(config)?,
-            impatient: Client::try_from(impatient)?,
-            simulated,
-        })
+        let measured = |config: kube::Config| -> Result<Client, HostError> {
+            Ok(kube::client::ClientBuilder::try_from(config)?
+                .with_layer(&crate::observe::HostApiLayer)
+                .build())
+        };
+        Ok(Self { client: measured(config)?, impatient: measured(impatient)?, simulated })
     }
 
     /// From the pod's service account, when KRaft runs inside the host cluster.

@@ -9,6 +9,7 @@ pub mod clusters;
 pub mod db;
 pub mod host;
 pub mod installation;
+pub mod observe;
 pub use host::stream;
 
 use std::sync::Arc;

@@ -83,7 +83,7 @@ pub async fn live_list(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let guard = SessionGuard::new(&platform, &current.session).await?;
-    Ok(live::serve(upgrade, guard, cluster_list(platform, current.user.id)))
+    Ok(live::serve("clusters", upgrade, guard, cluster_list(platform, current.user.id)))
 }
 
 /// The owner's cluster list: now, and again after every change of one of their clusters. Ends

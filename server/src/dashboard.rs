@@ -32,7 +32,12 @@ pub async fn live(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let guard = SessionGuard::new(&platform, &current.session).await?;
-    Ok(live::serve(upgrade, guard, Dashboard::new(platform, current.user.id).into_stream()))
+    Ok(live::serve(
+        "dashboard",
+        upgrade,
+        guard,
+        Dashboard::new(platform, current.user.id).into_stream(),
+    ))
 }
 
 /// A sample without its per-pod breakdown: the dashboard draws totals.

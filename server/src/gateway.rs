@@ -147,12 +147,22 @@ fn websocket_bearer(headers: &HeaderMap) -> Result<Option<(String, Option<Header
     Ok(Some((token, rest)))
 }
 
-/// Any request under [`PREFIX`].
+/// Any request under [`PREFIX`], counted and timed for `/metrics`.
 pub async fn proxy(
     State(platform): State<Platform>,
     ClientAddr(client): ClientAddr,
-    mut request: Request,
+    request: Request,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let response = authenticated(platform, client, request).await;
+    let code = response.status().as_u16().to_string();
+    metrics::counter!(platform::observe::GATEWAY_REQUESTS, "code" => code).increment(1);
+    metrics::histogram!(platform::observe::GATEWAY_DURATION)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn authenticated(platform: Platform, client: IpAddr, mut request: Request) -> Response {
     let path = request.uri().path().to_owned();
     let rest = path.strip_prefix(PREFIX).unwrap_or_default();
     let (id, upstream_path) = match rest.find('/') {

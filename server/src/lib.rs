@@ -12,6 +12,7 @@ pub mod health;
 pub mod live;
 pub mod logs;
 pub mod metrics;
+pub mod observe;
 pub mod startup;
 pub mod telemetry;
 pub mod tls;

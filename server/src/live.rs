@@ -180,12 +180,19 @@ pub fn lean(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
         .max_frame_size(64 * 1024)
 }
 
-/// Upgrades to a websocket that pushes `feed` under `guard`.
-pub fn serve<F>(upgrade: WebSocketUpgrade, guard: SessionGuard, feed: F) -> Response
+/// Upgrades to a websocket of `kind` (one of [`platform::observe::WEBSOCKET_KINDS`]) that pushes
+/// `feed` under `guard`.
+pub fn serve<F>(
+    kind: &'static str,
+    upgrade: WebSocketUpgrade,
+    guard: SessionGuard,
+    feed: F,
+) -> Response
 where
     F: Stream<Item = String> + Send + 'static,
 {
     lean(upgrade).on_upgrade(move |socket| async move {
+        let _open = platform::observe::OpenWebsocket::new(kind);
         let (sink, incoming) = socket.split();
         let ended = push(sink, incoming, feed, guard, HEARTBEAT).await;
         tracing::debug!(?ended, "live view ended");

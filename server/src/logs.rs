@@ -71,7 +71,7 @@ pub async fn live(
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|ts| (ts.with_timezone(&Utc), query.seen.unwrap_or(1)));
     let subscription = platform.logs().subscribe(key.clone(), tail, after);
-    Ok(live::serve(upgrade, guard, follow(key, subscription, permit)))
+    Ok(live::serve("logs", upgrade, guard, follow(key, subscription, permit)))
 }
 
 /// A followed log as messages: at most one batch every `BATCH` (lines that arrive meanwhile join
@@ -101,6 +101,7 @@ fn news(key: &LogKey, subscription: &mut LogSubscription, queue: &mut VecDeque<S
     loop {
         let taken = subscription.take(MESSAGE_LINES);
         if taken.skipped > 0 {
+            metrics::counter!(platform::observe::LOG_LINES_SKIPPED).increment(taken.skipped);
             queue.push_back(json(&LogMessage::Skipped { n: taken.skipped }));
         }
         let more = taken.lines.len() == MESSAGE_LINES;

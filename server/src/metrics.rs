@@ -23,7 +23,7 @@ pub async fn live(
     let guard = SessionGuard::new(&platform, &owned.session).await?;
     let target = ClusterTarget::new(owned.cluster.host_namespace, owned.cluster.name);
     let subscription = platform.metrics().subscribe(target);
-    Ok(live::serve(upgrade, guard, usage(subscription)))
+    Ok(live::serve("metrics", upgrade, guard, usage(subscription)))
 }
 pub(crate) fn sample(sample: &ClusterSample) -> MetricSample {
     MetricSample {

@@ -19,7 +19,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
-use crate::{clusters, csrf, dashboard, edge, gateway, health, logs, metrics};
+use crate::{clusters, csrf, dashboard, edge, gateway, health, logs, metrics, observe};
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -155,6 +155,8 @@ impl Application {
                  so it will be refused; set KRAFT_PUBLIC_URL to an https:// address"
             );
         }
+        // Before anything counts: the Prometheus recorder behind /metrics.
+        observe::handle();
         tracing::info!(database = %database_url, "starting platform");
         let (host, simulated_host) = host(&config).await?;
         // The simulated host's ingress controller has no DNS name in front of it.
@@ -264,11 +266,13 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .route("/k8s/clusters/{id}", axum::routing::any(gateway::proxy))
         .route("/k8s/clusters/{id}/{*rest}", axum::routing::any(gateway::proxy))
         .layer(axum::middleware::from_fn_with_state(edge.clone(), edge::client_address))
+        .layer(axum::middleware::from_fn(observe::http))
         .layer(TraceLayer::new_for_http())
         .with_state(state.clone());
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(observe::scrape))
         .route("/api/clusters/{id}/kubeconfig", axum::routing::post(clusters::kubeconfig))
         .route("/ws/clusters", get(clusters::live_list))
         .route("/ws/clusters/{id}/logs", get(logs::live))
@@ -287,6 +291,7 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .layer(axum::middleware::from_fn(edge::json_errors))
         .layer(axum::middleware::from_fn_with_state(edge.clone(), edge::security_headers))
         .layer(axum::middleware::from_fn_with_state(edge, edge::client_address))
+        .layer(axum::middleware::from_fn(observe::http))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
         .merge(gateway)

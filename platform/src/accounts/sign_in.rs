@@ -30,10 +30,10 @@ impl Accounts {
             users::Entity::find().filter(column.eq(identifier.as_str())).one(&self.db).await?;
         // One bucket per account, whether it is named by email or by username.
         let account_key = row.as_ref().map_or(identifier.as_str(), |u| u.username.as_str());
-        let attempt = self
-            .throttle
-            .reserve(account_key, address)
-            .map_err(|retry_after| AccountError::Throttled { retry_after })?;
+        let attempt = self.throttle.reserve(account_key, address).map_err(|retry_after| {
+            metrics::counter!(crate::observe::SIGN_INS, "outcome" => "throttled").increment(1);
+            AccountError::Throttled { retry_after }
+        })?;
         let usable = row.as_ref().filter(|user| user.disabled_at.is_none());
         let verdict =
             self.verifier.verify(password, usable.map(|u| u.password_hash.as_str())).await?;
@@ -45,10 +45,12 @@ impl Accounts {
                 target: None,
                 client_addr: meta.client_addr.clone(),
             };
+            metrics::counter!(crate::observe::SIGN_INS, "outcome" => "failed").increment(1);
             audit::record(&self.db, event).await?;
             return Err(AccountError::BadCredentials);
         };
         self.throttle.succeeded(attempt);
+        metrics::counter!(crate::observe::SIGN_INS, "outcome" => "succeeded").increment(1);
         if let Verified::YesRehashed(hash) = verdict {
             let mut active = user.clone().into_active_model();
             active.password_hash = Set(hash);

@@ -25,6 +25,7 @@ use super::provision;
 use super::{ClusterError, Clusters};
 use crate::db::entities::clusters;
 use crate::host::k3k::{Cluster, ClusterPhase};
+use crate::observe;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -34,6 +35,25 @@ pub struct Report {
     pub marked_failed: usize,
     pub rows_removed: usize,
     pub orphans_removed: usize,
+}
+
+impl Report {
+    /// Adds what this pass repaired to [`observe::RECONCILE_REPAIRS`].
+    fn count(&self) {
+        let repairs = [
+            self.provisioned,
+            self.updated,
+            self.marked_failed,
+            self.rows_removed,
+            self.orphans_removed,
+        ];
+        for (action, n) in observe::REPAIRS.into_iter().zip(repairs) {
+            if n > 0 {
+                metrics::counter!(observe::RECONCILE_REPAIRS, "action" => action)
+                    .increment(n as u64);
+            }
+        }
+    }
 }
 
 impl Clusters {
@@ -250,10 +270,17 @@ impl Clusters {
     pub async fn run_reconciler(self: Arc<Self>, resync: Duration) {
         let mut changes = provision::watch_clusters(&self.host);
         loop {
+            metrics::counter!(observe::RECONCILE_PASSES).increment(1);
             match self.reconcile_once().await {
-                Ok(report) if report != Report::default() => tracing::debug!(?report, "reconciled"),
+                Ok(report) if report != Report::default() => {
+                    report.count();
+                    tracing::debug!(?report, "reconciled")
+                }
                 Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "reconcile pass failed; retrying"),
+                Err(error) => {
+                    metrics::counter!(observe::RECONCILE_ERRORS).increment(1);
+                    tracing::warn!(%error, "reconcile pass failed; retrying")
+                }
             }
             tokio::select! {
                 () = tokio::time::sleep(resync) => {}

@@ -24,6 +24,17 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Phase; 8] = [
+        Phase::Pending,
+        Phase::Provisioning,
+        Phase::Ready,
+        Phase::Degraded,
+        Phase::Failed,
+        Phase::Deleting,
+        Phase::Terminating,
+        Phase::Unknown,
+    ];
+
     pub fn parse(text: &str) -> Self {
         match text {
             "Pending" => Phase::Pending,
@@ -105,16 +116,7 @@ mod tests {
 
     #[test]
     fn every_phase_reads_back_as_written() {
-        for phase in [
-            Phase::Pending,
-            Phase::Provisioning,
-            Phase::Ready,
-            Phase::Degraded,
-            Phase::Failed,
-            Phase::Deleting,
-            Phase::Terminating,
-            Phase::Unknown,
-        ] {
+        for phase in Phase::ALL {
             assert_eq!(Phase::parse(phase.as_str()), phase);
         }
         assert_eq!(Phase::parse("Sleeping"), Phase::Unknown);

@@ -11,6 +11,7 @@ mod gateway;
 mod health;
 mod logs;
 mod metrics;
+mod observe;
 mod pages;
 mod security;
 mod system;

@@ -460,6 +460,7 @@ impl MetricsHub {
         let names: BTreeMap<&str, ()> = watched.iter().map(|t| (t.cluster.as_str(), ())).collect();
         let params = ListParams::default().labels(&cluster_selector(names.keys().copied()));
         self.polls.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::observe::METRICS_POLLS).increment(1);
         let timeout = self.settings.request_timeout;
         let list = match tokio::time::timeout(timeout, self.pod_metrics.list(&params)).await {
             Err(_) => return Err(MetricsError::Timeout(timeout)),
