@@ -430,7 +430,7 @@ impl Access {
     }
 
     /// Flushes use every [`USAGE_FLUSH`] and sweeps old tokens hourly; runs until aborted.
-    pub async fn run(self: std::sync::Arc<Self>) {
+    pub async fn run(self: std::sync::Arc<Self>, leadership: crate::leader::Leadership) {
         let mut every = tokio::time::interval(USAGE_FLUSH);
         let mut last_sweep = Instant::now();
         loop {
@@ -438,7 +438,8 @@ impl Access {
             if let Err(error) = self.flush_usage().await {
                 tracing::warn!(%error, "could not record kubeconfig use");
             }
-            if last_sweep.elapsed() > Duration::from_secs(3600) {
+            // Usage is buffered per replica and flushed by each; the sweep is the leader's.
+            if leadership.is_leader() && last_sweep.elapsed() > Duration::from_secs(3600) {
                 last_sweep = Instant::now();
                 if let Err(error) = self.sweep().await {
                     tracing::warn!(%error, "could not delete old kubeconfigs");

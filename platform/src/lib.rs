@@ -9,6 +9,7 @@ pub mod clusters;
 pub mod db;
 pub mod host;
 pub mod installation;
+pub mod leader;
 pub mod observe;
 pub use host::stream;
 
@@ -57,6 +58,9 @@ pub struct HostSettings {
     pub resync: std::time::Duration,
     pub metrics: stream::metrics::MetricsSettings,
     pub logs: stream::logs::LogSettings,
+    /// The leader Lease's namespace and duration; `None`: this process always leads (no Lease).
+    /// The Lease is named after the installation, so replicas of one installation share it.
+    pub lease: Option<(String, std::time::Duration)>,
 }
 
 impl std::fmt::Debug for HostSettings {
@@ -87,6 +91,23 @@ struct Inner {
     upstreams: Arc<host::gateway::Upstreams>,
     /// Background work owned by the platform, stopped by `close`.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    leadership: leader::Leadership,
+    stop_election: tokio::sync::watch::Sender<bool>,
+    /// The election, awaited on close so the Lease is released before the process ends.
+    elector: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    /// A platform dropped without `close` (a crashed test server) stops its work all the same,
+    /// without releasing the Lease: like a killed process.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(elector) = self.elector.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            elector.abort();
+        }
+    }
 }
 
 impl Platform {
@@ -101,8 +122,26 @@ impl Platform {
             accounts::AccountError::Database(db) => Error::Database(db),
             other => Error::Database(sea_orm::DbErr::Custom(other.to_string())),
         })?;
-        let mut tasks = vec![tokio::spawn(sweep_expired_sessions(db.clone()))];
         let host = settings.host;
+        // One leader among the replicas runs the reconciler and the sweepers.
+        let (stop_election, election_stopped) = tokio::sync::watch::channel(false);
+        let (leadership, elector) = match &host.lease {
+            None => (leader::Leadership::always(), None),
+            Some((namespace, duration)) => {
+                let name = format!("kraft-leader-{}", &installation.id.simple().to_string()[..8]);
+                let lease = leader::LeaseSettings::new(namespace, &name, *duration);
+                let (elector, leadership) = leader::Elector::new(host.host.client(), lease);
+                let mut stopped = election_stopped.clone();
+                let run = elector.run(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                });
+                (leadership, Some(tokio::spawn(run)))
+            }
+        };
+        let mut tasks = vec![tokio::spawn(while_leading(leadership.clone(), {
+            let db = db.clone();
+            move || sweep_expired_sessions(db.clone())
+        }))];
         let logs = stream::logs::LogHub::new(host.host.client(), host.logs.clone());
         let metrics =
             stream::metrics::MetricsHub::new(host.host.impatient_client(), host.metrics.clone());
@@ -112,14 +151,18 @@ impl Platform {
             host.clusters.ingress_address.clone().filter(|_| host.clusters.ingress_class.is_some());
         let upstreams = Arc::new(host::gateway::Upstreams::new(host.host.clone(), dial));
         let access = Arc::new(access::Access::new(db.clone()));
-        tasks.push(tokio::spawn(access.clone().run()));
+        tasks.push(tokio::spawn(access.clone().run(leadership.clone())));
         let clusters = Arc::new(clusters::Clusters::new(
             db.clone(),
             host.host,
             host.clusters,
             installation.id,
         ));
-        tasks.push(tokio::spawn(clusters.clone().run_reconciler(host.resync)));
+        tasks.push(tokio::spawn(while_leading(leadership.clone(), {
+            let clusters = clusters.clone();
+            let resync = host.resync;
+            move || clusters.clone().run_reconciler(resync)
+        })));
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -133,6 +176,9 @@ impl Platform {
                 access,
                 upstreams,
                 tasks,
+                leadership,
+                stop_election,
+                elector: std::sync::Mutex::new(elector),
             }),
         })
     }
@@ -214,20 +260,49 @@ impl Platform {
         db::ping(&self.inner.db).await
     }
 
-    /// Closes the database pool; call once on shutdown.
+    /// Whether this replica leads (runs the reconciler and sweepers) now.
+    pub fn is_leader(&self) -> bool {
+        self.inner.leadership.is_leader()
+    }
+
+    /// Stops the background work, releases the leader Lease if held (another replica takes
+    /// over at once), flushes what is buffered and closes the database pool; call once on
+    /// shutdown.
     pub async fn close(self) -> Result<()> {
         for task in &self.inner.tasks {
             task.abort();
+        }
+        let _ = self.inner.stop_election.send(true);
+        let elector = self.inner.elector.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(elector) = elector {
+            if tokio::time::timeout(std::time::Duration::from_secs(5), elector).await.is_err() {
+                tracing::warn!("the leader election did not stop in time");
+            }
         }
         if let Err(error) = self.inner.access.flush_usage().await {
             tracing::warn!(%error, "could not record the last kubeconfig use");
         }
         self.inner.logs.close().await;
         match Arc::try_unwrap(self.inner) {
-            Ok(inner) => Ok(inner.db.close().await?),
+            Ok(inner) => Ok(inner.db.clone().close().await?),
             // Someone still holds a clone (a request in flight): the pool closes when it is dropped.
             Err(_) => Ok(()),
         }
+    }
+}
+
+/// Runs the task `make` builds while this replica leads; stops it when leadership is lost and
+/// starts a fresh one when it comes back.
+async fn while_leading<F, T>(mut leadership: leader::Leadership, make: F)
+where
+    F: Fn() -> T,
+    T: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        leadership.acquired().await;
+        let task = tokio::spawn(make());
+        leadership.lost().await;
+        task.abort();
     }
 }
 

@@ -27,6 +27,7 @@ pub const CLUSTERS: &str = "kraft_clusters";
 pub const SIGN_INS: &str = "kraft_sign_ins_total";
 pub const GATEWAY_REQUESTS: &str = "kraft_gateway_requests_total";
 pub const GATEWAY_DURATION: &str = "kraft_gateway_request_duration_seconds";
+pub const LEADER: &str = "kraft_leader";
 
 /// The kinds of live view (`kind` label of [`WEBSOCKETS_OPEN`]).
 pub const WEBSOCKET_KINDS: [&str; 4] = ["clusters", "dashboard", "logs", "metrics"];
@@ -59,6 +60,8 @@ pub fn describe() {
         Unit::Seconds,
         "Gateway response time (until its head), token check and upstream included."
     );
+    describe_gauge!(LEADER, "1 while this replica holds the leader Lease (runs the reconciler).");
+    gauge!(LEADER).set(0.0);
     for kind in WEBSOCKET_KINDS {
         gauge!(WEBSOCKETS_OPEN, "kind" => kind).set(0.0);
     }

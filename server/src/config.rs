@@ -312,6 +312,15 @@ pub struct Config {
     #[arg(long, env = "KRAFT_TENANT_EPHEMERAL_STORAGE", default_value = "10Gi", global = true)]
     pub tenant_ephemeral_storage: String,
 
+    /// Namespace of the Lease that picks the one replica running the reconciler and sweepers.
+    /// Default: the pod's own namespace in a cluster, else `default`.
+    #[arg(long, env = "KRAFT_LEASE_NAMESPACE", global = true)]
+    pub lease_namespace: Option<String>,
+
+    /// A leader that has not renewed its Lease for this long is replaced (client-go's default).
+    #[arg(long, env = "KRAFT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration, global = true)]
+    pub lease_duration: Duration,
+
     /// How often the reconciler checks every cluster even when nothing seems to happen.
     #[arg(long, env = "KRAFT_RECONCILE_INTERVAL", default_value = "10s", value_parser = parse_duration, global = true)]
     pub reconcile_interval: Duration,

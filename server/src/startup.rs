@@ -68,6 +68,20 @@ async fn host(config: &Config) -> anyhow::Result<(Host, Option<hostsim::Running>
     Ok((Host::from_kubeconfig_yaml(&simulated.kubeconfig_yaml(), true).await?, Some(simulated)))
 }
 
+/// Where the leader Lease lives: as configured, else the pod's namespace, else `default`.
+fn lease_namespace(config: &Config) -> String {
+    const POD_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+    config
+        .lease_namespace
+        .clone()
+        .or_else(|| {
+            config.host_in_cluster.then(|| std::fs::read_to_string(POD_NAMESPACE).ok()).flatten()
+        })
+        .map(|ns| ns.trim().to_owned())
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
 /// What KRaft's own serving certificate names: loopback, the bound address, the public URL's host.
 fn certificate_names(addr: SocketAddr, public_url: Option<&str>) -> Vec<String> {
     let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
@@ -177,6 +191,7 @@ impl Application {
                     ..Default::default()
                 },
                 logs: config.log_settings(),
+                lease: Some((lease_namespace(&config), config.lease_duration)),
             },
         };
         let platform = Platform::start(settings).await.context("cannot start the platform")?;

@@ -125,7 +125,9 @@ async fn a_cluster_goes_ready_and_its_kubeconfig_works(backend: Backend) {
     assert_eq!(detail["hostname"], "demo-ada.kraft.localhost");
     assert_eq!(detail["tls_sans"], serde_json::json!(["demo.example.org", "api.demo.example.org"]));
     let endpoint = detail["summary"]["endpoint"].as_str().unwrap().to_owned();
-    assert_eq!(endpoint, format!("{}/k8s/clusters/{id}", app.address));
+    // Zero-config KRaft answers TLS on its own address: kubectl sends tokens only over HTTPS.
+    let https = app.address.replacen("http://", "https://", 1);
+    assert_eq!(endpoint, format!("{https}/k8s/clusters/{id}"));
     assert!(detail["conditions"]
         .as_array()
         .unwrap()
@@ -786,7 +788,18 @@ pub async fn gateway_status(yaml: &str) -> u16 {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml).unwrap();
     let server = kubeconfig.clusters[0].cluster.as_ref().unwrap().server.clone().unwrap();
     let token = kubeconfig.auth_infos[0].auth_info.as_ref().unwrap().token.clone().unwrap();
-    let response = reqwest::Client::new()
+    // Zero-config KRaft's own TLS: trust the CA the kubeconfig carries, as kubectl does.
+    let mut client = reqwest::Client::builder();
+    if let Some(ca) =
+        kubeconfig.clusters[0].cluster.as_ref().unwrap().certificate_authority_data.as_ref()
+    {
+        use base64::Engine as _;
+        let pem = base64::engine::general_purpose::STANDARD.decode(ca).unwrap();
+        client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+    }
+    let response = client
+        .build()
+        .unwrap()
         .get(format!("{server}/api"))
         .bearer_auth(secrecy::ExposeSecret::expose_secret(&token))
         .send()
@@ -952,7 +965,8 @@ async fn an_annotation_on_the_cluster_object_cannot_redirect_kubeconfigs() {
     let yaml = ada.kubeconfig(&id, "1").await.text().await.unwrap();
     assert!(!yaml.contains("attacker"), "{yaml}");
     let detail: Value = ada.cluster(&id).await.json().await.unwrap();
-    assert_eq!(detail["summary"]["endpoint"], format!("{}/k8s/clusters/{id}", app.address));
+    let https = app.address.replacen("http://", "https://", 1);
+    assert_eq!(detail["summary"]["endpoint"], format!("{https}/k8s/clusters/{id}"));
 }
 
 fn policies_api(host: kube::Client) -> Api<kube::api::DynamicObject> {

@@ -269,7 +269,7 @@ fn admin_url() -> String {
 }
 
 impl TestDatabase {
-    async fn create_postgres() -> Self {
+    pub async fn create_postgres() -> Self {
         let admin_url = admin_url();
         let name = format!("kraft_test_{}", uuid::Uuid::new_v4().simple());
         let admin = Database::connect(&admin_url).await.expect(

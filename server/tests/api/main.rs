@@ -13,5 +13,6 @@ mod logs;
 mod metrics;
 mod observe;
 mod pages;
+mod replicas;
 mod security;
 mod system;
