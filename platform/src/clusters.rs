@@ -175,6 +175,52 @@ impl Clusters {
         let _ = self.changes.send(ClusterChange { owner_id: row.owner_id, cluster_id: row.id });
     }
 
+    /// On a replica that does not lead, another process writes what the reconciler finds: look
+    /// at every row's `updated_at` each `every` and tell live views about what changed, appeared
+    /// or went away, as the leader's own writes do on the leader.
+    pub async fn follow_changes(self: Arc<Self>, every: std::time::Duration) {
+        use sea_orm::QuerySelect;
+        let mut seen: std::collections::HashMap<Uuid, (Option<Uuid>, chrono::DateTime<Utc>)> =
+            std::collections::HashMap::new();
+        let mut first = true;
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let rows: Vec<(Uuid, Option<Uuid>, chrono::DateTime<Utc>)> =
+                match clusters::Entity::find()
+                    .select_only()
+                    .columns([
+                        clusters::Column::Id,
+                        clusters::Column::OwnerId,
+                        clusters::Column::UpdatedAt,
+                    ])
+                    .into_tuple()
+                    .all(&self.db)
+                    .await
+                {
+                    Ok(rows) => rows,
+                    Err(error) => {
+                        tracing::debug!(%error, "cannot look for cluster changes");
+                        continue;
+                    }
+                };
+            let mut now = std::collections::HashMap::with_capacity(rows.len());
+            for (id, owner, updated) in rows {
+                if !first && seen.get(&id) != Some(&(owner, updated)) {
+                    let _ = self.changes.send(ClusterChange { owner_id: owner, cluster_id: id });
+                }
+                now.insert(id, (owner, updated));
+            }
+            for (id, (owner, _)) in &seen {
+                if !now.contains_key(id) {
+                    let _ = self.changes.send(ClusterChange { owner_id: *owner, cluster_id: *id });
+                }
+            }
+            seen = now;
+            first = false;
+        }
+    }
+
     pub fn wake_reconciler(&self) {
         self.wake.notify_one();
     }

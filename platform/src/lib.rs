@@ -158,6 +158,10 @@ impl Platform {
             host.clusters,
             installation.id,
         ));
+        tasks.push(tokio::spawn(while_following(leadership.clone(), {
+            let clusters = clusters.clone();
+            move || clusters.clone().follow_changes(std::time::Duration::from_secs(1))
+        })));
         tasks.push(tokio::spawn(while_leading(leadership.clone(), {
             let clusters = clusters.clone();
             let resync = host.resync;
@@ -302,6 +306,22 @@ where
         leadership.acquired().await;
         let task = tokio::spawn(make());
         leadership.lost().await;
+        task.abort();
+    }
+}
+
+/// Runs the task `make` builds while another replica leads.
+async fn while_following<F, T>(mut leadership: leader::Leadership, make: F)
+where
+    F: Fn() -> T,
+    T: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        if leadership.is_leader() {
+            leadership.lost().await;
+        }
+        let task = tokio::spawn(make());
+        leadership.acquired().await;
         task.abort();
     }
 }

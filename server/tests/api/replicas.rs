@@ -5,8 +5,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::{browser, TestBrowser, TestDatabase};
 
@@ -180,6 +182,39 @@ async fn a_leader_that_shuts_down_hands_over_at_once() {
     let b = kraft(&url, &kubeconfig).await;
     let first = the_leader(&[&a, &b], Duration::from_secs(10)).await;
     let (mut leader, follower) = if first == 0 { (a, b) } else { (b, a) };
+
+    // Live views work on a replica that does not lead: the leader's reconciler marks the cluster
+    // Ready, and the follower's live list pushes it.
+    let (client, jar) = browser();
+    let ada = TestBrowser { address: follower.address.clone(), client, jar };
+    ada.sign_up("ada").await;
+    let mut request = format!("{}/ws/clusters", follower.address.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    let cookie = format!("kraft_session={}", ada.session_cookie().unwrap());
+    request.headers_mut().insert("Cookie", cookie.parse().unwrap());
+    request.headers_mut().insert("Origin", follower.address.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
+    let id = ada.new_cluster("live").await;
+    let pushed_ready = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(message)) = socket.next().await {
+            let Ok(text) = message.to_text() else { continue };
+            let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+            let ready = value["clusters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["id"] == id.as_str() && c["phase"] == "Ready");
+            if ready {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(pushed_ready, Ok(true), "the follower pushed the leader's Ready");
+    assert!(!leads(&follower).await);
+
     let stopping = Instant::now();
     let status =
         Command::new("kill").args(["-TERM", &leader.child.id().to_string()]).status().unwrap();
