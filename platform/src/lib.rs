@@ -93,6 +93,8 @@ struct Inner {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     leadership: leader::Leadership,
     stop_election: tokio::sync::watch::Sender<bool>,
+    /// Turns true when the server begins to shut down (live views close themselves then).
+    stopping: tokio::sync::watch::Sender<bool>,
     /// The election, awaited on close so the Lease is released before the process ends.
     elector: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -182,6 +184,7 @@ impl Platform {
                 tasks,
                 leadership,
                 stop_election,
+                stopping: tokio::sync::watch::channel(false).0,
                 elector: std::sync::Mutex::new(elector),
             }),
         })
@@ -262,6 +265,16 @@ impl Platform {
     /// Whether the database answers a trivial query.
     pub async fn database_ready(&self) -> Result<()> {
         db::ping(&self.inner.db).await
+    }
+
+    /// Tells live views that the server is shutting down.
+    pub fn begin_stop(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Turns true when the server begins to shut down.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.stopping.subscribe()
     }
 
     /// Whether this replica leads (runs the reconciler and sweepers) now.

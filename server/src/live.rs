@@ -27,6 +27,12 @@ use uuid::Uuid;
 /// so the longest a socket outlives its session when the revocation happened on another replica.
 pub const HEARTBEAT: Duration = Duration::from_secs(25);
 
+/// The close code a live view gets when KRaft shuts down (RFC 6455 §7.4.1 via the IANA registry:
+/// 1012 Service Restart); the browser reconnects, to another replica or this one restarted, and
+/// a log view resumes where it was.
+pub const RESTART_CLOSE_CODE: u16 = 1012;
+pub const RESTART_REASON: &str = "KRaft is restarting";
+
 /// Every live view's heartbeat message (`{"type":"heartbeat"}` in each message enum).
 pub const HEARTBEAT_MESSAGE: &str = r#"{"type":"heartbeat"}"#;
 
@@ -38,6 +44,8 @@ pub trait Guard: Send {
     /// feed while it runs (a feed suspended mid-query may hold the database connection the check
     /// needs, e.g. SQLite's only one).
     fn still_valid(&self) -> impl Future<Output = bool> + Send + 'static;
+    /// Resolves when the server begins to shut down.
+    fn stopping(&self) -> impl Future<Output = ()> + Send + 'static;
 }
 
 /// A message as the JSON text the browser reads (our message types always serialise).
@@ -54,6 +62,8 @@ pub enum Ended {
     FeedEnded,
     /// The session ended; the socket was closed with `4401 signed out`.
     SignedOut,
+    /// The server is shutting down; the socket was closed with `1012 KRaft is restarting`.
+    ServerStopping,
 }
 
 /// Pushes `feed` to `sink` until the client goes, the feed ends or the session ends.
@@ -98,6 +108,11 @@ where
                 }
                 HEARTBEAT_MESSAGE.to_owned()
             }
+            () = guard.stopping() => {
+                let frame = CloseFrame { code: RESTART_CLOSE_CODE, reason: RESTART_REASON.into() };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                return Ended::ServerStopping;
+            }
             () = guard.nudged() => {
                 if check.is_none() {
                     check = Some(Box::pin(guard.still_valid()));
@@ -128,6 +143,7 @@ pub struct SessionGuard {
     platform: Platform,
     live: LiveSession,
     revocations: broadcast::Receiver<Uuid>,
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl SessionGuard {
@@ -137,11 +153,20 @@ impl SessionGuard {
         let revocations = platform.accounts().subscribe_revocations();
         let live =
             platform.accounts().live_session(session).await?.ok_or(ApiError::Unauthenticated)?;
-        Ok(Self { platform: platform.clone(), live, revocations })
+        Ok(Self { platform: platform.clone(), live, revocations, stopping: platform.stopping() })
     }
 }
 
 impl Guard for SessionGuard {
+    fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopping = self.stopping.clone();
+        async move {
+            if stopping.wait_for(|s| *s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     async fn nudged(&mut self) {
         loop {
             match self.revocations.recv().await {
@@ -214,6 +239,7 @@ mod tests {
     struct TestGuard {
         ended: Arc<AtomicBool>,
         nudge: Arc<Notify>,
+        stop: Arc<Notify>,
     }
 
     impl TestGuard {
@@ -226,6 +252,10 @@ mod tests {
     }
 
     impl Guard for TestGuard {
+        fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+            let stop = self.stop.clone();
+            async move { stop.notified().await }
+        }
         async fn nudged(&mut self) {
             self.nudge.notified().await;
         }
@@ -310,6 +340,22 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_shutdown_closes_the_socket_with_service_restart_so_the_browser_reconnects() {
+        let mut h = start(Duration::from_secs(25));
+        h.feed.unbounded_send("hello".into()).unwrap();
+        assert_eq!(text(h.sent.next().await), "hello");
+        h.guard.stop.notify_one();
+        match h.sent.next().await {
+            Some(Message::Close(Some(frame))) => {
+                assert_eq!(frame.code, RESTART_CLOSE_CODE);
+                assert_eq!(frame.reason.as_str(), RESTART_REASON);
+            }
+            other => panic!("expected the restart close, got {other:?}"),
+        }
+        assert_eq!(h.task.await.unwrap(), Ended::ServerStopping);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_nudge_for_a_session_that_still_holds_changes_nothing() {
         let mut h = start(Duration::from_secs(25));
         h.guard.nudge.notify_one();
@@ -348,6 +394,9 @@ mod tests {
     }
 
     impl Guard for PooledGuard {
+        fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+            std::future::pending()
+        }
         async fn nudged(&mut self) {
             self.nudge.notified().await;
         }

@@ -236,6 +236,14 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "kraft is listening");
         let service = self.router.into_make_service_with_connect_info::<crate::tls::Peer>();
+        // In-flight requests finish; live views close with "restart" so browsers reconnect
+        // (to another replica) and log views resume where they were.
+        let platform = self.platform.clone();
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests, closing live views");
+            platform.begin_stop();
+        };
         axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await

@@ -215,10 +215,30 @@ async fn a_leader_that_shuts_down_hands_over_at_once() {
     assert_eq!(pushed_ready, Ok(true), "the follower pushed the leader's Ready");
     assert!(!leads(&follower).await);
 
+    // A live view on the replica that stops is closed with "restart", so the browser reconnects.
+    let mut request = format!("{}/ws/clusters", leader.address.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert("Cookie", cookie.parse().unwrap());
+    request.headers_mut().insert("Origin", leader.address.parse().unwrap());
+    let (mut on_leader, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
+    assert!(on_leader.next().await.is_some(), "a first snapshot");
+
     let stopping = Instant::now();
     let status =
         Command::new("kill").args(["-TERM", &leader.child.id().to_string()]).status().unwrap();
     assert!(status.success());
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(message)) = on_leader.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = message {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(closed, Some((1012, "KRaft is restarting".to_owned())));
     let exit = leader.child.wait().unwrap();
     assert!(exit.success(), "kraft exits cleanly on SIGTERM: {exit:?}");
     the_leader(&[&follower], LEASE).await;
