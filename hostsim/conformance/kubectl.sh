@@ -374,6 +374,30 @@ expect "rollout status after scaling down" 'deployment "web" successfully rolled
 expect "delete the Deployment" 'deployment\.apps "web" deleted' vk delete deployment web
 expect "its pods go with it" 'condition met|no matching resources found' vk wait --for=delete pod -l app=web --timeout=30s
 
+# A shared-mode cluster (K3k's default mode): k3k-kubelet runs its pods as host pods; exec, with
+# and without stdin, reaches them as in virtual mode. K3k's kubeconfig names the ClusterIP.
+sns=k3k-conf-shared
+k create namespace "$sns" >/dev/null
+cat >"$work/shared.yaml" <<EOF
+apiVersion: k3k.io/v1beta1
+kind: Cluster
+metadata:
+  name: lab
+  namespace: $sns
+spec:
+  mode: shared
+EOF
+expect "create a shared-mode cluster" '^cluster\.k3k\.io/lab created' k apply -f "$work/shared.yaml"
+expect "the shared-mode cluster becomes Ready" 'condition met' k -n "$sns" wait --for=jsonpath='{.status.phase}'=Ready cluster/lab --timeout=30s
+k -n "$sns" get secret k3k-lab-kubeconfig -o jsonpath='{.data.kubeconfig\.yaml}' | base64 -d >"$work/shared-vc.yaml"
+sk() { k --kubeconfig "$work/shared-vc.yaml" "$@"; }
+expect "run a pod in the shared-mode cluster" '^pod/web created' sk run web --image=nginx:1.27
+expect "it runs through k3k-kubelet" 'condition met' sk wait --for=condition=Ready pod/web --timeout=30s
+expect "exec in a shared-mode cluster" '^hi$' sk exec web -- echo hi
+expect "exec -i cat in a shared-mode cluster reads stdin until it closes" '^hello$' bash -c "printf 'hello\n' | timeout 20 '$KUBECTL' --cache-dir '$work/cache' --kubeconfig '$work/shared-vc.yaml' exec -i web -- cat"
+expect "exec -i over plain SPDY in a shared-mode cluster" '^spdy hello$' bash -c "printf 'spdy hello\n' | KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false timeout 20 '$KUBECTL' --cache-dir '$work/cache' --kubeconfig '$work/shared-vc.yaml' exec -i web -- cat"
+expect "delete the shared-mode cluster" 'cluster\.k3k\.io "lab" deleted' k -n "$sns" delete cluster lab --timeout=30s
+
 # Policies.
 cat >"$work/vcp.yaml" <<EOF
 apiVersion: k3k.io/v1beta1

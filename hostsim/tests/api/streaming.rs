@@ -62,22 +62,53 @@ async fn exec_runs_commands_and_reports_their_exit_status() {
     );
 }
 
-#[tokio::test]
-async fn exec_with_stdin_reads_until_the_client_closes_it() {
-    let (_app, tenant) = virtual_cluster("k3k-exec-in").await;
+/// A Ready shared-mode cluster (K3k's default) and a client for its own API.
+async fn shared_cluster(ns: &str) -> (crate::harness::TestHost, kube::Client) {
+    let app = crate::harness::spawn_host().await;
+    app.namespace(ns).await;
+    app.create_cluster(ns, "c", Default::default()).await;
+    app.wait_for_phase(ns, "c", "Ready").await;
+    let tenant = crate::harness::virtual_client(&app, ns, "c").await;
+    (app, tenant)
+}
+
+/// `kubectl exec -i web -- cat`: "hello\n" on stdin, then stdin closed with v5's CLOSE signal
+/// (`[255, 0]`, as client-go v0.35.0 `tools/remotecommand/websocket.go` stream.Close writes it,
+/// kube-rs too); `cat` sees the end of its input, so the bytes come back on stdout, then the
+/// `Success` status, and the session ends, all in time (a hang fails here, not in CI's timeout).
+async fn cat_echoes_stdin_and_ends_when_stdin_closes(tenant: kube::Client) {
     running_pod(&tenant, web()).await;
     let pods: Api<Pod> = Api::namespaced(tenant, "default");
     let params = AttachParams::default().stdin(true).stderr(false);
-    let mut p = pods.exec("web", vec!["cat"], &params).await.expect("exec starts");
-    let mut stdin = p.stdin().expect("stdin");
-    stdin.write_all(b"some data\n").await.expect("written");
-    // v5 half-closes stdin: cat sees the end of its input and exits.
-    stdin.shutdown().await.expect("stdin closed");
-    let mut out = String::new();
-    p.stdout().expect("stdout").read_to_string(&mut out).await.expect("stdout");
-    assert_eq!(out, "some data\n");
-    let status = p.take_status().expect("status").await.expect("a status");
+    let session = async {
+        let mut p = pods.exec("web", vec!["cat"], &params).await.expect("exec starts");
+        let mut stdin = p.stdin().expect("stdin");
+        stdin.write_all(b"hello\n").await.expect("written");
+        // v5 half-closes stdin: cat sees the end of its input and exits.
+        stdin.shutdown().await.expect("stdin closed");
+        let mut out = String::new();
+        p.stdout().expect("stdout").read_to_string(&mut out).await.expect("stdout");
+        let status = p.take_status().expect("status").await.expect("a status");
+        p.join().await.expect("the session ends");
+        (out, status)
+    };
+    let (out, status) = tokio::time::timeout(std::time::Duration::from_secs(10), session)
+        .await
+        .expect("cat ends once stdin is closed");
+    assert_eq!(out, "hello\n");
     assert_eq!(status.status.as_deref(), Some("Success"));
+}
+
+#[tokio::test]
+async fn exec_cat_with_stdin_ends_when_stdin_closes_in_a_virtual_mode_cluster() {
+    let (_app, tenant) = virtual_cluster("k3k-exec-in").await;
+    cat_echoes_stdin_and_ends_when_stdin_closes(tenant).await;
+}
+
+#[tokio::test]
+async fn exec_cat_with_stdin_ends_when_stdin_closes_in_a_shared_mode_cluster() {
+    let (_app, tenant) = shared_cluster("k3k-shared-exec-in").await;
+    cat_echoes_stdin_and_ends_when_stdin_closes(tenant).await;
 }
 
 #[tokio::test]
