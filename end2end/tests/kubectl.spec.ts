@@ -95,8 +95,9 @@ spec:
   // Logs, followed.
   await watchOutput(kubeconfig, ['logs', '-f', pod], /\S/);
 
-  // exec. (`exec -i` with stdin hangs in hostsim's shared-mode clusters, gateway or not: issue 15's note.)
+  // exec, and exec with stdin (kubectl closes stdin at its end; cat then ends).
   expect(run(kubeconfig, ['exec', pod, '--', 'echo', 'hi'])).toBe('hi\n');
+  expect(run(kubeconfig, ['exec', '-i', pod, '--', 'cat'], 'typed into the pod\n')).toBe('typed into the pod\n');
 
   // port-forward: bytes to the pod's port come back.
   const forward = spawn(kubectl, ['--kubeconfig', kubeconfig, 'port-forward', `pod/${pod}`, '18080:8080']);
