@@ -142,6 +142,30 @@ expect "get secrets shows type and data count" '^s2 +Opaque +1 ' k -n "$ns" get 
 expect "delete secret" 'secret "s1" deleted' k -n "$ns" delete secret s1
 expect_fail "deleted secret is NotFound" 'secrets "s1" not found' k -n "$ns" get secret s1
 
+# kubectl's generators: kubectl 1.37 sends these built-in kinds as protobuf
+# (application/vnd.kubernetes.protobuf); each object is read back as JSON.
+gen=gen-conf
+k create namespace "$gen" >/dev/null
+expect "create deployment with --port and --replicas (protobuf)" '^deployment\.apps/web created' k -n "$gen" create deployment web --image=nginx --port=8080 --replicas=3
+expect "the deployment has its replicas, image and port" '^3 nginx 8080 app=web$' k -n "$gen" get deployment web -o jsonpath='{.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort} app={.spec.selector.matchLabels.app}'
+expect "create deployment --replicas=0 (a pointer's zero)" '^deployment\.apps/idle created' k -n "$gen" create deployment idle --image=nginx --replicas=0
+expect "the deployment keeps replicas 0" '^0$' k -n "$gen" get deployment idle -o jsonpath='{.spec.replicas}'
+expect "create service clusterip (protobuf)" '^service/web created' k -n "$gen" create service clusterip web --tcp=80:8080
+expect "the service has its port and IntOrString targetPort" '^80 8080 TCP ClusterIP$' k -n "$gen" get service web -o jsonpath='{.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.ports[0].protocol} {.spec.type}'
+expect "create job (protobuf)" '^job\.batch/once created' k -n "$gen" create job once --image=busybox -- echo hi
+expect "the job has its command and restart policy" '^\["echo","hi"\] Never$' k -n "$gen" get job once -o jsonpath='{.spec.template.spec.containers[0].command} {.spec.template.spec.restartPolicy}'
+expect "create cronjob (protobuf)" '^cronjob\.batch/tick created' k -n "$gen" create cronjob tick --image=busybox --schedule='*/5 * * * *' -- date
+expect "the cronjob has its schedule and job template" '^\*/5 \* \* \* \* \["date"\] OnFailure$' k -n "$gen" get cronjob tick -o jsonpath='{.spec.schedule} {.spec.jobTemplate.spec.template.spec.containers[0].command} {.spec.jobTemplate.spec.template.spec.restartPolicy}'
+expect "run a pod" '^pod/solo created' k -n "$gen" run solo --image=nginx --port=80 --labels=app=solo
+expect "the pod has its port and labels" '^80 solo$' k -n "$gen" get pod solo -o jsonpath='{.spec.containers[0].ports[0].containerPort} {.metadata.labels.app}'
+expect "expose the deployment" '^service/web-exposed exposed' k -n "$gen" expose deployment web --name=web-exposed --port=80 --target-port=8080
+expect "the exposed service selects the deployment's pods" '^web 80 8080$' k -n "$gen" get service web-exposed -o jsonpath='{.spec.selector.app} {.spec.ports[0].port} {.spec.ports[0].targetPort}'
+expect "create role and rolebinding (protobuf)" '^rolebinding\.rbac\.authorization\.k8s\.io/read created' bash -c "'$KUBECTL' --cache-dir '$work/cache' -n $gen create role reader --verb=get,list --resource=pods && '$KUBECTL' --cache-dir '$work/cache' -n $gen create rolebinding read --role=reader --user=bob"
+expect "the rolebinding has its role and subject" '^Role reader User bob$' k -n "$gen" get rolebinding read -o jsonpath='{.roleRef.kind} {.roleRef.name} {.subjects[0].kind} {.subjects[0].name}'
+expect "create quota with quantities (protobuf)" '^resourcequota/compute created' k -n "$gen" create quota compute --hard=cpu=1500m,memory=1Gi,pods=10
+expect "the quota has its quantities" '^1500m 1Gi 10$' k -n "$gen" get resourcequota compute -o jsonpath='{.spec.hard.cpu} {.spec.hard.memory} {.spec.hard.pods}'
+k delete namespace "$gen" --wait=false >/dev/null 2>&1 || true
+
 # Clusters.
 cat >"$work/cluster.yaml" <<EOF
 apiVersion: k3k.io/v1beta1

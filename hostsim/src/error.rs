@@ -122,8 +122,20 @@ pub enum Error {
     Gone { requested: u64, oldest: u64 },
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
+    /// A PATCH body of a type the resource does not take (kubernetes v1.35
+    /// staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go, the patch types).
     #[error("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")]
     UnsupportedMediaType,
+    /// A create or update body in a media type the server does not decode: the serializers'
+    /// media types (kubernetes v1.35 staging/src/k8s.io/apiserver/pkg/endpoints/handlers/
+    /// negotiation/negotiate.go NegotiateInputSerializerForMediaType, errors.go; apimachinery
+    /// pkg/runtime/serializer/codec_factory.go: JSON, YAML, protobuf; CBOR is off by default).
+    #[error("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf")]
+    UnsupportedBodyMediaType,
+    /// What a real API server answers when a handler panics (kubernetes v1.35
+    /// staging/src/k8s.io/apiserver/pkg/server/filters/wrap.go WithPanicRecovery): a plain-text 500.
+    #[error("This request caused apiserver to panic. Look in the logs for details.")]
+    Panic,
     #[error("Unauthorized")]
     Unauthorized,
     #[error("the server could not find the requested resource")]
@@ -191,7 +203,7 @@ impl Error {
             Error::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", Value::Null)
             }
-            Error::UnsupportedMediaType => {
+            Error::UnsupportedMediaType | Error::UnsupportedBodyMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", Value::Null)
             }
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized", Value::Null),
@@ -199,9 +211,11 @@ impl Error {
             Error::ServiceUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", Value::Null)
             }
-            Error::Internal(_) | Error::Io(_) | Error::Certificate(_) | Error::Tls(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", Value::Null)
-            }
+            Error::Internal(_)
+            | Error::Panic
+            | Error::Io(_)
+            | Error::Certificate(_)
+            | Error::Tls(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", Value::Null),
         }
     }
 
@@ -227,6 +241,18 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (code, _, _) = self.parts();
+        if let Error::Panic = self {
+            // net/http's http.Error.
+            return (
+                code,
+                [
+                    (axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                    (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
+                format!("{self}\n"),
+            )
+                .into_response();
+        }
         if code == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "internal error");
         }

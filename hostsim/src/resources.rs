@@ -172,6 +172,10 @@ fn builtins() -> Vec<ResourceType> {
         b("apps", "v1", "Deployment", "deployments", true, &["deploy"], &["status", "scale"]),
         b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], &["status"]),
         b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], &["status", "scale"]),
+        // Stored without a real server's Job defaulting (selector, completions, ...); no Job
+        // or CronJob controller runs them.
+        b("batch", "v1", "Job", "jobs", true, &[], &["status"]),
+        b("batch", "v1", "CronJob", "cronjobs", true, &["cj"], &["status"]),
         b("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", false, &[], &[]),
         b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], &["status"]),
         b("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[], &[]),
@@ -195,7 +199,14 @@ fn builtins() -> Vec<ResourceType> {
     .map(|mut r| {
         if matches!(
             r.plural.as_str(),
-            "pods" | "services" | "statefulsets" | "deployments" | "daemonsets" | "replicasets"
+            "pods"
+                | "services"
+                | "statefulsets"
+                | "deployments"
+                | "daemonsets"
+                | "replicasets"
+                | "jobs"
+                | "cronjobs"
         ) && !r.read_only
         {
             r.categories = vec!["all".into()];

@@ -42,6 +42,16 @@ fn scale_of(obj: &Value) -> Value {
     })
 }
 
+/// The `autoscaling/v1` Scale a scale subresource takes.
+fn scale_type(rt: &ResourceType) -> ResourceType {
+    let mut scale = rt.clone();
+    scale.group = "autoscaling".into();
+    scale.version = "v1".into();
+    scale.kind = "Scale".into();
+    scale.schema = None;
+    scale
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn serve(
     host: &Host,
@@ -51,14 +61,17 @@ pub fn serve(
     method: &Method,
     headers: &HeaderMap,
     body: &Bytes,
+    q: &super::Query,
     opts: WriteOptions,
 ) -> Result<Response> {
     let obj = host.get(rt, Some(ns), name)?;
     let current = scale_of(&obj);
     let wanted = match *method {
         Method::GET => return Ok(json_response(StatusCode::OK, &current)),
-        Method::PUT => serde_json::from_slice::<Value>(body)
-            .map_err(|e| Error::BadRequest(format!("the object provided is unrecognized: {e}")))?,
+        Method::PUT => {
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            super::decode(ct, body, &scale_type(rt), q)?
+        }
         Method::PATCH => {
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let p: Value = serde_json::from_slice(body)
@@ -72,8 +85,13 @@ pub fn serve(
         }
         _ => return Err(Error::MethodNotAllowed),
     };
-    let Some(replicas) = wanted.pointer("/spec/replicas").and_then(Value::as_i64) else {
-        return Err(Error::BadRequest("spec.replicas: Required value".into()));
+    // `ScaleSpec.replicas` is an `int32` with `omitempty`: left out, it is 0
+    // (k8s.io/api v0.35 autoscaling/v1 types.go).
+    let replicas = match wanted.pointer("/spec/replicas") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v.as_i64().ok_or_else(|| {
+            Error::BadRequest("spec.replicas: Invalid value: must be an integer".into())
+        })?,
     };
     if replicas < 0 {
         return Err(Error::BadRequest(format!(

@@ -12,6 +12,7 @@ mod logs;
 mod metrics;
 mod network;
 mod objects;
+mod protobuf;
 mod streaming;
 mod tenant_workloads;
 mod workloads;
