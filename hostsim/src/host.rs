@@ -650,6 +650,13 @@ impl Host {
         if rt.group == "networking.k8s.io" && rt.plural == "networkpolicies" {
             return validate_network_policy(rt, obj);
         }
+        if rt.group == "rbac.authorization.k8s.io" {
+            let causes = crate::rbac::validate(&rt.plural, obj, old);
+            if !causes.is_empty() {
+                return Err(Self::invalid(rt, object::name(obj), causes));
+            }
+            return Ok(());
+        }
         if !rt.group.is_empty() {
             return Ok(());
         }
