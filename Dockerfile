@@ -16,15 +16,18 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home /data kraft \
- && mkdir -p /data && chown kraft /data
+ && groupadd --system --gid 10001 kraft \
+ && useradd --system --uid 10001 --gid 10001 --home /data kraft \
+ && mkdir -p /data && chown 10001:10001 /data
 COPY --from=build /src/target/release/kraft /usr/local/bin/kraft
 COPY --from=build /src/target/site /app/site
 ENV KRAFT_ADDR=0.0.0.0:3000 \
     KRAFT_SITE_ROOT=/app/site \
     KRAFT_DATA_DIR=/data \
     KRAFT_LOG_FORMAT=json
-USER kraft
+# Numeric, so a kubelet can tell the image runs as non-root (it cannot resolve a user name; the
+# Helm chart's restricted pod security sets runAsNonRoot).
+USER 10001:10001
 EXPOSE 3000
 ENTRYPOINT ["kraft"]
 CMD ["serve"]

@@ -650,6 +650,17 @@ impl Host {
         if rt.group == "networking.k8s.io" && rt.plural == "networkpolicies" {
             return validate_network_policy(rt, obj);
         }
+        if rt.group == "rbac.authorization.k8s.io" {
+            let causes = crate::rbac::validate(&rt.plural, obj, old);
+            if !causes.is_empty() {
+                return Err(Self::invalid(rt, object::name(obj), causes));
+            }
+            return Ok(());
+        }
+        if rt.group == "apps" {
+            self.warn_pod_template(obj);
+            return Ok(());
+        }
         if !rt.group.is_empty() {
             return Ok(());
         }
@@ -695,6 +706,24 @@ impl Host {
         let used: Vec<crate::quota::Usage> = quotas.iter().map(|q| self.quota_used(q)).collect();
         let pairs: Vec<(&Value, &crate::quota::Usage)> = quotas.iter().zip(used.iter()).collect();
         crate::quota::admit_all(&pairs, &rt.plural, obj, old).map_err(forbidden)
+    }
+
+    /// PodSecurity on a workload (Deployment, ReplicaSet, StatefulSet, DaemonSet): never refused,
+    /// its pod template is checked against the namespace's warn policy on every create and update
+    /// of the object itself, and violations come back as `Warning:` headers
+    /// (kubernetes/pod-security-admission @ 8f84a87 admission/admission.go
+    /// ValidatePodController).
+    fn warn_pod_template(&self, obj: &Value) {
+        let Some(template) = obj.pointer("/spec/template") else { return };
+        let namespaces = GroupResource::new("", "namespaces");
+        let Some(namespace) = self.store.get(&namespaces, "", object::namespace(obj)) else {
+            return;
+        };
+        if let Some((level, version)) = crate::psa::warn_policy(&namespace) {
+            for warning in crate::psa::template_warnings(level, &version, template) {
+                crate::warnings::push(warning);
+            }
+        }
     }
 
     /// What one ResourceQuota's namespace uses of what it counts: the objects of every resource

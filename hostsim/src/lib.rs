@@ -24,6 +24,7 @@ pub mod object;
 pub mod patch;
 pub mod psa;
 pub mod quota;
+pub mod rbac;
 pub mod resources;
 pub mod runtime;
 pub mod schema;

