@@ -328,6 +328,7 @@ def default_render_checks() -> None:
         "adminBootstrap": "token", "reservedHostnames": "kraft.example",
         "virtualRuntimeClass": "gvisor", "virtualNodeSelector": "kraft.dev/virtual=true",
         "ingressAddress": "203.0.113.7:443", "rustLog": "kraft=debug", "tls": "off",
+        "leaseNamespace": "kraft-system",
     }
     check(
         "the settings without a default are exactly the empty values",
