@@ -96,8 +96,16 @@ async fn the_leader(krafts: &[&Kraft], within: Duration) -> usize {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_leader_is_killed_mid_create_and_another_takes_over() {
+/// Two `kraft` processes on a fresh database and hostsim, once one of them leads.
+struct Replicas {
+    database: TestDatabase,
+    hostsim: hostsim::Running,
+    leader: Kraft,
+    follower: Kraft,
+    _dir: tempfile::TempDir,
+}
+
+async fn replicas() -> Replicas {
     let database = TestDatabase::create_postgres().await;
     let url = database.url().unwrap();
     let hostsim = hostsim::start(hostsim::Config::default()).await.expect("hostsim starts");
@@ -109,6 +117,25 @@ async fn the_leader_is_killed_mid_create_and_another_takes_over() {
     let b = kraft(&url, &kubeconfig).await;
     let first = the_leader(&[&a, &b], Duration::from_secs(10)).await;
     let (leader, follower) = if first == 0 { (a, b) } else { (b, a) };
+    Replicas { database, hostsim, leader, follower, _dir: dir }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The live cluster list on `kraft`, signed in with `cookie`.
+async fn live_list(kraft: &Kraft, cookie: &str) -> Socket {
+    let mut request = format!("{}/ws/clusters", kraft.address.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert("Cookie", cookie.parse().unwrap());
+    request.headers_mut().insert("Origin", kraft.address.parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.expect("websocket").0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_is_killed_mid_create_and_another_takes_over() {
+    let Replicas { database, hostsim, leader, follower, _dir } = replicas().await;
 
     // A session made on one replica works on the other (cookies are per host, not per port).
     let (client, jar) = browser();
@@ -172,29 +199,15 @@ async fn the_leader_is_killed_mid_create_and_another_takes_over() {
 /// than after the lease duration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_shuts_down_hands_over_at_once() {
-    let database = TestDatabase::create_postgres().await;
-    let url = database.url().unwrap();
-    let hostsim = hostsim::start(hostsim::Config::default()).await.expect("hostsim starts");
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("host.kubeconfig");
-    std::fs::write(&kubeconfig, hostsim.kubeconfig_yaml()).unwrap();
-    let a = kraft(&url, &kubeconfig).await;
-    let b = kraft(&url, &kubeconfig).await;
-    let first = the_leader(&[&a, &b], Duration::from_secs(10)).await;
-    let (mut leader, follower) = if first == 0 { (a, b) } else { (b, a) };
+    let Replicas { database, mut leader, follower, hostsim: _hostsim, _dir } = replicas().await;
 
     // Live views work on a replica that does not lead: the leader's reconciler marks the cluster
     // Ready, and the follower's live list pushes it.
     let (client, jar) = browser();
     let ada = TestBrowser { address: follower.address.clone(), client, jar };
     ada.sign_up("ada").await;
-    let mut request = format!("{}/ws/clusters", follower.address.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
     let cookie = format!("kraft_session={}", ada.session_cookie().unwrap());
-    request.headers_mut().insert("Cookie", cookie.parse().unwrap());
-    request.headers_mut().insert("Origin", follower.address.parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
+    let mut socket = live_list(&follower, &cookie).await;
     let id = ada.new_cluster("live").await;
     let pushed_ready = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(Ok(message)) = socket.next().await {
@@ -216,12 +229,7 @@ async fn a_leader_that_shuts_down_hands_over_at_once() {
     assert!(!leads(&follower).await);
 
     // A live view on the replica that stops is closed with "restart", so the browser reconnects.
-    let mut request = format!("{}/ws/clusters", leader.address.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert("Cookie", cookie.parse().unwrap());
-    request.headers_mut().insert("Origin", leader.address.parse().unwrap());
-    let (mut on_leader, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
+    let mut on_leader = live_list(&leader, &cookie).await;
     assert!(on_leader.next().await.is_some(), "a first snapshot");
 
     let stopping = Instant::now();
