@@ -6,6 +6,7 @@ mod m20261122_000001_accounts;
 mod m20261122_000002_clusters;
 mod m20261202_000003_installation;
 mod m20261205_000004_cluster_tokens;
+mod m20261205_000005_throttle_events;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_clusters::Migration),
             Box::new(m20261202_000003_installation::Migration),
             Box::new(m20261205_000004_cluster_tokens::Migration),
+            Box::new(m20261205_000005_throttle_events::Migration),
         ]
     }
 }

@@ -159,11 +159,11 @@ fn parse_name(raw: &str) -> Result<String, FieldError> {
 impl Access {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
-            db,
+            db: db.clone(),
             cache: Mutex::new(HashMap::new()),
             usage: Mutex::new(Usage::default()),
             // Twenty wrong tokens a minute from one address: a typo is forgiven, a search is not.
-            failures: TokenThrottle::new(20, Duration::from_secs(60)),
+            failures: TokenThrottle::shared(20, Duration::from_secs(60), db.clone()),
         }
     }
 
@@ -435,6 +435,8 @@ impl Access {
         let mut last_sweep = Instant::now();
         loop {
             every.tick().await;
+            // Addresses blocked by every replica's failed tokens together.
+            self.failures.refresh().await;
             if let Err(error) = self.flush_usage().await {
                 tracing::warn!(%error, "could not record kubeconfig use");
             }

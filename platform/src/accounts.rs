@@ -168,8 +168,9 @@ impl Accounts {
         Ok(Self {
             verifier: PasswordHasher::new(settings.hash_concurrency)?,
             hasher: PasswordHasher::new(settings.signup_hash_concurrency)?,
-            throttle: LoginThrottle::new(settings.throttle),
-            signups: SignupThrottle::new(settings.signup_limits),
+            // Counted in the database: the limits hold across every replica.
+            throttle: LoginThrottle::shared(settings.throttle, db.clone()),
+            signups: SignupThrottle::shared(settings.signup_limits, db.clone()),
             revocations: broadcast::channel(1024).0,
             db,
             settings,

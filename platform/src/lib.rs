@@ -342,12 +342,15 @@ where
 /// Deletes expired session rows every few minutes.
 async fn sweep_expired_sessions(db: sea_orm::DatabaseConnection) {
     use tower_sessions::session_store::ExpiredDeletion;
-    let store = accounts::DbSessionStore::new(db);
+    let store = accounts::DbSessionStore::new(db.clone());
     let mut every = tokio::time::interval(std::time::Duration::from_secs(300));
     loop {
         every.tick().await;
         if let Err(error) = store.delete_expired().await {
             tracing::warn!(%error, "could not delete expired sessions");
+        }
+        if let Err(error) = accounts::throttle::sweep(&db).await {
+            tracing::warn!(%error, "could not delete old throttled attempts");
         }
     }
 }

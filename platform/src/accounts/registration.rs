@@ -115,6 +115,7 @@ impl Accounts {
         }
         self.signups
             .reserve(meta.client_addr.as_deref())
+            .await
             .map_err(|retry_after| AccountError::Throttled { retry_after })?;
         let hash = self.hasher.hash(account.password.expose()).await?;
         self.insert_user(&account, hash, Grant::SignUp { invite, setup_token }, meta).await

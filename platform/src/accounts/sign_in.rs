@@ -30,7 +30,7 @@ impl Accounts {
             users::Entity::find().filter(column.eq(identifier.as_str())).one(&self.db).await?;
         // One bucket per account, whether it is named by email or by username.
         let account_key = row.as_ref().map_or(identifier.as_str(), |u| u.username.as_str());
-        let attempt = self.throttle.reserve(account_key, address).map_err(|retry_after| {
+        let attempt = self.throttle.reserve(account_key, address).await.map_err(|retry_after| {
             metrics::counter!(crate::observe::SIGN_INS, "outcome" => "throttled").increment(1);
             AccountError::Throttled { retry_after }
         })?;
@@ -49,7 +49,7 @@ impl Accounts {
             audit::record(&self.db, event).await?;
             return Err(AccountError::BadCredentials);
         };
-        self.throttle.succeeded(attempt);
+        self.throttle.succeeded(attempt).await;
         metrics::counter!(crate::observe::SIGN_INS, "outcome" => "succeeded").increment(1);
         if let Verified::YesRehashed(hash) = verdict {
             let mut active = user.clone().into_active_model();
@@ -76,11 +76,12 @@ impl Accounts {
         let attempt = self
             .throttle
             .reserve(&user.username, meta.client_addr.as_deref())
+            .await
             .map_err(|retry_after| AccountError::Throttled { retry_after })?;
         if self.verifier.verify(password, Some(&user.password_hash)).await? == Verified::No {
             return Err(AccountError::field(field, "Your current password is not correct."));
         }
-        self.throttle.succeeded(attempt);
+        self.throttle.succeeded(attempt).await;
         Ok(user)
     }
 

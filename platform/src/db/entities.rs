@@ -7,4 +7,5 @@ pub mod clusters;
 pub mod installation;
 pub mod invites;
 pub mod sessions;
+pub mod throttle_events;
 pub mod users;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use kraft::config::SignupMode;
 use serde_json::{json, Value};
 
-use crate::helpers::{count, spawn_app, spawn_app_with, Backend, PASSWORD};
+use crate::helpers::{count, spawn_app, spawn_app_with, Backend, TestBrowser, PASSWORD};
 use crate::on_both_backends;
 
 fn field_messages(body: &Value) -> Vec<(String, String)> {
@@ -273,6 +273,25 @@ async fn an_account_is_throttled_after_five_failures_even_for_the_right_password
         attacker.login("nobody", "guess guess guess").await;
     }
     assert_eq!(attacker.login("nobody", "guess guess guess").await.status(), 429);
+}
+
+/// Two replicas on one database count the same failures: an attacker cannot get five guesses per
+/// replica by spreading them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_on_two_replicas_count_together() {
+    let app = spawn_app(Backend::Postgres).await;
+    let replica = app.replica().await;
+    app.browser().sign_up("ada").await;
+    let (client, jar) = crate::helpers::browser();
+    let on_app =
+        TestBrowser { address: app.address.clone(), client: client.clone(), jar: jar.clone() };
+    let on_replica = TestBrowser { address: replica.address.clone(), client, jar };
+    for i in 0..5 {
+        let attacker = if i % 2 == 0 { &on_app } else { &on_replica };
+        assert_eq!(attacker.login("ada", "guess guess guess").await.status(), 401);
+    }
+    assert_eq!(on_replica.login("ada", PASSWORD).await.status(), 429);
+    assert_eq!(on_app.login("ada", PASSWORD).await.status(), 429);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
