@@ -56,8 +56,8 @@ test('create a cluster, watch it get ready, use a named kubeconfig through the g
   const laptop = kubeconfigs.getByRole('row', { name: /laptop/ });
   await expect(laptop).toBeVisible();
   // Use is written every 5 s: wait for it through the page's own server function, then reload
-  // once. (Reloading in a loop here once hit a hydration panic in tachys, hydration.rs:227, that
-  // did not come back in later runs: issue 15's note.)
+  // once. (A reload loop here once hit a hydration panic: the live socket spoke before the
+  // streamed details were hydrated; the cluster page now looks at it only after hydration.)
   await expect
     .poll(
       async () => {

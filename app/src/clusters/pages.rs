@@ -229,8 +229,17 @@ pub fn ClusterPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
     let live = use_live_clusters();
+    // The live socket may speak before the streamed details are hydrated; a resource whose source
+    // changed by then renders differently from the server's HTML and hydration panics (tachys
+    // hydration.rs). So the live list is looked at only once hydration is over (effects run
+    // after it, and never on the server).
+    let (hydrated, set_hydrated) = signal(false);
+    Effect::new(move |_| set_hydrated.set(true));
     // Refetch the details whenever the live list says this cluster changed.
     let version = Memo::new(move |_| {
+        if !hydrated.get() {
+            return None;
+        }
         let current = id();
         live.clusters.with(|list| {
             list.as_ref().and_then(|l| {
