@@ -8,9 +8,9 @@
 //!   so a cookieless client leaves nothing behind in the database).
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Path};
+use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -40,11 +40,10 @@ pub struct EdgeConfig {
 pub struct ClientAddr(pub IpAddr);
 
 impl ClientAddr {
-    /// From a request's extensions: what the server's layer found, else the TCP peer.
+    /// From a request's extensions, where the server's edge layer put it (on every route, TLS
+    /// or not).
     pub fn of(parts: &Parts) -> Option<Self> {
-        parts.extensions.get::<ClientAddr>().copied().or_else(|| {
-            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| Self(a.ip()))
-        })
+        parts.extensions.get::<ClientAddr>().copied()
     }
 }
 
