@@ -15,4 +15,5 @@ mod objects;
 mod protobuf;
 mod streaming;
 mod tenant_workloads;
+mod wire;
 mod workloads;

@@ -7,6 +7,7 @@ use kube::api::{Api, PostParams};
 use serde_json::{json, Value};
 
 use crate::harness::{spawn_host, ClusterSpec, TestHost};
+use crate::wire::{envelope, len, num};
 
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 
@@ -19,32 +20,6 @@ const KUBECTL_DEPLOYMENT: &str = concat!(
     "2a00320b0a00100018903f22002a0042006a007200800100880100900100a201001a00320042004a00520058",
     "00600068008201008a01009a0100c2010022020a00280038001a0c0800100018002000280038001a002200",
 );
-
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return out;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-fn num(field: u64, v: i64) -> Vec<u8> {
-    [varint(field << 3), varint(v as u64)].concat()
-}
-
-fn len(field: u64, bytes: &[u8]) -> Vec<u8> {
-    [varint((field << 3) | 2), varint(bytes.len() as u64), bytes.to_vec()].concat()
-}
-
-fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
-    let type_meta = [len(1, api_version.as_bytes()), len(2, kind.as_bytes())].concat();
-    [b"k8s\x00".to_vec(), len(1, &type_meta), len(2, raw)].concat()
-}
 
 /// Sends `body` with `content_type`; the status, the response's content type and its body.
 async fn send(

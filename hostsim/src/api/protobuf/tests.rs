@@ -63,35 +63,10 @@ fn body(hex_text: &str) -> Vec<u8> {
     hex::decode(hex_text).expect("fixture is hex")
 }
 
-/// Protobuf wire format, by hand, independent of the schema under test.
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return out;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-/// A varint field (int32, int64, bool).
-fn num(field: u64, v: i64) -> Vec<u8> {
-    [varint(field << 3), varint(v as u64)].concat()
-}
-
-/// A length-delimited field (string, bytes, message).
-fn len(field: u64, bytes: &[u8]) -> Vec<u8> {
-    [varint((field << 3) | 2), varint(bytes.len() as u64), bytes.to_vec()].concat()
-}
-
-/// `k8s\0` + `runtime.Unknown{typeMeta, raw}`.
-fn envelope_of(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
-    let type_meta = [len(1, api_version.as_bytes()), len(2, kind.as_bytes())].concat();
-    [b"k8s\x00".to_vec(), len(1, &type_meta), len(2, raw)].concat()
-}
+#[path = "../../../tests/api/wire.rs"]
+#[allow(dead_code)]
+mod wire;
+use wire::{envelope, len, num};
 
 fn decoded(bytes: &[u8], into: &str) -> Value {
     decode(bytes, into).unwrap_or_else(|e| panic!("decodes: {e}"))
@@ -248,7 +223,7 @@ fn times_are_rfc3339_and_zero_times_null() {
     let micro = [num(1, 1_767_225_600), num(2, 123_456_789)].concat();
     let spec = [len(1, b"holder"), num(2, 15), len(3, &micro), len(4, &micro)].concat();
     let lease = [len(1, &len(1, b"l")), len(2, &spec)].concat();
-    let v = decoded(&envelope_of("coordination.k8s.io/v1", "Lease", &lease), "Lease");
+    let v = decoded(&envelope("coordination.k8s.io/v1", "Lease", &lease), "Lease");
     assert_eq!(
         v["spec"],
         json!({
@@ -263,7 +238,7 @@ fn times_are_rfc3339_and_zero_times_null() {
     let condition = [len(1, b"Ready"), len(2, b"True"), len(3, b""), len(4, &time)].concat();
     let status = [len(2, &condition), len(7, &time)].concat();
     let pod = [len(1, &meta), len(3, &status)].concat();
-    let v = decoded(&envelope_of("v1", "Pod", &pod), "Pod");
+    let v = decoded(&envelope("v1", "Pod", &pod), "Pod");
     assert_eq!(v["metadata"]["creationTimestamp"], json!("2026-01-01T00:00:00Z"));
     assert_eq!(v["metadata"]["deletionTimestamp"], json!("2026-01-01T00:00:00Z"));
     assert_eq!(v["status"]["startTime"], json!("2026-01-01T00:00:00Z"));
@@ -294,7 +269,7 @@ fn int_or_string_quantity_and_inline_structs() {
     let volume = [len(1, b"scratch"), len(2, &len(2, &len(2, &quantity("1Gi"))))].concat();
     let spec = [len(1, &volume), len(2, &container), num(21, 0)].concat();
     let pod = [len(1, &len(1, b"p")), len(2, &spec)].concat();
-    let v = decoded(&envelope_of("v1", "Pod", &pod), "Pod");
+    let v = decoded(&envelope("v1", "Pod", &pod), "Pod");
     assert_eq!(
         v["spec"],
         json!({
@@ -318,7 +293,7 @@ fn int_or_string_quantity_and_inline_structs() {
 fn raw_extensions_embed_their_json_and_durations_are_go_strings() {
     let raw = br#"{"spec":{"template":{"metadata":{"labels":{"a":"b"}}}}}"#;
     let revision = [len(1, &len(1, b"r1")), len(2, &len(1, raw)), num(3, 2)].concat();
-    let v = decoded(&envelope_of("apps/v1", "ControllerRevision", &revision), "ControllerRevision");
+    let v = decoded(&envelope("apps/v1", "ControllerRevision", &revision), "ControllerRevision");
     assert_eq!(v["data"], json!({"spec": {"template": {"metadata": {"labels": {"a": "b"}}}}}));
     assert_eq!(v["revision"], json!(2));
 
@@ -345,7 +320,7 @@ fn a_body_without_the_magic_or_an_unknown_kind_is_a_bad_request() {
         e.as_deref(),
         Some("provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]")
     );
-    let e = decode(&envelope_of("apps/v1", "Nope", b""), "Deployment").err().map(|e| e.to_string());
+    let e = decode(&envelope("apps/v1", "Nope", b""), "Deployment").err().map(|e| e.to_string());
     assert!(
         e.as_deref().is_some_and(
             |e| e.starts_with("Nope in version \"v1\" cannot be handled as a Deployment")
@@ -358,7 +333,7 @@ fn a_body_without_the_magic_or_an_unknown_kind_is_a_bad_request() {
 fn delete_options_keep_their_pointer_zeros() {
     // DeleteOptions{gracePeriodSeconds: 0, propagationPolicy: "Foreground"} from a typed client.
     let raw = [num(1, 0), len(4, b"Foreground")].concat();
-    let v = decoded(&envelope_of("meta.k8s.io/v1", "DeleteOptions", &raw), "DeleteOptions");
+    let v = decoded(&envelope("meta.k8s.io/v1", "DeleteOptions", &raw), "DeleteOptions");
     assert_eq!(
         v,
         json!({
