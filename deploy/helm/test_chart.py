@@ -52,6 +52,10 @@ CHART_DEFAULTS = {
     "KRAFT_SITE_ROOT": "/app/site",
     "KRAFT_LOG_FORMAT": "json",
     "KRAFT_HOST_IN_CLUSTER": "true",
+    # With rbac.create, KRaft binds itself to the chart's tenant role in each cluster namespace.
+    "KRAFT_TENANT_ROLE": "kraft-kraft-system-tenant",
+    # /metrics on a port of its own, which the Ingress never routes to.
+    "KRAFT_METRICS_ADDR": "0.0.0.0:9090",
 }
 
 passed = 0
@@ -282,13 +286,14 @@ def default_render_checks() -> None:
     check(
         "KRaft uses the pod's service account (KRAFT_HOST_IN_CLUSTER) and listens on 0.0.0.0:3000",
         env["KRAFT_HOST_IN_CLUSTER"] == "true" and env["KRAFT_ADDR"] == "0.0.0.0:3000"
-        and c["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}],
+        and c["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"},
+                           {"name": "metrics", "containerPort": 9090, "protocol": "TCP"}],
         (env, c["ports"]),
     )
     ann = deploy["spec"]["template"]["metadata"]["annotations"]
     check(
-        "pods carry the prometheus.io scrape annotations for /metrics on 3000",
-        ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "3000"
+        "pods carry the prometheus.io scrape annotations for /metrics on its own port 9090",
+        ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "9090"
         and ann.get("prometheus.io/path") == "/metrics",
         ann,
     )
@@ -302,8 +307,9 @@ def default_render_checks() -> None:
     check("the pods run as the chart's ServiceAccount", pod["serviceAccountName"] == sa, pod["serviceAccountName"])
     svc = kinds["Service"][0]["spec"]
     check(
-        "the Service sends port 3000 to the pods' http port",
+        "the Service sends port 3000 to the pods' http port and 9090 to their metrics port",
         svc["ports"][0]["port"] == 3000 and svc["ports"][0]["targetPort"] == "http"
+        and svc["ports"][1] == {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
         and svc["selector"] == deploy["spec"]["selector"]["matchLabels"],
         svc,
     )
@@ -328,7 +334,7 @@ def default_render_checks() -> None:
         "adminBootstrap": "token", "reservedHostnames": "kraft.example",
         "virtualRuntimeClass": "gvisor", "virtualNodeSelector": "kraft.dev/virtual=true",
         "ingressAddress": "203.0.113.7:443", "rustLog": "kraft=debug", "tls": "off",
-        "leaseNamespace": "kraft-system",
+        "leaseNamespace": "kraft-system", "tenantRole": "kraft-tenant",
     }
     check(
         "the settings without a default are exactly the empty values",
@@ -342,33 +348,44 @@ def default_render_checks() -> None:
 
 
 def rbac_checks(kinds: dict[str, list[dict]], sa: str) -> None:
-    role = kinds["ClusterRole"][0]
-    rules = {
-        (tuple(r.get("apiGroups", [])), tuple(r.get("resources", [])) or tuple(r.get("nonResourceURLs", []))): sorted(r["verbs"])
-        for r in role["rules"]
-    }
+    def table(role: dict) -> dict:
+        return {
+            (tuple(r.get("apiGroups", [])), tuple(r.get("resources", [])) or tuple(r.get("nonResourceURLs", [])),
+             tuple(r.get("resourceNames", []))): sorted(r["verbs"])
+            for r in role["rules"]
+        }
+    roles = {r["metadata"]["name"]: r for r in kinds["ClusterRole"]}
+    role, tenant = roles.get("kraft-kraft-system"), roles.get("kraft-kraft-system-tenant")
+    if not check("two ClusterRoles: KRaft's host-wide one and the tenant one", bool(role and tenant), sorted(roles)):
+        return
     want = {
-        (("k3k.io",), ("virtualclusterpolicies",)): ["create", "delete", "list", "patch"],
-        (("k3k.io",), ("clusters",)): ["create", "delete", "list", "patch", "watch"],
-        (("",), ("namespaces",)): ["create", "delete", "get", "list", "patch"],
-        (("networking.k8s.io",), ("networkpolicies",)): ["create", "list", "patch"],
-        (("",), ("nodes",)): ["list"],
-        (("",), ("secrets",)): ["get"],
-        (("",), ("events",)): ["list"],
-        (("",), ("pods",)): ["list"],
-        (("",), ("pods/log",)): ["get"],
-        (("",), ("resourcequotas",)): ["list"],
-        (("metrics.k8s.io",), ("pods",)): ["list"],
-        ((), ("/version",)): ["get"],
+        (("k3k.io",), ("virtualclusterpolicies",), ()): ["create", "delete", "list", "patch"],
+        (("k3k.io",), ("clusters",), ()): ["list", "watch"],
+        (("",), ("namespaces",), ()): ["create", "delete", "get", "list", "patch"],
+        (("rbac.authorization.k8s.io",), ("rolebindings",), ()): ["create", "list", "patch"],
+        (("rbac.authorization.k8s.io",), ("clusterroles",), ("kraft-kraft-system-tenant",)): ["bind"],
+        (("networking.k8s.io",), ("networkpolicies",), ()): ["list"],
+        (("",), ("nodes",), ()): ["list"],
+        (("",), ("resourcequotas",), ()): ["list"],
+        (("metrics.k8s.io",), ("pods",), ()): ["list"],
+        (("authentication.k8s.io",), ("selfsubjectreviews",), ()): ["create"],
+        ((), ("/version",), ()): ["get"],
     }
-    check("the ClusterRole grants exactly the host calls KRaft makes", rules == want, rules)
+    check("the ClusterRole grants exactly the host-wide calls KRaft makes, and no Secret", table(role) == want, table(role))
+    want_tenant = {
+        (("k3k.io",), ("clusters",), ()): ["create", "delete", "patch"],
+        (("networking.k8s.io",), ("networkpolicies",), ()): ["create", "patch"],
+        (("",), ("secrets",), ()): ["get"],
+        (("",), ("events",), ()): ["list"],
+        (("",), ("pods",), ()): ["list"],
+        (("",), ("pods/log",), ()): ["get"],
+    }
+    check("the tenant ClusterRole grants what KRaft does in a cluster namespace", table(tenant) == want_tenant, table(tenant))
+    env = {e["name"]: e.get("value") for e in kinds["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    check("KRaft is told the tenant role's name", env.get("KRAFT_TENANT_ROLE") == "kraft-kraft-system-tenant", env.get("KRAFT_TENANT_ROLE"))
+    check("nothing binds the tenant role host-wide",
+          all(b["roleRef"]["name"] != "kraft-kraft-system-tenant" for b in kinds["ClusterRoleBinding"]), kinds["ClusterRoleBinding"])
     binding = kinds["ClusterRoleBinding"][0]
-    check(
-        "the ClusterRoleBinding gives it to the chart's ServiceAccount",
-        binding["roleRef"]["name"] == role["metadata"]["name"]
-        and binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "kraft-system"}],
-        binding,
-    )
     lease = kinds["Role"][0]
     check(
         "a Role in its own namespace lets it get, create and update leader-election Leases",
@@ -431,8 +448,8 @@ def edge_render_checks() -> None:
     )
     sm = kinds["ServiceMonitor"][0]
     check(
-        "the ServiceMonitor scrapes /metrics on the Service's http port, with the given labels",
-        sm["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "scheme": "http", "interval": "30s", "scrapeTimeout": "10s"}]
+        "the ServiceMonitor scrapes /metrics on the Service's metrics port, with the given labels",
+        sm["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "30s", "scrapeTimeout": "10s"}]
         and sm["metadata"]["labels"].get("release") == "prometheus"
         and sm["spec"]["selector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"],
         sm,
@@ -607,6 +624,7 @@ def install_checks(binary: str) -> None:
                 "rolebindings.rbac.authorization.k8s.io/kraft-leader-election",
                 "poddisruptionbudgets.policy/kraft",
                 "clusterroles.rbac.authorization.k8s.io/kraft-kraft-system",
+                "clusterroles.rbac.authorization.k8s.io/kraft-kraft-system-tenant",
                 "clusterrolebindings.rbac.authorization.k8s.io/kraft-kraft-system",
                 "secrets/sh.helm.release.v1.kraft.v1",
             ])

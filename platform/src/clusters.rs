@@ -53,7 +53,7 @@ pub enum ClusterError {
 
 impl From<kube::Error> for ClusterError {
     fn from(error: kube::Error) -> Self {
-        ClusterError::Host(HostError::Api(error))
+        ClusterError::Host(HostError::from(error))
     }
 }
 

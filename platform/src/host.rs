@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod k3k;
 pub mod names;
 pub mod provision;
+pub mod rights;
 pub mod stream;
 pub mod tenant;
 
@@ -20,9 +21,16 @@ pub enum HostError {
     #[error("invalid kubeconfig: {0}")]
     Kubeconfig(String),
     #[error("host API error: {0}")]
-    Api(#[from] kube::Error),
+    Api(kube::Error),
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<kube::Error> for HostError {
+    fn from(error: kube::Error) -> Self {
+        rights::note(&error);
+        HostError::Api(error)
+    }
 }
 
 /// A client for the host cluster.
@@ -33,7 +41,12 @@ pub struct Host {
     /// quickly (metrics) use it rather than retrying a 503 for many seconds.
     impatient: Client,
     simulated: bool,
+    /// Who the host takes KRaft for, asked once (see [`Host::identity`]).
+    identity: std::sync::Arc<tokio::sync::OnceCell<Subject>>,
 }
+
+/// An RBAC subject: KRaft's own identity on the host.
+pub type Subject = k8s_openapi::api::rbac::v1::Subject;
 
 impl Host {
     /// From kubeconfig YAML (a file's content, or what the simulated host hands out).
@@ -57,7 +70,12 @@ impl Host {
                 .with_layer(&crate::observe::HostApiLayer)
                 .build())
         };
-        Ok(Self { client: measured(config)?, impatient: measured(impatient)?, simulated })
+        Ok(Self {
+            client: measured(config)?,
+            impatient: measured(impatient)?,
+            simulated,
+            identity: Default::default(),
+        })
     }
 
     /// From the pod's service account, when KRaft runs inside the host cluster.
@@ -80,9 +98,53 @@ impl Host {
         self.simulated
     }
 
+    /// Who the host API takes KRaft's credentials for, as an RBAC subject: a ServiceAccount
+    /// (`system:serviceaccount:<namespace>:<name>`) or a user. Asked once with a
+    /// SelfSubjectReview (`kubectl auth whoami`), which every authenticated user may create.
+    pub async fn identity(&self) -> Result<Subject, HostError> {
+        use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+        let subject = self
+            .identity
+            .get_or_try_init(|| async {
+                let api: kube::Api<SelfSubjectReview> = kube::Api::all(self.client.clone());
+                let review = api.create(&Default::default(), &Default::default()).await?;
+                let name = review
+                    .status
+                    .and_then(|s| s.user_info)
+                    .and_then(|u| u.username)
+                    .filter(|n| !n.is_empty())
+                    .ok_or_else(|| {
+                        HostError::Invalid("the host did not say who KRaft is".into())
+                    })?;
+                Ok::<_, HostError>(subject_of(&name))
+            })
+            .await?;
+        Ok(subject.clone())
+    }
+
     /// Whether the host API answers (its version).
     pub async fn ping(&self) -> Result<String, HostError> {
         Ok(self.client.apiserver_version().await?.git_version)
+    }
+}
+
+/// The RBAC subject of a user name: service accounts are named
+/// `system:serviceaccount:<namespace>:<name>` (kubernetes v1.35
+/// `staging/src/k8s.io/apiserver/pkg/authentication/serviceaccount/util.go`).
+pub fn subject_of(user: &str) -> Subject {
+    match user.strip_prefix("system:serviceaccount:").and_then(|r| r.split_once(':')) {
+        Some((namespace, name)) => Subject {
+            kind: "ServiceAccount".into(),
+            name: name.into(),
+            namespace: Some(namespace.into()),
+            api_group: None,
+        },
+        None => Subject {
+            kind: "User".into(),
+            name: user.into(),
+            namespace: None,
+            api_group: Some("rbac.authorization.k8s.io".into()),
+        },
     }
 }
 

@@ -136,6 +136,7 @@ impl Elector {
                     }
                 }
                 Err(error) => {
+                    crate::host::rights::note(&error);
                     tracing::debug!(%error, "lease request failed");
                     if leading && last_renewed.elapsed() > self.settings.renew_deadline {
                         self.step_down("could not renew the lease in time");

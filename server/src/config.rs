@@ -71,6 +71,12 @@ pub struct Config {
     #[arg(long, env = "KRAFT_ADDR", default_value = "127.0.0.1:3000", global = true)]
     pub addr: SocketAddr,
 
+    /// Where `/metrics` is served instead of on `KRAFT_ADDR` (plain HTTP, nothing else on it), so
+    /// whatever exposes the UI to users (an Ingress) cannot expose the metrics. Unset: on
+    /// `KRAFT_ADDR`, next to the UI.
+    #[arg(long, env = "KRAFT_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Database URL: postgres://user:pass@host/db or sqlite://path?mode=rwc.
     /// Without one KRaft keeps a SQLite file in the data directory.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
@@ -312,6 +318,13 @@ pub struct Config {
     #[arg(long, env = "KRAFT_TENANT_EPHEMERAL_STORAGE", default_value = "10Gi", global = true)]
     pub tenant_ephemeral_storage: String,
 
+    /// A ClusterRole with what KRaft does inside a cluster's namespace (the chart's
+    /// `<release>-tenant`): KRaft binds its own identity to it in each namespace it makes (a
+    /// RoleBinding `kraft-tenant`), so its ClusterRole needs no Secret, pod or log rights on the
+    /// whole host. Empty: no binding.
+    #[arg(long, env = "KRAFT_TENANT_ROLE", default_value = "", global = true)]
+    pub tenant_role: String,
+
     /// Namespace of the Lease that picks the one replica running the reconciler and sweepers.
     /// Default: the pod's own namespace in a cluster, else `default`.
     #[arg(long, env = "KRAFT_LEASE_NAMESPACE", global = true)]
@@ -458,6 +471,7 @@ impl Config {
                 pod_cidrs: self.pod_cidrs.clone(),
                 denied: self.egress_deny.clone(),
             },
+            tenant_role: Some(self.tenant_role.trim().to_owned()).filter(|r| !r.is_empty()),
             user_limits: platform::caps::UserLimits {
                 log_views: self.max_log_views_per_user as usize,
                 log_reads: self.max_log_reads_per_user as usize,

@@ -32,6 +32,8 @@ pub struct AppState {
 pub struct Application {
     listener: crate::tls::Listener,
     router: Router,
+    /// `/metrics` on its own address, when `KRAFT_METRICS_ADDR` says so.
+    metrics: Option<TcpListener>,
     platform: Platform,
     /// The in-process simulated host, when no real one is configured.
     simulated_host: Option<hostsim::Running>,
@@ -208,9 +210,17 @@ impl Application {
             ),
             (None, platform::accounts::AdminBootstrap::Token) => {}
         }
+        let metrics = match config.metrics_addr {
+            Some(at) => Some(
+                TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot listen on KRAFT_METRICS_ADDR {at}"))?,
+            ),
+            None => None,
+        };
         let router = router(&config, addr, platform.clone());
         let listener = crate::tls::Listener::new(listener, tls.map(|t| t.config));
-        Ok(Self { listener, router, platform, simulated_host })
+        Ok(Self { listener, router, metrics, platform, simulated_host })
     }
 
     /// The one-time token the first admin's registration needs, while there is no admin.
@@ -229,12 +239,33 @@ impl Application {
             .map_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)), |peer| peer.addr)
     }
 
+    /// Where `/metrics` is served on its own, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves, then lets in-flight requests finish and closes the pool.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "kraft is listening");
+        let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
+        let metrics = self.metrics.map(|listener| {
+            tracing::info!(addr = ?listener.local_addr().ok(), "metrics are served on their own address");
+            let mut stopped = metrics_stopped.clone();
+            let app = Router::new()
+                .route("/metrics", get(observe::scrape))
+                .with_state(self.platform.clone());
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+                    tracing::error!(%error, "the metrics server failed");
+                }
+            })
+        });
         let service = self.router.into_make_service_with_connect_info::<crate::tls::Peer>();
         // In-flight requests finish; live views close with "restart" so browsers reconnect
         // (to another replica) and log views resume where they were.
@@ -248,6 +279,10 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
             .context("HTTP server failed")?;
+        let _ = stop_metrics.send(true);
+        if let Some(task) = metrics {
+            let _ = task.await;
+        }
         self.platform.close().await?;
         if let Some(simulated) = self.simulated_host {
             simulated.shutdown().await;
@@ -292,10 +327,13 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .layer(axum::middleware::from_fn(observe::http))
         .layer(TraceLayer::new_for_http())
         .with_state(state.clone());
-    Router::new()
-        .route("/healthz", get(health::live))
+    let metrics_here = config.metrics_addr.is_none();
+    let mut main = Router::new();
+    if metrics_here {
+        main = main.route("/metrics", get(observe::scrape));
+    }
+    main.route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .route("/metrics", get(observe::scrape))
         .route("/api/clusters/{id}/kubeconfig", axum::routing::post(clusters::kubeconfig))
         .route("/ws/clusters", get(clusters::live_list))
         .route("/ws/clusters/{id}/logs", get(logs::live))

@@ -25,6 +25,7 @@ use super::provision;
 use super::{ClusterError, Clusters};
 use crate::db::entities::clusters;
 use crate::host::k3k::{Cluster, ClusterPhase};
+use crate::host::HostError;
 use crate::observe;
 
 /// What one pass did.
@@ -35,6 +36,8 @@ pub struct Report {
     pub marked_failed: usize,
     pub rows_removed: usize,
     pub orphans_removed: usize,
+    /// Steps that failed (each logged); the pass went on with the rest.
+    pub errors: usize,
 }
 
 impl Report {
@@ -56,19 +59,64 @@ impl Report {
     }
 }
 
+/// What a pass learnt from the host before it looked at the rows. A list the host refused (a
+/// right the operator left out, say) is `None`: only the repairs that need it are skipped.
+struct HostView {
+    nodes: Option<usize>,
+    policies: Option<HashMap<String, crate::host::k3k::VirtualClusterPolicy>>,
+    network_policies: Option<Vec<k8s_openapi::api::networking::v1::NetworkPolicy>>,
+    bindings: Option<Vec<k8s_openapi::api::rbac::v1::RoleBinding>>,
+}
+
+/// The value of a host call, or `None` with the failure logged and counted.
+fn optional<T>(what: &str, result: Result<T, HostError>, report: &mut Report) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(error) => {
+            report.errors += 1;
+            tracing::warn!(%error, "reconciler: could not {what}; the rest of the pass goes on");
+            None
+        }
+    }
+}
+
 impl Clusters {
-    /// One full pass over host and database.
+    /// One full pass over host and database. A failure with one cluster (or one kind of host
+    /// object) is logged and counted in the report, and every other cluster is still reconciled;
+    /// only a pass that cannot see the host's namespaces and clusters, or the rows, fails whole.
     pub async fn reconcile_once(&self) -> Result<Report, ClusterError> {
         let mut report = Report::default();
         // The host first, then the rows: a namespace or policy seen here was created after its
         // row, so a row created meanwhile can never make it look orphaned.
-        let nodes = provision::kubelet_nodes(&self.host, &self.settings).await?;
-        let policies = provision::policies(&self.host).await?;
-        let network_policies = crate::host::egress::list(&self.host).await?;
+        let r = &mut report;
+        let view = HostView {
+            nodes: optional(
+                "count the host's nodes",
+                provision::kubelet_nodes(&self.host, &self.settings).await,
+                r,
+            ),
+            policies: optional(
+                "list the cluster policies",
+                provision::policies(&self.host).await,
+                r,
+            )
+            .map(|ps| ps.into_iter().map(|p| (p.name_any(), p)).collect()),
+            network_policies: optional(
+                "list the network policies",
+                crate::host::egress::list(&self.host).await,
+                r,
+            ),
+            bindings: match self.settings.tenant_role {
+                Some(_) => optional(
+                    "list KRaft's tenant role bindings",
+                    provision::tenant_bindings(&self.host).await,
+                    r,
+                ),
+                None => Some(Vec::new()),
+            },
+        };
         let (host_namespaces, host_clusters) = provision::inventory(&self.host).await?;
         let rows = clusters::Entity::find().all(&self.db).await?;
-        let policy_by_name: HashMap<String, &crate::host::k3k::VirtualClusterPolicy> =
-            policies.iter().map(|p| (p.name_any(), p)).collect();
 
         let ns_by_name: HashMap<String, &Namespace> =
             host_namespaces.iter().map(|ns| (ns.name_any(), ns)).collect();
@@ -78,74 +126,11 @@ impl Clusters {
             .collect();
 
         for row in &rows {
-            if row.deleting_at.is_some() {
-                if provision::remove(&self.host, row).await? {
-                    clusters::Entity::delete_by_id(row.id).exec(&self.db).await?;
-                    report.rows_removed += 1;
-                    self.changed(row);
-                }
-                continue;
-            }
-            let namespace = ns_by_name.get(&row.host_namespace);
-            let terminating =
-                namespace.and_then(|ns| ns.status.as_ref()).and_then(|s| s.phase.as_deref())
-                    == Some("Terminating");
-            let cr = cr_by_key.get(&(row.host_namespace.clone(), row.name.clone()));
-            let on_host = match (namespace, cr) {
-                (Some(_), Some(cr)) if !terminating => Some(*cr),
-                _ => None,
-            };
-            if let Some(cr) = on_host {
-                // Every cluster's own policy, restored if someone deleted it and grown with the
-                // host's nodes (shared mode runs a kubelet on each); a namespace bound to
-                // another policy (the old per-mode ones) is moved to its own.
-                let name = provision::policy_name(row);
-                let current = policy_by_name.get(&name).copied();
-                provision::ensure_policy(
-                    &self.host,
-                    row,
-                    &self.settings,
-                    nodes,
-                    self.installation,
-                    current,
-                )
-                .await?;
-                // Its network policies, put back if someone deleted or changed them.
-                let current: Vec<_> = network_policies
-                    .iter()
-                    .filter(|p| p.namespace().as_deref() == Some(row.host_namespace.as_str()))
-                    .collect();
-                crate::host::egress::ensure(
-                    &self.host,
-                    row,
-                    &self.settings,
-                    self.installation,
-                    Some(&current),
-                )
-                .await?;
-                let bound = namespace.map(|ns| ns.labels().get(provision::POLICY_LABEL));
-                if bound != Some(Some(&name)) {
-                    provision::bind_namespace(&self.host, row, &self.settings, self.installation)
-                        .await?;
-                }
-                if self.update_from_host(row, cr).await? {
-                    report.updated += 1;
-                }
-            } else if row.ready_at.is_some() {
-                if row.phase != "Failed" {
-                    self.set_status(
-                        row,
-                        "Failed",
-                        Some("The cluster was removed from the host outside KRaft. Delete it here to free its name."),
-                    )
-                    .await?;
-                    report.marked_failed += 1;
-                }
-            } else if !terminating {
-                // Never Ready and half there (a crash between steps, or a create that failed):
-                // finish the job, unless the namespace is still going away.
-                provision::ensure(&self.host, row, &self.settings, self.installation).await?;
-                report.provisioned += 1;
+            let namespace = ns_by_name.get(&row.host_namespace).copied();
+            let cr = cr_by_key.get(&(row.host_namespace.clone(), row.name.clone())).copied();
+            if let Err(error) = self.reconcile_row(row, namespace, cr, &view, &mut report).await {
+                report.errors += 1;
+                tracing::warn!(cluster = %row.id, %error, "reconciler: this cluster failed; the others go on");
             }
         }
 
@@ -161,7 +146,8 @@ impl Clusters {
                 && labels.contains_key(provision::CLUSTER_ID_LABEL);
             if ours && !known.contains(name.as_str()) && !going {
                 tracing::info!(namespace = %name, "deleting an orphaned cluster namespace");
-                if provision::delete_namespace(&self.host, &name).await? {
+                let deleted = provision::delete_namespace(&self.host, &name).await;
+                if optional("delete an orphaned namespace", deleted, &mut report) == Some(true) {
                     report.orphans_removed += 1;
                 }
             }
@@ -173,15 +159,117 @@ impl Clusters {
             .iter()
             .filter_map(|ns| ns.labels().get(provision::POLICY_LABEL).cloned())
             .collect();
-        for policy in &policies {
+        for policy in view.policies.iter().flat_map(HashMap::values) {
             if provision::policy_is_orphan(policy, self.installation, &live_ids, &bound) {
                 tracing::info!(policy = %policy.name_any(), "deleting an orphaned cluster policy");
-                if provision::delete_policy(&self.host, &policy.name_any()).await? {
+                let deleted = provision::delete_policy(&self.host, &policy.name_any()).await;
+                if optional("delete an orphaned policy", deleted, &mut report) == Some(true) {
                     report.orphans_removed += 1;
                 }
             }
         }
         Ok(report)
+    }
+
+    /// One row against what the host holds for it.
+    async fn reconcile_row(
+        &self,
+        row: &clusters::Model,
+        namespace: Option<&Namespace>,
+        cr: Option<&Cluster>,
+        view: &HostView,
+        report: &mut Report,
+    ) -> Result<(), ClusterError> {
+        if row.deleting_at.is_some() {
+            if provision::remove(&self.host, row).await? {
+                clusters::Entity::delete_by_id(row.id).exec(&self.db).await?;
+                report.rows_removed += 1;
+                self.changed(row);
+            }
+            return Ok(());
+        }
+        let terminating =
+            namespace.and_then(|ns| ns.status.as_ref()).and_then(|s| s.phase.as_deref())
+                == Some("Terminating");
+        let on_host = match (namespace, cr) {
+            (Some(_), Some(cr)) if !terminating => Some(cr),
+            _ => None,
+        };
+        if let Some(cr) = on_host {
+            // Status first: it needs nothing but what was listed, so a repair below that fails
+            // (a right the operator left out) never keeps a row from showing its cluster.
+            if self.update_from_host(row, cr).await? {
+                report.updated += 1;
+            }
+            // Every cluster's own policy, restored if someone deleted it and grown with the
+            // host's nodes (shared mode runs a kubelet on each); a namespace bound to another
+            // policy (the old per-mode ones) is moved to its own.
+            let name = provision::policy_name(row);
+            if let (Some(nodes), Some(policies)) = (view.nodes, &view.policies) {
+                let current = policies.get(&name);
+                provision::ensure_policy(
+                    &self.host,
+                    row,
+                    &self.settings,
+                    nodes,
+                    self.installation,
+                    current,
+                )
+                .await?;
+            }
+            // KRaft's own rights in the namespace (a namespace from before they were per
+            // namespace gets them here).
+            if let Some(bindings) = &view.bindings {
+                let current = bindings.iter().find(|b| {
+                    b.namespace().as_deref() == Some(row.host_namespace.as_str())
+                        && b.name_any() == provision::TENANT_BINDING
+                });
+                provision::bind_tenant_role(
+                    &self.host,
+                    row,
+                    &self.settings,
+                    self.installation,
+                    current,
+                )
+                .await?;
+            }
+            // Its network policies, put back if someone deleted or changed them.
+            if let Some(network_policies) = &view.network_policies {
+                let current: Vec<_> = network_policies
+                    .iter()
+                    .filter(|p| p.namespace().as_deref() == Some(row.host_namespace.as_str()))
+                    .collect();
+                crate::host::egress::ensure(
+                    &self.host,
+                    row,
+                    &self.settings,
+                    self.installation,
+                    Some(&current),
+                )
+                .await?;
+            }
+            let bound = namespace.map(|ns| ns.labels().get(provision::POLICY_LABEL));
+            if bound != Some(Some(&name)) {
+                provision::bind_namespace(&self.host, row, &self.settings, self.installation)
+                    .await?;
+            }
+        } else if row.ready_at.is_some() {
+            if row.phase != "Failed" {
+                self.set_status(
+                    row,
+                    "Failed",
+                    Some("The cluster was removed from the host outside KRaft. Delete it here to free its name."),
+                )
+                .await?;
+                report.marked_failed += 1;
+            }
+        } else if !terminating {
+            // Never Ready and half there (a crash between steps, or a create that failed):
+            // finish the job, unless the namespace is still going away.
+            provision::ensure(&self.host, row, &self.settings, self.installation).await?;
+            report.provisioned += 1;
+        }
+        Ok(())
     }
 
     /// Copies what the host says into the row; `true` if anything changed.
@@ -274,6 +362,10 @@ impl Clusters {
             match self.reconcile_once().await {
                 Ok(report) if report != Report::default() => {
                     report.count();
+                    if report.errors > 0 {
+                        metrics::counter!(observe::RECONCILE_ERRORS)
+                            .increment(report.errors as u64);
+                    }
                     tracing::debug!(?report, "reconciled")
                 }
                 Ok(_) => {}

@@ -52,6 +52,11 @@ pub struct ClusterSettings {
     pub user_limits: crate::caps::UserLimits,
     /// Where tenant pods may connect (the namespace's network policies).
     pub egress: crate::host::egress::EgressSettings,
+    /// A ClusterRole holding what KRaft does inside a cluster's namespace (its Secrets, pods,
+    /// logs, events, network policies and `Cluster`): KRaft binds itself to it in every namespace
+    /// it makes, so its own ClusterRole needs none of that host-wide. `None`: no binding (KRaft's
+    /// credentials already reach every namespace, as with the zero-config host's admin).
+    pub tenant_role: Option<String>,
 }
 
 /// CPU and memory limits of one of K3k's containers, e.g. `("1", "2Gi")`.
@@ -144,6 +149,7 @@ impl Default for ClusterSettings {
             reserved_hostnames: Vec::new(),
             user_limits: crate::caps::UserLimits::default(),
             egress: crate::host::egress::EgressSettings::default(),
+            tenant_role: None,
         }
     }
 }

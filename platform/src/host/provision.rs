@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use k8s_openapi::api::core::v1::{
     LimitRangeItem, LimitRangeSpec, Namespace, Node, ResourceQuotaSpec,
 };
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -384,8 +385,8 @@ pub fn cluster_object(
     }))
 }
 
-/// Creates (or confirms) the cluster's policy, then its namespace bound to it and its network
-/// policies, then the `Cluster`: nothing lands in the namespace before its quota, pod security
+/// Creates (or confirms) the cluster's policy, then its namespace bound to it, KRaft's own rights
+/// in it and its network policies, then the `Cluster`: nothing lands in the namespace before its quota, pod security
 /// and egress rules apply.
 pub async fn ensure(
     host: &Host,
@@ -396,6 +397,7 @@ pub async fn ensure(
     let nodes = kubelet_nodes(host, settings).await?;
     ensure_policy(host, row, settings, nodes, installation, None).await?;
     bind_namespace(host, row, settings, installation).await?;
+    bind_tenant_role(host, row, settings, installation, None).await?;
     crate::host::egress::ensure(host, row, settings, installation, None).await?;
     let clusters: Api<Cluster> = Api::namespaced(host.client(), &row.host_namespace);
     clusters
@@ -415,6 +417,58 @@ pub async fn bind_namespace(
     let namespaces: Api<Namespace> = Api::all(host.client());
     namespaces.patch(&row.host_namespace, &apply(), &Patch::Apply(namespace)).await?;
     Ok(())
+}
+
+/// The RoleBinding in every cluster namespace that gives KRaft the tenant ClusterRole there.
+pub const TENANT_BINDING: &str = "kraft-tenant";
+
+/// The tenant RoleBinding of a row's namespace: `role` for `subject` (KRaft itself).
+pub fn tenant_binding(
+    row: &clusters::Model,
+    role: &str,
+    subject: &crate::host::Subject,
+    installation: uuid::Uuid,
+) -> serde_json::Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": TENANT_BINDING, "namespace": row.host_namespace, "labels": labels(row, installation)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [subject],
+    })
+}
+
+/// Binds KRaft to the tenant ClusterRole in the row's namespace, when the operator named one
+/// (see [`ClusterSettings::tenant_role`]). Skipped when `current` (the binding as listed) is
+/// already as wanted. The API server lets KRaft make it only because KRaft may `bind` that one
+/// role (RBAC escalation check); `true` if it wrote.
+pub async fn bind_tenant_role(
+    host: &Host,
+    row: &clusters::Model,
+    settings: &ClusterSettings,
+    installation: uuid::Uuid,
+    current: Option<&RoleBinding>,
+) -> Result<bool, HostError> {
+    let Some(role) = settings.tenant_role.as_deref() else { return Ok(false) };
+    let subject = host.identity().await?;
+    let same = |b: &RoleBinding| {
+        b.role_ref.kind == "ClusterRole"
+            && b.role_ref.name == role
+            && b.subjects.as_deref() == Some(std::slice::from_ref(&subject))
+    };
+    if current.is_some_and(same) {
+        return Ok(false);
+    }
+    let api: Api<RoleBinding> = Api::namespaced(host.client(), &row.host_namespace);
+    let binding = tenant_binding(row, role, &subject, installation);
+    api.patch(TENANT_BINDING, &apply(), &Patch::Apply(binding)).await?;
+    Ok(true)
+}
+
+/// The tenant RoleBindings KRaft made (one list for a reconciler pass).
+pub async fn tenant_bindings(host: &Host) -> Result<Vec<RoleBinding>, HostError> {
+    let api: Api<RoleBinding> = Api::all(host.client());
+    Ok(api.list(&ListParams::default().labels(&managed_selector())).await?.items)
 }
 
 /// Asks the host to remove the cluster and its namespace, then its policy; `true` once the
@@ -470,7 +524,20 @@ pub fn watch_clusters(host: &Host) -> futures::stream::BoxStream<'static, Result
     let config = watcher::Config::default().labels(&managed_selector());
     watcher(api, config)
         .default_backoff()
-        .map(|event| event.map(|_| ()).map_err(|e| e.to_string()))
+        .map(|event| {
+            event.map(|_| ()).map_err(|e| {
+                match &e {
+                    watcher::Error::InitialListFailed(e)
+                    | watcher::Error::WatchStartFailed(e)
+                    | watcher::Error::WatchFailed(e) => crate::host::rights::note(e),
+                    watcher::Error::WatchError(status) => {
+                        crate::host::rights::note_status(status.code, &status.message)
+                    }
+                    watcher::Error::NoResourceVersion => {}
+                }
+                e.to_string()
+            })
+        })
         .boxed()
 }
 

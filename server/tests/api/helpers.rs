@@ -61,6 +61,8 @@ pub struct TestApp {
     pub setup_token: Option<String>,
     /// The installation id KRaft labels its host objects with.
     pub installation_id: uuid::Uuid,
+    /// `http://<KRAFT_METRICS_ADDR>` when the test set one.
+    pub metrics_address: Option<String>,
     /// The configuration it runs with (a replica gets the same).
     pub config: Config,
     shutdown: Option<oneshot::Sender<()>>,
@@ -115,6 +117,7 @@ pub async fn spawn_app_on(
     let address = format!("http://{}", app.local_addr());
     let setup_token = app.setup_token().map(str::to_owned);
     let installation_id = app.installation_id();
+    let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -128,6 +131,7 @@ pub async fn spawn_app_on(
         hostsim: Some(hostsim),
         setup_token,
         installation_id,
+        metrics_address,
         config,
         shutdown: Some(tx),
         server: Some(server),

@@ -93,3 +93,18 @@ async fn metrics_are_scraped_in_prometheus_text_format_with_every_series() {
         .collect();
     assert!(helps.contains_key("kraft_gateway_requests_total"), "{text}");
 }
+
+/// With `KRAFT_METRICS_ADDR`, `/metrics` is only there: what exposes the UI cannot expose it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_have_an_address_of_their_own() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |c| {
+        c.metrics_addr = Some("127.0.0.1:0".parse().unwrap())
+    })
+    .await;
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    let own = app.metrics_address.clone().expect("a metrics address");
+    let samples = scrape(&own).await;
+    assert!(value(&samples, "kraft_leader", &[]).is_some(), "the platform's series are there");
+    let ui = reqwest::get(format!("{own}/")).await.unwrap();
+    assert_eq!(ui.status(), 404, "nothing but /metrics on the metrics address");
+}

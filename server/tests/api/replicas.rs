@@ -15,10 +15,17 @@ use crate::helpers::{browser, TestBrowser, TestDatabase};
 const LEASE: Duration = Duration::from_secs(3);
 
 /// A `kraft serve` child process; killed (SIGKILL) when dropped.
-struct Kraft {
+pub struct Kraft {
     child: Child,
-    address: String,
-    _data: tempfile::TempDir,
+    pub address: String,
+    data: tempfile::TempDir,
+}
+
+impl Kraft {
+    /// What it has logged so far (stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("kraft.log")).unwrap_or_default()
+    }
 }
 
 impl Drop for Kraft {
@@ -33,39 +40,52 @@ fn free_port() -> u16 {
 }
 
 async fn kraft(database_url: &str, host_kubeconfig: &std::path::Path) -> Kraft {
+    kraft_process(Some(database_url), host_kubeconfig, &[]).await
+}
+
+/// Starts `kraft serve` on `host_kubeconfig` (on its own SQLite file without `database_url`),
+/// with `extra` settings, and waits until it is ready.
+pub async fn kraft_process(
+    database_url: Option<&str>,
+    host_kubeconfig: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Kraft {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let log = std::fs::File::create(data.path().join("kraft.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_kraft"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kraft"));
+    command
         .arg("serve")
+        .env_remove("DATABASE_URL")
         .env("KRAFT_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", database_url)
         .env("KRAFT_DATA_DIR", data.path())
         .env("KRAFT_SITE_ROOT", data.path().join("site"))
         .env("KRAFT_HOST_KUBECONFIG", host_kubeconfig)
         .env("KRAFT_HOST_IS_HOSTSIM", "true")
         .env("KRAFT_LEASE_DURATION", format!("{}s", LEASE.as_secs()))
         .env("KRAFT_RECONCILE_INTERVAL", "1s")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("kraft starts");
-    let address = format!("http://127.0.0.1:{port}");
+        .env("RUST_LOG", "info");
+    if let Some(url) = database_url {
+        command.env("DATABASE_URL", url);
+    }
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    let child = command.stdout(Stdio::null()).stderr(log).spawn().expect("kraft starts");
+    let kraft = Kraft { child, address: format!("http://127.0.0.1:{port}"), data };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = reqwest::get(format!("{address}/readyz")).await {
+        if let Ok(r) = reqwest::get(format!("{}/readyz", kraft.address)).await {
             if r.status() == 200 {
                 break;
             }
         }
         if Instant::now() > deadline {
-            let log = std::fs::read_to_string(data.path().join("kraft.log")).unwrap_or_default();
-            panic!("kraft on {address} never got ready:\n{log}");
+            panic!("kraft on {} never got ready:\n{}", kraft.address, kraft.log());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Kraft { child, address, _data: data }
+    kraft
 }
 
 /// Whether the process says (on `/metrics`) that it leads.

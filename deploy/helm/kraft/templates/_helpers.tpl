@@ -50,6 +50,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s-%s" (include "kraft.fullname" .) .Release.Namespace }}
 {{- end }}
 
+{{/* The ClusterRole KRaft binds itself to in each cluster namespace it makes. */}}
+{{- define "kraft.tenantRoleName" -}}
+{{- default (printf "%s-tenant" (include "kraft.clusterRoleName" .)) .Values.config.tenantRole }}
+{{- end }}
+
 {{- define "kraft.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
@@ -57,6 +62,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* The port KRaft listens on: the part of config.addr after its last colon. */}}
 {{- define "kraft.port" -}}
 {{- splitList ":" .Values.config.addr | last | int }}
+{{- end }}
+
+{{/* The port /metrics is served on: config.metricsAddr's, else the UI's. */}}
+{{- define "kraft.metricsPort" -}}
+{{- if .Values.config.metricsAddr }}
+{{- splitList ":" .Values.config.metricsAddr | last | int }}
+{{- else }}
+{{- include "kraft.port" . }}
+{{- end }}
 {{- end }}
 
 {{/* The Secret and key DATABASE_URL comes from. */}}

@@ -525,7 +525,10 @@ impl LogHub {
         last: &mut Option<(DateTime<Utc>, usize)>,
     ) -> Result<(), String> {
         let reader = pods.log_stream(&upstream.key.pod, params).await.map_err(|e| match &e {
-            kube::Error::Api(status) => status.message.clone(),
+            kube::Error::Api(status) => {
+                crate::host::rights::note(&e);
+                status.message.clone()
+            }
             other => other.to_string(),
         })?;
         upstream.set_status(true, None);

@@ -54,13 +54,20 @@ pub enum MetricsError {
     #[error("the metrics API is unavailable: {0}")]
     Unavailable(String),
     #[error("the host API failed: {0}")]
-    Api(#[from] kube::Error),
+    Api(kube::Error),
     #[error("the host did not answer within {0:?}")]
     Timeout(Duration),
     #[error("malformed pod metrics: {0}")]
     Malformed(String),
     #[error(transparent)]
     Quantity(#[from] QuantityError),
+}
+
+impl From<kube::Error> for MetricsError {
+    fn from(error: kube::Error) -> Self {
+        crate::host::rights::note(&error);
+        MetricsError::Api(error)
+    }
 }
 
 /// How the hub polls and how much it keeps.
