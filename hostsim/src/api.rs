@@ -107,10 +107,8 @@ async fn self_subject_review(
     user: Option<axum::Extension<Option<crate::identity::User>>>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = user.and_then(|axum::Extension(u)| u).unwrap_or_else(|| crate::identity::User {
-        name: "kubernetes-admin".into(),
-        groups: vec!["system:masters".into(), "system:authenticated".into()],
-    });
+    let caller =
+        user.and_then(|axum::Extension(u)| u).unwrap_or_else(crate::identity::User::admin);
     match caller.acting(&headers) {
         Ok(acting) => json_response(
             StatusCode::CREATED,

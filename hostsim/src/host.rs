@@ -331,6 +331,18 @@ impl Host {
                 }],
             ));
         }
+        // The RBAC kinds' names only have to be path segments (kubernetes v1.35
+        // pkg/apis/rbac/validation/validation.go ValidateRBACName: `system:discovery`).
+        if rt.group == crate::rbac::authorizer::GROUP {
+            let causes: Vec<Cause> = crate::rbac::validation::path_segment_problems(&name)
+                .into_iter()
+                .map(|p| Cause::invalid("metadata.name", &json!(name), p))
+                .collect();
+            if !causes.is_empty() {
+                return Err(Self::invalid(rt, &name, causes));
+            }
+            return Ok(());
+        }
         let ok =
             if rt.plural == "namespaces" { is_dns_label(&name) } else { is_dns_subdomain(&name) };
         if !name.is_empty() && !ok {

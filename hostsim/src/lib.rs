@@ -9,6 +9,7 @@
 //! Start one with [`start`]; [`Running`] gives its URL, kubeconfig and fault-injection handle.
 
 pub mod api;
+pub mod authz;
 pub mod container;
 pub mod error;
 pub mod faults;
@@ -152,7 +153,8 @@ impl std::fmt::Debug for Running {
     }
 }
 
-/// Installs what a fresh host cluster has: the K3k CRDs, the system namespaces and the nodes.
+/// Installs what a fresh host cluster has: the K3k CRDs, the system namespaces, the bootstrap
+/// RBAC policy and the nodes.
 fn install(host: &Host) -> Result<()> {
     for crd in host.config.k3k_version.crds() {
         let obj: serde_json::Value =
@@ -161,6 +163,12 @@ fn install(host: &Host) -> Result<()> {
     }
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease", "k3k-system"] {
         host.ensure("", "namespaces", json!({"metadata": {"name": ns}}))?;
+    }
+    for role in rbac::bootstrap::cluster_roles() {
+        host.ensure(rbac::authorizer::GROUP, "clusterroles", role)?;
+    }
+    for binding in rbac::bootstrap::cluster_role_bindings() {
+        host.ensure(rbac::authorizer::GROUP, "clusterrolebindings", binding)?;
     }
     // The API server's own Service takes the first address of the service range.
     let kubernetes_ip = host.network.kubernetes_service_ip().to_string();
