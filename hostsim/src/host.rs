@@ -88,7 +88,10 @@ pub struct Host {
     pub counters: Counters,
     pub logs: crate::logs::LogHub,
     pub vclusters: crate::vcluster::Endpoints,
+    /// The admin's bearer token.
     pub token: String,
+    /// The ServiceAccount tokens issued (TokenRequest).
+    pub tokens: crate::tokens::Tokens,
     /// host:port the API is served on, once bound.
     pub address: std::sync::OnceLock<String>,
     /// Clients are authenticated by their TLS certificate (virtual clusters), not a token.
@@ -245,6 +248,7 @@ impl Host {
             logs: crate::logs::LogHub::new(config.log_ring_lines, config.log_lines_per_second),
             vclusters: crate::vcluster::Endpoints::default(),
             token,
+            tokens: crate::tokens::Tokens::new(),
             address: std::sync::OnceLock::new(),
             client_cert_auth: false,
             network,

@@ -33,6 +33,7 @@ pub mod select;
 pub mod spdy;
 pub mod store;
 pub mod tls;
+pub mod tokens;
 pub mod vcluster;
 pub mod warnings;
 
@@ -336,9 +337,20 @@ impl Running {
         self.ingress_addr
     }
 
-    /// The bearer token the host API requires.
+    /// The admin's bearer token (user `kubernetes-admin`, group `system:masters`).
     pub fn token(&self) -> String {
         self.host.token.clone()
+    }
+
+    /// A token for the ServiceAccount `namespace/name`, issued as `kubectl create token` gets
+    /// one (an hour, the API server's audience); the ServiceAccount must exist.
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> Result<String> {
+        let answer = tokens::request(&self.host, namespace, name, &json!({}))?;
+        answer
+            .pointer("/status/token")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| Error::Internal("TokenRequest without a token".into()))
     }
 
     /// The CA that signed the host API's serving certificate (PEM), when serving HTTPS.
