@@ -824,8 +824,24 @@ impl Host {
         &self,
         rt: &ResourceType,
         ns: Option<&str>,
+        obj: Value,
+        opts: WriteOptions,
+    ) -> Result<Value> {
+        self.create_checked(rt, ns, obj, opts, false)
+    }
+
+    /// Create; `on_update` when a server-side apply creates the object: the request was
+    /// authorized as a `patch`, and the user must be allowed to `create` it as well (kubernetes
+    /// v1.35 staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go
+    /// `createAuthorizerAttributes` and rest.go `withAuthorization`, run with the create's
+    /// validating admission, after the object's own validation).
+    fn create_checked(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
         mut obj: Value,
         opts: WriteOptions,
+        on_update: bool,
     ) -> Result<Value> {
         if rt.read_only {
             return Err(Error::MethodNotAllowed);
@@ -842,10 +858,44 @@ impl Host {
         }
         self.default_builtin(rt, &mut obj, None)?;
         self.admit_custom(rt, &mut obj, None, opts.strict, opts.warn)?;
+        if rt.group == crate::rbac::authorizer::GROUP {
+            crate::rbac::escalation::check(self, &rt.plural, &obj, None)?;
+        }
         self.validate_builtin(rt, &obj, None)?;
+        if on_update {
+            self.authorize_create_on_update(rt, ns, object::name(&obj))?;
+        }
         let created = self.store.create_opt(&rt.gr(), obj, !opts.dry_run)?;
         self.after_write(rt);
         Ok(created)
+    }
+
+    /// withAuthorization's `create` check of the request being served (none outside one).
+    fn authorize_create_on_update(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<()> {
+        let Some(request) = crate::authz::current() else {
+            return Ok(());
+        };
+        let ns = if rt.namespaced { ns.unwrap_or("") } else { "" };
+        let mut attrs = crate::authz::Attributes::resource(
+            &request.user,
+            "create",
+            &rt.group,
+            &rt.plural,
+            ns,
+            name,
+        );
+        attrs.api_version = rt.version.clone();
+        attrs.path = request.path.clone();
+        let decision = crate::authz::authorize(self, &attrs);
+        if decision.allowed {
+            return Ok(());
+        }
+        Err(crate::authz::forbidden_with_reason(&attrs, &decision.reason))
     }
 
     /// Replaces an object (PUT), or only its status when `subresource` is `status`.
@@ -912,6 +962,9 @@ impl Host {
         self.default_builtin(rt, &mut new, Some(&old))?;
         let main = subresource.is_none();
         self.admit_custom(rt, &mut new, Some(&old), opts.strict && main, opts.warn && main)?;
+        if rt.group == crate::rbac::authorizer::GROUP && subresource.is_none() {
+            crate::rbac::escalation::check(self, &rt.plural, &new, Some(&old))?;
+        }
         if subresource.is_none() {
             self.validate_builtin(rt, &new, Some(&old))?;
         }
@@ -949,7 +1002,7 @@ impl Host {
             if kind == PatchKind::Apply && subresource.is_none() {
                 let mut obj = body;
                 object::metadata_mut(&mut obj).insert("name".into(), json!(name));
-                return self.create_with(rt, ns, obj, opts).map(|o| (o, true));
+                return self.create_checked(rt, ns, obj, opts, true).map(|o| (o, true));
             }
             return Err(Error::not_found(&rt.gr(), name));
         };

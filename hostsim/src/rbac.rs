@@ -9,6 +9,7 @@
 
 pub mod authorizer;
 pub mod bootstrap;
+pub mod escalation;
 pub mod policy;
 pub mod validation;
 
