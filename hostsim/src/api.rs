@@ -303,6 +303,10 @@ async fn resource(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
+    if t.rt.create_only {
+        // Only their POST is served (by its own route).
+        return Err(Error::MethodNotAllowed);
+    }
     if t.rt.group == "metrics.k8s.io" {
         if method != Method::GET {
             return Err(Error::MethodNotAllowed);

@@ -424,6 +424,15 @@ async fn a_self_subject_access_review_is_answered_by_the_same_authorizer() {
         .await,
         (false, String::new())
     );
+    assert_eq!(
+        review(json!({"resourceAttributes": {"verb": "create", "group": "authorization.k8s.io", "resource": "selfsubjectaccessreviews"}})).await,
+        (true, r#"RBAC: allowed by ClusterRoleBinding "system:basic-user" of ClusterRole "system:basic-user" to Group "system:authenticated""#.to_string())
+    );
+    // kubectl finds the review's resource by discovery.
+    let reviews = sa.list_api_group_resources("authorization.k8s.io/v1").await.expect("discovery");
+    let names: Vec<(&str, &Vec<String>)> =
+        reviews.resources.iter().map(|r| (r.name.as_str(), &r.verbs)).collect();
+    assert_eq!(names, [("selfsubjectaccessreviews", &vec!["create".to_string()])]);
     assert!(review(json!({"nonResourceAttributes": {"verb": "get", "path": "/apis"}})).await.0);
     assert!(!review(json!({"nonResourceAttributes": {"verb": "get", "path": "/logs"}})).await.0);
 }
