@@ -473,6 +473,29 @@ expect_fail "deleting it again is a Conflict" 'Error from server \(Conflict\): O
 expect_fail "nothing new in a terminating namespace" 'unable to create new content in namespace term-conf because it is being terminated' k -n term-conf create configmap late
 expect "it goes once its pods stop" 'namespace/term-conf condition met' k wait --for=delete ns/term-conf --timeout=30s
 
+# ServiceAccount tokens and RBAC: what a real cluster prints to a ServiceAccount's kubectl.
+expect "a ServiceAccount" '^serviceaccount/robot created' k -n "$ns" create serviceaccount robot
+expect "create token prints a JWT" '^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' k -n "$ns" create token robot
+expect_fail "a token for a missing ServiceAccount" 'error: failed to create token: serviceaccounts "nobody" not found' k -n "$ns" create token nobody
+expect_fail "a token shorter than ten minutes" 'TokenRequest\.authentication\.k8s\.io "" is invalid: spec\.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes' k -n "$ns" create token robot --duration=5m
+robot_token="$(k -n "$ns" create token robot)"
+rk() { k --token "$robot_token" "$@"; }
+robot="system:serviceaccount:$ns:robot"
+expect "whoami with the token" "Username +$robot" rk auth whoami
+expect "the token may discover" 'Server Version: v1\.35\.2' rk version
+expect_fail "can-i without a binding says no" '^no$' rk auth can-i list pods -n "$ns"
+expect "can-i create selfsubjectaccessreviews says yes" '^yes$' rk auth can-i create selfsubjectaccessreviews
+expect_fail "get pods without a binding is Forbidden" "Error from server \(Forbidden\): pods is forbidden: User \"$robot\" cannot list resource \"pods\" in API group \"\" in the namespace \"$ns\"" rk -n "$ns" get pods
+expect_fail "get nodes is Forbidden at the cluster scope" "nodes is forbidden: User \"$robot\" cannot list resource \"nodes\" in API group \"\" at the cluster scope" rk get nodes
+expect "a role to read pods" '^role\.rbac\.authorization\.k8s\.io/pod-reader created' k -n "$ns" create role pod-reader --verb=get,list --resource=pods
+expect "bound to the ServiceAccount" '^rolebinding\.rbac\.authorization\.k8s\.io/robot-reads created' k -n "$ns" create rolebinding robot-reads --role=pod-reader --serviceaccount="$ns:robot"
+expect "can-i now says yes" '^yes$' rk auth can-i list pods -n "$ns"
+expect "and get pods lists them" '^NAME ' rk -n "$ns" get pods
+k -n "$ns" create role binder --verb=create --resource=rolebindings >/dev/null
+k -n "$ns" create rolebinding robot-binds --role=binder --serviceaccount="$ns:robot" >/dev/null
+expect_fail "binding a role it does not hold is escalation" "rolebindings\.rbac\.authorization\.k8s\.io \"admins\" is forbidden: user \"$robot\" \(groups=\[\"system:serviceaccounts\" \"system:serviceaccounts:$ns\" \"system:authenticated\"\]\) is attempting to grant RBAC permissions not currently held:" rk -n "$ns" create rolebinding admins --clusterrole=cluster-admin --user=ada
+expect "binding a role it holds is not" '^rolebinding\.rbac\.authorization\.k8s\.io/readers created' rk -n "$ns" create rolebinding readers --role=pod-reader --user=ada
+
 # Deletion.
 expect "delete cluster" 'cluster\.k3k\.io "demo" deleted' k -n "$ns" delete cluster demo --timeout=30s
 expect_fail "deleted cluster is NotFound" 'clusters\.k3k\.io "demo" not found' k -n "$ns" get cluster demo

@@ -1,8 +1,9 @@
 //! The host cluster's Kubernetes REST API: routing of `/api`, `/apis` and discovery paths,
-//! the request guard (bearer token, request counters, injected latency and errors), and the
-//! verbs on objects. Streaming (watch, logs), tables, metrics and the admin endpoints live in
-//! the submodules.
+//! the request guard (authentication, impersonation and authorization, request counters,
+//! injected latency and errors), and the verbs on objects. Streaming (watch, logs), tables,
+//! metrics, the reviews and token requests, and the admin endpoints live in the submodules.
 
+pub mod access;
 pub mod admin;
 pub mod exec;
 pub mod logs;
@@ -10,6 +11,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod portforward;
 pub mod protobuf;
+pub mod reviews;
 pub mod scale;
 pub mod table;
 pub mod watch;
@@ -62,7 +64,15 @@ pub fn router(host: Arc<Host>) -> Router {
         )
         .route(
             "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-            axum::routing::post(self_subject_review),
+            axum::routing::post(reviews::self_subject_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            axum::routing::post(reviews::self_subject_access_review),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/serviceaccounts/{name}/token",
+            axum::routing::any(reviews::token_request),
         )
         .fallback(dispatch)
         .layer(middleware::from_fn(warning_headers))
@@ -100,32 +110,6 @@ pub fn version_doc(git_version: &str) -> Value {
     })
 }
 
-/// `kubectl auth whoami`: who the API server takes the caller for (kubernetes v1.35
-/// `pkg/registry/authentication/selfsubjectreview/rest.go`): the client certificate's user, or
-/// whom it impersonates. On the host (bearer token) the caller is the cluster admin.
-async fn self_subject_review(
-    user: Option<axum::Extension<Option<crate::identity::User>>>,
-    headers: HeaderMap,
-) -> Response {
-    let caller = user.and_then(|axum::Extension(u)| u).unwrap_or_else(|| crate::identity::User {
-        name: "kubernetes-admin".into(),
-        groups: vec!["system:masters".into(), "system:authenticated".into()],
-    });
-    match caller.acting(&headers) {
-        Ok(acting) => json_response(
-            StatusCode::CREATED,
-            &json!({
-                "kind": "SelfSubjectReview",
-                "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"creationTimestamp": null},
-                "status": {"userInfo": {"username": acting.name, "groups": acting.groups}},
-            }),
-        ),
-        Err(message) => Error::Forbidden(message).into_response(),
-    }
-}
-
-/// Authentication, counters and injected faults, in front of every route.
 /// Sends what admission warned about as `Warning:` headers.
 async fn warning_headers(req: Request, next: Next) -> Response {
     let (mut response, warnings) = crate::warnings::collect(next.run(req)).await;
@@ -137,20 +121,32 @@ async fn warning_headers(req: Request, next: Next) -> Response {
     response
 }
 
-async fn guard(State(host): State<Arc<Host>>, req: Request, next: Next) -> Response {
+/// In front of every route: counters; on the host, authentication (the admin token or a
+/// ServiceAccount token), impersonation and authorization of everything but the health checks
+/// and hostsim's own `/hostsim/*` endpoints (those take the admin token only); then injected
+/// latency and errors. A virtual cluster authenticates by client certificate during the TLS
+/// handshake and authorizes nothing.
+async fn guard(State(host): State<Arc<Host>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     host.counters.hit(&path);
-    let public =
-        host.client_cert_auth || matches!(path.as_str(), "/healthz" | "/livez" | "/readyz");
-    if !public {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if presented != Some(host.token.as_str()) {
-            return Error::Unauthorized.into_response();
+    let health = matches!(path.as_str(), "/healthz" | "/livez" | "/readyz");
+    let mut authorized = None;
+    if !host.client_cert_auth && !health {
+        let presented = access::bearer(req.headers());
+        if path.starts_with("/hostsim/") {
+            if presented != Some(host.token.as_str()) {
+                return Error::Unauthorized.into_response();
+            }
+        } else {
+            let Some(user) = access::authenticate(&host, presented) else {
+                return Error::Unauthorized.into_response();
+            };
+            let attrs = access::impersonate(&host, user, req.headers())
+                .and_then(|acting| access::authorize(&host, &acting, req.method(), req.uri()));
+            match attrs {
+                Ok(attrs) => authorized = Some(attrs),
+                Err(e) => return e.into_response(),
+            }
         }
     }
     if !path.starts_with("/hostsim/") {
@@ -167,7 +163,13 @@ async fn guard(State(host): State<Arc<Host>>, req: Request, next: Next) -> Respo
             return json_response(code, &status);
         }
     }
-    next.run(req).await
+    match authorized {
+        Some(attrs) => {
+            req.extensions_mut().insert(crate::identity::Authenticated(attrs.user.clone()));
+            crate::authz::serving(attrs, next.run(req)).await
+        }
+        None => next.run(req).await,
+    }
 }
 
 fn parse_query(raw: Option<&str>) -> Result<Query> {
@@ -301,6 +303,10 @@ async fn resource(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
+    if t.rt.create_only {
+        // Only their POST is served (by its own route).
+        return Err(Error::MethodNotAllowed);
+    }
     if t.rt.group == "metrics.k8s.io" {
         if method != Method::GET {
             return Err(Error::MethodNotAllowed);

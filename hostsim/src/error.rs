@@ -118,6 +118,15 @@ pub enum Error {
     BadRequest(String),
     #[error("{0}")]
     Forbidden(String),
+    /// apimachinery v0.35 pkg/api/errors/errors.go NewForbidden, with its `details`:
+    /// `<resource>[.<group>] ["<name>"] is forbidden: <cause>`, or `forbidden: <cause>` for no
+    /// resource (a path).
+    #[error("{}", forbidden_text(.gr, .name, .cause))]
+    Denied { gr: GroupResource, name: String, cause: String },
+    /// An error the API server returns without making it a Status first (apiserver
+    /// `responsewriters.ErrorToAPIStatus`: a 500 with the error's text).
+    #[error("{0}")]
+    Unexpected(String),
     #[error("too old resource version: {requested} ({oldest})")]
     Gone { requested: u64, oldest: u64 },
     #[error("the server does not allow this method on the requested resource")]
@@ -150,6 +159,14 @@ pub enum Error {
     Certificate(#[from] rcgen::Error),
     #[error("could not configure TLS: {0}")]
     Tls(#[from] rustls::Error),
+}
+
+fn forbidden_text(gr: &GroupResource, name: &str, cause: &str) -> String {
+    match (gr.group.is_empty() && gr.resource.is_empty(), name.is_empty()) {
+        (true, _) => format!("forbidden: {cause}"),
+        (false, true) => format!("{gr} is forbidden: {cause}"),
+        (false, false) => format!("{gr} {name:?} is forbidden: {cause}"),
+    }
 }
 
 fn render_causes(causes: &[Cause]) -> String {
@@ -199,6 +216,16 @@ impl Error {
             }
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest", Value::Null),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", Value::Null),
+            Error::Denied { gr, name, .. } => {
+                // StatusDetails' fields are all `omitempty`; the details themselves are always set.
+                let mut details = serde_json::Map::new();
+                for (key, value) in [("name", name), ("group", &gr.group), ("kind", &gr.resource)] {
+                    if !value.is_empty() {
+                        details.insert(key.into(), json!(value));
+                    }
+                }
+                (StatusCode::FORBIDDEN, "Forbidden", Value::Object(details))
+            }
             Error::Gone { .. } => (StatusCode::GONE, "Expired", Value::Null),
             Error::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", Value::Null)
@@ -211,6 +238,8 @@ impl Error {
             Error::ServiceUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", Value::Null)
             }
+            // StatusReasonUnknown, the empty reason.
+            Error::Unexpected(_) => (StatusCode::INTERNAL_SERVER_ERROR, "", Value::Null),
             Error::Internal(_)
             | Error::Panic
             | Error::Io(_)
@@ -233,6 +262,11 @@ impl Error {
         });
         if !details.is_null() {
             status["details"] = details;
+        }
+        if reason.is_empty() {
+            if let Some(m) = status.as_object_mut() {
+                m.remove("reason");
+            }
         }
         status
     }

@@ -88,7 +88,10 @@ pub struct Host {
     pub counters: Counters,
     pub logs: crate::logs::LogHub,
     pub vclusters: crate::vcluster::Endpoints,
+    /// The admin's bearer token.
     pub token: String,
+    /// The ServiceAccount tokens issued (TokenRequest).
+    pub tokens: crate::tokens::Tokens,
     /// host:port the API is served on, once bound.
     pub address: std::sync::OnceLock<String>,
     /// Clients are authenticated by their TLS certificate (virtual clusters), not a token.
@@ -245,6 +248,7 @@ impl Host {
             logs: crate::logs::LogHub::new(config.log_ring_lines, config.log_lines_per_second),
             vclusters: crate::vcluster::Endpoints::default(),
             token,
+            tokens: crate::tokens::Tokens::new(),
             address: std::sync::OnceLock::new(),
             client_cert_auth: false,
             network,
@@ -330,6 +334,18 @@ impl Host {
                     message: "Required value: name or generateName is required".into(),
                 }],
             ));
+        }
+        // The RBAC kinds' names only have to be path segments (kubernetes v1.35
+        // pkg/apis/rbac/validation/validation.go ValidateRBACName: `system:discovery`).
+        if rt.group == crate::rbac::authorizer::GROUP {
+            let causes: Vec<Cause> = crate::rbac::validation::path_segment_problems(&name)
+                .into_iter()
+                .map(|p| Cause::invalid("metadata.name", &json!(name), p))
+                .collect();
+            if !causes.is_empty() {
+                return Err(Self::invalid(rt, &name, causes));
+            }
+            return Ok(());
         }
         let ok =
             if rt.plural == "namespaces" { is_dns_label(&name) } else { is_dns_subdomain(&name) };
@@ -808,8 +824,24 @@ impl Host {
         &self,
         rt: &ResourceType,
         ns: Option<&str>,
+        obj: Value,
+        opts: WriteOptions,
+    ) -> Result<Value> {
+        self.create_checked(rt, ns, obj, opts, false)
+    }
+
+    /// Create; `on_update` when a server-side apply creates the object: the request was
+    /// authorized as a `patch`, and the user must be allowed to `create` it as well (kubernetes
+    /// v1.35 staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go
+    /// `createAuthorizerAttributes` and rest.go `withAuthorization`, run with the create's
+    /// validating admission, after the object's own validation).
+    fn create_checked(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
         mut obj: Value,
         opts: WriteOptions,
+        on_update: bool,
     ) -> Result<Value> {
         if rt.read_only {
             return Err(Error::MethodNotAllowed);
@@ -826,10 +858,44 @@ impl Host {
         }
         self.default_builtin(rt, &mut obj, None)?;
         self.admit_custom(rt, &mut obj, None, opts.strict, opts.warn)?;
+        if rt.group == crate::rbac::authorizer::GROUP {
+            crate::rbac::escalation::check(self, &rt.plural, &obj, None)?;
+        }
         self.validate_builtin(rt, &obj, None)?;
+        if on_update {
+            self.authorize_create_on_update(rt, ns, object::name(&obj))?;
+        }
         let created = self.store.create_opt(&rt.gr(), obj, !opts.dry_run)?;
         self.after_write(rt);
         Ok(created)
+    }
+
+    /// withAuthorization's `create` check of the request being served (none outside one).
+    fn authorize_create_on_update(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<()> {
+        let Some(request) = crate::authz::current() else {
+            return Ok(());
+        };
+        let ns = if rt.namespaced { ns.unwrap_or("") } else { "" };
+        let mut attrs = crate::authz::Attributes::resource(
+            &request.user,
+            "create",
+            &rt.group,
+            &rt.plural,
+            ns,
+            name,
+        );
+        attrs.api_version = rt.version.clone();
+        attrs.path = request.path.clone();
+        let decision = crate::authz::authorize(self, &attrs);
+        if decision.allowed {
+            return Ok(());
+        }
+        Err(crate::authz::forbidden_with_reason(&attrs, &decision.reason))
     }
 
     /// Replaces an object (PUT), or only its status when `subresource` is `status`.
@@ -896,6 +962,9 @@ impl Host {
         self.default_builtin(rt, &mut new, Some(&old))?;
         let main = subresource.is_none();
         self.admit_custom(rt, &mut new, Some(&old), opts.strict && main, opts.warn && main)?;
+        if rt.group == crate::rbac::authorizer::GROUP && subresource.is_none() {
+            crate::rbac::escalation::check(self, &rt.plural, &new, Some(&old))?;
+        }
         if subresource.is_none() {
             self.validate_builtin(rt, &new, Some(&old))?;
         }
@@ -933,7 +1002,7 @@ impl Host {
             if kind == PatchKind::Apply && subresource.is_none() {
                 let mut obj = body;
                 object::metadata_mut(&mut obj).insert("name".into(), json!(name));
-                return self.create_with(rt, ns, obj, opts).map(|o| (o, true));
+                return self.create_checked(rt, ns, obj, opts, true).map(|o| (o, true));
             }
             return Err(Error::not_found(&rt.gr(), name));
         };

@@ -9,6 +9,7 @@
 //! Start one with [`start`]; [`Running`] gives its URL, kubeconfig and fault-injection handle.
 
 pub mod api;
+pub mod authz;
 pub mod container;
 pub mod error;
 pub mod faults;
@@ -32,6 +33,7 @@ pub mod select;
 pub mod spdy;
 pub mod store;
 pub mod tls;
+pub mod tokens;
 pub mod vcluster;
 pub mod warnings;
 
@@ -152,7 +154,8 @@ impl std::fmt::Debug for Running {
     }
 }
 
-/// Installs what a fresh host cluster has: the K3k CRDs, the system namespaces and the nodes.
+/// Installs what a fresh host cluster has: the K3k CRDs, the system namespaces, the bootstrap
+/// RBAC policy and the nodes.
 fn install(host: &Host) -> Result<()> {
     for crd in host.config.k3k_version.crds() {
         let obj: serde_json::Value =
@@ -161,6 +164,12 @@ fn install(host: &Host) -> Result<()> {
     }
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease", "k3k-system"] {
         host.ensure("", "namespaces", json!({"metadata": {"name": ns}}))?;
+    }
+    for role in rbac::bootstrap::cluster_roles() {
+        host.ensure(rbac::authorizer::GROUP, "clusterroles", role)?;
+    }
+    for binding in rbac::bootstrap::cluster_role_bindings() {
+        host.ensure(rbac::authorizer::GROUP, "clusterrolebindings", binding)?;
     }
     // The API server's own Service takes the first address of the service range.
     let kubernetes_ip = host.network.kubernetes_service_ip().to_string();
@@ -328,9 +337,20 @@ impl Running {
         self.ingress_addr
     }
 
-    /// The bearer token the host API requires.
+    /// The admin's bearer token (user `kubernetes-admin`, group `system:masters`).
     pub fn token(&self) -> String {
         self.host.token.clone()
+    }
+
+    /// A token for the ServiceAccount `namespace/name`, issued as `kubectl create token` gets
+    /// one (an hour, the API server's audience); the ServiceAccount must exist.
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> Result<String> {
+        let answer = tokens::request(&self.host, namespace, name, &json!({}))?;
+        answer
+            .pointer("/status/token")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| Error::Internal("TokenRequest without a token".into()))
     }
 
     /// The CA that signed the host API's serving certificate (PEM), when serving HTTPS.

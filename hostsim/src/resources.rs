@@ -33,6 +33,9 @@ pub struct ResourceType {
     pub categories: Vec<String>,
     /// Read-only virtual resources (metrics) that are not kept in the store.
     pub read_only: bool,
+    /// Reviews that are only ever created and never stored (`SelfSubjectReview`,
+    /// `SelfSubjectAccessReview`), served by their own routes.
+    pub create_only: bool,
 }
 
 impl ResourceType {
@@ -74,6 +77,7 @@ impl ResourceType {
             printer_columns: Vec::new(),
             categories: Vec::new(),
             read_only: false,
+            create_only: false,
         }
     }
 
@@ -138,6 +142,7 @@ impl ResourceType {
             printer_columns,
             categories: strings(names.get("categories")),
             read_only: false,
+            create_only: false,
         })
     }
 }
@@ -148,6 +153,11 @@ fn builtins() -> Vec<ResourceType> {
     metrics_pods.read_only = true;
     let mut metrics_nodes = b("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", false, &[], &[]);
     metrics_nodes.read_only = true;
+    let review = |group: &str, kind: &str, plural: &str| {
+        let mut r = b(group, "v1", kind, plural, false, &[], &[]);
+        r.create_only = true;
+        r
+    };
     vec![
         b("", "v1", "Namespace", "namespaces", false, &["ns"], &["status", "finalize"]),
         b("", "v1", "Secret", "secrets", true, &[], &[]),
@@ -211,6 +221,8 @@ fn builtins() -> Vec<ResourceType> {
             &["crd", "crds"],
             &["status"],
         ),
+        review("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews"),
+        review("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews"),
         metrics_pods,
         metrics_nodes,
     ]
@@ -280,9 +292,9 @@ impl Registry {
     }
 
     pub fn by_gr(&self, gr: &GroupResource) -> Option<Arc<ResourceType>> {
-        self.all()
-            .into_iter()
-            .find(|r| r.group == gr.group && r.plural == gr.resource && !r.read_only)
+        self.all().into_iter().find(|r| {
+            r.group == gr.group && r.plural == gr.resource && !r.read_only && !r.create_only
+        })
     }
 
     /// Group name → versions served, in discovery order (core group excluded).
@@ -351,6 +363,8 @@ impl Registry {
         for r in self.all().iter().filter(|r| r.group == group && r.version == version) {
             let verbs: Vec<&str> = if r.read_only {
                 vec!["get", "list"]
+            } else if r.create_only {
+                vec!["create"]
             } else {
                 vec![
                     "create",

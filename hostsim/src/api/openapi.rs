@@ -39,7 +39,7 @@ pub fn group_version(host: &Host, rest: &[&str]) -> Option<Value> {
         .registry
         .all()
         .iter()
-        .filter(|r| r.group == group && r.version == version && !r.read_only)
+        .filter(|r| r.group == group && r.version == version && !r.read_only && !r.create_only)
     {
         let base = format!("/{}", gv_path(group, version));
         let path = if r.namespaced {

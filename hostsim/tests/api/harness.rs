@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, CustomResource};
@@ -81,6 +81,32 @@ impl TestHost {
         let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
             .expect("namespace");
         api.create(&PostParams::default(), &ns).await.expect("namespace created")
+    }
+
+    /// A ServiceAccount `ns/name` (the namespace must exist).
+    pub async fn service_account(&self, ns: &str, name: &str) -> ServiceAccount {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
+        let sa: ServiceAccount =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+                .expect("service account");
+        api.create(&PostParams::default(), &sa).await.expect("service account created")
+    }
+
+    /// A client that presents `token` (no retries: a 401 or 403 is seen at once).
+    pub async fn client_with_token(&self, token: &str) -> Client {
+        let kubeconfig = hostsim::kubeconfig::render(
+            "token",
+            &self.sim.url(),
+            self.sim.ca_pem().as_deref(),
+            hostsim::kubeconfig::Credentials::Token(token),
+        );
+        client_with_retries(&kubeconfig, false).await
+    }
+
+    /// A client for the ServiceAccount `ns/name` (which must exist), by a token hostsim issued.
+    pub async fn client_as(&self, ns: &str, name: &str) -> Client {
+        let token = self.sim.service_account_token(ns, name).expect("token issued");
+        self.client_with_token(&token).await
     }
 
     pub fn clusters(&self, ns: &str) -> Api<Cluster> {
