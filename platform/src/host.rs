@@ -70,8 +70,10 @@ impl Host {
                 .with_layer(&crate::observe::HostApiLayer)
                 .build())
         };
+        let client = measured(config)?;
+        rights::check_with(client.clone());
         Ok(Self {
-            client: measured(config)?,
+            client,
             impatient: measured(impatient)?,
             simulated,
             identity: Default::default(),
@@ -151,6 +153,11 @@ pub fn subject_of(user: &str) -> Subject {
 /// 404 from the host API.
 pub fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// 403 from the host API: RBAC refused it, or admission (a namespace being terminated).
+pub fn is_forbidden(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 403)
 }
 
 /// A second `DELETE` of a namespace that is already `Terminating`: a real API server answers

@@ -20,7 +20,7 @@ use crate::host::k3k::{
     Cluster, ClusterMode, ExposeConfig, IngressConfig, PersistenceConfig, PersistenceMode,
     PodSecurityLevel, VirtualClusterPolicy, VirtualClusterPolicySpec,
 };
-use crate::host::{is_already_terminating, is_not_found, Host, HostError};
+use crate::host::{is_already_terminating, is_forbidden, is_not_found, Host, HostError};
 
 pub const FIELD_MANAGER: &str = "kraft";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -461,8 +461,11 @@ pub async fn bind_tenant_role(
     }
     let api: Api<RoleBinding> = Api::namespaced(host.client(), &row.host_namespace);
     let binding = tenant_binding(row, role, &subject, installation);
-    api.patch(TENANT_BINDING, &apply(), &Patch::Apply(binding)).await?;
-    Ok(true)
+    match api.patch(TENANT_BINDING, &apply(), &Patch::Apply(binding)).await {
+        Ok(_) => Ok(true),
+        Err(e) if crate::host::rights::note_binding(&e, role) => Err(HostError::Api(e)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The tenant RoleBindings KRaft made (one list for a reconciler pass).
@@ -473,18 +476,34 @@ pub async fn tenant_bindings(host: &Host) -> Result<Vec<RoleBinding>, HostError>
 
 /// Asks the host to remove the cluster and its namespace, then its policy; `true` once the
 /// namespace and the policy are gone.
+///
+/// The `Cluster` is deleted only while its namespace stands: once the namespace is terminating,
+/// the namespace controller is deleting everything in it, KRaft's own `kraft-tenant` RoleBinding
+/// first among equals, so KRaft may no longer touch the `Cluster` (a 403, not a 404) and has no
+/// need to.
 pub async fn remove(host: &Host, row: &clusters::Model) -> Result<bool, HostError> {
     let (namespace, cluster) = (row.host_namespace.as_str(), row.name.as_str());
+    let namespaces: Api<Namespace> = Api::all(host.client());
+    match namespaces.get_opt(namespace).await? {
+        None => {
+            delete_policy(host, &policy_name(row)).await?;
+            return Ok(true);
+        }
+        Some(ns) if ns.metadata.deletion_timestamp.is_some() => return Ok(false),
+        Some(_) => {}
+    }
     let clusters: Api<Cluster> = Api::namespaced(host.client(), namespace);
     match clusters.delete(cluster, &DeleteParams::background()).await {
         Ok(_) => {}
         Err(e) if is_not_found(&e) => {}
+        // No right in this namespace (a namespace from before KRaft bound itself in each one):
+        // the namespace's deletion takes the `Cluster` with it.
+        Err(e) if is_forbidden(&e) => crate::host::rights::note(&e),
         Err(e) => return Err(e.into()),
     }
-    let namespaces: Api<Namespace> = Api::all(host.client());
     match namespaces.delete(namespace, &DeleteParams::background()).await {
         Ok(_) => {}
-        Err(e) if is_not_found(&e) => return Ok(true),
+        Err(e) if is_not_found(&e) => {}
         // Still Terminating from an earlier pass: its pods are stopping.
         Err(e) if is_already_terminating(&e) => return Ok(false),
         Err(e) => return Err(e.into()),

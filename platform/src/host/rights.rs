@@ -51,6 +51,11 @@ impl Missing {
     /// The rule that grants it, as it is written in a ClusterRole.
     pub fn rule(&self) -> String {
         match &self.resource {
+            Some((group, resource)) if self.verb == "bind" => format!(
+                "{{apiGroups: [\"{group}\"], resources: [\"{resource}\"], verbs: [\"bind\"], \
+                 resourceNames: [\"{}\"]}}",
+                self.scope.as_deref().unwrap_or_default()
+            ),
             Some((group, resource)) => format!(
                 "{{apiGroups: [\"{group}\"], resources: [\"{resource}\"], verbs: [\"{}\"]}}",
                 self.verb
@@ -85,6 +90,65 @@ pub fn note_status(code: u16, message: &str) {
         return;
     }
     let Some(missing) = Missing::parse(message) else { return };
+    // A namespaced refusal may only mean the namespace is going: the namespace controller deletes
+    // KRaft's `kraft-tenant` RoleBinding with everything else while pods still stop, and a live
+    // view or the gateway may still ask. Logged only if the namespace stands.
+    let namespace = missing.resource.as_ref().and(missing.scope.clone());
+    let client = CLIENT.get().cloned();
+    match (namespace, client, tokio::runtime::Handle::try_current()) {
+        (Some(namespace), Some(client), Ok(runtime)) => {
+            let message = message.to_owned();
+            runtime.spawn(async move {
+                use k8s_openapi::api::core::v1::Namespace;
+                let api: kube::Api<Namespace> = kube::Api::all(client);
+                let standing = match api.get_opt(&namespace).await {
+                    Ok(Some(ns)) => ns.metadata.deletion_timestamp.is_none(),
+                    Ok(None) => false,
+                    // Cannot tell: say it.
+                    Err(_) => true,
+                };
+                if standing {
+                    log_once(missing, &message);
+                }
+            });
+        }
+        _ => log_once(missing, message),
+    }
+}
+
+/// The host client refusals are checked with (see [`note_status`]); the first one set stays.
+static CLIENT: OnceLock<kube::Client> = OnceLock::new();
+
+/// Lets [`note`] check with the host whether a refused namespace is going away.
+pub fn check_with(client: kube::Client) {
+    let _ = CLIENT.set(client);
+}
+
+/// Logs, once, that the host refused KRaft a RoleBinding to the ClusterRole `role`: the RBAC
+/// escalation check (`… is attempting to grant RBAC permissions not currently held`, kubernetes
+/// v1.35 `pkg/registry/rbac/validation/rule.go` ConfirmNoEscalation) lets a binding through only
+/// when its maker may `bind` the role. `false` if `error` is not that refusal.
+pub fn note_binding(error: &kube::Error, role: &str) -> bool {
+    let kube::Error::Api(status) = error else { return false };
+    if status.code != 403 || !status.message.contains("attempting to grant RBAC permissions") {
+        return false;
+    }
+    let user = status
+        .message
+        .split_once("user \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or_else(String::new, |(user, _)| user.to_owned());
+    let missing = Missing {
+        user,
+        verb: "bind".into(),
+        resource: Some(("rbac.authorization.k8s.io".into(), "clusterroles".into())),
+        scope: Some(role.into()),
+    };
+    log_once(missing, &status.message);
+    true
+}
+
+fn log_once(missing: Missing, message: &str) {
     let key = (missing.user.clone(), missing.verb.clone(), missing.resource.clone());
     let first = seen().lock().unwrap_or_else(|e| e.into_inner()).insert(key);
     if first {
@@ -132,6 +196,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(log.rule(), r#"{apiGroups: [""], resources: ["pods/log"], verbs: ["get"]}"#);
+
+        let bind = Missing {
+            user: "u".into(),
+            verb: "bind".into(),
+            resource: Some(("rbac.authorization.k8s.io".into(), "clusterroles".into())),
+            scope: Some("kraft-tenant".into()),
+        };
+        assert_eq!(
+            bind.rule(),
+            r#"{apiGroups: ["rbac.authorization.k8s.io"], resources: ["clusterroles"], verbs: ["bind"], resourceNames: ["kraft-tenant"]}"#
+        );
 
         let path = Missing::parse("forbidden: User \"u\" cannot get path \"/version\"").unwrap();
         assert_eq!(path.rule(), r#"{nonResourceURLs: ["/version"], verbs: ["get"]}"#);

@@ -13,6 +13,7 @@ mod logs;
 mod metrics;
 mod observe;
 mod pages;
+mod rbac;
 mod replicas;
 mod security;
 mod system;
