@@ -37,6 +37,14 @@ mv "$site/pkg/kraft_bg.wasm" "$site/pkg/kraft.wasm"
 cp style/main.css "$site/pkg/kraft.css"
 cp -R public/. "$site/"
 
+# Precompressed once here, sent as they are to browsers that take them (server/src/assets.rs).
+ensure_brotli
+for file in kraft.js kraft.wasm kraft.css; do
+  gzip -9 -k -f -n "$site/pkg/$file"
+  brotli -q 11 -k -f "$site/pkg/$file"
+done
+
 raw=$(stat -c %s "$site/pkg/kraft.wasm")
-gz=$(gzip -9 -c "$site/pkg/kraft.wasm" | wc -c)
-say "site ready in $site (kraft.wasm: $raw bytes raw, $gz bytes gzip)"
+gz=$(stat -c %s "$site/pkg/kraft.wasm.gz")
+br=$(stat -c %s "$site/pkg/kraft.wasm.br")
+say "site ready in $site (kraft.wasm: $raw bytes raw, $gz bytes gzip, $br bytes brotli)"

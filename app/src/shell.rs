@@ -1,5 +1,5 @@
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     path, SsrMode,
@@ -23,6 +23,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                // Under the versioned directory the server serves as immutable (server/src/assets.rs).
+                <link rel="stylesheet" id="kraft" href=format!("/{}/kraft.css", options.site_pkg_dir) />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -39,7 +41,6 @@ pub fn App() -> impl IntoView {
     AuthVersion::provide();
 
     view! {
-        <Stylesheet id="kraft" href="/pkg/kraft.css" />
         <Title text="KRaft" />
         <Router>
             <Layout>

@@ -55,6 +55,9 @@ ensure_wasm_bindgen() {
 }
 
 ensure_chromium() { apt_install chromium; }
+# Precompresses the front end's files at build time (scripts/site.sh): gzip is everywhere, brotli
+# comes from Debian.
+ensure_brotli() { command -v brotli >/dev/null || apt_install brotli; }
 
 # Postgres at 127.0.0.1:5432 (this kind of machine has one; start it if it is down).
 ensure_postgres() {

@@ -1,6 +1,7 @@
 //! The `kraft` binary's library: configuration, the HTTP application and its wiring. Domain logic
 //! lives in the `platform` crate; the UI and server functions in `app`.
 
+pub mod assets;
 pub mod cli;
 pub mod clusters;
 pub mod config;

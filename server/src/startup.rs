@@ -293,10 +293,11 @@ impl Application {
 }
 
 fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
+    let assets = crate::assets::Assets::load(&config.site_root);
     let leptos_options = LeptosOptions::builder()
         .output_name("kraft")
         .site_root(config.site_root.to_string_lossy().as_ref())
-        .site_pkg_dir("pkg")
+        .site_pkg_dir(assets.pkg_dir())
         .site_addr(addr)
         .build();
     let state = AppState { leptos_options: leptos_options.clone(), platform: platform.clone() };
@@ -356,6 +357,12 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .layer(TraceLayer::new_for_http())
         .with_state(state)
         .merge(gateway)
+        .merge(
+            Router::new()
+                .route("/pkg/{*path}", get(crate::assets::serve))
+                .layer(axum::middleware::from_fn(observe::http))
+                .with_state(assets),
+        )
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

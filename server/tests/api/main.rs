@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod assets;
 mod cli;
 mod clusters;
 mod gateway;
