@@ -8,9 +8,16 @@
 //! that was read, so of two replicas racing for it the API server lets exactly one win (409
 //! Conflict for the other). The leader renews every retry period and steps down when it could not
 //! renew within the renew deadline; on shutdown it releases the Lease so another takes over at
-//! once. kube-lease-manager, the maintained kube 5 crate, locks through server-side apply field
-//! ownership instead, which hostsim does not enforce yet: a hostsim kinder than the API server
-//! would have hidden a split brain, so the Lease is written the way client-go writes it.
+//! once.
+//!
+//! Why not kube-lease-manager (0.13, the maintained kube 5 crate; read at that version,
+//! `src/state.rs` and `src/manager.rs`): it judges a Lease expired by comparing the holder's
+//! `renewTime` with this replica's wall clock, so a replica whose clock runs ahead takes over a
+//! live leader; it takes an expired Lease over by first "releasing" it with an unconditional
+//! strategic-merge patch (no resourceVersion), which lands even if the holder renewed meanwhile;
+//! and its soft lock relies on server-side apply field-ownership conflicts, which hostsim does
+//! not simulate. Any of these is a window with two leaders running the reconciler. client-go's
+//! algorithm has none of them, and it is short.
 
 use std::time::{Duration, Instant};
 
