@@ -34,6 +34,18 @@ wasm-bindgen --target web --out-dir "$site/pkg" --out-name kraft "${bindgen_flag
   "$front/wasm32-unknown-unknown/$outdir/frontend.wasm"
 # Leptos asks for /pkg/kraft.wasm when LEPTOS_OUTPUT_NAME is set at compile time (.cargo/config.toml).
 mv "$site/pkg/kraft_bg.wasm" "$site/pkg/kraft.wasm"
+if [ "$mode" = release ]; then
+  # Binaryen's size optimisations on top of rustc's (opt-level z, LTO): what rustc cannot see
+  # across the wasm-bindgen glue. The features are those rustc's wasm32 target emits.
+  ensure_wasm_opt
+  before=$(stat -c %s "$site/pkg/kraft.wasm")
+  "$WASM_OPT" -Oz --strip-debug --strip-producers \
+    --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+    --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+    -o "$site/pkg/kraft.opt.wasm" "$site/pkg/kraft.wasm"
+  mv "$site/pkg/kraft.opt.wasm" "$site/pkg/kraft.wasm"
+  say "wasm-opt -Oz: $before -> $(stat -c %s "$site/pkg/kraft.wasm") bytes"
+fi
 cp style/main.css "$site/pkg/kraft.css"
 cp -R public/. "$site/"
 

@@ -41,8 +41,14 @@ HOSTSIM_K3K_VERSION=v1.2 hostsim/conformance/kubectl.sh target/release/hostsim 2
 step "Helm chart with real Helm v4 (lint, render, install into hostsim, uninstall)"
 "$HELM_PYTHON" deploy/helm/test_chart.py target/release/hostsim 2>&1 | tee "$logs/helm.log"
 
-step "release site"
+step "release site, within the WebAssembly budget (frontend/wasm-budget.txt)"
 scripts/site.sh release
+budget=$(grep -oP '^[0-9]+' frontend/wasm-budget.txt | head -n 1)
+wasm_gz=$(stat -c %s target/site/pkg/kraft.wasm.gz)
+if [ "$wasm_gz" -gt "$budget" ]; then
+  die "kraft.wasm is $wasm_gz bytes gzip-compressed, over the budget of $budget in frontend/wasm-budget.txt: find what grew (scripts/site.sh release, then twiggy top target/site/pkg/kraft.wasm) rather than raising the budget"
+fi
+say "kraft.wasm: $wasm_gz bytes gzip, budget $budget"
 cargo build --release -p server
 
 step "browser tests (Chromium)"

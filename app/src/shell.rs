@@ -39,6 +39,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     AuthVersion::provide();
+    // Effects run once the page is hydrated: `<html data-hydrated>` tells tests and benchmarks
+    // (end2end/bench/slow-link.mjs) that the page is interactive.
+    #[cfg(feature = "hydrate")]
+    Effect::new(|_| {
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("data-hydrated", "");
+        }
+    });
 
     view! {
         <Title text="KRaft" />

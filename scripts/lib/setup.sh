@@ -59,6 +59,21 @@ ensure_chromium() { apt_install chromium; }
 # comes from Debian.
 ensure_brotli() { command -v brotli >/dev/null || apt_install brotli; }
 
+# Binaryen's wasm-opt for the release WebAssembly (scripts/site.sh), from npm's `binaryen` package
+# (Binaryen compiled to WebAssembly, run by Node: no C++ build, and Debian's binaryen is too old
+# for what rustc emits); in its own directory like the Python tools; exports WASM_OPT.
+BINARYEN_VERSION=132.0.0
+ensure_wasm_opt() {
+  command -v npm >/dev/null || apt_install nodejs npm
+  local dir="${BINARYEN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kraft/binaryen-$BINARYEN_VERSION}"
+  if [ ! -x "$dir/node_modules/.bin/wasm-opt" ]; then
+    say "installing binaryen $BINARYEN_VERSION (wasm-opt) into $dir"
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --no-save --no-audit --no-fund --loglevel=error "binaryen@$BINARYEN_VERSION")
+  fi
+  export WASM_OPT="$dir/node_modules/.bin/wasm-opt"
+}
+
 # Postgres at 127.0.0.1:5432 (this kind of machine has one; start it if it is down).
 ensure_postgres() {
   if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
