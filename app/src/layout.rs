@@ -74,6 +74,17 @@ fn SiteMenu() -> impl IntoView {
     }
 }
 
+/// A wide table's frame: on a narrow screen the table scrolls sideways inside it instead of
+/// widening the page. Named and focusable, so keyboard users can scroll it too.
+#[component]
+pub fn ScrollRegion(#[prop(into)] label: String, children: Children) -> impl IntoView {
+    view! {
+        <div class="table-scroll" role="region" aria-label=label tabindex="0">
+            {children()}
+        </div>
+    }
+}
+
 /// Sign in / sign up links, or who is signed in and a way out.
 #[component]
 fn ViewerMenu() -> impl IntoView {
