@@ -1,8 +1,7 @@
 import AxeBuilder from '@axe-core/playwright';
 import { expect, Page, test } from '@playwright/test';
 
-import { allPages, createAdmin, createReadyCluster, settle, signIn } from './pages';
-import { newUser, signUp } from './support';
+import { allPages, createAdmin, createReadyCluster, createUser, settle, signIn } from './pages';
 
 const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
 
@@ -54,7 +53,7 @@ test('no serious or critical accessibility violation on any page, signed out, as
   // A user who is not an admin: no clusters of their own, someone else's cluster is not found.
   const context = await browser.newContext({ baseURL });
   const userPage = await context.newPage();
-  await signUp(userPage, newUser('axe'));
+  await signIn(userPage, createUser('axe'));
   failures.push(...(await audit(userPage, 'user', allPages(cluster))));
   await context.close();
 

@@ -1,7 +1,6 @@
 import { expect, Page, test } from '@playwright/test';
 
-import { allPages, createAdmin, createReadyCluster, settle, signIn } from './pages';
-import { newUser, signUp } from './support';
+import { allPages, createAdmin, createReadyCluster, createUser, settle, signIn } from './pages';
 
 const widths = [360, 390, 430];
 
@@ -52,8 +51,8 @@ test.describe('the compact menu on a phone', () => {
   test.use({ viewport: { width: 390, height: 800 } });
 
   test('opens, its links navigate, it closes after navigating and on Escape, and signs out', async ({ page }) => {
-    const user = newUser('menu');
-    await signUp(page, user);
+    const user = createUser('menu');
+    await signIn(page, user);
     const header = page.getByRole('banner');
     const menu = header.locator('details.menu');
     const button = menu.locator('summary');
@@ -94,7 +93,7 @@ test.describe('the compact menu on a phone', () => {
     test.use({ javaScriptEnabled: false });
 
     test('opens and its links and sign-out work', async ({ page }) => {
-      await signUp(page, newUser('menunojs'));
+      await signIn(page, createUser('menunojs'));
       const header = page.getByRole('banner');
       const button = header.locator('details.menu summary');
       const nav = page.getByRole('navigation', { name: 'Main' });

@@ -11,12 +11,14 @@ const kraftBin = process.env.KRAFT_BIN ?? resolve(__dirname, '../../target/relea
 export type User = ReturnType<typeof newUser>;
 
 /**
- * An admin made with `kraft admin create-user --admin` on the run's database: which account
- * signed up first in a run depends on which specs run, so being first is not relied on.
+ * An account made with `kraft admin create-user` on the run's database. Not through the form:
+ * sign-ups are limited per address (10 an hour) and the other specs use those, and which account
+ * signed up first in a run (the admin) depends on which specs run.
  */
-export function createAdmin(): User {
-  const user = newUser('adm');
-  execFileSync(kraftBin, ['admin', 'create-user', '--email', user.email, '--username', user.username, '--admin'], {
+export function createUser(tag: string, { admin = false } = {}): User {
+  const user = newUser(tag);
+  const args = ['admin', 'create-user', '--email', user.email, '--username', user.username];
+  execFileSync(kraftBin, admin ? [...args, '--admin'] : args, {
     input: `${user.password}\n`,
     env: { ...process.env, KRAFT_DATA_DIR: process.env.KRAFT_E2E_DATA_DIR ?? '', RUST_LOG: 'warn' },
     stdio: ['pipe', 'ignore', 'inherit'],
@@ -24,6 +26,8 @@ export function createAdmin(): User {
   });
   return user;
 }
+
+export const createAdmin = () => createUser('adm', { admin: true });
 
 /** Signs in through the form (works with and without JavaScript). */
 export async function signIn(page: Page, user: User) {
