@@ -41,7 +41,7 @@ test('no serious or critical accessibility violation on any page, signed out, as
   await page.setViewportSize({ width: 390, height: 800 });
   await page.goto(cluster);
   await settle(page);
-  await page.getByRole('banner').locator('summary').click();
+  await page.getByRole('banner').locator('summary').click({ timeout: 15_000 });
   await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();
   const { violations } = await new AxeBuilder({ page }).withTags(tags).analyze();
   for (const v of violations) {
