@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "ssr")]
 use crate::api::ssr::{answer, platform, require_admin};
 use crate::error::ApiError;
+use crate::layout::ScrollRegion;
 
 /// One account as admins see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,20 +131,22 @@ pub fn AdminUsersPage() -> impl IntoView {
                         view! {
                             <section class="card" aria-labelledby="users-heading">
                                 <h2 id="users-heading">{format!("Accounts ({})", overview.users.len())}</h2>
-                                <table class="table" aria-label="Accounts">
-                                    <thead><tr><th scope="col">"Username"</th><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Clusters"</th><th scope="col">"Created"</th></tr></thead>
-                                    <tbody>
-                                        {overview.users.into_iter().map(|u| view! {
-                                            <tr>
-                                                <td>{u.username}</td>
-                                                <td>{u.email}</td>
-                                                <td>{if u.admin { "admin" } else { "user" }}</td>
-                                                <td>{format!("{} of {}", u.clusters, limits.max_clusters)}</td>
-                                                <td>{u.created_at.get(0..10).unwrap_or(&u.created_at).to_owned()}</td>
-                                            </tr>
-                                        }).collect_view()}
-                                    </tbody>
-                                </table>
+                                <ScrollRegion label="Accounts">
+                                    <table class="table" aria-label="Accounts">
+                                        <thead><tr><th scope="col">"Username"</th><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Clusters"</th><th scope="col">"Created"</th></tr></thead>
+                                        <tbody>
+                                            {overview.users.into_iter().map(|u| view! {
+                                                <tr>
+                                                    <td>{u.username}</td>
+                                                    <td>{u.email}</td>
+                                                    <td>{if u.admin { "admin" } else { "user" }}</td>
+                                                    <td>{format!("{} of {}", u.clusters, limits.max_clusters)}</td>
+                                                    <td>{u.created_at.get(0..10).unwrap_or(&u.created_at).to_owned()}</td>
+                                                </tr>
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                </ScrollRegion>
                             </section>
                             <section class="card" aria-labelledby="signup-heading">
                                 <h2 id="signup-heading">"Sign-up"</h2>

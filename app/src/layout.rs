@@ -1,4 +1,5 @@
-//! The frame every page sits in: header with navigation, main area, footer.
+//! The frame every page sits in: header with navigation (a menu button on narrow screens), main
+//! area, footer.
 
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -15,22 +16,72 @@ const NAME_AND_VERSION: &str = concat!("KRaft ", env!("CARGO_PKG_VERSION"));
 pub fn Layout(children: Children) -> impl IntoView {
     view! {
         <header class="site-header">
-            <A href="/" attr:class="brand">
-                "KRaft"
-            </A>
-            <nav aria-label="Main">
-                <A href="/" exact=true>"Dashboard"</A>
-                <A href="/clusters/new">"Create cluster"</A>
-                <A href="/clusters">"Clusters"</A>
-                <A href="/account">"Account"</A>
-            </nav>
-            <ViewerMenu />
+            <div class="header-bar">
+                <A href="/" attr:class="brand">
+                    "KRaft"
+                </A>
+                <SiteMenu />
+            </div>
+            <SimulatedHostBanner />
         </header>
-        <SimulatedHostBanner />
         <main>{children()}</main>
         <footer class="site-footer">
             <span>{NAME_AND_VERSION}</span>
         </footer>
+    }
+}
+
+/// The navigation and who is signed in. A `<details>` so that narrow screens get a "Menu" button
+/// that opens it with no JavaScript at all (before hydration, or with scripts off); wide screens
+/// hide the button and always show the contents (style/main.css).
+#[component]
+fn SiteMenu() -> impl IntoView {
+    let menu = NodeRef::<leptos::html::Details>::new();
+    let summary = NodeRef::<leptos::html::Summary>::new();
+    let close = move || {
+        if let Some(menu) = menu.get_untracked() {
+            let _ = menu.remove_attribute("open");
+        }
+    };
+    // Client-side navigation keeps the document, so the menu would stay open over the new page.
+    let path = leptos_router::hooks::use_location().pathname;
+    Effect::watch(move || path.get(), move |_, _, _| close(), false);
+    let on_keydown = move |event: leptos::ev::KeyboardEvent| {
+        let open = menu.get_untracked().is_some_and(|m| m.has_attribute("open"));
+        if event.key() == "Escape" && open {
+            close();
+            if let Some(summary) = summary.get_untracked() {
+                let _ = summary.focus();
+            }
+        }
+    };
+    view! {
+        <details class="menu" node_ref=menu on:keydown=on_keydown>
+            <summary node_ref=summary aria-controls="site-menu">
+                <span class="menu-icon" aria-hidden="true"></span>
+                "Menu"
+            </summary>
+            <div class="menu-panel" id="site-menu">
+                <nav aria-label="Main">
+                    <A href="/" exact=true>"Dashboard"</A>
+                    <A href="/clusters/new">"Create cluster"</A>
+                    <A href="/clusters">"Clusters"</A>
+                    <A href="/account">"Account"</A>
+                </nav>
+                <ViewerMenu />
+            </div>
+        </details>
+    }
+}
+
+/// A wide table's frame: on a narrow screen the table scrolls sideways inside it instead of
+/// widening the page. Named and focusable, so keyboard users can scroll it too.
+#[component]
+pub fn ScrollRegion(#[prop(into)] label: String, children: Children) -> impl IntoView {
+    view! {
+        <div class="table-scroll" role="region" aria-label=label tabindex="0">
+            {children()}
+        </div>
     }
 }
 

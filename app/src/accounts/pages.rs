@@ -9,6 +9,7 @@ use leptos_router::components::{Redirect, A};
 use crate::accounts::api::*;
 use crate::error::ApiError;
 use crate::forms::{refresh_viewer_on_success, Field, FormAlert, FormState};
+use crate::layout::ScrollRegion;
 
 /// Bumped whenever who is signed in may have changed; everything that shows the viewer tracks it.
 #[derive(Clone, Copy)]
@@ -263,45 +264,47 @@ fn Sessions(
         <section aria-labelledby="sessions-heading" class="card">
             <h2 id="sessions-heading">"Active sessions"</h2>
             <FormAlert state=state />
-            <table class="table" aria-labelledby="sessions-heading">
-                <thead>
-                    <tr>
-                        <th scope="col">"Device"</th>
-                        <th scope="col">"Address"</th>
-                        <th scope="col">"Signed in"</th>
-                        <th scope="col">"Last seen"</th>
-                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                    </tr>
-                </thead>
-                <tbody>
-                    {sessions
-                        .into_iter()
-                        .map(|s| {
-                            let device = s.user_agent.clone().unwrap_or_else(|| "Unknown device".into());
-                            view! {
-                                <tr>
-                                    <td>{device}</td>
-                                    <td>{s.client_addr.clone().unwrap_or_default()}</td>
-                                    <td>{short_time(&s.created_at)}</td>
-                                    <td>{short_time(&s.last_seen_at)}</td>
-                                    <td>
-                                        {if s.current {
-                                            Either::Left(view! { <span class="badge">"This session"</span> })
-                                        } else {
-                                            Either::Right(view! {
-                                                <ActionForm action=revoke attr:class="inline">
-                                                    <input type="hidden" name="id" value=s.id.clone() />
-                                                    <button type="submit" class="secondary">"Sign out"</button>
-                                                </ActionForm>
-                                            })
-                                        }}
-                                    </td>
-                                </tr>
-                            }
-                        })
-                        .collect_view()}
-                </tbody>
-            </table>
+            <ScrollRegion label="Active sessions">
+                <table class="table" aria-labelledby="sessions-heading">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Device"</th>
+                            <th scope="col">"Address"</th>
+                            <th scope="col">"Signed in"</th>
+                            <th scope="col">"Last seen"</th>
+                            <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {sessions
+                            .into_iter()
+                            .map(|s| {
+                                let device = s.user_agent.clone().unwrap_or_else(|| "Unknown device".into());
+                                view! {
+                                    <tr>
+                                        <td>{device}</td>
+                                        <td>{s.client_addr.clone().unwrap_or_default()}</td>
+                                        <td>{short_time(&s.created_at)}</td>
+                                        <td>{short_time(&s.last_seen_at)}</td>
+                                        <td>
+                                            {if s.current {
+                                                Either::Left(view! { <span class="badge">"This session"</span> })
+                                            } else {
+                                                Either::Right(view! {
+                                                    <ActionForm action=revoke attr:class="inline">
+                                                        <input type="hidden" name="id" value=s.id.clone() />
+                                                        <button type="submit" class="secondary">"Sign out"</button>
+                                                    </ActionForm>
+                                                })
+                                            }}
+                                        </td>
+                                    </tr>
+                                }
+                            })
+                            .collect_view()}
+                    </tbody>
+                </table>
+            </ScrollRegion>
             {(others > 0)
                 .then(|| {
                     view! {

@@ -10,6 +10,7 @@ use crate::clusters::api::*;
 use crate::clusters::live::use_live_clusters;
 use crate::error::ApiError;
 use crate::forms::{Field, FormAlert, FormState};
+use crate::layout::ScrollRegion;
 use crate::logs::viewer::LogViewer;
 use crate::metrics::charts::ClusterMetrics;
 use crate::pages::not_found::NotFound;
@@ -72,33 +73,35 @@ fn ClusterTable(clusters: Signal<Vec<ClusterSummary>>) -> impl IntoView {
                 </div>
             }
         >
-            <table class="table clusters" aria-label="Your clusters">
-                <thead>
-                    <tr>
-                        <th scope="col">"Name"</th>
-                        <th scope="col">"Status"</th>
-                        <th scope="col">"API endpoint"</th>
-                        <th scope="col">"Nodes"</th>
-                        <th scope="col">"Version"</th>
-                        <th scope="col">"Created"</th>
-                    </tr>
-                </thead>
-                <tbody>
-                    <For each=move || clusters.get() key=|c| (c.id.clone(), c.phase, c.endpoint.clone(), c.message.clone()) let:cluster>
+            <ScrollRegion label="Your clusters">
+                <table class="table clusters" aria-label="Your clusters">
+                    <thead>
                         <tr>
-                            <td><A href=format!("/clusters/{}", cluster.id)>{cluster.name.clone()}</A></td>
-                            <td>
-                                <PhaseBadge phase=cluster.phase />
-                                {cluster.message.clone().map(|m| view! { <div class="muted small">{m}</div> })}
-                            </td>
-                            <td><code>{cluster.endpoint.clone().unwrap_or_else(|| "—".into())}</code></td>
-                            <td>{format!("{} server(s), {} agent(s)", cluster.servers, cluster.agents)}</td>
-                            <td>{cluster.version.clone()}</td>
-                            <td>{age(&cluster.created_at)}</td>
+                            <th scope="col">"Name"</th>
+                            <th scope="col">"Status"</th>
+                            <th scope="col">"API endpoint"</th>
+                            <th scope="col">"Nodes"</th>
+                            <th scope="col">"Version"</th>
+                            <th scope="col">"Created"</th>
                         </tr>
-                    </For>
-                </tbody>
-            </table>
+                    </thead>
+                    <tbody>
+                        <For each=move || clusters.get() key=|c| (c.id.clone(), c.phase, c.endpoint.clone(), c.message.clone()) let:cluster>
+                            <tr>
+                                <td><A href=format!("/clusters/{}", cluster.id)>{cluster.name.clone()}</A></td>
+                                <td>
+                                    <PhaseBadge phase=cluster.phase />
+                                    {cluster.message.clone().map(|m| view! { <div class="muted small">{m}</div> })}
+                                </td>
+                                <td><code>{cluster.endpoint.clone().unwrap_or_else(|| "—".into())}</code></td>
+                                <td>{format!("{} server(s), {} agent(s)", cluster.servers, cluster.agents)}</td>
+                                <td>{cluster.version.clone()}</td>
+                                <td>{age(&cluster.created_at)}</td>
+                            </tr>
+                        </For>
+                    </tbody>
+                </table>
+            </ScrollRegion>
         </Show>
     }
 }
@@ -308,14 +311,16 @@ fn ClusterDetails(
                 Either::Left(view! { <p class="muted">"The host has not reported any condition yet."</p> })
             } else {
                 Either::Right(view! {
-                    <table class="table" aria-labelledby="conditions-heading">
-                        <thead><tr><th scope="col">"Type"</th><th scope="col">"Status"</th><th scope="col">"Reason"</th><th scope="col">"Message"</th></tr></thead>
-                        <tbody>
-                            {detail.conditions.iter().map(|c| view! {
-                                <tr><td>{c.kind.clone()}</td><td>{c.status.clone()}</td><td>{c.reason.clone()}</td><td>{c.message.clone()}</td></tr>
-                            }).collect_view()}
-                        </tbody>
-                    </table>
+                    <ScrollRegion label="Conditions">
+                        <table class="table" aria-labelledby="conditions-heading">
+                            <thead><tr><th scope="col">"Type"</th><th scope="col">"Status"</th><th scope="col">"Reason"</th><th scope="col">"Message"</th></tr></thead>
+                            <tbody>
+                                {detail.conditions.iter().map(|c| view! {
+                                    <tr><td>{c.kind.clone()}</td><td>{c.status.clone()}</td><td>{c.reason.clone()}</td><td>{c.message.clone()}</td></tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </ScrollRegion>
                 })
             }}
         </section>
@@ -406,39 +411,42 @@ fn Kubeconfigs(cluster_id: String, ready: bool, last_api_request: Option<String>
                             Ok(rows) if rows.is_empty() => EitherOf3::B(view! { <p class="muted">"No kubeconfigs yet."</p> }),
                             Ok(rows) => {
                                 let any_active = rows.iter().any(|r| r.state == KubeconfigState::Active);
+                                let revoke_all_id = all_id.clone();
                                 EitherOf3::C(view! {
-                                    <table class="table" aria-label="Kubeconfigs">
-                                        <thead><tr><th scope="col">"Name"</th><th scope="col">"Token"</th><th scope="col">"Created"</th><th scope="col">"Expires"</th><th scope="col">"Last used"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
-                                        <tbody>
-                                            {rows.into_iter().map(|r| {
-                                                let cluster = all_id.clone();
-                                                let label = format!("Revoke {}", r.name);
-                                                view! {
-                                                    <tr>
-                                                        <td>{r.name.clone()}</td>
-                                                        <td><code>{r.shown.clone()}</code></td>
-                                                        <td>{r.created.clone()}</td>
-                                                        <td>{r.expires.clone()}</td>
-                                                        <td>{r.last_used.clone().unwrap_or_else(|| "never".into())}</td>
-                                                        <td>{match r.state {
-                                                            KubeconfigState::Active => Either::Left(view! {
-                                                                <ActionForm action=revoke attr:class="inline-form">
-                                                                    <input type="hidden" name="id" value=cluster />
-                                                                    <input type="hidden" name="kubeconfig" value=r.id.clone() />
-                                                                    <button type="submit" class="secondary" aria-label=label>"Revoke"</button>
-                                                                </ActionForm>
-                                                            }),
-                                                            KubeconfigState::Expired => Either::Right("expired"),
-                                                            KubeconfigState::Revoked => Either::Right("revoked"),
-                                                        }}</td>
-                                                    </tr>
-                                                }
-                                            }).collect_view()}
-                                        </tbody>
-                                    </table>
+                                    <ScrollRegion label="Kubeconfigs">
+                                        <table class="table" aria-label="Kubeconfigs">
+                                            <thead><tr><th scope="col">"Name"</th><th scope="col">"Token"</th><th scope="col">"Created"</th><th scope="col">"Expires"</th><th scope="col">"Last used"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                                            <tbody>
+                                                {rows.into_iter().map(|r| {
+                                                    let cluster = all_id.clone();
+                                                    let label = format!("Revoke {}", r.name);
+                                                    view! {
+                                                        <tr>
+                                                            <td>{r.name.clone()}</td>
+                                                            <td><code>{r.shown.clone()}</code></td>
+                                                            <td>{r.created.clone()}</td>
+                                                            <td>{r.expires.clone()}</td>
+                                                            <td>{r.last_used.clone().unwrap_or_else(|| "never".into())}</td>
+                                                            <td>{match r.state {
+                                                                KubeconfigState::Active => Either::Left(view! {
+                                                                    <ActionForm action=revoke attr:class="inline-form">
+                                                                        <input type="hidden" name="id" value=cluster />
+                                                                        <input type="hidden" name="kubeconfig" value=r.id.clone() />
+                                                                        <button type="submit" class="secondary" aria-label=label>"Revoke"</button>
+                                                                    </ActionForm>
+                                                                }),
+                                                                KubeconfigState::Expired => Either::Right("expired"),
+                                                                KubeconfigState::Revoked => Either::Right("revoked"),
+                                                            }}</td>
+                                                        </tr>
+                                                    }
+                                                }).collect_view()}
+                                            </tbody>
+                                        </table>
+                                    </ScrollRegion>
                                     {any_active.then(|| view! {
                                         <ActionForm action=revoke attr:class="inline-form" attr:aria-label="Revoke all kubeconfigs">
-                                            <input type="hidden" name="id" value=all_id.clone() />
+                                            <input type="hidden" name="id" value=revoke_all_id />
                                             <input type="hidden" name="kubeconfig" value="all" />
                                             <button type="submit" class="danger">"Revoke all"</button>
                                         </ActionForm>
@@ -468,21 +476,23 @@ pub fn AdminClustersPage() -> impl IntoView {
                     Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
                     Ok(rows) if rows.is_empty() => view! { <p class="muted">"No clusters yet."</p> }.into_any(),
                     Ok(rows) => view! {
-                        <table class="table" aria-label="All clusters">
-                            <thead><tr><th scope="col">"Name"</th><th scope="col">"Owner"</th><th scope="col">"Status"</th><th scope="col">"Host namespace"</th><th scope="col">"Nodes"</th><th scope="col">"Created"</th></tr></thead>
-                            <tbody>
-                                {rows.into_iter().map(|r| view! {
-                                    <tr>
-                                        <td>{r.cluster.name.clone()}</td>
-                                        <td>{r.owner.clone().unwrap_or_else(|| "(deleted account)".into())}</td>
-                                        <td><PhaseBadge phase=r.cluster.phase /></td>
-                                        <td><code>{r.host_namespace.clone()}</code></td>
-                                        <td>{format!("{} server(s), {} agent(s)", r.cluster.servers, r.cluster.agents)}</td>
-                                        <td>{age(&r.cluster.created_at)}</td>
-                                    </tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
+                        <ScrollRegion label="All clusters">
+                            <table class="table" aria-label="All clusters">
+                                <thead><tr><th scope="col">"Name"</th><th scope="col">"Owner"</th><th scope="col">"Status"</th><th scope="col">"Host namespace"</th><th scope="col">"Nodes"</th><th scope="col">"Created"</th></tr></thead>
+                                <tbody>
+                                    {rows.into_iter().map(|r| view! {
+                                        <tr>
+                                            <td>{r.cluster.name.clone()}</td>
+                                            <td>{r.owner.clone().unwrap_or_else(|| "(deleted account)".into())}</td>
+                                            <td><PhaseBadge phase=r.cluster.phase /></td>
+                                            <td><code>{r.host_namespace.clone()}</code></td>
+                                            <td>{format!("{} server(s), {} agent(s)", r.cluster.servers, r.cluster.agents)}</td>
+                                            <td>{age(&r.cluster.created_at)}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </ScrollRegion>
                     }.into_any(),
                 }
             })}
