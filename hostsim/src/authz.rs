@@ -69,6 +69,22 @@ impl Attributes {
         }
     }
 
+    /// A request for a path that is no resource (`/version`, `/healthz`, ...).
+    pub fn non_resource(user: &User, verb: &str, path: &str) -> Self {
+        Self {
+            user: user.clone(),
+            verb: verb.to_string(),
+            resource_request: false,
+            path: path.to_string(),
+            api_group: String::new(),
+            api_version: String::new(),
+            namespace: String::new(),
+            resource: String::new(),
+            subresource: String::new(),
+            name: String::new(),
+        }
+    }
+
     /// NewRequestInfo: the verb from the method (or a `watch`/`proxy` path prefix), the group,
     /// version, namespace, resource, name and subresource from the path; a `get` without a name
     /// is a `list` or a `watch`, a `delete` without one a `deletecollection`; a list or watch
@@ -77,18 +93,7 @@ impl Attributes {
         // Go's URL.Path is already unescaped when the request info splits it.
         let path =
             percent_encoding::percent_decode_str(uri.path()).decode_utf8_lossy().into_owned();
-        let mut a = Self {
-            user: user.clone(),
-            verb: method.as_str().to_ascii_lowercase(),
-            resource_request: false,
-            path: path.clone(),
-            api_group: String::new(),
-            api_version: String::new(),
-            namespace: String::new(),
-            resource: String::new(),
-            subresource: String::new(),
-            name: String::new(),
-        };
+        let mut a = Self::non_resource(user, &method.as_str().to_ascii_lowercase(), &path);
         let trimmed = path.trim_matches('/');
         let mut parts: Vec<&str> =
             if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() };

@@ -138,18 +138,11 @@ fn access_review(host: &Host, user: &User, headers: &HeaderMap, body: &[u8]) -> 
                 name: text("/resourceAttributes/name"),
             }
         }
-        (false, true) => Attributes {
-            user: user.clone(),
-            verb: text("/nonResourceAttributes/verb"),
-            resource_request: false,
-            path: text("/nonResourceAttributes/path"),
-            api_group: String::new(),
-            api_version: String::new(),
-            namespace: String::new(),
-            resource: String::new(),
-            subresource: String::new(),
-            name: String::new(),
-        },
+        (false, true) => Attributes::non_resource(
+            user,
+            &text("/nonResourceAttributes/verb"),
+            &text("/nonResourceAttributes/path"),
+        ),
     };
     let decision = if host.client_cert_auth {
         authz::Decision { allowed: true, reason: String::new() }
