@@ -91,7 +91,12 @@ async fn create(admin: &kube::Client, object: Value) {
 
 /// Installs KRaft's ServiceAccount `kraft` in `namespace` with `rights`, as the chart does, and
 /// starts KRaft with a token of it. Its tenant role is `kraft-<namespace>-tenant`.
-async fn kraft_with(hostsim: &hostsim::Running, namespace: &str, rights: &Rights) -> Kraft {
+/// The directory holds the token's kubeconfig; it goes when dropped.
+async fn kraft_with(
+    hostsim: &hostsim::Running,
+    namespace: &str,
+    rights: &Rights,
+) -> (Kraft, tempfile::TempDir) {
     let admin = kube_client(&hostsim.kubeconfig_yaml()).await;
     let (role, tenant_role) = (format!("kraft-{namespace}"), format!("kraft-{namespace}-tenant"));
     let sa = json!([{"kind": "ServiceAccount", "name": "kraft", "namespace": namespace}]);
@@ -128,11 +133,10 @@ async fn kraft_with(hostsim: &hostsim::Running, namespace: &str, rights: &Rights
         hostsim.ca_pem().as_deref(),
         hostsim::kubeconfig::Credentials::Token(&token),
     );
-    let dir = std::env::temp_dir().join(format!("kraft-rbac-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("host.kubeconfig");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.kubeconfig");
     std::fs::write(&path, kubeconfig).unwrap();
-    kraft_process(
+    let kraft = kraft_process(
         None,
         &path,
         &[
@@ -141,7 +145,8 @@ async fn kraft_with(hostsim: &hostsim::Running, namespace: &str, rights: &Rights
             ("KRAFT_METRICS_INTERVAL", "1s"),
         ],
     )
-    .await
+    .await;
+    (kraft, dir)
 }
 
 type Socket =
@@ -257,7 +262,7 @@ async fn the_cluster_flow_works_with_exactly_the_charts_rights() {
         tenant: chart_rules(TENANT_RULES),
         leases: true,
     };
-    let kraft = kraft_with(&hostsim, "kraft-system", &rights).await;
+    let (kraft, _kubeconfig) = kraft_with(&hostsim, "kraft-system", &rights).await;
     let failed = flow(&kraft, "ada").await;
     assert_eq!(failed, None, "the flow broke:\n{}", kraft.log());
     assert!(!kraft.log().contains(REFUSED), "{}", kraft.log());
@@ -373,7 +378,7 @@ async fn each_rule_taken_away_breaks_a_named_part_with_a_clear_log_line() {
         let hostsim = &hostsim;
         runs.push(async move {
             let _permit = semaphore.acquire().await.unwrap();
-            let kraft = kraft_with(hostsim, &namespace, &rights).await;
+            let (kraft, _kubeconfig) = kraft_with(hostsim, &namespace, &rights).await;
             let failed = flow(&kraft, &format!("user{i}")).await;
             // The log names a rule to add with a verb the taken-away rule held (KRaft first asks
             // the host whether the namespace still stands, so give it a moment).
