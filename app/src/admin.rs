@@ -19,6 +19,8 @@ pub struct AdminUserRow {
     /// RFC 3339.
     pub created_at: String,
     pub clusters: usize,
+    /// Workshop seats they may give out (0: not an organizer).
+    pub organizer_seats: i32,
 }
 
 /// What every tenant may have, as configured.
@@ -59,6 +61,7 @@ pub async fn admin_users() -> Result<AdminOverview, ApiError> {
                 .map(|u| AdminUserRow {
                     clusters: rows.iter().filter(|r| r.owner_id == Some(u.id)).count(),
                     admin: u.role == platform::accounts::Role::Admin,
+                    organizer_seats: u.organizer_seats,
                     created_at: u.created_at.to_rfc3339(),
                     username: u.username,
                     email: u.email,
@@ -133,7 +136,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                                 <h2 id="users-heading">{format!("Accounts ({})", overview.users.len())}</h2>
                                 <ScrollRegion label="Accounts">
                                     <table class="table" aria-label="Accounts">
-                                        <thead><tr><th scope="col">"Username"</th><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Clusters"</th><th scope="col">"Created"</th></tr></thead>
+                                        <thead><tr><th scope="col">"Username"</th><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Clusters"</th><th scope="col">"Workshop seats"</th><th scope="col">"Created"</th></tr></thead>
                                         <tbody>
                                             {overview.users.into_iter().map(|u| view! {
                                                 <tr>
@@ -141,12 +144,18 @@ pub fn AdminUsersPage() -> impl IntoView {
                                                     <td>{u.email}</td>
                                                     <td>{if u.admin { "admin" } else { "user" }}</td>
                                                     <td>{format!("{} of {}", u.clusters, limits.max_clusters)}</td>
+                                                    <td>{u.organizer_seats}</td>
                                                     <td>{u.created_at.get(0..10).unwrap_or(&u.created_at).to_owned()}</td>
                                                 </tr>
                                             }).collect_view()}
                                         </tbody>
                                     </table>
                                 </ScrollRegion>
+                            </section>
+                            <section class="card" aria-labelledby="organizers-heading">
+                                <h2 id="organizers-heading">"Workshop organizers"</h2>
+                                <p>"An organizer runs workshops: a join link, a cluster for every attendee, cleanup at the end. Give a user a seat allowance to make them one."</p>
+                                <crate::workshops::pages::OrganizerSeatsForm />
                             </section>
                             <section class="card" aria-labelledby="signup-heading">
                                 <h2 id="signup-heading">"Sign-up"</h2>

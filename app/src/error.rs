@@ -37,6 +37,9 @@ pub enum ApiError {
     SignupClosed,
     #[error("The server is busy. Please try again in a moment.")]
     Busy,
+    /// The caller may not do this; the message says why and what would allow it.
+    #[error("{0}")]
+    NotAllowed(String),
     /// A per-user limit; the message says which.
     #[error("{0}")]
     LimitReached(String),
@@ -58,7 +61,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::Unauthenticated | ApiError::BadCredentials => 401,
-            ApiError::Forbidden | ApiError::SignupClosed => 403,
+            ApiError::Forbidden | ApiError::SignupClosed | ApiError::NotAllowed(_) => 403,
             ApiError::NotFound | ApiError::Missing(_) => 404,
             ApiError::Invalid(_) => 422,
             ApiError::TooManyRequests { .. } | ApiError::TooManyOpen(_) => 429,

@@ -102,6 +102,7 @@ fn ViewerMenu() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match viewer.await.ok().and_then(|v| v.user) {
                         Some(user) => Either::Left(view! {
+                            {crate::workshops::pages::organizes(&user).then(|| view! { <A href="/workshops">"Workshops"</A> })}
                             {user.admin.then(|| view! { <A href="/admin/users">"Admin"</A> })}
                             <span class="who">"Signed in as " <strong>{user.username}</strong></span>
                             <ActionForm action=logout attr:class="inline">

@@ -23,5 +23,6 @@ pub mod shell;
 #[cfg(feature = "hydrate")]
 pub mod socket;
 pub mod system;
+pub mod workshops;
 
 pub use shell::{shell, App};

@@ -11,6 +11,7 @@ use crate::admin::AdminUsersPage;
 use crate::clusters::pages::{AdminClustersPage, ClusterPage, ClustersPage, CreateClusterPage};
 use crate::layout::Layout;
 use crate::pages::{home::HomePage, not_found::NotFound};
+use crate::workshops::pages::{JoinCodePage, JoinPage, WorkshopBoardPage, WorkshopsPage};
 
 /// The HTML document the server renders around the application.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -65,6 +66,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("clusters") view=ClustersPage ssr=SsrMode::Async />
                     <Route path=path!("admin/clusters") view=AdminClustersPage ssr=SsrMode::Async />
                     <Route path=path!("admin/users") view=AdminUsersPage ssr=SsrMode::Async />
+                    <Route path=path!("workshops") view=WorkshopsPage ssr=SsrMode::Async />
+                    <Route path=path!("workshops/:id") view=WorkshopBoardPage ssr=SsrMode::Async />
+                    <Route path=path!("join") view=JoinCodePage ssr=SsrMode::Async />
+                    <Route path=path!("join/:key") view=JoinPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -7,6 +7,7 @@ mod m20261122_000002_clusters;
 mod m20261202_000003_installation;
 mod m20261205_000004_cluster_tokens;
 mod m20261205_000005_throttle_events;
+mod m20261205_000006_workshops;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_installation::Migration),
             Box::new(m20261205_000004_cluster_tokens::Migration),
             Box::new(m20261205_000005_throttle_events::Migration),
+            Box::new(m20261205_000006_workshops::Migration),
         ]
     }
 }

@@ -104,6 +104,16 @@ pub struct User {
     pub username: String,
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    /// How many seats this user's open workshops may have in all (0: not an organizer; admins
+    /// organize without an allowance).
+    pub organizer_seats: i32,
+}
+
+impl User {
+    /// Whether the user may organize workshops.
+    pub fn organizes(&self) -> bool {
+        self.role == Role::Admin || self.organizer_seats > 0
+    }
 }
 
 impl From<users::Model> for User {
@@ -114,6 +124,7 @@ impl From<users::Model> for User {
             username: row.username,
             role: row.role,
             created_at: row.created_at,
+            organizer_seats: row.organizer_seats,
         }
     }
 }

@@ -234,10 +234,59 @@ impl Clusters {
         client_addr: Option<&str>,
     ) -> Result<ClusterRecord, ClusterError> {
         let request = self.settings.parse(input).map_err(ClusterError::Invalid)?;
+        let row = self.new_row(owner, &request, None);
+        // Count and insert in one transaction that first takes the owner's row for writing: on
+        // PostgreSQL a row lock, on SQLite the database's write lock. Parallel creates of one user
+        // are serialised there, so none can count before another's insert is committed.
+        let txn = self.db.begin().await?;
+        users::Entity::update_many()
+            .col_expr(users::Column::Username, Expr::col(users::Column::Username).into())
+            .filter(users::Column::Id.eq(owner.id))
+            .exec(&txn)
+            .await?;
+        // A workshop's clusters count against its seats, not against their owner's limit.
+        let owned = clusters::Entity::find()
+            .filter(clusters::Column::OwnerId.eq(owner.id))
+            .filter(clusters::Column::WorkshopId.is_null())
+            .count(&txn)
+            .await?;
+        if owned as usize >= self.settings.max_clusters {
+            let going = clusters::Entity::find()
+                .filter(clusters::Column::OwnerId.eq(owner.id))
+                .filter(clusters::Column::WorkshopId.is_null())
+                .filter(clusters::Column::DeletingAt.is_not_null())
+                .count(&txn)
+                .await?;
+            return Err(ClusterError::LimitReached(if going > 0 {
+                format!(
+                    "You have {owned} clusters, the most your account allows; {going} of them {} still being deleted on the host, so try again once {} gone.",
+                    if going == 1 { "is" } else { "are" },
+                    if going == 1 { "it is" } else { "they are" },
+                )
+            } else {
+                format!(
+                    "You have {owned} clusters, the most your account allows. Delete one to create another."
+                )
+            }));
+        }
+        self.insert_row(&txn, &row).await?;
+        txn.commit().await?;
+        self.launch(owner, &row, client_addr).await?;
+        Ok(row)
+    }
+
+    /// The row of a new cluster `request` of `owner`, not yet stored; `workshop` is the workshop
+    /// whose seat it is and when it expires.
+    pub(crate) fn new_row(
+        &self,
+        owner: &User,
+        request: &ClusterRequest,
+        workshop: Option<(Uuid, chrono::DateTime<Utc>)>,
+    ) -> ClusterRecord {
         let id = Uuid::new_v4();
         let now = Utc::now();
         let short = id.simple().to_string();
-        let row = clusters::Model {
+        clusters::Model {
             id,
             owner_id: Some(owner.id),
             name: request.name.clone(),
@@ -263,42 +312,22 @@ impl Clusters {
             ready_at: None,
             deleting_at: None,
             last_api_request_at: None,
-        };
-        // Count and insert in one transaction that first takes the owner's row for writing: on
-        // PostgreSQL a row lock, on SQLite the database's write lock. Parallel creates of one user
-        // are serialised there, so none can count before another's insert is committed.
-        let txn = self.db.begin().await?;
-        users::Entity::update_many()
-            .col_expr(users::Column::Username, Expr::col(users::Column::Username).into())
-            .filter(users::Column::Id.eq(owner.id))
-            .exec(&txn)
-            .await?;
-        let owned = clusters::Entity::find()
-            .filter(clusters::Column::OwnerId.eq(owner.id))
-            .count(&txn)
-            .await?;
-        if owned as usize >= self.settings.max_clusters {
-            let going = clusters::Entity::find()
-                .filter(clusters::Column::OwnerId.eq(owner.id))
-                .filter(clusters::Column::DeletingAt.is_not_null())
-                .count(&txn)
-                .await?;
-            return Err(ClusterError::LimitReached(if going > 0 {
-                format!(
-                    "You have {owned} clusters, the most your account allows; {going} of them {} still being deleted on the host, so try again once {} gone.",
-                    if going == 1 { "is" } else { "are" },
-                    if going == 1 { "it is" } else { "they are" },
-                )
-            } else {
-                format!(
-                    "You have {owned} clusters, the most your account allows. Delete one to create another."
-                )
-            }));
+            workshop_id: workshop.map(|(id, _)| id),
+            expires_at: workshop.map(|(_, at)| at),
         }
+    }
+
+    /// Stores a new row inside the caller's transaction; a name the owner already uses is a field
+    /// error.
+    pub(crate) async fn insert_row(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        row: &ClusterRecord,
+    ) -> Result<(), ClusterError> {
         let taken = clusters::Entity::find()
-            .filter(clusters::Column::OwnerId.eq(owner.id))
-            .filter(clusters::Column::Name.eq(&request.name))
-            .one(&txn)
+            .filter(clusters::Column::OwnerId.eq(row.owner_id))
+            .filter(clusters::Column::Name.eq(&row.name))
+            .one(txn)
             .await?;
         match taken {
             // Its namespace stays Terminating on the host while the pods stop; the name (and its
@@ -308,33 +337,42 @@ impl Clusters {
                     "name",
                     format!(
                         "Your cluster {} is still being deleted: its name is free again once the host has removed it, usually within a minute.",
-                        request.name
+                        row.name
                     ),
                 )]))
             }
-            Some(_) => return Err(name_taken(&request.name)),
+            Some(_) => return Err(name_taken(&row.name)),
             None => {}
         }
         let active: clusters::ActiveModel = row.clone().into();
-        if let Err(error) = clusters::Entity::insert(active).exec_without_returning(&txn).await {
+        if let Err(error) = clusters::Entity::insert(active).exec_without_returning(txn).await {
             return Err(match error.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => name_taken(&request.name),
+                Some(SqlErr::UniqueConstraintViolation(_)) => name_taken(&row.name),
                 _ => ClusterError::Database(error),
             });
         }
-        txn.commit().await?;
+        Ok(())
+    }
+
+    /// After a new row is committed: audits it, tells its owner's views, and provisions it on
+    /// the host within the request's budget (the reconciler finishes what is left).
+    pub(crate) async fn launch(
+        &self,
+        owner: &User,
+        row: &ClusterRecord,
+        client_addr: Option<&str>,
+    ) -> Result<(), ClusterError> {
         audit::record(
             &self.db,
-            AuditEvent::own(AuditAction::ClusterCreated, owner.id, client_addr)
-                .target(&request.name),
+            AuditEvent::own(AuditAction::ClusterCreated, owner.id, client_addr).target(&row.name),
         )
         .await?;
-        self.changed(&row);
+        self.changed(row);
         // The row is the promise; if the host is slow or failing, the reconciler keeps it and
         // the user is not kept waiting.
         match tokio::time::timeout(
             HOST_CALL_BUDGET,
-            provision::ensure(&self.host, &row, &self.settings, self.installation),
+            provision::ensure(&self.host, row, &self.settings, self.installation),
         )
         .await
         {
@@ -347,7 +385,7 @@ impl Clusters {
             }
         }
         self.wake_reconciler();
-        Ok(row)
+        Ok(())
     }
 
     pub async fn list(&self, owner_id: Uuid) -> Result<Vec<ClusterRecord>, ClusterError> {
@@ -407,13 +445,23 @@ impl Clusters {
                 "Type the cluster's name exactly to confirm.",
             )]));
         }
-        self.mark_deleting(&row).await?;
-        audit::record(
-            &self.db,
+        self.retire(
+            &row,
             AuditEvent::own(AuditAction::ClusterDeleted, owner.id, client_addr).target(&row.name),
         )
-        .await?;
-        match tokio::time::timeout(HOST_CALL_BUDGET, provision::remove(&self.host, &row)).await {
+        .await
+    }
+
+    /// Marks a cluster for deletion, records why, and starts removing it from the host within
+    /// the request's budget (the reconciler finishes what is left, then drops the row).
+    pub(crate) async fn retire(
+        &self,
+        row: &ClusterRecord,
+        event: AuditEvent,
+    ) -> Result<(), ClusterError> {
+        self.mark_deleting(row).await?;
+        audit::record(&self.db, event).await?;
+        match tokio::time::timeout(HOST_CALL_BUDGET, provision::remove(&self.host, row)).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => {
                 tracing::warn!(cluster = %row.id, %error, "host deletion failed; the reconciler will retry")

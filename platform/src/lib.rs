@@ -11,6 +11,7 @@ pub mod host;
 pub mod installation;
 pub mod leader;
 pub mod observe;
+pub mod workshops;
 pub use host::stream;
 
 use std::sync::Arc;
@@ -88,6 +89,7 @@ struct Inner {
     logs: Arc<stream::logs::LogHub>,
     metrics: Arc<stream::metrics::MetricsHub>,
     access: Arc<access::Access>,
+    workshops: workshops::Workshops,
     upstreams: Arc<host::gateway::Upstreams>,
     /// Background work owned by the platform, stopped by `close`.
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -169,8 +171,10 @@ impl Platform {
             let resync = host.resync;
             move || clusters.clone().run_reconciler(resync)
         })));
+        let workshops = workshops::Workshops::new(db.clone(), clusters.clone());
         Ok(Self {
             inner: Arc::new(Inner {
+                workshops,
                 db,
                 about,
                 installation,
@@ -233,6 +237,10 @@ impl Platform {
         &self.inner.upstreams
     }
 
+    pub fn workshops(&self) -> &workshops::Workshops {
+        &self.inner.workshops
+    }
+
     /// Whether the host cluster answers.
     pub async fn host_ready(&self) -> Result<String, host::HostError> {
         self.inner.clusters.host().ping().await
@@ -250,6 +258,18 @@ impl Platform {
     ) -> Result<(), accounts::AccountError> {
         let user =
             self.inner.accounts.verify_deletion(user_id, password, typed_username, meta).await?;
+        // The workshops they organize end now: their attendees' clusters go with them.
+        let organized =
+            self.inner.workshops.organized_by(user.id).await.map_err(|e| {
+                accounts::AccountError::Database(sea_orm::DbErr::Custom(e.to_string()))
+            })?;
+        for workshop in organized.iter().filter(|w| w.ended_at.is_none()) {
+            let ended =
+                self.inner.workshops.end_now(&user, workshop.id, meta.client_addr.as_deref());
+            if let Err(error) = ended.await {
+                tracing::warn!(workshop = %workshop.id, %error, "could not end a deleted organizer's workshop");
+            }
+        }
         self.inner.clusters.delete_all_of(user.id).await.map_err(|e| match e {
             clusters::ClusterError::Database(db) => accounts::AccountError::Database(db),
             other => accounts::AccountError::Database(sea_orm::DbErr::Custom(other.to_string())),

@@ -32,8 +32,8 @@ pub const LEADER: &str = "kraft_leader";
 /// The kinds of live view (`kind` label of [`WEBSOCKETS_OPEN`]).
 pub const WEBSOCKET_KINDS: [&str; 4] = ["clusters", "dashboard", "logs", "metrics"];
 /// What the reconciler repairs (`action` label of [`RECONCILE_REPAIRS`]).
-pub const REPAIRS: [&str; 5] =
-    ["provisioned", "updated", "marked_failed", "rows_removed", "orphans_removed"];
+pub const REPAIRS: [&str; 6] =
+    ["provisioned", "updated", "marked_failed", "rows_removed", "orphans_removed", "expired"];
 
 /// HELP texts, and every series at zero so a scrape shows them before anything happened.
 pub fn describe() {

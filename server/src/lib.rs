@@ -17,6 +17,7 @@ pub mod observe;
 pub mod startup;
 pub mod telemetry;
 pub mod tls;
+pub mod workshops;
 
 pub use config::Config;
 pub use startup::Application;

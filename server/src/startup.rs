@@ -341,6 +341,7 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .route("/ws/clusters/{id}/metrics", get(metrics::live))
         .route("/ws/dashboard", get(dashboard::live))
         .route("/api/clusters/{id}/logs/download", get(logs::download))
+        .route("/workshops/{id}/seats.csv", get(crate::workshops::seats_csv))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(leptos_options.clone())
         })

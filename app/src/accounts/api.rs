@@ -14,6 +14,8 @@ pub struct UserView {
     pub username: String,
     pub email: String,
     pub admin: bool,
+    /// May organize workshops (an admin, or a seat allowance).
+    pub organizer: bool,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -101,6 +103,7 @@ pub async fn register(
     password_confirm: String,
     #[server(default)] invite: Option<String>,
     #[server(default)] setup_token: Option<String>,
+    #[server(default)] workshop: Option<String>,
 ) -> Result<(), ApiError> {
     let form = Form::new("register")
         .keep("email", &email)
@@ -115,21 +118,38 @@ pub async fn register(
             password_confirm,
             invite,
             setup_token,
+            workshop: workshop.clone(),
         };
-        let user = platform()?.accounts().register(input, &meta).await?;
+        let platform = platform()?;
+        let user = platform.accounts().register(input, &meta).await?;
         session()
             .await?
-            .begin(user.id, meta.user_agent, meta.client_addr)
+            .begin(user.id, meta.user_agent, meta.client_addr.clone())
             .await
             .map_err(internal)?;
-        leptos_axum::redirect("/account");
+        // Signed up through a workshop's link: straight to the new seat's cluster. If the seat
+        // went meanwhile (full), the join page says why.
+        match workshop.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+            Some(key) => match platform.workshops().join(&user, key, meta.client_addr.as_deref()).await {
+                Ok(cluster) => leptos_axum::redirect(&format!("/clusters/{cluster}")),
+                Err(error) => {
+                    tracing::info!(%error, "signed up through a workshop link but could not join");
+                    leptos_axum::redirect(&crate::workshops::join_path(key));
+                }
+            },
+            None => leptos_axum::redirect("/account"),
+        }
         Ok(())
     })
     .await
 }
 
 #[server(prefix = "/api", endpoint = "account/login")]
-pub async fn login(identifier: String, password: String) -> Result<(), ApiError> {
+pub async fn login(
+    identifier: String,
+    password: String,
+    #[server(default)] next: Option<String>,
+) -> Result<(), ApiError> {
     let form = Form::new("login").keep("identifier", &identifier);
     respond(form, async {
         let meta = meta().await;
@@ -139,10 +159,22 @@ pub async fn login(identifier: String, password: String) -> Result<(), ApiError>
             .begin(user.id, meta.user_agent, meta.client_addr)
             .await
             .map_err(internal)?;
-        leptos_axum::redirect("/account");
+        leptos_axum::redirect(next.as_deref().and_then(local_path).unwrap_or("/account"));
         Ok(())
     })
     .await
+}
+
+/// `path` if it is a path on this site (`/join/abc`), never another origin (`//evil.example`,
+/// `/\evil.example`, `https://…`).
+pub fn local_path(path: &str) -> Option<&str> {
+    let path = path.trim();
+    let safe = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.starts_with("/\\")
+        && path.len() <= 512
+        && path.chars().all(|c| c.is_ascii_graphic() && c != '\\');
+    safe.then_some(path)
 }
 
 #[server(prefix = "/api", endpoint = "account/logout")]

@@ -118,6 +118,10 @@ pub fn RegisterPage() -> impl IntoView {
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<Login>::new();
+    // Where to go after signing in (a workshop's join link, say); the server takes only a path
+    // on this site.
+    let query = leptos_router::hooks::use_query_map();
+    let next = move || query.with(|q| q.get("next")).unwrap_or_default();
     refresh_viewer_on_success(action.value().into(), AuthVersion::get());
     let flash = flash_resource();
 
@@ -129,6 +133,7 @@ pub fn LoginPage() -> impl IntoView {
                 view! {
                     <ActionForm action=action attr:class="form" attr:aria-label="Sign in">
                         <FormAlert state=state.clone() />
+                        <input type="hidden" name="next" value=next() />
                         <Field
                             state=state.clone()
                             name="identifier"

@@ -10,6 +10,7 @@ impl From<&User> for UserView {
             username: user.username.clone(),
             email: user.email.clone(),
             admin: user.role == platform::accounts::Role::Admin,
+            organizer: user.organizes(),
             created_at: user.created_at.to_rfc3339(),
         }
     }

@@ -201,6 +201,25 @@ impl From<ClusterError> for ApiError {
     }
 }
 
+impl From<platform::workshops::WorkshopError> for ApiError {
+    fn from(error: platform::workshops::WorkshopError) -> Self {
+        use platform::workshops::WorkshopError;
+        match error {
+            WorkshopError::Invalid(fields) => ApiError::Invalid(
+                fields
+                    .into_iter()
+                    .map(|f| FieldMessage { field: f.field.to_owned(), message: f.message })
+                    .collect(),
+            ),
+            WorkshopError::NotFound => ApiError::NotFound,
+            WorkshopError::NotAllowed(message) => ApiError::NotAllowed(message),
+            WorkshopError::Unavailable(message) => ApiError::NotReady(message),
+            WorkshopError::Cluster(error) => error.into(),
+            WorkshopError::Database(error) => internal(error),
+        }
+    }
+}
+
 impl From<platform::access::AccessError> for ApiError {
     fn from(error: platform::access::AccessError) -> Self {
         use platform::access::AccessError;

@@ -25,6 +25,14 @@ pub enum AuditAction {
     ClusterDeleted,
     KubeconfigIssued,
     KubeconfigRevoked,
+    ClusterExpired,
+    OrganizerSeatsSet,
+    WorkshopCreated,
+    WorkshopJoined,
+    WorkshopChanged,
+    WorkshopEnded,
+    SeatReset,
+    AttendeeRemoved,
 }
 
 impl AuditAction {
@@ -43,6 +51,14 @@ impl AuditAction {
             AuditAction::ClusterDeleted => "cluster.deleted",
             AuditAction::KubeconfigIssued => "kubeconfig.issued",
             AuditAction::KubeconfigRevoked => "kubeconfig.revoked",
+            AuditAction::ClusterExpired => "cluster.expired",
+            AuditAction::OrganizerSeatsSet => "organizer.seats_set",
+            AuditAction::WorkshopCreated => "workshop.created",
+            AuditAction::WorkshopJoined => "workshop.joined",
+            AuditAction::WorkshopChanged => "workshop.changed",
+            AuditAction::WorkshopEnded => "workshop.ended",
+            AuditAction::SeatReset => "workshop.seat_reset",
+            AuditAction::AttendeeRemoved => "workshop.attendee_removed",
         }
     }
 }
@@ -64,6 +80,23 @@ impl AuditEvent {
             action,
             actor_id: Some(user_id),
             subject_id: Some(user_id),
+            target: None,
+            client_addr: client_addr.map(str::to_owned),
+        }
+    }
+
+    /// An event `actor_id` caused on `subject_id`'s account or cluster (an organizer resetting an
+    /// attendee's seat, an admin), or the platform itself (`actor_id` None: expiry).
+    pub fn on(
+        action: AuditAction,
+        actor_id: Option<Uuid>,
+        subject_id: Option<Uuid>,
+        client_addr: Option<&str>,
+    ) -> Self {
+        Self {
+            action,
+            actor_id,
+            subject_id,
             target: None,
             client_addr: client_addr.map(str::to_owned),
         }

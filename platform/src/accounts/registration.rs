@@ -26,6 +26,9 @@ pub struct RegisterInput {
     pub invite: Option<String>,
     /// The one-time setup token that makes this account the first admin.
     pub setup_token: Option<String>,
+    /// A workshop's join link token or code: while the workshop takes attendees, its link is
+    /// the invitation, whatever the sign-up mode.
+    pub workshop: Option<String>,
 }
 
 const INVITE_FIELD: &str = "invite";
@@ -82,11 +85,19 @@ impl Accounts {
         // who closed sign-up (or requires invites) still needs a first admin to invite anyone.
         let bootstrapping =
             setup_token.is_some() && self.settings.bootstrap == AdminBootstrap::Token;
-        if self.settings.signup == SignupMode::Closed && !bootstrapping {
+        let workshop = input.workshop.as_deref().map(str::trim).filter(|key| !key.is_empty());
+        let attending = match workshop {
+            Some(key) if self.settings.signup != SignupMode::Open => {
+                crate::workshops::admits_newcomer(&self.db, key).await?
+            }
+            _ => false,
+        };
+        let admitted = bootstrapping || attending;
+        if self.settings.signup == SignupMode::Closed && !admitted {
             return Err(AccountError::SignupClosed);
         }
         let invite = input.invite.as_deref().map(str::trim).filter(|code| !code.is_empty());
-        let needs_invite = self.settings.signup == SignupMode::Invite && !bootstrapping;
+        let needs_invite = self.settings.signup == SignupMode::Invite && !admitted;
         let mut errors = Vec::new();
         if needs_invite && invite.is_none() {
             errors
@@ -163,6 +174,7 @@ impl Accounts {
             role: Set(Role::User),
             created_at: Set(now),
             disabled_at: Set(None),
+            organizer_seats: Set(0),
         };
         // Racing sign-ups for the same name: the unique index decides. Which name was taken is
         // read back from the table, not from the database's wording of the error.
@@ -237,6 +249,7 @@ impl Accounts {
             username: username.as_str().to_owned(),
             role,
             created_at: now,
+            organizer_seats: 0,
         })
     }
 

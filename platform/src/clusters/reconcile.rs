@@ -36,6 +36,8 @@ pub struct Report {
     pub marked_failed: usize,
     pub rows_removed: usize,
     pub orphans_removed: usize,
+    /// Clusters past their expiry, now being deleted.
+    pub expired: usize,
     /// Steps that failed (each logged); the pass went on with the rest.
     pub errors: usize,
 }
@@ -49,6 +51,7 @@ impl Report {
             self.marked_failed,
             self.rows_removed,
             self.orphans_removed,
+            self.expired,
         ];
         for (action, n) in observe::REPAIRS.into_iter().zip(repairs) {
             if n > 0 {
@@ -116,6 +119,13 @@ impl Clusters {
             },
         };
         let (host_namespaces, host_clusters) = provision::inventory(&self.host).await?;
+        match self.expire_due().await {
+            Ok(expired) => report.expired = expired,
+            Err(error) => {
+                report.errors += 1;
+                tracing::warn!(%error, "reconciler: could not look for expired clusters");
+            }
+        }
         let rows = clusters::Entity::find().all(&self.db).await?;
 
         let ns_by_name: HashMap<String, &Namespace> =
@@ -169,6 +179,30 @@ impl Clusters {
             }
         }
         Ok(report)
+    }
+
+    /// Retires every cluster past its expiry (a workshop's end plus its grace period), audited
+    /// as the platform's doing; answers how many.
+    async fn expire_due(&self) -> Result<usize, ClusterError> {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let due = clusters::Entity::find()
+            .filter(clusters::Column::ExpiresAt.lte(chrono::Utc::now()))
+            .filter(clusters::Column::DeletingAt.is_null())
+            .all(&self.db)
+            .await?;
+        for row in &due {
+            let event = crate::accounts::AuditEvent::on(
+                crate::accounts::AuditAction::ClusterExpired,
+                None,
+                row.owner_id,
+                None,
+            )
+            .target(&row.name);
+            if let Err(error) = self.retire(row, event).await {
+                tracing::warn!(cluster = %row.id, %error, "could not retire an expired cluster");
+            }
+        }
+        Ok(due.len())
     }
 
     /// One row against what the host holds for it.

@@ -9,3 +9,5 @@ pub mod invites;
 pub mod sessions;
 pub mod throttle_events;
 pub mod users;
+pub mod workshop_seats;
+pub mod workshops;

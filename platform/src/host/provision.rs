@@ -590,6 +590,8 @@ pub(crate) mod tests {
             ready_at: None,
             deleting_at: None,
             last_api_request_at: None,
+            workshop_id: None,
+            expires_at: None,
         }
     }
 

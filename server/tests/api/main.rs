@@ -18,3 +18,4 @@ mod rbac;
 mod replicas;
 mod security;
 mod system;
+mod workshops;

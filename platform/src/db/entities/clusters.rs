@@ -33,6 +33,11 @@ pub struct Model {
     pub deleting_at: Option<DateTimeUtc>,
     /// The last API request through KRaft's gateway (written coalesced, so up to a few seconds old).
     pub last_api_request_at: Option<DateTimeUtc>,
+    /// The workshop whose seat this cluster is (it then counts against the workshop's seats,
+    /// not its owner's limits).
+    pub workshop_id: Option<Uuid>,
+    /// When the reconciler deletes it.
+    pub expires_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

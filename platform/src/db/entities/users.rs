@@ -22,6 +22,8 @@ pub struct Model {
     pub role: Role,
     pub created_at: DateTimeUtc,
     pub disabled_at: Option<DateTimeUtc>,
+    /// How many seats this user's open workshops may have in all (0: not an organizer).
+    pub organizer_seats: i32,
 }
 
 // Hand-written so a password hash never reaches a log line.
