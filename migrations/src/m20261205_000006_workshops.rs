@@ -2,7 +2,8 @@
 //! template every attendee's cluster follows. A seat holds one attendee and their cluster.
 //! Users gain a seat allowance (how many seats their open workshops may have in all: an
 //! organizer is a user with an allowance). Clusters gain the workshop they belong to and the time
-//! they expire (the reconciler deletes expired clusters).
+//! they expire (the reconciler deletes expired clusters), and whether they wait in a workshop's
+//! warm pool.
 
 use sea_orm_migration::prelude::*;
 
@@ -128,6 +129,18 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // A workshop's warm pool: clusters made ahead, owned by the organizer until an attendee
+        // takes one.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Clusters::Table)
+                    .add_column(
+                        ColumnDef::new(Clusters::Pooled).boolean().not_null().default(false),
+                    )
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_index(
                 Index::create()
@@ -143,7 +156,7 @@ impl MigrationTrait for Migration {
         manager
             .drop_index(Index::drop().name("clusters_workshop").table(Clusters::Table).to_owned())
             .await?;
-        for column in [Clusters::ExpiresAt, Clusters::WorkshopId] {
+        for column in [Clusters::Pooled, Clusters::ExpiresAt, Clusters::WorkshopId] {
             manager
                 .alter_table(Table::alter().table(Clusters::Table).drop_column(column).to_owned())
                 .await?;
@@ -170,6 +183,7 @@ enum Clusters {
     Table,
     WorkshopId,
     ExpiresAt,
+    Pooled,
 }
 
 #[derive(DeriveIden)]

@@ -170,7 +170,7 @@ impl Clusters {
         self.changes.subscribe()
     }
 
-    fn changed(&self, row: &clusters::Model) {
+    pub(crate) fn changed(&self, row: &clusters::Model) {
         // Nobody listening is fine.
         let _ = self.changes.send(ClusterChange { owner_id: row.owner_id, cluster_id: row.id });
     }
@@ -276,12 +276,12 @@ impl Clusters {
     }
 
     /// The row of a new cluster `request` of `owner`, not yet stored; `workshop` is the workshop
-    /// whose seat it is and when it expires.
+    /// whose seat (or pool) it is.
     pub(crate) fn new_row(
         &self,
         owner: &User,
         request: &ClusterRequest,
-        workshop: Option<(Uuid, chrono::DateTime<Utc>)>,
+        workshop: Option<&crate::db::entities::workshops::Model>,
     ) -> ClusterRecord {
         let id = Uuid::new_v4();
         let now = Utc::now();
@@ -291,7 +291,12 @@ impl Clusters {
             owner_id: Some(owner.id),
             name: request.name.clone(),
             host_namespace: format!("kraft-{}-{}", request.name, &short[..8]),
-            hostname: self.settings.hostname(&request.name, &owner.username),
+            // A workshop cluster may change hands (from the pool to an attendee): its name is
+            // unique by itself, and its host name follows the workshop, not the owner.
+            hostname: match workshop {
+                Some(w) => self.settings.hostname(&request.name, &w.code.to_lowercase()),
+                None => self.settings.hostname(&request.name, &owner.username),
+            },
             mode: request.mode.as_str().to_owned(),
             servers: request.servers,
             agents: request.agents,
@@ -312,8 +317,9 @@ impl Clusters {
             ready_at: None,
             deleting_at: None,
             last_api_request_at: None,
-            workshop_id: workshop.map(|(id, _)| id),
-            expires_at: workshop.map(|(_, at)| at),
+            workshop_id: workshop.map(|w| w.id),
+            expires_at: workshop.map(|w| w.clusters_expire_at()),
+            pooled: false,
         }
     }
 
@@ -354,6 +360,20 @@ impl Clusters {
         Ok(())
     }
 
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Re-applies a row's host objects after it changed hands (its owner label); a failure is
+    /// left to the reconciler.
+    pub(crate) async fn relabel(&self, row: &ClusterRecord) {
+        if let Err(error) =
+            provision::ensure(&self.host, row, &self.settings, self.installation).await
+        {
+            tracing::warn!(cluster = %row.id, %error, "could not relabel a cluster for its new owner");
+        }
+    }
+
     /// After a new row is committed: audits it, tells its owner's views, and provisions it on
     /// the host within the request's budget (the reconciler finishes what is left).
     pub(crate) async fn launch(
@@ -391,6 +411,7 @@ impl Clusters {
     pub async fn list(&self, owner_id: Uuid) -> Result<Vec<ClusterRecord>, ClusterError> {
         Ok(clusters::Entity::find()
             .filter(clusters::Column::OwnerId.eq(owner_id))
+            .filter(clusters::Column::Pooled.eq(false))
             .order_by_asc(clusters::Column::CreatedAt)
             .all(&self.db)
             .await?)
@@ -496,7 +517,11 @@ impl Clusters {
     /// Marks every cluster of a user for deletion (account deletion); the reconciler removes
     /// them from the host and then the rows, which outlive the account until then.
     pub async fn delete_all_of(&self, owner_id: Uuid) -> Result<usize, ClusterError> {
-        let rows = self.list(owner_id).await?;
+        // Their workshops' pooled clusters too.
+        let rows = clusters::Entity::find()
+            .filter(clusters::Column::OwnerId.eq(owner_id))
+            .all(&self.db)
+            .await?;
         for row in &rows {
             self.mark_deleting(row).await?;
             if let Err(error) = provision::remove(&self.host, row).await {

@@ -89,7 +89,7 @@ struct Inner {
     logs: Arc<stream::logs::LogHub>,
     metrics: Arc<stream::metrics::MetricsHub>,
     access: Arc<access::Access>,
-    workshops: workshops::Workshops,
+    workshops: Arc<workshops::Workshops>,
     upstreams: Arc<host::gateway::Upstreams>,
     /// Background work owned by the platform, stopped by `close`.
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -171,7 +171,11 @@ impl Platform {
             let resync = host.resync;
             move || clusters.clone().run_reconciler(resync)
         })));
-        let workshops = workshops::Workshops::new(db.clone(), clusters.clone());
+        let workshops = Arc::new(workshops::Workshops::new(db.clone(), clusters.clone()));
+        tasks.push(tokio::spawn(while_leading(leadership.clone(), {
+            let workshops = workshops.clone();
+            move || workshops.clone().run_pools()
+        })));
         Ok(Self {
             inner: Arc::new(Inner {
                 workshops,

@@ -162,11 +162,16 @@ impl workshops::Model {
 pub struct Workshops {
     db: DatabaseConnection,
     clusters: Arc<Clusters>,
+    /// Wakes the pool keeper early (a join took a pooled cluster, a workshop was created).
+    wake: Arc<tokio::sync::Notify>,
 }
+
+/// How often the leader tops up warm pools when nothing wakes it.
+const POOL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Workshops {
     pub fn new(db: DatabaseConnection, clusters: Arc<Clusters>) -> Self {
-        Self { db, clusters }
+        Self { db, clusters, wake: Arc::new(tokio::sync::Notify::new()) }
     }
 
     /// Creates a workshop for `organizer` (an admin, or a user with a seat allowance the
@@ -220,7 +225,7 @@ impl Workshops {
             ends_at: valid.ends_at,
             grace_minutes: valid.grace_minutes,
             seats: valid.seats,
-            pool_target: 0,
+            pool_target: valid.pool,
             mode: valid.template.mode.as_str().to_owned(),
             servers: valid.template.servers,
             agents: valid.template.agents,
@@ -261,6 +266,7 @@ impl Workshops {
         )
         .await?;
         txn.commit().await?;
+        self.wake.notify_one();
         Ok(row)
     }
 
@@ -363,10 +369,9 @@ impl Workshops {
                 return Ok(cluster.id);
             }
             // Their cluster is gone (they deleted it): the seat gets a fresh one.
-            let row = self.seat_cluster(&txn, &workshop, attendee, &seat).await?;
+            let given = self.give_seat_a_cluster(&txn, &workshop, attendee, &seat).await?;
             txn.commit().await?;
-            self.clusters.launch(attendee, &row, client_addr).await?;
-            return Ok(row.id);
+            return Ok(self.hand_over(attendee, given, client_addr).await?);
         }
         let taken = workshop_seats::Entity::find()
             .filter(workshop_seats::Column::WorkshopId.eq(workshop.id))
@@ -385,7 +390,7 @@ impl Workshops {
         workshop_seats::Entity::insert(workshop_seats::ActiveModel::from(seat.clone()))
             .exec_without_returning(&txn)
             .await?;
-        let row = self.seat_cluster(&txn, &workshop, attendee, &seat).await?;
+        let given = self.give_seat_a_cluster(&txn, &workshop, attendee, &seat).await?;
         audit::record(
             &txn,
             AuditEvent::own(AuditAction::WorkshopJoined, attendee.id, client_addr)
@@ -393,8 +398,92 @@ impl Workshops {
         )
         .await?;
         txn.commit().await?;
-        self.clusters.launch(attendee, &row, client_addr).await?;
-        Ok(row.id)
+        Ok(self.hand_over(attendee, given, client_addr).await?)
+    }
+
+    /// A cluster for `seat` inside `txn`: a pooled one if the pool has one (Ready first), else a
+    /// new row. The caller commits, then calls [`Self::hand_over`].
+    async fn give_seat_a_cluster(
+        &self,
+        txn: &DatabaseTransaction,
+        workshop: &WorkshopRecord,
+        attendee: &User,
+        seat: &workshop_seats::Model,
+    ) -> Result<Given, WorkshopError> {
+        let pooled = || {
+            clusters::Entity::find()
+                .filter(clusters::Column::WorkshopId.eq(workshop.id))
+                .filter(clusters::Column::Pooled.eq(true))
+                .filter(clusters::Column::DeletingAt.is_null())
+                .order_by_asc(clusters::Column::CreatedAt)
+        };
+        let taken = match pooled().filter(clusters::Column::Phase.eq("Ready")).one(txn).await? {
+            Some(ready) => Some(ready),
+            None => pooled().one(txn).await?,
+        };
+        let Some(from_pool) = taken else {
+            return Ok(Given::New(self.seat_cluster(txn, workshop, attendee, seat).await?));
+        };
+        let now = Utc::now();
+        clusters::Entity::update(clusters::ActiveModel {
+            id: Set(from_pool.id),
+            owner_id: Set(Some(attendee.id)),
+            pooled: Set(false),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .exec(txn)
+        .await?;
+        workshop_seats::Entity::update(workshop_seats::ActiveModel {
+            id: Set(seat.id),
+            cluster_id: Set(Some(from_pool.id)),
+            ..Default::default()
+        })
+        .exec(txn)
+        .await?;
+        let organizer_row = from_pool.clone();
+        Ok(Given::Pooled {
+            before: organizer_row,
+            after: ClusterRecord {
+                owner_id: Some(attendee.id),
+                pooled: false,
+                updated_at: now,
+                ..from_pool
+            },
+        })
+    }
+
+    /// After the seat's transaction: a new cluster is launched; a pooled one is relabelled for
+    /// its new owner on the host (in the background: the attendee has it already) and the pool
+    /// is topped up. Answers the cluster's id.
+    async fn hand_over(
+        &self,
+        attendee: &User,
+        given: Given,
+        client_addr: Option<&str>,
+    ) -> Result<Uuid, ClusterError> {
+        match given {
+            Given::New(row) => {
+                self.clusters.launch(attendee, &row, client_addr).await?;
+                self.wake.notify_one();
+                Ok(row.id)
+            }
+            Given::Pooled { before, after } => {
+                audit::record(
+                    self.clusters.db(),
+                    AuditEvent::own(AuditAction::ClusterCreated, attendee.id, client_addr)
+                        .target(format!("{} (from the workshop's pool)", after.name)),
+                )
+                .await?;
+                self.clusters.changed(&before);
+                self.clusters.changed(&after);
+                let clusters = self.clusters.clone();
+                let row = after.clone();
+                tokio::spawn(async move { clusters.relabel(&row).await });
+                self.wake.notify_one();
+                Ok(after.id)
+            }
+        }
     }
 
     /// A new cluster for `seat`, stored in `txn` (launched by the caller once committed).
@@ -405,11 +494,7 @@ impl Workshops {
         attendee: &User,
         seat: &workshop_seats::Model,
     ) -> Result<ClusterRecord, WorkshopError> {
-        let row = self.clusters.new_row(
-            attendee,
-            &workshop.template(),
-            Some((workshop.id, workshop.clusters_expire_at())),
-        );
+        let row = self.clusters.new_row(attendee, &workshop.template(), Some(workshop));
         self.clusters.insert_row(txn, &row).await?;
         workshop_seats::Entity::update(workshop_seats::ActiveModel {
             id: Set(seat.id),
@@ -613,7 +698,7 @@ impl Workshops {
             .ok_or(WorkshopError::NotFound)?
             .into();
         let old = live_cluster(&txn, seat.cluster_id).await?;
-        let row = self.seat_cluster(&txn, &workshop, &attendee, &seat).await?;
+        let given = self.give_seat_a_cluster(&txn, &workshop, &attendee, &seat).await?;
         audit::record(
             &txn,
             AuditEvent::on(
@@ -636,8 +721,7 @@ impl Workshops {
             .target(format!("{} (seat reset)", old.name));
             self.clusters.retire(&old, event).await?;
         }
-        self.clusters.launch(&attendee, &row, client_addr).await?;
-        Ok(row.id)
+        Ok(self.hand_over(&attendee, given, client_addr).await?)
     }
 
     /// Takes an attendee out of the workshop: their seat is freed and its cluster deleted (the
@@ -733,6 +817,108 @@ impl Workshops {
         )
         .await?;
         Ok(seats)
+    }
+}
+
+/// How a seat got its cluster.
+enum Given {
+    New(ClusterRecord),
+    /// Taken from the pool: the row as the organizer held it, and as the attendee holds it now.
+    Pooled {
+        before: ClusterRecord,
+        after: ClusterRecord,
+    },
+}
+
+/// What a workshop's warm pool holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolState {
+    pub target: i32,
+    pub waiting: u64,
+    pub ready: u64,
+}
+
+impl Workshops {
+    /// The pool of workshop `id`.
+    pub async fn pool(&self, workshop: &WorkshopRecord) -> Result<PoolState, WorkshopError> {
+        let pooled = || {
+            clusters::Entity::find()
+                .filter(clusters::Column::WorkshopId.eq(workshop.id))
+                .filter(clusters::Column::Pooled.eq(true))
+                .filter(clusters::Column::DeletingAt.is_null())
+        };
+        Ok(PoolState {
+            target: workshop.pool_target,
+            waiting: pooled().count(&self.db).await?,
+            ready: pooled().filter(clusters::Column::Phase.eq("Ready")).count(&self.db).await?,
+        })
+    }
+
+    /// One pass of the pool keeper: every open workshop's pool is topped up to its target, never
+    /// past the seats still free; a pool with more than the free seats gives the extra back.
+    pub async fn keep_pools(&self) -> Result<usize, WorkshopError> {
+        let now = Utc::now();
+        let open = workshops::Entity::find()
+            .filter(workshops::Column::PoolTarget.gt(0))
+            .filter(workshops::Column::EndedAt.is_null())
+            .filter(workshops::Column::EndsAt.gt(now))
+            .all(&self.db)
+            .await?;
+        let mut made = 0;
+        for workshop in open {
+            let taken = self.taken(workshop.id).await? as i64;
+            let pool = self.pool(&workshop).await?;
+            let want =
+                i64::from(workshop.pool_target).min(i64::from(workshop.seats) - taken).max(0);
+            let have = pool.waiting as i64;
+            if have > want {
+                let extra = clusters::Entity::find()
+                    .filter(clusters::Column::WorkshopId.eq(workshop.id))
+                    .filter(clusters::Column::Pooled.eq(true))
+                    .filter(clusters::Column::DeletingAt.is_null())
+                    .order_by_desc(clusters::Column::CreatedAt)
+                    .all(&self.db)
+                    .await?;
+                for row in extra.into_iter().take((have - want) as usize) {
+                    let event =
+                        AuditEvent::on(AuditAction::ClusterDeleted, None, row.owner_id, None)
+                            .target(format!("{} (not needed in the pool)", row.name));
+                    self.clusters.retire(&row, event).await?;
+                }
+                continue;
+            }
+            let Some(organizer) =
+                users::Entity::find_by_id(workshop.organizer_id).one(&self.db).await?
+            else {
+                continue;
+            };
+            let organizer = User::from(organizer);
+            for _ in have..want {
+                let mut row =
+                    self.clusters.new_row(&organizer, &workshop.template(), Some(&workshop));
+                row.pooled = true;
+                let txn = self.db.begin().await?;
+                self.clusters.insert_row(&txn, &row).await?;
+                txn.commit().await?;
+                self.clusters.launch(&organizer, &row, None).await?;
+                made += 1;
+            }
+        }
+        Ok(made)
+    }
+
+    /// Runs on the leader: keeps the warm pools full, every few seconds and whenever a join or
+    /// a new workshop wakes it.
+    pub async fn run_pools(self: Arc<Self>) {
+        loop {
+            if let Err(error) = self.keep_pools().await {
+                tracing::warn!(%error, "could not top up the workshops' warm pools");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(POOL_INTERVAL) => {}
+                () = self.wake.notified() => {}
+            }
+        }
     }
 }
 

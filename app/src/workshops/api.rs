@@ -66,6 +66,10 @@ pub struct SeatView {
 pub struct Board {
     pub workshop: WorkshopSummary,
     pub seats: Vec<SeatView>,
+    /// The warm pool: its target, the clusters waiting in it and how many of those are Ready.
+    pub pool_target: i32,
+    pub pool_waiting: u64,
+    pub pool_ready: u64,
 }
 
 /// The organizer's page: their workshops, their seat allowance and the template's options.
@@ -166,6 +170,7 @@ pub async fn create_workshop(
     #[server(default)] tz_offset: String,
     #[server(default)] grace_minutes: String,
     seats: String,
+    #[server(default)] pool: String,
     #[server(default)] version: String,
     #[server(default)] mode: String,
     #[server(default)] servers: String,
@@ -179,6 +184,7 @@ pub async fn create_workshop(
         .keep("ends_at", &ends_at)
         .keep("grace_minutes", &grace_minutes)
         .keep("seats", &seats)
+        .keep("pool", &pool)
         .keep("version", &version)
         .keep("mode", &mode)
         .keep("servers", &servers)
@@ -194,6 +200,7 @@ pub async fn create_workshop(
             tz_offset,
             grace_minutes,
             seats,
+            pool,
             version,
             mode,
             servers,
@@ -218,8 +225,12 @@ pub async fn workshop_board(id: String) -> Result<Board, ApiError> {
         let current = require_user().await?;
         let platform = platform()?;
         let (row, seats) = platform.workshops().board(current.user.id, workshop_id(&id)?).await?;
+        let pool = platform.workshops().pool(&row).await?;
         let now = chrono::Utc::now();
         Ok(Board {
+            pool_target: pool.target,
+            pool_waiting: pool.waiting,
+            pool_ready: pool.ready,
             workshop: convert::summary(&row, seats.len() as u64),
             seats: seats
                 .into_iter()

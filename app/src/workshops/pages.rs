@@ -102,6 +102,7 @@ pub fn WorkshopsPage() -> impl IntoView {
                                     <Field state=state.clone() name="ends_at" label="Ends" kind="datetime-local" autocomplete="off" hint="Every workshop cluster is deleted at the end plus the grace period." />
                                     <Field state=state.clone() name="grace_minutes" label="Grace period (minutes)" kind="number" autocomplete="off" hint="0 to 1440; 30 if left empty." />
                                     <Field state=state.clone() name="seats" label="Seats" kind="number" autocomplete="off" hint="One cluster per attendee. Workshop clusters count against these seats, not the attendees' own limits." />
+                                    <Field state=state.clone() name="pool" label="Warm pool" kind="number" autocomplete="off" hint="Clusters made ahead, so a joining attendee gets a Ready one at once; refilled while seats remain. 0 if left empty." />
                                     <div class="field">
                                         <label for="field-mode">"Mode"</label>
                                         <select id="field-mode" name="mode">
@@ -212,6 +213,7 @@ pub fn WorkshopBoardPage() -> impl IntoView {
                                     <dt>"When"</dt><dd>{format!("{} – {} (clusters deleted {} min after the end)", when(&w.starts_at), when(&w.ends_at), w.grace_minutes)}</dd>
                                     <dt>"Seats"</dt><dd data-seats-taken>{format!("{} of {} taken", w.taken, w.seats)}</dd>
                                     <dt>"Clusters"</dt><dd>{w.template.clone()}</dd>
+                                    <dt>"Warm pool"</dt><dd data-pool-ready=board.pool_ready.to_string()>{format!("{} ready, {} waiting, target {}", board.pool_ready, board.pool_waiting, board.pool_target)}</dd>
                                     <dt>"Joining"</dt><dd>{if w.joining_open { "open" } else { "closed" }}</dd>
                                 </dl>
                                 {(!ended).then(move || view! {

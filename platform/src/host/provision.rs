@@ -592,6 +592,7 @@ pub(crate) mod tests {
             last_api_request_at: None,
             workshop_id: None,
             expires_at: None,
+            pooled: false,
         }
     }
 

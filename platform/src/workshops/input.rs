@@ -26,6 +26,8 @@ pub struct WorkshopInput {
     pub tz_offset: String,
     pub grace_minutes: String,
     pub seats: String,
+    /// How many clusters to make ahead, so joining attendees get a Ready one at once.
+    pub pool: String,
     pub version: String,
     pub mode: String,
     pub servers: String,
@@ -42,6 +44,7 @@ pub struct ValidWorkshop {
     pub ends_at: DateTime<Utc>,
     pub grace_minutes: i32,
     pub seats: i32,
+    pub pool: i32,
     pub template: ClusterRequest,
 }
 
@@ -121,6 +124,13 @@ impl WorkshopInput {
         if seats.is_none() {
             errors.push(FieldError::new("seats", format!("Enter 1 to {MAX_SEATS} seats.")));
         }
+        let pool = match self.pool.trim() {
+            "" => Some(0),
+            raw => raw.parse::<i32>().ok().filter(|n| *n >= 0 && seats.is_none_or(|s| *n <= s)),
+        };
+        if pool.is_none() {
+            errors.push(FieldError::new("pool", "Enter 0 to as many clusters as seats."));
+        }
         // The template is a cluster like any other: the same checks, the same messages.
         let template = settings
             .parse(&CreateClusterInput {
@@ -135,19 +145,23 @@ impl WorkshopInput {
             })
             .map_err(|e| errors.extend(e))
             .ok();
-        match (starts_at, ends_at, grace_minutes, seats, template) {
-            (Some(starts_at), Some(ends_at), Some(grace_minutes), Some(seats), Some(template))
-                if errors.is_empty() =>
-            {
-                Ok(ValidWorkshop {
-                    title: title.to_owned(),
-                    starts_at,
-                    ends_at,
-                    grace_minutes,
-                    seats,
-                    template,
-                })
-            }
+        match (starts_at, ends_at, grace_minutes, seats, pool, template) {
+            (
+                Some(starts_at),
+                Some(ends_at),
+                Some(grace_minutes),
+                Some(seats),
+                Some(pool),
+                Some(template),
+            ) if errors.is_empty() => Ok(ValidWorkshop {
+                title: title.to_owned(),
+                starts_at,
+                ends_at,
+                grace_minutes,
+                seats,
+                pool,
+                template,
+            }),
             _ => Err(errors),
         }
     }

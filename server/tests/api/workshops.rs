@@ -141,7 +141,7 @@ async fn a_workshop_from_join_to_end(backend: Backend) {
     assert_eq!(bob.register_with("bob", &[("workshop", &code(&board))]).await.status(), 200);
     assert_eq!(bob.all_clusters().await.len(), 1);
     let users_before = count(&app, "SELECT COUNT(*) FROM users").await;
-    let late = app.another_browser().register_with("cy", &[("workshop", &token)]).await;
+    let late = app.another_browser().register_with("cyd", &[("workshop", &token)]).await;
     assert_eq!(late.status(), 403, "a full workshop admits nobody new");
     assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, users_before, "no account made");
     let invitation: Value = app
@@ -404,3 +404,91 @@ async fn sign_in_goes_on_only_to_local_paths(backend: Backend) {
     app.stop().await;
 }
 on_both_backends!(sign_in_goes_on_only_to_local_paths);
+
+/// A warm pool: clusters made ahead (never in the organizer's own list), handed Ready to
+/// joining attendees at once, relabelled for them on the host, refilled while seats remain and
+/// shrunk when fewer seats are left than clusters wait.
+async fn a_warm_pool_hands_out_ready_clusters(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let organizer = app.browser();
+    organizer.sign_up_admin(&app, "root").await;
+    let response = organizer.workshop("Pooled", "3", &[("pool", "2")]).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    let id: String = response.json().await.unwrap();
+    eventually("the pool holds 2 Ready clusters", || async {
+        organizer.board(&id).await["pool_ready"] == 2
+    })
+    .await;
+    assert!(
+        organizer.all_clusters().await.is_empty(),
+        "pooled clusters are not the organizer's own"
+    );
+    let board = organizer.board(&id).await;
+
+    let ada = app.another_browser();
+    ada.sign_up("ada").await;
+    let joined = ada.join(&code(&board)).await;
+    assert_eq!(joined.status(), 200);
+    let cluster: String = joined.json().await.unwrap();
+    let mine = ada.all_clusters().await;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["id"], cluster.as_str());
+    assert_eq!(mine[0]["phase"], "Ready", "a pooled cluster is Ready at once");
+    assert_eq!(ada.kubeconfig(&cluster, "1").await.status(), 200);
+
+    // On the host the namespace now names ada as its owner.
+    let (namespace, ada_id) = {
+        use sea_orm::ConnectionTrait;
+        let db = app.database.connect().await;
+        let row = db
+            .query_one(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                // ada's is the one workshop cluster out of the pool so far.
+                "SELECT host_namespace, owner_id FROM clusters WHERE workshop_id IS NOT NULL AND pooled = false".to_owned(),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let pair: (String, uuid::Uuid) =
+            (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap());
+        db.close().await.unwrap();
+        pair
+    };
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(app.host().await);
+    eventually("the namespace is relabelled for ada", || async {
+        let ns = namespaces.get(&namespace).await.unwrap();
+        ns.metadata.labels.unwrap_or_default().get("kraft.dev/owner-id")
+            == Some(&ada_id.to_string())
+    })
+    .await;
+
+    // 2 seats left: the pool refills to 2. Then 1 seat left: it gives one back.
+    eventually("the pool is back at 2", || async { organizer.board(&id).await["pool_ready"] == 2 })
+        .await;
+    let bob = app.another_browser();
+    bob.sign_up("bob").await;
+    assert_eq!(bob.join(&code(&board)).await.status(), 200);
+    eventually("the pool shrinks to the one seat left", || async {
+        organizer.board(&id).await["pool_waiting"] == 1
+    })
+    .await;
+    let cy = app.another_browser();
+    cy.sign_up("cyd").await;
+    assert_eq!(cy.join(&code(&board)).await.status(), 200);
+    assert_eq!(cy.all_clusters().await[0]["phase"], "Ready");
+    eventually("the pool is empty: no seat is left", || async {
+        organizer.board(&id).await["pool_waiting"] == 0
+    })
+    .await;
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM clusters WHERE workshop_id IS NOT NULL AND deleting_at IS NULL"
+        )
+        .await,
+        3
+    );
+    app.stop().await;
+}
+on_both_backends!(a_warm_pool_hands_out_ready_clusters);

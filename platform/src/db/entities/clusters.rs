@@ -38,6 +38,9 @@ pub struct Model {
     pub workshop_id: Option<Uuid>,
     /// When the reconciler deletes it.
     pub expires_at: Option<DateTimeUtc>,
+    /// Made ahead for a workshop's warm pool, owned by its organizer until an attendee takes it
+    /// (then it is theirs). Never listed as the organizer's own.
+    pub pooled: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
