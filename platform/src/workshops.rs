@@ -313,10 +313,7 @@ impl Workshops {
 
     /// How many seats are taken.
     pub async fn taken(&self, workshop_id: Uuid) -> Result<u64, WorkshopError> {
-        Ok(workshop_seats::Entity::find()
-            .filter(workshop_seats::Column::WorkshopId.eq(workshop_id))
-            .count(&self.db)
-            .await?)
+        Ok(seats_of(workshop_id).count(&self.db).await?)
     }
 
     /// Why nobody new can join `workshop` now, if so.
@@ -334,11 +331,7 @@ impl Workshops {
         workshop_id: Uuid,
         attendee_id: Uuid,
     ) -> Result<Option<workshop_seats::Model>, WorkshopError> {
-        Ok(workshop_seats::Entity::find()
-            .filter(workshop_seats::Column::WorkshopId.eq(workshop_id))
-            .filter(workshop_seats::Column::AttendeeId.eq(attendee_id))
-            .one(&self.db)
-            .await?)
+        Ok(seat_of_attendee(workshop_id, attendee_id).one(&self.db).await?)
     }
 
     /// Gives `attendee` a seat in the workshop `key` names, and the seat a cluster made from the
@@ -355,11 +348,7 @@ impl Workshops {
         let txn = self.db.begin().await?;
         // The workshop's row, taken for writing: joins are counted one after another.
         let workshop = lock_workshop(&txn, found.id).await?;
-        let seat = workshop_seats::Entity::find()
-            .filter(workshop_seats::Column::WorkshopId.eq(workshop.id))
-            .filter(workshop_seats::Column::AttendeeId.eq(attendee.id))
-            .one(&txn)
-            .await?;
+        let seat = seat_of_attendee(workshop.id, attendee.id).one(&txn).await?;
         if let Some(seat) = seat {
             if workshop.state(now) == WorkshopState::Ended {
                 return Err(WorkshopError::Unavailable(ended(&workshop)));
@@ -373,10 +362,7 @@ impl Workshops {
             txn.commit().await?;
             return Ok(self.hand_over(attendee, given, client_addr).await?);
         }
-        let taken = workshop_seats::Entity::find()
-            .filter(workshop_seats::Column::WorkshopId.eq(workshop.id))
-            .count(&txn)
-            .await?;
+        let taken = seats_of(workshop.id).count(&txn).await?;
         if let Some(why) = refusal(&workshop, taken, now) {
             return Err(WorkshopError::Unavailable(why));
         }
@@ -410,13 +396,7 @@ impl Workshops {
         attendee: &User,
         seat: &workshop_seats::Model,
     ) -> Result<Given, WorkshopError> {
-        let pooled = || {
-            clusters::Entity::find()
-                .filter(clusters::Column::WorkshopId.eq(workshop.id))
-                .filter(clusters::Column::Pooled.eq(true))
-                .filter(clusters::Column::DeletingAt.is_null())
-                .order_by_asc(clusters::Column::CreatedAt)
-        };
+        let pooled = || pooled_in(workshop.id).order_by_asc(clusters::Column::CreatedAt);
         let taken = match pooled().filter(clusters::Column::Phase.eq("Ready")).one(txn).await? {
             Some(ready) => Some(ready),
             None => pooled().one(txn).await?,
@@ -513,11 +493,8 @@ impl Workshops {
         id: Uuid,
     ) -> Result<(WorkshopRecord, Vec<BoardSeat>), WorkshopError> {
         let workshop = self.get(organizer_id, id).await?;
-        let seats = workshop_seats::Entity::find()
-            .filter(workshop_seats::Column::WorkshopId.eq(id))
-            .order_by_asc(workshop_seats::Column::JoinedAt)
-            .all(&self.db)
-            .await?;
+        let seats =
+            seats_of(id).order_by_asc(workshop_seats::Column::JoinedAt).all(&self.db).await?;
         let attendees: std::collections::HashMap<Uuid, String> = users::Entity::find()
             .filter(users::Column::Id.is_in(seats.iter().map(|s| s.attendee_id)))
             .all(&self.db)
@@ -841,12 +818,7 @@ pub struct PoolState {
 impl Workshops {
     /// The pool of workshop `id`.
     pub async fn pool(&self, workshop: &WorkshopRecord) -> Result<PoolState, WorkshopError> {
-        let pooled = || {
-            clusters::Entity::find()
-                .filter(clusters::Column::WorkshopId.eq(workshop.id))
-                .filter(clusters::Column::Pooled.eq(true))
-                .filter(clusters::Column::DeletingAt.is_null())
-        };
+        let pooled = || pooled_in(workshop.id);
         Ok(PoolState {
             target: workshop.pool_target,
             waiting: pooled().count(&self.db).await?,
@@ -872,10 +844,7 @@ impl Workshops {
                 i64::from(workshop.pool_target).min(i64::from(workshop.seats) - taken).max(0);
             let have = pool.waiting as i64;
             if have > want {
-                let extra = clusters::Entity::find()
-                    .filter(clusters::Column::WorkshopId.eq(workshop.id))
-                    .filter(clusters::Column::Pooled.eq(true))
-                    .filter(clusters::Column::DeletingAt.is_null())
+                let extra = pooled_in(workshop.id)
                     .order_by_desc(clusters::Column::CreatedAt)
                     .all(&self.db)
                     .await?;
@@ -922,6 +891,24 @@ impl Workshops {
     }
 }
 
+/// The seats of workshop `id`.
+fn seats_of(id: Uuid) -> sea_orm::Select<workshop_seats::Entity> {
+    workshop_seats::Entity::find().filter(workshop_seats::Column::WorkshopId.eq(id))
+}
+
+/// The seat of `attendee_id` in workshop `id`.
+fn seat_of_attendee(id: Uuid, attendee_id: Uuid) -> sea_orm::Select<workshop_seats::Entity> {
+    seats_of(id).filter(workshop_seats::Column::AttendeeId.eq(attendee_id))
+}
+
+/// The clusters waiting in workshop `id`'s pool.
+fn pooled_in(id: Uuid) -> sea_orm::Select<clusters::Entity> {
+    clusters::Entity::find()
+        .filter(clusters::Column::WorkshopId.eq(id))
+        .filter(clusters::Column::Pooled.eq(true))
+        .filter(clusters::Column::DeletingAt.is_null())
+}
+
 /// The workshop a join link's token or a typed code names.
 async fn find_by_key(
     db: &impl sea_orm::ConnectionTrait,
@@ -948,10 +935,7 @@ pub(crate) async fn admits_newcomer(
     key: &str,
 ) -> Result<bool, DbErr> {
     let Some(workshop) = find_by_key(db, key).await? else { return Ok(false) };
-    let taken = workshop_seats::Entity::find()
-        .filter(workshop_seats::Column::WorkshopId.eq(workshop.id))
-        .count(db)
-        .await?;
+    let taken = seats_of(workshop.id).count(db).await?;
     Ok(refusal(&workshop, taken, Utc::now()).is_none())
 }
 

@@ -87,10 +87,8 @@ impl Accounts {
             setup_token.is_some() && self.settings.bootstrap == AdminBootstrap::Token;
         let workshop = input.workshop.as_deref().map(str::trim).filter(|key| !key.is_empty());
         let attending = match workshop {
-            Some(key) if self.settings.signup != SignupMode::Open => {
-                crate::workshops::admits_newcomer(&self.db, key).await?
-            }
-            _ => false,
+            Some(key) => crate::workshops::admits_newcomer(&self.db, key).await?,
+            None => false,
         };
         let admitted = bootstrapping || attending;
         if self.settings.signup == SignupMode::Closed && !admitted {
@@ -124,10 +122,14 @@ impl Accounts {
                 return Err(invalid_setup_token());
             }
         }
-        self.signups
-            .reserve(meta.client_addr.as_deref())
-            .await
-            .map_err(|retry_after| AccountError::Throttled { retry_after })?;
+        // A workshop room signs up from one address (the venue's network): a workshop's seats,
+        // which an admin allowed its organizer, bound those sign-ups instead of the limits.
+        if !attending {
+            self.signups
+                .reserve(meta.client_addr.as_deref())
+                .await
+                .map_err(|retry_after| AccountError::Throttled { retry_after })?;
+        }
         let hash = self.hasher.hash(account.password.expose()).await?;
         self.insert_user(&account, hash, Grant::SignUp { invite, setup_token }, meta).await
     }

@@ -9,24 +9,8 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::ResourceExt;
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp, TestBrowser};
+use crate::helpers::{eventually, spawn_app, spawn_app_with, Backend, TestApp, TestBrowser};
 use crate::on_both_backends;
-
-/// Waits (bounded) until `check` passes; this is waiting for the system, not timing it.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
 
 impl TestBrowser {
     pub async fn create_cluster(&self, form: &[(&str, &str)]) -> reqwest::Response {

@@ -1,28 +1,11 @@
 //! Workshops through HTTP: an organizer's workshop, attendees joining by link and by code (also
 //! while sign-up is closed), seats, the board, reset, removal, the end and expiry.
 
-use std::time::{Duration, Instant};
-
 use kraft::config::SignupMode;
 use serde_json::Value;
 
-use crate::helpers::{count, spawn_app_with, Backend, TestApp, TestBrowser};
+use crate::helpers::{count, eventually, spawn_app_with, Backend, TestApp, TestBrowser};
 use crate::on_both_backends;
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
 
 fn in_minutes(minutes: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::minutes(minutes)).to_rfc3339()
@@ -492,3 +475,25 @@ async fn a_warm_pool_hands_out_ready_clusters(backend: Backend) {
     app.stop().await;
 }
 on_both_backends!(a_warm_pool_hands_out_ready_clusters);
+
+/// A room signs up from one address: sign-ups through a workshop's link are bounded by its seats,
+/// not by the per-address sign-up limit, which still holds for everyone else.
+async fn a_room_behind_one_address_can_all_sign_up_by_link(backend: Backend) {
+    // The admin's own sign-up takes the one sign-up this address has an hour.
+    let app = spawn_app_with(backend, |c| c.signup_limit_per_address = 1).await;
+    let organizer = app.browser();
+    organizer.sign_up_admin(&app, "root").await;
+    let board = organizer.new_workshop("Room", "4").await;
+    for name in ["ana", "ben", "cam", "dev"] {
+        let response =
+            app.another_browser().register_with(name, &[("workshop", &link_token(&board))]).await;
+        assert_eq!(response.status(), 200, "{name}: {}", response.text().await.unwrap_or_default());
+    }
+    // The workshop is full now: the link admits nobody, and the limit applies again.
+    assert_eq!(
+        app.another_browser().register_with("eve", &[("workshop", &code(&board))]).await.status(),
+        429
+    );
+    app.stop().await;
+}
+on_both_backends!(a_room_behind_one_address_can_all_sign_up_by_link);
