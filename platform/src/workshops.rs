@@ -402,7 +402,9 @@ impl Workshops {
             None => pooled().one(txn).await?,
         };
         let Some(from_pool) = taken else {
-            return Ok(Given::New(self.seat_cluster(txn, workshop, attendee, seat).await?));
+            return Ok(Given::New(Box::new(
+                self.seat_cluster(txn, workshop, attendee, seat).await?,
+            )));
         };
         let now = Utc::now();
         clusters::Entity::update(clusters::ActiveModel {
@@ -423,13 +425,13 @@ impl Workshops {
         .await?;
         let organizer_row = from_pool.clone();
         Ok(Given::Pooled {
-            before: organizer_row,
-            after: ClusterRecord {
+            before: Box::new(organizer_row),
+            after: Box::new(ClusterRecord {
                 owner_id: Some(attendee.id),
                 pooled: false,
                 updated_at: now,
                 ..from_pool
-            },
+            }),
         })
     }
 
@@ -458,7 +460,7 @@ impl Workshops {
                 self.clusters.changed(&before);
                 self.clusters.changed(&after);
                 let clusters = self.clusters.clone();
-                let row = after.clone();
+                let row = (*after).clone();
                 tokio::spawn(async move { clusters.relabel(&row).await });
                 self.wake.notify_one();
                 Ok(after.id)
@@ -799,11 +801,11 @@ impl Workshops {
 
 /// How a seat got its cluster.
 enum Given {
-    New(ClusterRecord),
+    New(Box<ClusterRecord>),
     /// Taken from the pool: the row as the organizer held it, and as the attendee holds it now.
     Pooled {
-        before: ClusterRecord,
-        after: ClusterRecord,
+        before: Box<ClusterRecord>,
+        after: Box<ClusterRecord>,
     },
 }
 
@@ -1009,8 +1011,5 @@ async fn live_cluster(
     cluster_id: Option<Uuid>,
 ) -> Result<Option<ClusterRecord>, DbErr> {
     let Some(id) = cluster_id else { return Ok(None) };
-    Ok(clusters::Entity::find_by_id(id)
-        .filter(clusters::Column::DeletingAt.is_null())
-        .one(txn)
-        .await?)
+    clusters::Entity::find_by_id(id).filter(clusters::Column::DeletingAt.is_null()).one(txn).await
 }

@@ -192,8 +192,7 @@ async fn a_workshop_from_join_to_end(backend: Backend) {
     let end = organizer.call("workshops/end", &[("id", &id)]).await;
     assert_eq!(end.status(), 200, "{}", end.text().await.unwrap_or_default());
     eventually("the workshop clusters are gone", || async {
-        count(&app, &format!("SELECT COUNT(*) FROM clusters WHERE workshop_id IS NOT NULL")).await
-            == 0
+        count(&app, "SELECT COUNT(*) FROM clusters WHERE workshop_id IS NOT NULL").await == 0
     })
     .await;
     let left: Vec<String> =
