@@ -63,6 +63,8 @@ export function allPages(cluster?: string): [string, string][] {
     ...(cluster ? [['cluster', cluster] as [string, string]] : []),
     ['admin users', '/admin/users'],
     ['admin clusters', '/admin/clusters'],
+    ['workshops', '/workshops'],
+    ['join a workshop', '/join'],
     ['not found', '/no/such/page'],
   ];
 }
