@@ -124,6 +124,9 @@ pub struct ClusterDetail {
     pub blocked_by: Option<String>,
     /// The last API request through KRaft's gateway, in words ("3 min ago").
     pub last_api_request: Option<String>,
+    /// When the platform deletes it (a workshop's end plus its grace period): the time (RFC
+    /// 3339) and in words ("in 2 h").
+    pub expires: Option<(String, String)>,
 }
 
 /// Whether a kubeconfig still opens its cluster.

@@ -289,6 +289,11 @@ fn ClusterDetails(
             <PhaseBadge phase=summary.phase />
         </div>
         {summary.message.clone().map(|m| view! { <p class="status-message" role="status">{m}</p> })}
+        {detail.expires.clone().map(|(at, words)| view! {
+            <p class="alert warning" role="status" data-expires=at.clone()>
+                {format!("This cluster is deleted {words} ({}), when its workshop ends. Keep what you need elsewhere.", age(&at))}
+            </p>
+        })}
         <section class="card" aria-labelledby="overview-heading">
             <h2 id="overview-heading">"Overview"</h2>
             <dl class="details" aria-label="Cluster details">

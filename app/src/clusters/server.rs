@@ -121,6 +121,7 @@ impl From<(&ClusterRecord, Vec<HostEvent>)> for ClusterDetail {
             host_namespace: row.host_namespace.clone(),
             host_version: row.host_version.clone(),
             last_api_request: row.last_api_request_at.map(|at| relative(at, Utc::now())),
+            expires: row.expires_at.map(|at| (at.to_rfc3339(), relative(at, Utc::now()))),
             conditions: row
                 .conditions()
                 .into_iter()

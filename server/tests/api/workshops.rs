@@ -107,8 +107,10 @@ async fn a_workshop_from_join_to_end(backend: Backend) {
     assert_eq!(clusters.len(), 1, "joining made ada's cluster: {clusters:?}");
     let ada_cluster = clusters[0]["id"].as_str().unwrap().to_owned();
     ada.wait_for_phase(&ada_cluster, "Ready").await;
-    // A kubeconfig is one click away.
+    // A kubeconfig is one click away, and the page says when the cluster goes.
     assert_eq!(ada.kubeconfig(&ada_cluster, "1").await.status(), 200);
+    let detail: Value = ada.cluster(&ada_cluster).await.json().await.unwrap();
+    assert!(detail["expires"][1].as_str().unwrap().starts_with("in "), "{detail}");
 
     // Joining again (by code, in any spelling) gives the same seat and cluster.
     let again = ada.join(&code(&board).to_lowercase().replace('-', " ")).await;
