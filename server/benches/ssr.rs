@@ -16,7 +16,10 @@
 //! ~/.cache/kraft/oha`) and `taskset` (util-linux). KRAFT_BENCH_SECONDS (default 10) and
 //! KRAFT_BENCH_CONNECTIONS (default 64) change the load; KRAFT_BENCH_BACKENDS (default
 //! `postgres,sqlite`) picks the databases. KRAFT_TEST_DATABASE_URL picks the PostgreSQL server
-//! (default postgres://postgres@127.0.0.1:5432/postgres).
+//! (default postgres://postgres@127.0.0.1:5432/postgres). KRAFT_BENCH_PROFILE=<dir> records
+//! `perf record -g` of the server during the pinned `/clusters` case into <dir>/perf-<backend>.data
+//! (read it with `perf report -i ... --no-children`). KRAFT_BENCH_BINARY runs another kraft build
+//! (a copy of an earlier one, for before/after figures).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -122,7 +125,8 @@ fn run_oha(
     command
         .args(["--cpu-list", cpus])
         .arg(oha)
-        .args(["--no-tui", "--output-format", "json", "-z"])
+        // -w: requests in flight at the deadline finish (else oha counts them as errors).
+        .args(["--no-tui", "--output-format", "json", "-w", "-z"])
         .arg(format!("{seconds}s"))
         .arg("-c")
         .arg(connections.to_string());
@@ -180,7 +184,13 @@ async fn owner_of_100_clusters(http: &reqwest::Client, address: &str) -> anyhow:
     Ok(user)
 }
 
-async fn bench(backend: &str, oha: &Path, seconds: u64, connections: u64) -> anyhow::Result<()> {
+async fn bench(
+    backend: &str,
+    oha: &Path,
+    seconds: u64,
+    connections: u64,
+    profile_to: Option<&PathBuf>,
+) -> anyhow::Result<()> {
     let hostsim = hostsim::start(hostsim::Config::default()).await.context("start hostsim")?;
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("host.kubeconfig");
@@ -231,10 +241,32 @@ async fn bench(backend: &str, oha: &Path, seconds: u64, connections: u64) -> any
             let cookie = case.signed_in.then_some(user.cookie.as_str());
             // Warm up: pool connections, caches.
             run_oha(oha, placement.client, &url, cookie, 1, connections)?;
+            let profile = profile_to
+                .as_ref()
+                .filter(|_| case.signed_in && placement.server == "0" && case.path == "/clusters")
+                .map(|dir| {
+                    let file = dir.join(format!("perf-{backend}.data"));
+                    println!("  recording a profile of kraft to {}", file.display());
+                    Command::new("perf")
+                        .args(["record", "-F", "499", "-g", "--call-graph", "dwarf,16384", "-o"])
+                        .arg(&file)
+                        .args(["-p", &server.pid().to_string()])
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                })
+                .transpose()
+                .context("perf")?;
             let (server_before, postgres_before) = (server.cpu_time(), postgres_cpu());
             let load = run_oha(oha, placement.client, &url, cookie, seconds, connections)?;
-            let server_cpu = server.cpu_time() - server_before;
-            let postgres_cpu = postgres_cpu() - postgres_before;
+            if let Some(mut perf) = profile {
+                // perf writes its file on SIGINT.
+                let _ = Command::new("kill").args(["-INT", &perf.id().to_string()]).status();
+                perf.wait()?;
+            }
+            let server_cpu = server.cpu_time().saturating_sub(server_before);
+            // Saturating: a PostgreSQL backend that exits meanwhile takes its time with it.
+            let postgres_cpu = postgres_cpu().saturating_sub(postgres_before);
             anyhow::ensure!(
                 load.non_200 == 0 && load.requests > 0,
                 "{}: {} of {} responses were not 200",
@@ -283,13 +315,14 @@ async fn main() -> anyhow::Result<()> {
     let connections = env_number("KRAFT_BENCH_CONNECTIONS", 64);
     let backends =
         std::env::var("KRAFT_BENCH_BACKENDS").unwrap_or_else(|_| "postgres,sqlite".to_owned());
+    let profile_to = std::env::var_os("KRAFT_BENCH_PROFILE").map(PathBuf::from);
     println!(
         "ssr: oha {} against the release kraft, {} cores here",
         oha.display(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     for backend in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
-        bench(backend, &oha, seconds, connections).await?;
+        bench(backend, &oha, seconds, connections, profile_to.as_ref()).await?;
     }
     Ok(())
 }
