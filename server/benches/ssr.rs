@@ -72,10 +72,7 @@ fn oha() -> anyhow::Result<PathBuf> {
         return Ok(path);
     }
     let found = Command::new("oha").arg("--version").output().is_ok_and(|o| o.status.success());
-    anyhow::ensure!(
-        found,
-        "oha is missing: cargo install oha --locked --root ~/.cache/kraft/oha"
-    );
+    anyhow::ensure!(found, "oha is missing: cargo install oha --locked --root ~/.cache/kraft/oha");
     Ok(PathBuf::from("oha"))
 }
 
@@ -167,9 +164,14 @@ fn run_oha(
 async fn owner_of_100_clusters(http: &reqwest::Client, address: &str) -> anyhow::Result<User> {
     let user = sign_up(http, address, "owner").await?;
     for c in 0..CLUSTERS {
-        let response =
-            call(http, address, Some(&user.cookie), "clusters/create", &[("name", &format!("c{c}"))])
-                .await?;
+        let response = call(
+            http,
+            address,
+            Some(&user.cookie),
+            "clusters/create",
+            &[("name", &format!("c{c}"))],
+        )
+        .await?;
         anyhow::ensure!(response.status() == 200, "create failed: {}", response.status());
     }
     let started = Instant::now();
@@ -215,10 +217,7 @@ async fn bench(
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let started = Instant::now();
     let user = owner_of_100_clusters(&http, &server.address).await?;
-    println!(
-        "{backend}: {CLUSTERS} clusters Ready after {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    println!("{backend}: {CLUSTERS} clusters Ready after {:.1} s", started.elapsed().as_secs_f64());
     drop(server);
     let server = Server::start(&url, dir.path(), &kubeconfig, &settings("1h")).await?;
     let clusters = support::clusters(&http, &server.address, &user).await?;
