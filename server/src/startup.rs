@@ -311,9 +311,11 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .with_expiry(Expiry::OnInactivity(idle));
     let routes = generate_route_list(app::App);
     let edge_config = app::api::ssr::EdgeConfig { secure_cookies: config.secure_cookies };
+    // Called once per request, so what it provides per request starts fresh with each one.
     let context = move || {
         provide_context(platform.clone());
         provide_context(edge_config);
+        provide_context(app::api::ssr::RequestUser::default());
     };
     let edge = std::sync::Arc::new(edge::Edge {
         trusted_proxies: config.trusted_proxies.clone(),

@@ -80,14 +80,62 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let session = tower_sessions::Session::from_request_parts(parts, state)
-            .await
-            .map_err(|_| internal("no session on the request: is the session layer installed?"))?;
-        let session = AccountSession::from(session);
+        let session = request_session(parts).await?;
         let platform = Platform::from_ref(state);
         let user =
             platform.accounts().authenticate(&session).await?.ok_or(ApiError::Unauthenticated)?;
         Ok(Self { user, session })
+    }
+}
+
+async fn request_session(parts: &mut Parts) -> Result<AccountSession, ApiError> {
+    tower_sessions::Session::from_request_parts(parts, &())
+        .await
+        .map(AccountSession::from)
+        .map_err(|_| internal("no session on the request: is the session layer installed?"))
+}
+
+/// The signed-in user of one request, looked up once. A page's resources (the menu, the banner,
+/// the page's own data) each start with `require_user()`; without this, each would read the user
+/// row again for the same session within the same render. The server provides a fresh one with
+/// every request and it dies with the request, so a session revoked or a user disabled is refused
+/// from the next request on, exactly as before. A different sign-in on the same request (new
+/// session id, user or sign-in time) is looked up afresh.
+#[derive(Clone, Default)]
+pub struct RequestUser(std::sync::Arc<futures::lock::Mutex<Option<(SignedIn, User)>>>);
+
+/// Which sign-in a remembered user was resolved for.
+#[derive(PartialEq)]
+pub struct SignedIn {
+    id_hash: Option<String>,
+    user_id: uuid::Uuid,
+    authenticated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl RequestUser {
+    async fn resolve(
+        &self,
+        platform: &Platform,
+        session: AccountSession,
+    ) -> Result<CurrentUser, ApiError> {
+        // Held across the lookup: the page's resources run at once, and the first does the work.
+        let mut known = self.0.lock().await;
+        let state = session.auth().await.map_err(internal)?.ok_or(ApiError::Unauthenticated)?;
+        let signed_in = SignedIn {
+            id_hash: session.id_hash(),
+            user_id: state.user_id,
+            authenticated_at: state.authenticated_at,
+        };
+        if let Some((at, user)) = known.as_ref() {
+            if *at == signed_in {
+                return Ok(CurrentUser { user: user.clone(), session });
+            }
+        }
+        *known = None;
+        let user =
+            platform.accounts().authenticate(&session).await?.ok_or(ApiError::Unauthenticated)?;
+        *known = Some((signed_in, user.clone()));
+        Ok(CurrentUser { user, session })
     }
 }
 
@@ -248,11 +296,7 @@ fn parts() -> Result<Parts, ApiError> {
 }
 
 pub async fn session() -> Result<AccountSession, ApiError> {
-    let mut parts = parts()?;
-    tower_sessions::Session::from_request_parts(&mut parts, &())
-        .await
-        .map(AccountSession::from)
-        .map_err(|_| internal("no session on the request: is the session layer installed?"))
+    request_session(&mut parts()?).await
 }
 
 /// Where the request came from.
@@ -262,7 +306,11 @@ pub async fn meta() -> RequestMeta {
 
 /// The guard every server function for signed-in users starts with.
 pub async fn require_user() -> Result<CurrentUser, ApiError> {
-    CurrentUser::from_request_parts(&mut parts()?, &platform()?).await
+    let (mut parts, platform) = (parts()?, platform()?);
+    match use_context::<RequestUser>() {
+        Some(memo) => memo.resolve(&platform, request_session(&mut parts).await?).await,
+        None => CurrentUser::from_request_parts(&mut parts, &platform).await,
+    }
 }
 
 pub async fn require_admin() -> Result<CurrentUser, ApiError> {

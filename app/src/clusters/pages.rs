@@ -86,9 +86,12 @@ fn ClusterTable(clusters: Signal<Vec<ClusterSummary>>) -> impl IntoView {
                         </tr>
                     </thead>
                     <tbody>
+                        // Plain links: the router takes over every same-origin <a> click anyway, and a
+                        // row never links to the page it is on, so <A>'s active-link tracking would only
+                        // cost a reactive owner and a path resolution per row on every render.
                         <For each=move || clusters.get() key=|c| (c.id.clone(), c.phase, c.endpoint.clone(), c.message.clone()) let:cluster>
                             <tr>
-                                <td><A href=format!("/clusters/{}", cluster.id)>{cluster.name.clone()}</A></td>
+                                <td><a href=format!("/clusters/{}", cluster.id)>{cluster.name.clone()}</a></td>
                                 <td>
                                     <PhaseBadge phase=cluster.phase />
                                     {cluster.message.clone().map(|m| view! { <div class="muted small">{m}</div> })}

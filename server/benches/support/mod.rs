@@ -85,7 +85,10 @@ impl Server {
         env: &[(&str, String)],
     ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kraft"));
+        // KRAFT_BENCH_BINARY runs another build (say, a copy of the last commit's) for an A/B.
+        let binary = std::env::var_os("KRAFT_BENCH_BINARY")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_kraft").into());
+        let mut command = Command::new(binary);
         command
             .arg("serve")
             .env("KRAFT_ADDR", format!("127.0.0.1:{port}"))
