@@ -115,11 +115,13 @@ pub fn AdminTabs() -> impl IntoView {
 pub fn AdminUsersPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| admin_users());
     let invite = ServerAction::<IssueInvite>::new();
+    let flash = crate::accounts::pages::flash_resource();
     view! {
         <h1>"Users and limits"</h1>
         <AdminTabs />
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
+                let flash = flash.await;
                 match overview.await {
                     Err(ApiError::Unauthenticated) => view! { <Redirect path="/login" /> }.into_any(),
                     Err(ApiError::Forbidden) => view! { <p class="alert error" role="alert">"Only admins can see this page."</p> }.into_any(),
@@ -155,7 +157,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                             <section class="card" aria-labelledby="organizers-heading">
                                 <h2 id="organizers-heading">"Workshop organizers"</h2>
                                 <p>"An organizer runs workshops: a join link, a cluster for every attendee, cleanup at the end. Give a user a seat allowance to make them one."</p>
-                                <crate::workshops::pages::OrganizerSeatsForm />
+                                <crate::workshops::pages::OrganizerSeatsForm flash=flash.clone() />
                             </section>
                             <section class="card" aria-labelledby="signup-heading">
                                 <h2 id="signup-heading">"Sign-up"</h2>

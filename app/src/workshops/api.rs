@@ -254,7 +254,8 @@ pub async fn workshop_board(id: String) -> Result<Board, ApiError> {
 /// Opens (`open` = "true") or closes joining.
 #[server(prefix = "/api", endpoint = "workshops/joining")]
 pub async fn set_joining(id: String, open: String) -> Result<(), ApiError> {
-    respond(Form::new("workshop-joining"), async {
+    let notice = if open == "true" { "Joining is open." } else { "Joining is closed." };
+    respond(Form::new("workshop-board").notice(notice), async {
         let current = require_user().await?;
         let meta = meta().await;
         platform()?
@@ -273,7 +274,7 @@ pub async fn set_joining(id: String, open: String) -> Result<(), ApiError> {
 
 #[server(prefix = "/api", endpoint = "workshops/extend")]
 pub async fn extend_workshop(id: String, minutes: String) -> Result<(), ApiError> {
-    let form = Form::new("workshop-extend").keep("minutes", &minutes);
+    let form = Form::new("workshop-board").keep("minutes", &minutes).notice("The end moved.");
     respond(form, async {
         let current = require_user().await?;
         let meta = meta().await;
@@ -289,7 +290,9 @@ pub async fn extend_workshop(id: String, minutes: String) -> Result<(), ApiError
 /// Ends the workshop now: every workshop cluster is deleted; answers how many.
 #[server(prefix = "/api", endpoint = "workshops/end")]
 pub async fn end_workshop(id: String) -> Result<usize, ApiError> {
-    respond(Form::new("workshop-end"), async {
+    let form =
+        Form::new("workshop-board").notice("The workshop ended: its clusters are being deleted.");
+    respond(form, async {
         let current = require_user().await?;
         let meta = meta().await;
         Ok(platform()?
@@ -303,7 +306,7 @@ pub async fn end_workshop(id: String) -> Result<usize, ApiError> {
 /// Gives a seat a fresh cluster; answers the new cluster's id.
 #[server(prefix = "/api", endpoint = "workshops/reset-seat")]
 pub async fn reset_seat(id: String, seat: String) -> Result<String, ApiError> {
-    respond(Form::new("workshop-seat"), async {
+    respond(Form::new("workshop-board").notice("The seat has a fresh cluster."), async {
         let current = require_user().await?;
         let meta = meta().await;
         let seat = seat.trim().parse().map_err(|_| ApiError::NotFound)?;
@@ -318,16 +321,25 @@ pub async fn reset_seat(id: String, seat: String) -> Result<String, ApiError> {
 
 #[server(prefix = "/api", endpoint = "workshops/remove-attendee")]
 pub async fn remove_attendee(id: String, seat: String) -> Result<(), ApiError> {
-    respond(Form::new("workshop-seat"), async {
-        let current = require_user().await?;
-        let meta = meta().await;
-        let seat = seat.trim().parse().map_err(|_| ApiError::NotFound)?;
-        platform()?
-            .workshops()
-            .remove_attendee(&current.user, workshop_id(&id)?, seat, meta.client_addr.as_deref())
-            .await?;
-        Ok(())
-    })
+    respond(
+        Form::new("workshop-board")
+            .notice("The attendee was removed; their workshop cluster is being deleted."),
+        async {
+            let current = require_user().await?;
+            let meta = meta().await;
+            let seat = seat.trim().parse().map_err(|_| ApiError::NotFound)?;
+            platform()?
+                .workshops()
+                .remove_attendee(
+                    &current.user,
+                    workshop_id(&id)?,
+                    seat,
+                    meta.client_addr.as_deref(),
+                )
+                .await?;
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -399,7 +411,10 @@ pub async fn join_workshop(key: String) -> Result<String, ApiError> {
 /// Sets how many seats `username`'s open workshops may have in all (0: not an organizer).
 #[server(prefix = "/api", endpoint = "admin/organizer-seats")]
 pub async fn set_organizer_seats(username: String, seats: String) -> Result<i32, ApiError> {
-    let form = Form::new("organizer-seats").keep("username", &username).keep("seats", &seats);
+    let form = Form::new("organizer-seats")
+        .keep("username", &username)
+        .keep("seats", &seats)
+        .notice("The organizer's seat allowance is set.");
     respond(form, async {
         let current = require_admin().await?;
         let meta = meta().await;

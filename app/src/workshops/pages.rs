@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_router::components::{Redirect, A};
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::accounts::api::{Register, UserView};
+use crate::accounts::api::{Flash, Register, UserView};
 use crate::accounts::pages::{flash_resource, AuthVersion};
 use crate::clusters::pages::PhaseBadge;
 use crate::error::ApiError;
@@ -35,7 +35,6 @@ fn origin() -> ReadSignal<String> {
 
 #[component]
 pub fn WorkshopsPage() -> impl IntoView {
-    let create = ServerAction::<CreateWorkshop>::new();
     let flash = flash_resource();
     let overview = Resource::new(|| (), |_| organizer_overview());
     // The browser's time zone, so the times typed are read as local times (UTC without it).
@@ -55,7 +54,7 @@ pub fn WorkshopsPage() -> impl IntoView {
                     Err(ApiError::Unauthenticated) => view! { <Redirect path="/login?next=/workshops" /> }.into_any(),
                     Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
                     Ok(overview) => {
-                        let state = FormState::new("create-workshop", create.value().into(), flash, "Workshop created.");
+                        let state = posted("create-workshop", flash, "Workshop created.");
                         let kept = |field: &str, default: &str| state.kept_value(field).unwrap_or_else(|| default.to_owned());
                         let options = overview.options.clone();
                         let mode = kept("mode", options.modes.first().map(|m| m.as_str()).unwrap_or("shared"));
@@ -94,7 +93,7 @@ pub fn WorkshopsPage() -> impl IntoView {
                             </section>
                             <section class="card" aria-labelledby="new-workshop-heading">
                                 <h2 id="new-workshop-heading">"New workshop"</h2>
-                                <ActionForm action=create attr:class="form wide" attr:aria-label="Create workshop">
+                                <form method="post" action="/api/workshops/create" class="form wide" aria-label="Create workshop">
                                     <FormAlert state=state.clone() />
                                     <Field state=state.clone() name="title" label="Title" autocomplete="off" />
                                     <input type="hidden" name="tz_offset" prop:value=move || tz_offset.get() />
@@ -126,8 +125,8 @@ pub fn WorkshopsPage() -> impl IntoView {
                                         <p class="field-error">{let e = state.field_error("persistence"); move || e.get()}</p>
                                     </fieldset>
                                     <Field state=state.clone() name="storage_gi" label="Volume size (GiB)" kind="number" autocomplete="off" />
-                                    <button type="submit" disabled=move || create.pending().get()>"Create workshop"</button>
-                                </ActionForm>
+                                    <button type="submit">"Create workshop"</button>
+                                </form>
                             </section>
                         }.into_any()
                     }
@@ -141,11 +140,6 @@ pub fn WorkshopsPage() -> impl IntoView {
 pub fn WorkshopBoardPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
-    let joining = ServerAction::<SetJoining>::new();
-    let extend = ServerAction::<ExtendWorkshop>::new();
-    let end = ServerAction::<EndWorkshop>::new();
-    let reset = ServerAction::<ResetSeat>::new();
-    let remove = ServerAction::<RemoveAttendee>::new();
     let flash = flash_resource();
     // Refreshed every few seconds once hydrated (never before: the server's HTML must match).
     let (tick, set_tick) = signal(0u64);
@@ -165,20 +159,7 @@ pub fn WorkshopBoardPage() -> impl IntoView {
         #[cfg(not(feature = "hydrate"))]
         let _ = set_tick;
     });
-    let board = Resource::new(
-        move || {
-            (
-                id(),
-                tick.get(),
-                joining.version().get(),
-                extend.version().get(),
-                end.version().get(),
-                reset.version().get(),
-                remove.version().get(),
-            )
-        },
-        |(id, ..)| workshop_board(id),
-    );
+    let board = Resource::new(move || (id(), tick.get()), |(id, _)| workshop_board(id));
     let origin = origin();
     view! {
         <Transition fallback=|| view! { <p>"Loading the board…"</p> }>
@@ -191,11 +172,7 @@ pub fn WorkshopBoardPage() -> impl IntoView {
                     Ok(board) => {
                         let w = board.workshop.clone();
                         let ended = w.phase == WorkshopPhase::Ended;
-                        let state = FormState::new("workshop-extend", extend.value().into(), flash.clone(), "The end moved.")
-                            .or_from(joining.value().into())
-                            .or_from(end.value().into())
-                            .or_from(reset.value().into())
-                            .or_from(remove.value().into());
+                        let state = posted("workshop-board", flash.clone(), "Done.");
                         let link = w.link.clone();
                         let shown_link = w.link.clone();
                         let (id_a, id_b, id_c) = (w.id.clone(), w.id.clone(), w.id.clone());
@@ -218,24 +195,24 @@ pub fn WorkshopBoardPage() -> impl IntoView {
                                 </dl>
                                 {(!ended).then(move || view! {
                                     <div class="actions">
-                                        <ActionForm action=joining attr:class="inline-form">
+                                        <form method="post" action="/api/workshops/joining" class="inline-form">
                                             <input type="hidden" name="id" value=id_a />
                                             <input type="hidden" name="open" value=if w.joining_open { "false" } else { "true" } />
                                             <button type="submit">{if w.joining_open { "Close joining" } else { "Open joining" }}</button>
-                                        </ActionForm>
-                                        <ActionForm action=extend attr:class="inline-form" attr:aria-label="Extend the workshop">
+                                        </form>
+                                        <form method="post" action="/api/workshops/extend" class="inline-form" aria-label="Extend the workshop">
                                             <input type="hidden" name="id" value=id_b />
                                             <label for="field-minutes">"Extend by (minutes)"</label>
                                             <input id="field-minutes" name="minutes" type="number" min="1" value="30" />
                                             <button type="submit">"Extend"</button>
-                                        </ActionForm>
+                                        </form>
                                         <details class="danger">
                                             <summary>"End now"</summary>
                                             <p>"Every workshop cluster is deleted now. Attendees keep their accounts."</p>
-                                            <ActionForm action=end attr:class="inline-form">
+                                            <form method="post" action="/api/workshops/end" class="inline-form">
                                                 <input type="hidden" name="id" value=id_c />
                                                 <button type="submit" class="danger">"End the workshop and delete its clusters"</button>
-                                            </ActionForm>
+                                            </form>
                                         </details>
                                     </div>
                                 })}
@@ -263,16 +240,16 @@ pub fn WorkshopBoardPage() -> impl IntoView {
                                                         <td>{seat.last_api_request.clone().unwrap_or_else(|| "never".into())}</td>
                                                         <td>{when(&seat.joined_at)}</td>
                                                         <td>{(!ended).then(move || view! {
-                                                            <ActionForm action=reset attr:class="inline-form">
+                                                            <form method="post" action="/api/workshops/reset-seat" class="inline-form">
                                                                 <input type="hidden" name="id" value=ws_a />
                                                                 <input type="hidden" name="seat" value=seat_a />
                                                                 <button type="submit" aria-label=format!("Reset {who_a}'s cluster")>"Reset"</button>
-                                                            </ActionForm>
-                                                            <ActionForm action=remove attr:class="inline-form">
+                                                            </form>
+                                                            <form method="post" action="/api/workshops/remove-attendee" class="inline-form">
                                                                 <input type="hidden" name="id" value=ws_b />
                                                                 <input type="hidden" name="seat" value=seat_b />
                                                                 <button type="submit" class="danger" aria-label=format!("Remove {who_b}")>"Remove"</button>
-                                                            </ActionForm>
+                                                            </form>
                                                         })}</td>
                                                     </tr>
                                                 }
@@ -318,7 +295,6 @@ pub fn JoinCodePage() -> impl IntoView {
 pub fn JoinPage() -> impl IntoView {
     let params = use_params_map();
     let key = move || params.with(|p| p.get("key").unwrap_or_default());
-    let join = ServerAction::<JoinWorkshop>::new();
     let register = ServerAction::<Register>::new();
     refresh_viewer_on_success(register.value().into(), AuthVersion::get());
     let flash = flash_resource();
@@ -347,14 +323,14 @@ pub fn JoinPage() -> impl IntoView {
                         } else if let Some(why) = invitation.closed_because.clone() {
                             view! { <p class="alert error" role="alert" data-join-refused>{why}</p> }.into_any()
                         } else if invitation.signed_in {
-                            let state = FormState::new("join", join.value().into(), flash, "Joined.");
+                            let state = posted("join", flash, "Joined.");
                             view! {
-                                <ActionForm action=join attr:class="form" attr:aria-label="Join the workshop">
+                                <form method="post" action="/api/workshops/join" class="form" aria-label="Join the workshop">
                                     <FormAlert state=state />
                                     <input type="hidden" name="key" value=key.clone() />
                                     <p>"You get a Kubernetes cluster of your own for this workshop, ready in seconds."</p>
-                                    <button type="submit" disabled=move || join.pending().get()>"Join and get my cluster"</button>
-                                </ActionForm>
+                                    <button type="submit">"Join and get my cluster"</button>
+                                </form>
                             }.into_any()
                         } else {
                             let state = FormState::new("register", register.value().into(), flash, "Welcome to KRaft!");
@@ -383,17 +359,23 @@ pub fn JoinPage() -> impl IntoView {
 
 /// The admin's form to make a user an organizer (a seat allowance; 0 takes it away).
 #[component]
-pub fn OrganizerSeatsForm() -> impl IntoView {
-    let action = ServerAction::<SetOrganizerSeats>::new();
-    let state = FormState::new("organizer-seats", action.value().into(), None, "Saved.");
+pub fn OrganizerSeatsForm(flash: Option<Flash>) -> impl IntoView {
+    let state = posted("organizer-seats", flash, "Saved.");
     view! {
-        <ActionForm action=action attr:class="form" attr:aria-label="Organizer seats">
+        <form method="post" action="/api/admin/organizer-seats" class="form" aria-label="Organizer seats">
             <FormAlert state=state.clone() />
             <Field state=state.clone() name="username" label="Username" autocomplete="off" />
             <Field state=state.clone() name="seats" label="Seats their open workshops may have in all" kind="number" autocomplete="off" hint="0 means the user cannot organize workshops." />
-            <button type="submit" disabled=move || action.pending().get()>"Set"</button>
-        </ActionForm>
+            <button type="submit">"Set"</button>
+        </form>
     }
+}
+
+/// The state of a plain HTML form (not a Leptos action): the organizer's forms post and come
+/// back with the outcome in the flash. Their server functions then never reach the WebAssembly
+/// bundle (frontend/wasm-budget.txt).
+fn posted(name: &'static str, flash: Option<Flash>, success: &'static str) -> FormState {
+    FormState::new(name, Signal::derive(|| None::<Result<(), ApiError>>), flash, success)
 }
 
 /// Whether the nav shows the workshops link.
