@@ -18,7 +18,7 @@ use sea_orm::{
 use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
 
-pub use record::{Phase, StatusCondition};
+pub use record::{ClusterListing, Phase, StatusCondition};
 pub use spec::{
     ClusterRequest, ClusterSettings, CreateClusterInput, K3kResources, Resources, TenantLimits,
     VirtualIsolation,
@@ -417,7 +417,20 @@ impl Clusters {
             .await?)
     }
 
-    /// All clusters (admins).
+    /// The owner's clusters as lists show them (only the columns a list needs), oldest first.
+    pub async fn listing(&self, owner_id: Uuid) -> Result<Vec<ClusterListing>, ClusterError> {
+        use sea_orm::QuerySelect;
+        Ok(clusters::Entity::find()
+            .select_only()
+            .columns(ClusterListing::COLUMNS)
+            .filter(clusters::Column::OwnerId.eq(owner_id))
+            .filter(clusters::Column::Pooled.eq(false))
+            .order_by_asc(clusters::Column::CreatedAt)
+            .into_model::<ClusterListing>()
+            .all(&self.db)
+            .await?)
+    }
+
     /// How many clusters are in each phase (phases with none are left out).
     pub async fn count_by_phase(&self) -> Result<Vec<(String, i64)>, ClusterError> {
         use sea_orm::{FromQueryResult, QuerySelect};
@@ -437,6 +450,7 @@ impl Clusters {
         Ok(counts.into_iter().map(|c| (c.phase, c.n)).collect())
     }
 
+    /// All clusters (admins).
     pub async fn list_all(&self) -> Result<Vec<ClusterRecord>, ClusterError> {
         Ok(clusters::Entity::find().order_by_asc(clusters::Column::CreatedAt).all(&self.db).await?)
     }

@@ -101,7 +101,7 @@ fn cluster_list(platform: Platform, owner: Uuid) -> impl Stream<Item = String> +
                 Err(RecvError::Closed) => return None,
             }
         }
-        let rows = match platform.clusters().list(owner).await {
+        let rows = match platform.clusters().listing(owner).await {
             Ok(rows) => rows,
             Err(error) => {
                 tracing::warn!(%error, "cluster list: cannot read the clusters");

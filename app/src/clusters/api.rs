@@ -203,7 +203,7 @@ pub async fn list_clusters() -> Result<Vec<ClusterSummary>, ApiError> {
     answer(async {
         let current = require_user().await?;
         let platform = platform()?;
-        let rows = platform.clusters().list(current.user.id).await?;
+        let rows = platform.clusters().listing(current.user.id).await?;
         Ok(rows.iter().map(ClusterSummary::from).collect())
     })
     .await

@@ -93,6 +93,23 @@ impl From<k3k::PersistenceMode> for Persistence {
     }
 }
 
+impl From<&platform::clusters::ClusterListing> for ClusterSummary {
+    fn from(row: &platform::clusters::ClusterListing) -> Self {
+        Self {
+            id: row.id.to_string(),
+            name: row.name.clone(),
+            phase: row.phase().into(),
+            message: row.status_message.clone(),
+            endpoint: row.endpoint.clone(),
+            mode: row.mode().into(),
+            servers: row.servers,
+            agents: row.agents,
+            version: row.version.clone(),
+            created_at: row.created_at.to_rfc3339(),
+        }
+    }
+}
+
 impl From<&ClusterRecord> for ClusterSummary {
     fn from(row: &ClusterRecord) -> Self {
         Self {
