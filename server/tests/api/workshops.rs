@@ -498,3 +498,43 @@ async fn a_room_behind_one_address_can_all_sign_up_by_link(backend: Backend) {
     app.stop().await;
 }
 on_both_backends!(a_room_behind_one_address_can_all_sign_up_by_link);
+
+/// An organizer who deletes their account ends their workshops first: the attendees' workshop
+/// clusters leave the host; the attendees' accounts and own clusters stay.
+async fn deleting_an_organizer_ends_their_workshops(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let admin = app.browser();
+    admin.sign_up_admin(&app, "root").await;
+    let olga = app.another_browser();
+    olga.sign_up("olga").await;
+    let set = admin.call("admin/organizer-seats", &[("username", "olga"), ("seats", "5")]).await;
+    assert_eq!(set.status(), 200);
+    let board = olga.new_workshop("Leaving", "3").await;
+    let ada = app.another_browser();
+    ada.sign_up("ada").await;
+    assert_eq!(ada.join(&code(&board)).await.status(), 200);
+    assert_eq!(ada.create_cluster(&[("name", "mine")]).await.status(), 200);
+    assert_eq!(ada.all_clusters().await.len(), 2);
+
+    let deleted = olga
+        .call(
+            "account/delete",
+            &[("password", crate::helpers::PASSWORD), ("confirm_username", "olga")],
+        )
+        .await;
+    assert_eq!(deleted.status(), 200, "{}", deleted.text().await.unwrap_or_default());
+    eventually("ada's workshop cluster is gone", || async {
+        let names: Vec<String> = ada
+            .all_clusters()
+            .await
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect();
+        names == ["mine"]
+    })
+    .await;
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM workshops").await, 0);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users WHERE username = 'ada'").await, 1);
+    app.stop().await;
+}
+on_both_backends!(deleting_an_organizer_ends_their_workshops);
