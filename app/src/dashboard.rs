@@ -349,6 +349,7 @@ mod tests {
             agents: 0,
             version: "v1.31".into(),
             created_at: "2026-11-22T00:00:00Z".into(),
+            expires_soon: None,
         }
     }
 

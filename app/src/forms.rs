@@ -15,6 +15,11 @@ pub struct FormState {
 }
 
 impl FormState {
+    /// The state of a plain HTML form (no server action in the page): only what its post left.
+    pub fn posted(name: &'static str, flash: Option<Flash>, success: &'static str) -> Self {
+        Self::new(name, Signal::derive(|| None::<Result<(), ApiError>>), flash, success)
+    }
+
     /// `result` is the action's latest outcome; `flash` what a plain form post left for `name`;
     /// `success` what to say when the action worked.
     pub fn new<T: Send + Sync + 'static>(
@@ -100,13 +105,16 @@ pub fn Field(
     #[prop(default = "text")] kind: &'static str,
     autocomplete: &'static str,
     #[prop(optional)] hint: Option<&'static str>,
+    /// What the field shows before anything was typed (what is kept from a post wins).
+    #[prop(optional, into)]
+    initial: Option<String>,
 ) -> impl IntoView {
     let id = format!("field-{name}");
     let error_id = format!("{id}-error");
     let hint_id = format!("{id}-hint");
     let error = state.field_error(name);
     // Passwords are never kept or echoed back.
-    let value = (kind != "password").then(|| state.kept_value(name)).flatten();
+    let value = (kind != "password").then(|| state.kept_value(name).or(initial)).flatten();
     let described_by =
         if hint.is_some() { format!("{hint_id} {error_id}") } else { error_id.clone() };
     view! {

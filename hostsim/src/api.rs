@@ -89,7 +89,7 @@ async fn ok() -> &'static str {
 }
 
 async fn version(State(host): State<Arc<Host>>) -> Json<Value> {
-    Json(version_doc(&host.config.host_version))
+    Json(version_doc(&host.version()))
 }
 
 pub fn version_doc(git_version: &str) -> Value {

@@ -99,6 +99,9 @@ pub struct Host {
     /// The loopback blocks Service, node and pod addresses come from (see [`crate::network`]).
     pub network: crate::network::Network,
     alloc: Mutex<Allocators>,
+    /// The version `/version` reports: the configured one, until an upgrade of a virtual
+    /// cluster's servers replaces it.
+    served_version: Mutex<Option<String>>,
 }
 
 /// Per-request write options: `fieldValidation=Strict` and `dryRun=All`.
@@ -253,8 +256,23 @@ impl Host {
             client_cert_auth: false,
             network,
             alloc: Mutex::new(Allocators::default()),
+            served_version: Mutex::new(None),
             config,
         }
+    }
+
+    /// The gitVersion `/version` reports now.
+    pub fn version(&self) -> String {
+        self.served_version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| self.config.host_version.clone())
+    }
+
+    /// What `/version` reports from now on (a virtual cluster whose servers were upgraded).
+    pub fn set_version(&self, version: &str) {
+        *self.served_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(version.to_owned());
     }
 
     /// A running pod's `(podIP, hostIP)`: an address in its node's `spec.podCIDR` (what the CNI

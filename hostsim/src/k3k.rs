@@ -129,7 +129,7 @@ pub fn node_object(
                             "lastHeartbeatTime": crate::object::now_rfc3339(), "lastTransitionTime": crate::object::now_rfc3339()}],
             "addresses": [{"type": "InternalIP", "address": internal_ip}, {"type": "Hostname", "address": name}],
             "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "containerRuntimeVersion": "containerd://2.0.5-k3s1",
-                         "osImage": format!("K3s {version}+k3s1"), "operatingSystem": "linux", "architecture": "amd64", "kernelVersion": "6.8.0"},
+                         "osImage": if version.contains("+k3s") { format!("K3s {version}") } else { format!("K3s {version}+k3s1") }, "operatingSystem": "linux", "architecture": "amd64", "kernelVersion": "6.8.0"},
         },
     })
 }

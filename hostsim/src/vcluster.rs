@@ -37,6 +37,14 @@ pub struct ClusterCerts {
     pub etcd_ca: Ca,
 }
 
+/// One node of a virtual cluster: its name, role (`server` or `agent`) and k3s version.
+#[derive(Debug, Clone)]
+pub struct VirtualNode {
+    pub name: String,
+    pub role: String,
+    pub version: String,
+}
+
 struct VirtualCluster {
     uid: String,
     certs: Arc<ClusterCerts>,
@@ -211,34 +219,51 @@ impl Endpoints {
         }
     }
 
-    /// Makes the virtual cluster's nodes the given (pod name, role) pairs.
-    pub fn sync_nodes(&self, ns: &str, name: &str, pods: &[(String, String)], version: &str) {
+    /// Makes the virtual cluster's nodes `nodes`, and its API report `api_version`.
+    pub fn sync_nodes(&self, ns: &str, name: &str, nodes: &[VirtualNode], api_version: &str) {
         let map = self.lock();
         let Some(api) = map.get(&key(ns, name)).and_then(|vc| vc.api.as_ref()) else {
             return;
         };
         let host = api.host.clone();
         drop(map);
-        let k3s_version = version.replacen("-k3s", "+k3s", 1);
+        let k3s = |v: &str| v.replacen("-k3s", "+k3s", 1);
+        if host.version() != k3s(api_version) {
+            host.set_version(&k3s(api_version));
+        }
         let Ok(rt) = host.resource("", "nodes") else {
             return;
         };
         let (existing, _) = host.store.list(&rt.gr(), None);
-        for node in existing {
-            let n = crate::object::name(&node);
-            if !pods.iter().any(|(p, _)| p == n) {
+        for node in &existing {
+            let n = crate::object::name(node);
+            if !nodes.iter().any(|v| v.name == n) {
                 let _ = host.delete(&rt, None, n);
             }
         }
-        for (i, (pod, role)) in pods.iter().enumerate() {
-            let mut node = k3k::node_object(&host.network, pod, &k3s_version, i);
+        for (i, v) in nodes.iter().enumerate() {
+            let version = k3s(&v.version);
+            let mut node = k3k::node_object(&host.network, &v.name, &version, i);
             if let Some(labels) =
                 node.pointer_mut("/metadata/labels").and_then(|l| l.as_object_mut())
             {
                 labels.remove("node-role.kubernetes.io/control-plane");
-                if role == "server" {
+                if v.role == "server" {
                     labels.insert("node-role.kubernetes.io/control-plane".into(), "true".into());
                 }
+            }
+            let info = node.pointer("/status/nodeInfo").cloned();
+            match existing.iter().find(|n| crate::object::name(n) == v.name) {
+                // A node's pod was replaced by one of another version: the kubelet that
+                // registers again reports its own (status is a subresource).
+                Some(old) if old.pointer("/status/nodeInfo/kubeletVersion").and_then(|k| k.as_str()) != Some(version.as_str()) => {
+                    let _ = host.modify("", "nodes", "", &v.name, Some("status"), |n| {
+                        if let Some(info) = &info {
+                            n["status"]["nodeInfo"] = info.clone();
+                        }
+                    });
+                }
+                _ => {}
             }
             if let Err(e) = host.ensure("", "nodes", node) {
                 tracing::debug!(error = %e, "virtual node sync failed");

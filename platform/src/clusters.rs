@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 pub use record::{ClusterListing, Phase, StatusCondition};
 pub use spec::{
-    ClusterRequest, ClusterSettings, CreateClusterInput, K3kResources, Resources, TenantLimits,
-    VirtualIsolation,
+    upgrade_check, EXPIRY_WARNING, ChangeClusterInput, ClusterChangeRequest, ClusterRequest, ClusterSettings,
+    CreateClusterInput, K3kResources, K3sVersion, Resources, TenantLimits, VirtualIsolation,
 };
 
 use crate::accounts::{audit, AuditAction, AuditEvent, FieldError, User};
@@ -318,7 +318,10 @@ impl Clusters {
             deleting_at: None,
             last_api_request_at: None,
             workshop_id: workshop.map(|w| w.id),
-            expires_at: workshop.map(|w| w.clusters_expire_at()),
+            expires_at: match workshop {
+                Some(w) => Some(w.clusters_expire_at()),
+                None => self.idle_expiry_from(now),
+            },
             pooled: false,
         }
     }
@@ -406,6 +409,230 @@ impl Clusters {
         }
         self.wake_reconciler();
         Ok(())
+    }
+
+    /// Upgrades or scales one of `owner`'s clusters within policy (see
+    /// [`ClusterSettings::parse_change`]): the row first (the reconciler carries it to the host
+    /// whatever happens next), then the host within the request's budget. A workshop's cluster
+    /// keeps what its organizer chose.
+    pub async fn change(
+        &self,
+        owner: &User,
+        id: Uuid,
+        input: &ChangeClusterInput,
+        client_addr: Option<&str>,
+    ) -> Result<ClusterRecord, ClusterError> {
+        let row = self.get(owner.id, id).await?;
+        if row.deleting_at.is_some() {
+            return Err(ClusterError::NotReady("The cluster is being deleted.".into()));
+        }
+        if row.workshop_id.is_some() {
+            return Err(ClusterError::LimitReached(
+                "A workshop's cluster keeps the version and size its organizer chose.".into(),
+            ));
+        }
+        let change = self.settings.parse_change(&row, input).map_err(ClusterError::Invalid)?;
+        if (change.version.as_str(), change.servers, change.agents)
+            == (row.version.as_str(), row.servers, row.agents)
+        {
+            return Ok(row);
+        }
+        // Only from what was validated against: a change that raced this one (two tabs) must
+        // not let a version skip a minor.
+        let updated = clusters::Entity::update_many()
+            .col_expr(clusters::Column::Version, Expr::value(change.version.clone()))
+            .col_expr(clusters::Column::Servers, Expr::value(change.servers))
+            .col_expr(clusters::Column::Agents, Expr::value(change.agents))
+            .col_expr(clusters::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(clusters::Column::Id.eq(row.id))
+            .filter(clusters::Column::DeletingAt.is_null())
+            .filter(clusters::Column::Version.eq(row.version.clone()))
+            .filter(clusters::Column::Servers.eq(row.servers))
+            .filter(clusters::Column::Agents.eq(row.agents))
+            .exec(&self.db)
+            .await?;
+        if updated.rows_affected == 0 {
+            return Err(ClusterError::NotReady(
+                "The cluster changed meanwhile: look at it again and retry.".into(),
+            ));
+        }
+        let mut what = Vec::new();
+        if change.version != row.version {
+            what.push(format!("{} → {}", row.version, change.version));
+        }
+        if change.servers != row.servers {
+            what.push(format!("servers {} → {}", row.servers, change.servers));
+        }
+        if change.agents != row.agents {
+            what.push(format!("agents {} → {}", row.agents, change.agents));
+        }
+        audit::record(
+            &self.db,
+            AuditEvent::own(AuditAction::ClusterChanged, owner.id, client_addr)
+                .target(format!("{}: {}", row.name, what.join(", "))),
+        )
+        .await?;
+        let row = self.get(owner.id, id).await?;
+        self.changed(&row);
+        match tokio::time::timeout(
+            HOST_CALL_BUDGET,
+            provision::ensure(&self.host, &row, &self.settings, self.installation),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(cluster = %row.id, %error, "applying a change failed; the reconciler will retry")
+            }
+            Err(_) => {
+                tracing::warn!(cluster = %row.id, "applying a change is slow; the reconciler will finish it")
+            }
+        }
+        self.wake_reconciler();
+        Ok(row)
+    }
+
+    /// When a cluster last used at `used` expires, if idle clusters do.
+    fn idle_expiry_from(&self, used: chrono::DateTime<Utc>) -> Option<chrono::DateTime<Utc>> {
+        let ttl = chrono::TimeDelta::from_std(self.settings.idle_expiry?).ok()?;
+        used.checked_add_signed(ttl)
+    }
+
+    /// Moves one of `owner`'s clusters' idle expiry a full period ahead ("keep"); answers the
+    /// new expiry. Only idle expiry can be put off: a workshop's end is its organizer's.
+    pub async fn keep(
+        &self,
+        owner: &User,
+        id: Uuid,
+        client_addr: Option<&str>,
+    ) -> Result<chrono::DateTime<Utc>, ClusterError> {
+        let row = self.get(owner.id, id).await?;
+        if row.deleting_at.is_some() {
+            return Err(ClusterError::NotReady("The cluster is being deleted.".into()));
+        }
+        if row.workshop_id.is_some() {
+            return Err(ClusterError::LimitReached(
+                "A workshop's cluster is deleted when the workshop ends; only its organizer can extend it.".into(),
+            ));
+        }
+        let Some(until) = self.idle_expiry_from(Utc::now()) else {
+            return Err(ClusterError::NotReady("Clusters here do not expire.".into()));
+        };
+        clusters::Entity::update_many()
+            .col_expr(clusters::Column::ExpiresAt, Expr::value(until))
+            .col_expr(clusters::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(clusters::Column::Id.eq(row.id))
+            .filter(clusters::Column::DeletingAt.is_null())
+            .exec(&self.db)
+            .await?;
+        audit::record(
+            &self.db,
+            AuditEvent::own(AuditAction::ClusterKept, owner.id, client_addr).target(&row.name),
+        )
+        .await?;
+        self.changed(&row);
+        Ok(until)
+    }
+
+    /// Keeps every idle expiry in step with the setting and with use: a cluster used through
+    /// the gateway moves its expiry on, expiries never move back (what an owner was shown
+    /// holds), a cluster that had none when the setting was turned on gets at least a warning
+    /// period, and with the setting off only workshops' clusters expire. Answers how many rows
+    /// changed.
+    pub(crate) async fn follow_idle_expiry(&self) -> Result<usize, ClusterError> {
+        use sea_orm::QuerySelect;
+        let Some(_) = self.settings.idle_expiry else {
+            let cleared = clusters::Entity::update_many()
+                .col_expr(clusters::Column::ExpiresAt, Expr::value(Option::<chrono::DateTime<Utc>>::None))
+                .filter(clusters::Column::WorkshopId.is_null())
+                .filter(clusters::Column::ExpiresAt.is_not_null())
+                .filter(clusters::Column::DeletingAt.is_null())
+                .exec(&self.db)
+                .await?;
+            return Ok(cleared.rows_affected as usize);
+        };
+        type Row = (Uuid, chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>, Option<chrono::DateTime<Utc>>);
+        let rows: Vec<Row> = clusters::Entity::find()
+            .select_only()
+            .columns([
+                clusters::Column::Id,
+                clusters::Column::CreatedAt,
+                clusters::Column::LastApiRequestAt,
+                clusters::Column::ExpiresAt,
+            ])
+            .filter(clusters::Column::WorkshopId.is_null())
+            .filter(clusters::Column::DeletingAt.is_null())
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let now = Utc::now();
+        let mut moved = 0;
+        for (id, created, used, expires) in rows {
+            let Some(by_use) = self.idle_expiry_from(used.unwrap_or(created).max(created)) else {
+                continue;
+            };
+            let wanted = match expires {
+                Some(current) => by_use.max(current),
+                None => by_use.max(now + spec::EXPIRY_WARNING),
+            };
+            if Some(wanted) != expires {
+                clusters::Entity::update_many()
+                    .col_expr(clusters::Column::ExpiresAt, Expr::value(wanted))
+                    .filter(clusters::Column::Id.eq(id))
+                    .filter(clusters::Column::DeletingAt.is_null())
+                    .exec(&self.db)
+                    .await?;
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+
+    /// How far the host has come with what the row asks for: its servers (and a virtual
+    /// cluster's agents) running the row's version, and none too many. `None` once it is all
+    /// there (or the cluster is not running yet: then it is provisioning, not changing).
+    pub async fn rollout(&self, row: &ClusterRecord) -> Result<Option<Rollout>, ClusterError> {
+        if row.ready_at.is_none() || row.deleting_at.is_some() {
+            return Ok(None);
+        }
+        let selector = format!("cluster={},!{}", row.name, crate::stream::metrics::WORKLOAD_LABEL);
+        let pods = tenant::pods(&self.host, &row.host_namespace, &selector).await?;
+        let image = format!(":{}", row.version);
+        let mut rollout = Rollout {
+            version: row.version.clone(),
+            servers_wanted: row.servers,
+            agents_wanted: if row.mode() == crate::host::k3k::ClusterMode::Shared {
+                0
+            } else {
+                row.agents
+            },
+            ..Rollout::default()
+        };
+        for pod in pods.iter().filter(|p| made_by_k3k(p)) {
+            let labels = pod.metadata.labels.clone().unwrap_or_default();
+            let server = labels.get("role").map(String::as_str) == Some("server");
+            let agent = labels.get("type").map(String::as_str) == Some("agent")
+                && labels.get("mode").map(String::as_str) != Some("shared");
+            if !server && !agent {
+                continue; // shared mode's kubelets follow the host's nodes
+            }
+            let current = pod.metadata.deletion_timestamp.is_none()
+                && pod.spec.as_ref().is_some_and(|s| s.containers.iter().all(|c| c.image.as_deref().is_some_and(|i| i.ends_with(&image))))
+                && pod.status.as_ref().is_some_and(|s| {
+                    s.phase.as_deref() == Some("Running")
+                        && s.container_statuses.iter().flatten().all(|c| c.ready)
+                });
+            let (count, done) = if server {
+                (&mut rollout.servers_present, &mut rollout.servers_done)
+            } else {
+                (&mut rollout.agents_present, &mut rollout.agents_done)
+            };
+            *count += 1;
+            if current {
+                *done += 1;
+            }
+        }
+        Ok((!rollout.complete()).then_some(rollout))
     }
 
     pub async fn list(&self, owner_id: Uuid) -> Result<Vec<ClusterRecord>, ClusterError> {
@@ -600,6 +827,29 @@ fn crash_loop(statuses: &[k8s_openapi::api::core::v1::ContainerStatus]) -> Optio
             None => waiting,
         })
     })
+}
+
+/// Where a change of a cluster's version or size stands on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rollout {
+    pub version: String,
+    pub servers_wanted: i32,
+    /// Server pods running the wanted version and ready.
+    pub servers_done: i32,
+    /// Server pods there are, whatever their version.
+    pub servers_present: i32,
+    pub agents_wanted: i32,
+    pub agents_done: i32,
+    pub agents_present: i32,
+}
+
+impl Rollout {
+    pub fn complete(&self) -> bool {
+        self.servers_done == self.servers_wanted
+            && self.servers_present == self.servers_wanted
+            && self.agents_done == self.agents_wanted
+            && self.agents_present == self.agents_wanted
+    }
 }
 
 /// A server or agent pod of a cluster, as the log viewer lists them.

@@ -334,6 +334,12 @@ pub struct Config {
     #[arg(long, env = "KRAFT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration, global = true)]
     pub lease_duration: Duration,
 
+    /// Delete a cluster nobody has used through KRaft's gateway for this long (e.g. 7d); its
+    /// owner is warned a day ahead and may keep it. `off` (the default): clusters live until
+    /// deleted.
+    #[arg(long, env = "KRAFT_CLUSTER_IDLE_EXPIRY", default_value = "off", value_parser = parse_optional_duration, global = true)]
+    pub cluster_idle_expiry: OptionalDuration,
+
     /// How often the reconciler checks every cluster even when nothing seems to happen.
     #[arg(long, env = "KRAFT_RECONCILE_INTERVAL", default_value = "10s", value_parser = parse_duration, global = true)]
     pub reconcile_interval: Duration,
@@ -378,6 +384,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("a duration must be longer than zero".to_owned());
     }
     Ok(Duration::from_secs(number * seconds))
+}
+
+/// A duration that may be turned off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalDuration(pub Option<Duration>);
+
+/// "off" or a duration like [`parse_duration`]'s.
+pub fn parse_optional_duration(text: &str) -> Result<OptionalDuration, String> {
+    match text.trim() {
+        "off" | "none" | "" => Ok(OptionalDuration(None)),
+        other => parse_duration(other).map(|d| OptionalDuration(Some(d))),
+    }
 }
 
 /// "10.0.0.0/8", "2001:db8::/32" or a bare address (a network of one).
@@ -487,6 +505,7 @@ impl Config {
                     .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
                     .collect(),
             }),
+            idle_expiry: self.cluster_idle_expiry.0,
         }
     }
 

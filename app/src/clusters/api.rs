@@ -87,6 +87,9 @@ pub struct ClusterSummary {
     pub version: String,
     /// RFC 3339.
     pub created_at: String,
+    /// When the platform deletes it, in words ("in 3 h"), once that is near (see
+    /// `platform::clusters::EXPIRY_WARNING`).
+    pub expires_soon: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,9 +127,45 @@ pub struct ClusterDetail {
     pub blocked_by: Option<String>,
     /// The last API request through KRaft's gateway, in words ("3 min ago").
     pub last_api_request: Option<String>,
-    /// When the platform deletes it (a workshop's end plus its grace period): the time (RFC
-    /// 3339) and in words ("in 2 h").
-    pub expires: Option<(String, String)>,
+    /// When the platform deletes it.
+    pub expiry: Option<ExpiryView>,
+    /// A change of version or size the host is still carrying out.
+    pub rollout: Option<RolloutView>,
+    /// What the owner may change it to; `None`: nothing (a workshop's cluster, or going).
+    pub change: Option<ChangeOptions>,
+}
+
+/// When a cluster is deleted by the platform, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiryView {
+    /// RFC 3339.
+    pub at: String,
+    /// "in 2 h".
+    pub words: String,
+    /// At its workshop's end (plus grace); otherwise after a period without use.
+    pub workshop: bool,
+    /// Close enough to warn about.
+    pub soon: bool,
+}
+
+/// Where a change of a cluster stands: pods running the wanted version out of those wanted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutView {
+    pub version: String,
+    pub servers_done: i32,
+    pub servers_wanted: i32,
+    pub agents_done: i32,
+    pub agents_wanted: i32,
+}
+
+/// What the change form offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeOptions {
+    /// Versions it may be upgraded to (one minor at a time, never back).
+    pub upgrades: Vec<String>,
+    pub max_servers: i32,
+    /// 0 for a shared cluster (its workloads run on the host's nodes).
+    pub max_agents: i32,
 }
 
 /// Whether a kubeconfig still opens its cluster.
@@ -220,7 +259,65 @@ pub async fn get_cluster(id: String) -> Result<ClusterDetail, ApiError> {
                 tracing::warn!(%error, "could not read the cluster's host events");
                 Vec::new()
             });
-        Ok(ClusterDetail::from((&row, events)))
+        let platform = platform()?;
+        let clusters = platform.clusters();
+        let mut detail = ClusterDetail::from((&row, events));
+        // Progress is a nicety too.
+        detail.rollout = clusters.rollout(&row).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "could not read the cluster's pods");
+            None
+        }).map(|r| RolloutView {
+            version: r.version,
+            servers_done: r.servers_done,
+            servers_wanted: r.servers_wanted,
+            agents_done: r.agents_done,
+            agents_wanted: r.agents_wanted,
+        });
+        let settings = clusters.settings();
+        detail.change = (row.workshop_id.is_none() && row.deleting_at.is_none()).then(|| ChangeOptions {
+            upgrades: settings.upgrade_targets(&row.version),
+            max_servers: settings.max_servers,
+            max_agents: if row.mode() == platform::host::k3k::ClusterMode::Shared { 0 } else { settings.max_agents },
+        });
+        Ok(detail)
+    })
+    .await
+}
+
+/// Upgrades or scales a cluster (empty fields keep what it has).
+#[server(prefix = "/api", endpoint = "clusters/change")]
+pub async fn change_cluster(
+    id: String,
+    #[server(default)] version: String,
+    #[server(default)] servers: String,
+    #[server(default)] agents: String,
+) -> Result<(), ApiError> {
+    let form = Form::new("change-cluster")
+        .keep("version", &version)
+        .keep("servers", &servers)
+        .keep("agents", &agents)
+        .notice("The change is on its way to the host.");
+    respond(form, async {
+        let owned = require_cluster(&id).await?;
+        let meta = meta().await;
+        let input = platform::clusters::ChangeClusterInput { version, servers, agents };
+        platform()?
+            .clusters()
+            .change(&owned.user, owned.cluster.id, &input, meta.client_addr.as_deref())
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Puts off an idle cluster's deletion by a full period.
+#[server(prefix = "/api", endpoint = "clusters/keep")]
+pub async fn keep_cluster(id: String) -> Result<(), ApiError> {
+    respond(Form::new("keep-cluster").notice("Kept: the cluster's expiry moved a full period ahead."), async {
+        let owned = require_cluster(&id).await?;
+        let meta = meta().await;
+        platform()?.clusters().keep(&owned.user, owned.cluster.id, meta.client_addr.as_deref()).await?;
+        Ok(())
     })
     .await
 }

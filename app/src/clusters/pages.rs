@@ -257,7 +257,10 @@ pub fn ClusterPage() -> impl IntoView {
     });
     let delete = ServerAction::<DeleteCluster>::new();
     let flash = flash_resource();
-    let detail = Resource::new(move || (id(), version.get()), |(id, _)| get_cluster(id));
+    // Bumped while a change is rolling out, to follow its progress.
+    let (tick, set_tick) = signal(0u64);
+    let detail =
+        Resource::new(move || (id(), version.get(), tick.get()), |(id, _, _)| get_cluster(id));
     view! {
         <Suspense fallback=|| view! { <p>"Loading the cluster…"</p> }>
             {move || Suspend::new(async move {
@@ -267,8 +270,10 @@ pub fn ClusterPage() -> impl IntoView {
                     Err(ApiError::NotFound) => view! { <NotFound /> }.into_any(),
                     Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
                     Ok(detail) => {
-                        let delete_state = FormState::new("delete-cluster", delete.value().into(), flash, "Deleting…");
-                        view! { <ClusterDetails detail delete delete_state /> }.into_any()
+                        let delete_state = FormState::new("delete-cluster", delete.value().into(), flash.clone(), "Deleting…");
+                        let change_state = FormState::posted("change-cluster", flash.clone(), "Done.");
+                        let keep_state = FormState::posted("keep-cluster", flash, "Kept.");
+                        view! { <ClusterDetails detail delete delete_state change_state keep_state refresh=set_tick /> }.into_any()
                     }
                 }
             })}
@@ -281,7 +286,19 @@ fn ClusterDetails(
     detail: ClusterDetail,
     delete: ServerAction<DeleteCluster>,
     delete_state: FormState,
+    change_state: FormState,
+    keep_state: FormState,
+    refresh: WriteSignal<u64>,
 ) -> impl IntoView {
+    // Follow a rollout: look again in a couple of seconds (only in the browser, after hydration).
+    if detail.rollout.is_some() {
+        Effect::new(move |_| {
+            #[cfg(feature = "hydrate")]
+            set_timeout(move || refresh.update(|t| *t += 1), std::time::Duration::from_secs(2));
+            #[cfg(not(feature = "hydrate"))]
+            let _ = refresh;
+        });
+    }
     let summary = detail.summary.clone();
     let ready = summary.phase.is_running();
     let sans =
@@ -292,10 +309,36 @@ fn ClusterDetails(
             <PhaseBadge phase=summary.phase />
         </div>
         {summary.message.clone().map(|m| view! { <p class="status-message" role="status">{m}</p> })}
-        {detail.expires.clone().map(|(at, words)| view! {
-            <p class="alert warning" role="status" data-expires=at.clone()>
-                {format!("This cluster is deleted {words} ({}), when its workshop ends. Keep what you need elsewhere.", age(&at))}
-            </p>
+        <FormAlert state=keep_state />
+        {detail.expiry.clone().map(|e| {
+            let class = if e.soon { "alert warning" } else { "alert info" };
+            let text = if e.workshop {
+                format!("This cluster is deleted {} ({}), when its workshop ends. Keep what you need elsewhere.", e.words, age(&e.at))
+            } else {
+                format!("This cluster is deleted {} ({}) unless it is used: a cluster nobody reaches through KRaft for a while is removed.", e.words, age(&e.at))
+            };
+            let id = summary.id.clone();
+            view! {
+                <div class=class role="status" data-expires=e.at.clone() data-expires-soon=e.soon.to_string()>
+                    <p>{text}</p>
+                    {(!e.workshop).then(|| view! {
+                        <form method="post" action="/api/clusters/keep" class="inline-form">
+                            <input type="hidden" name="id" value=id />
+                            <button type="submit">"Keep this cluster"</button>
+                        </form>
+                    })}
+                </div>
+            }
+        })}
+        {detail.rollout.clone().map(|r| {
+            let (done, wanted) = (r.servers_done + r.agents_done, r.servers_wanted + r.agents_wanted);
+            view! {
+                <div class="alert info" role="status" data-rollout=format!("{done}/{wanted}")>
+                    <p>{format!("Changing on the host: {} of {} server(s){} running {}.", r.servers_done, r.servers_wanted,
+                        if r.agents_wanted > 0 { format!(" and {} of {} agent(s)", r.agents_done, r.agents_wanted) } else { String::new() }, r.version)}</p>
+                    <progress max=wanted.max(1).to_string() value=done.to_string() aria-label="Change progress"></progress>
+                </div>
+            }
         })}
         <section class="card" aria-labelledby="overview-heading">
             <h2 id="overview-heading">"Overview"</h2>
@@ -356,6 +399,46 @@ fn ClusterDetails(
                 })
             }}
         </section>
+        {detail.change.clone().map(|c| {
+            let id = summary.id.clone();
+            let current = summary.version.clone();
+            let servers = summary.servers;
+            let agents = summary.agents;
+            view! {
+                <section class="card" aria-labelledby="change-heading">
+                    <h2 id="change-heading">"Upgrade or scale"</h2>
+                    <form method="post" action="/api/clusters/change" class="form" aria-label="Upgrade or scale">
+                        <FormAlert state=change_state.clone() />
+                        <input type="hidden" name="id" value=id />
+                        <div class="field">
+                            <label for="field-change-version">"Version"</label>
+                            <select id="field-change-version" name="version" aria-describedby="field-change-version-hint">
+                                <option value=current.clone() selected>{format!("{current} (current)")}</option>
+                                {c.upgrades.iter().map(|v| view! { <option value=v.clone()>{v.clone()}</option> }).collect_view()}
+                            </select>
+                            <p class="hint" id="field-change-version-hint">{if c.upgrades.is_empty() {
+                                "No newer version is offered. Clusters move forward only, one minor version at a time."
+                            } else {
+                                "Forward only, one minor version at a time; servers are replaced one by one."
+                            }}</p>
+                        </div>
+                        <div class="field">
+                            <label for="field-change-servers">"Servers"</label>
+                            <select id="field-change-servers" name="servers">
+                                {[1, 3].into_iter().filter(|n| *n <= c.max_servers || *n == servers).map(|n| view! {
+                                    <option value=n.to_string() selected=n == servers>{n.to_string()}</option>
+                                }).collect_view()}
+                            </select>
+                        </div>
+                        {(c.max_agents > 0).then(|| view! {
+                            <Field state=change_state.clone() name="agents" label="Agents" kind="number" autocomplete="off"
+                                initial=agents.to_string() hint=leak(format!("0 to {}.", c.max_agents)) />
+                        })}
+                        <button type="submit">"Apply"</button>
+                    </form>
+                </section>
+            }
+        })}
         <section class="card danger" aria-labelledby="delete-heading">
             <h2 id="delete-heading">"Delete cluster"</h2>
             <p>"This deletes the cluster and all its data from the host. It cannot be undone."</p>

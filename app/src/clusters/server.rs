@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use platform::access::TokenInfo;
 
 use crate::clusters::api::{
-    ClusterDetail, ClusterMode, ClusterPhase, ClusterSummary, ConditionView, EventView,
+    ClusterDetail, ClusterMode, ClusterPhase, ClusterSummary, ConditionView, EventView, ExpiryView,
     KubeconfigState, KubeconfigView, Persistence,
 };
 
@@ -93,6 +93,12 @@ impl From<k3k::PersistenceMode> for Persistence {
     }
 }
 
+/// "in 3 h" for an expiry within the warning period.
+fn expires_soon(at: Option<DateTime<Utc>>) -> Option<String> {
+    let now = Utc::now();
+    at.filter(|at| *at - now <= platform::clusters::EXPIRY_WARNING).map(|at| relative(at, now))
+}
+
 impl From<&platform::clusters::ClusterListing> for ClusterSummary {
     fn from(row: &platform::clusters::ClusterListing) -> Self {
         Self {
@@ -106,6 +112,7 @@ impl From<&platform::clusters::ClusterListing> for ClusterSummary {
             agents: row.agents,
             version: row.version.clone(),
             created_at: row.created_at.to_rfc3339(),
+            expires_soon: expires_soon(row.expires_at),
         }
     }
 }
@@ -123,6 +130,7 @@ impl From<&ClusterRecord> for ClusterSummary {
             agents: row.agents,
             version: row.version.clone(),
             created_at: row.created_at.to_rfc3339(),
+            expires_soon: expires_soon(row.expires_at),
         }
     }
 }
@@ -138,7 +146,14 @@ impl From<(&ClusterRecord, Vec<HostEvent>)> for ClusterDetail {
             host_namespace: row.host_namespace.clone(),
             host_version: row.host_version.clone(),
             last_api_request: row.last_api_request_at.map(|at| relative(at, Utc::now())),
-            expires: row.expires_at.map(|at| (at.to_rfc3339(), relative(at, Utc::now()))),
+            expiry: row.expires_at.map(|at| ExpiryView {
+                at: at.to_rfc3339(),
+                words: relative(at, Utc::now()),
+                workshop: row.workshop_id.is_some(),
+                soon: at - Utc::now() <= platform::clusters::EXPIRY_WARNING,
+            }),
+            rollout: None,
+            change: None,
             conditions: row
                 .conditions()
                 .into_iter()

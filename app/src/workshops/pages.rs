@@ -54,7 +54,7 @@ pub fn WorkshopsPage() -> impl IntoView {
                     Err(ApiError::Unauthenticated) => view! { <Redirect path="/login?next=/workshops" /> }.into_any(),
                     Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
                     Ok(overview) => {
-                        let state = posted("create-workshop", flash, "Workshop created.");
+                        let state = FormState::posted("create-workshop", flash, "Workshop created.");
                         let kept = |field: &str, default: &str| state.kept_value(field).unwrap_or_else(|| default.to_owned());
                         let options = overview.options.clone();
                         let mode = kept("mode", options.modes.first().map(|m| m.as_str()).unwrap_or("shared"));
@@ -172,7 +172,7 @@ pub fn WorkshopBoardPage() -> impl IntoView {
                     Ok(board) => {
                         let w = board.workshop.clone();
                         let ended = w.phase == WorkshopPhase::Ended;
-                        let state = posted("workshop-board", flash.clone(), "Done.");
+                        let state = FormState::posted("workshop-board", flash.clone(), "Done.");
                         let link = w.link.clone();
                         let shown_link = w.link.clone();
                         let (id_a, id_b, id_c) = (w.id.clone(), w.id.clone(), w.id.clone());
@@ -323,7 +323,7 @@ pub fn JoinPage() -> impl IntoView {
                         } else if let Some(why) = invitation.closed_because.clone() {
                             view! { <p class="alert error" role="alert" data-join-refused>{why}</p> }.into_any()
                         } else if invitation.signed_in {
-                            let state = posted("join", flash, "Joined.");
+                            let state = FormState::posted("join", flash, "Joined.");
                             view! {
                                 <form method="post" action="/api/workshops/join" class="form" aria-label="Join the workshop">
                                     <FormAlert state=state />
@@ -360,7 +360,7 @@ pub fn JoinPage() -> impl IntoView {
 /// The admin's form to make a user an organizer (a seat allowance; 0 takes it away).
 #[component]
 pub fn OrganizerSeatsForm(flash: Option<Flash>) -> impl IntoView {
-    let state = posted("organizer-seats", flash, "Saved.");
+    let state = FormState::posted("organizer-seats", flash, "Saved.");
     view! {
         <form method="post" action="/api/admin/organizer-seats" class="form" aria-label="Organizer seats">
             <FormAlert state=state.clone() />
@@ -374,10 +374,6 @@ pub fn OrganizerSeatsForm(flash: Option<Flash>) -> impl IntoView {
 /// The state of a plain HTML form (not a Leptos action): the organizer's forms post and come
 /// back with the outcome in the flash. Their server functions then never reach the WebAssembly
 /// bundle (frontend/wasm-budget.txt).
-fn posted(name: &'static str, flash: Option<Flash>, success: &'static str) -> FormState {
-    FormState::new(name, Signal::derive(|| None::<Result<(), ApiError>>), flash, success)
-}
-
 /// Whether the nav shows the workshops link.
 pub fn organizes(user: &UserView) -> bool {
     user.organizer || user.admin

@@ -65,7 +65,7 @@ pub fn group_version(host: &Host, rest: &[&str]) -> Option<Value> {
     }
     Some(json!({
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": host.config.host_version},
+        "info": {"title": "Kubernetes", "version": host.version()},
         "paths": paths,
         "components": {"schemas": {}},
     }))

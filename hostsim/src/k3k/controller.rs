@@ -21,6 +21,7 @@ use super::{
 use crate::error::{Error, GroupResource, Result};
 use crate::faults::Provisioning;
 use crate::host::Host;
+use crate::vcluster;
 use crate::logs::Role;
 use crate::object;
 use crate::store::{random_suffix, ChangeType};
@@ -491,21 +492,44 @@ impl Controller {
         // named after its pod; in shared mode the servers run with `disable-agent` and each
         // k3k-kubelet registers as a node named after its host node (AGENT_HOSTNAME =
         // spec.nodeName, K3k v1.1.0 agent/shared.go).
-        let nodes: Vec<(String, String)> = pods
+        // Each k3s node reports the version of its own image (mid-upgrade they differ); a
+        // shared-mode k3k-kubelet reports the cluster's (K3k v1.1.0 `agent/shared.go` config).
+        let image_version = |p: &Value| {
+            str_at(p, "/spec/containers/0/image")
+                .rsplit_once(':')
+                .map(|(_, tag)| tag.to_string())
+                .unwrap_or_else(|| layout.version.clone())
+        };
+        let nodes: Vec<vcluster::VirtualNode> = pods
             .iter()
             .filter(|p| object::label(p, "k3k.io/clusterName").is_none())
             .filter(|p| virtual_mode || object::label(p, "mode") == Some("shared"))
             .map(|p| {
                 let role = str_at(p, "/metadata/labels/role").to_string();
                 if virtual_mode {
-                    (object::name(p).to_string(), role)
+                    vcluster::VirtualNode {
+                        name: object::name(p).to_string(),
+                        role,
+                        version: image_version(p),
+                    }
                 } else {
-                    (str_at(p, "/spec/nodeName").to_string(), role)
+                    vcluster::VirtualNode {
+                        name: str_at(p, "/spec/nodeName").to_string(),
+                        role,
+                        version: layout.version.clone(),
+                    }
                 }
             })
-            .filter(|(n, _)| !n.is_empty())
+            .filter(|n| !n.name.is_empty())
             .collect();
-        host.vclusters.sync_nodes(ns, name, &nodes, &layout.version);
+        // The API answers from the servers; the first (the last a rolling update replaces)
+        // says which version it is.
+        let api_version = pods
+            .iter()
+            .find(|p| object::name(p) == format!("{}-0", name_with_prefix(&[name, "server"])))
+            .map(image_version)
+            .unwrap_or_else(|| layout.version.clone());
+        host.vclusters.sync_nodes(ns, name, &nodes, &api_version);
         if !virtual_mode {
             host.vclusters.start_kubelet(&host, ns, name, &layout.version);
         }
@@ -1109,7 +1133,6 @@ impl Layout {
             "replicas": servers,
             "serviceName": headless,
             "selector": {"matchLabels": server_labels},
-            "podManagementPolicy": "Parallel",
             "template": {"metadata": {"labels": server_labels}, "spec": self.pod_spec(PodKind::Server, &container, &image)},
         });
         if dynamic {
@@ -1125,8 +1148,21 @@ impl Layout {
         let mut ready_servers = 0;
         let server_nodes =
             Self::eligible_nodes(host, &self.pod_spec(PodKind::Server, &container, &image));
+        // K3k sets neither podManagementPolicy nor updateStrategy (v1.1.0
+        // pkg/controller/cluster/server/server.go StatefulSetSpec), so the defaults hold:
+        // OrderedReady makes pod i only once pods 0..i run, and RollingUpdate replaces one pod at
+        // a time (kubernetes v1.36 pkg/controller/statefulset/stateful_set_control.go).
+        let pod_gr = GroupResource::new("", "pods");
+        let mut predecessors_running = true;
         for i in 0..servers {
             let pod_name = format!("{sts_name}-{i}");
+            let existing = host.store.get(&pod_gr, ns, &pod_name);
+            if existing.is_none() && !predecessors_running {
+                break;
+            }
+            predecessors_running &= existing.as_ref().is_some_and(|p| {
+                str_at(p, "/status/phase") == "Running" && !object::is_deleting(p)
+            });
             // The StatefulSet controller makes the claim before the pod, and no pod without it
             // (kubernetes v1.36 pkg/controller/statefulset/stateful_pod_control.go
             // createPersistentVolumeClaims, recordClaimEvent).
@@ -1182,9 +1218,31 @@ impl Layout {
                 .and_then(|i| i.parse::<i64>().ok())
                 .is_some_and(|i| i < servers)
         })?;
+        // A new template (an upgrade): once every pod runs, the pod with the largest ordinal
+        // not at the update revision goes; the next pass makes it again at the new one.
+        let server_pods: Vec<Value> = (0..servers)
+            .filter_map(|i| host.store.get(&pod_gr, ns, &format!("{sts_name}-{i}")))
+            .collect();
+        let updated = server_pods
+            .iter()
+            .filter(|p| object::label(p, "controller-revision-hash") == Some(revision.as_str()))
+            .count();
+        let all_running = server_pods.len() == servers as usize
+            && server_pods.iter().all(|p| {
+                str_at(p, "/status/phase") == "Running" && !object::is_deleting(p)
+            });
+        if all_running {
+            if let Some(old) = server_pods.iter().rev().find(|p| {
+                object::label(p, "controller-revision-hash") != Some(revision.as_str())
+            }) {
+                let rt = host.resource("", "pods")?;
+                host.logs.stop_pod(ns, object::name(old));
+                let _ = host.delete(&rt, Some(ns), object::name(old));
+            }
+        }
         host.modify("apps", "statefulsets", ns, &sts_name, Some("status"), |s| {
-            s["status"] = json!({"replicas": servers, "readyReplicas": ready_servers, "currentReplicas": servers,
-                "availableReplicas": ready_servers, "updatedReplicas": servers, "currentRevision": revision, "observedGeneration": 1});
+            s["status"] = json!({"replicas": server_pods.len(), "readyReplicas": ready_servers, "currentReplicas": server_pods.len() - updated,
+                "availableReplicas": ready_servers, "updatedReplicas": updated, "updateRevision": revision, "observedGeneration": 1});
         })?;
         // 7. agents
         if virtual_mode {

@@ -119,6 +119,10 @@ impl Clusters {
             },
         };
         let (host_namespaces, host_clusters) = provision::inventory(&self.host).await?;
+        if let Err(error) = self.follow_idle_expiry().await {
+            report.errors += 1;
+            tracing::warn!(%error, "reconciler: could not bring idle expiries up to date");
+        }
         match self.expire_due().await {
             Ok(expired) => report.expired = expired,
             Err(error) => {
@@ -234,6 +238,16 @@ impl Clusters {
             // (a right the operator left out) never keeps a row from showing its cluster.
             if self.update_from_host(row, cr).await? {
                 report.updated += 1;
+            }
+            // A change (upgrade, scale) recorded in the row that the host has not been told of:
+            // the request that made it failed or crashed before applying it.
+            let spec = &cr.spec;
+            if spec.servers != Some(row.servers)
+                || spec.agents != Some(row.agents)
+                || spec.version.as_deref() != Some(row.version.as_str())
+            {
+                provision::ensure(&self.host, row, &self.settings, self.installation).await?;
+                report.provisioned += 1;
             }
             // Every cluster's own policy, restored if someone deleted it and grown with the
             // host's nodes (shared mode runs a kubelet on each); a namespace bound to another

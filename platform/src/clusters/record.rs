@@ -102,11 +102,12 @@ pub struct ClusterListing {
     pub agents: i32,
     pub version: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ClusterListing {
     /// The columns a listing reads.
-    pub(crate) const COLUMNS: [clusters::Column; 10] = [
+    pub(crate) const COLUMNS: [clusters::Column; 11] = [
         clusters::Column::Id,
         clusters::Column::Name,
         clusters::Column::Phase,
@@ -117,6 +118,7 @@ impl ClusterListing {
         clusters::Column::Agents,
         clusters::Column::Version,
         clusters::Column::CreatedAt,
+        clusters::Column::ExpiresAt,
     ];
 
     pub fn phase(&self) -> Phase {

@@ -57,7 +57,14 @@ pub struct ClusterSettings {
     /// it makes, so its own ClusterRole needs none of that host-wide. `None`: no binding (KRaft's
     /// credentials already reach every namespace, as with the zero-config host's admin).
     pub tenant_role: Option<String>,
+    /// A cluster nobody has used through KRaft's gateway for this long is deleted (its owner
+    /// is warned on its page and dashboard, and may keep it). `None`: clusters live until
+    /// deleted.
+    pub idle_expiry: Option<std::time::Duration>,
 }
+
+/// How long before a cluster's expiry its owner's pages warn of it.
+pub const EXPIRY_WARNING: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// CPU and memory limits of one of K3k's containers, e.g. `("1", "2Gi")`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +157,7 @@ impl Default for ClusterSettings {
             user_limits: crate::caps::UserLimits::default(),
             egress: crate::host::egress::EgressSettings::default(),
             tenant_role: None,
+            idle_expiry: None,
         }
     }
 }
@@ -253,6 +261,67 @@ impl ClusterSettings {
         }
         Ok(())
     }
+}
+
+/// A k3s release tag, `v<major>.<minor>.<patch>-k3s<n>`, ordered as releases are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct K3sVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+    pub k3s: u32,
+}
+
+impl K3sVersion {
+    pub fn parse(tag: &str) -> Option<Self> {
+        let (kube, k3s) = tag.strip_prefix('v')?.split_once("-k3s")?;
+        let mut parts = kube.split('.').map(|p| p.parse::<u32>().ok());
+        let (major, minor, patch) = (parts.next()??, parts.next()??, parts.next()??);
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Self { major, minor, patch, k3s: k3s.parse().ok()? })
+    }
+}
+
+/// Whether a cluster at `current` may move to `wanted`: never back (K3k's own `k3kcli cluster
+/// update` refuses a downgrade, rancher/k3k HEAD `cli/cmds/cluster_update.go`, and k3s cannot
+/// run an older datastore), and one minor at a time (Kubernetes' version skew policy,
+/// kubernetes.io/releases/version-skew-policy: "upgrade one minor version at a time";
+/// docs.k3s.io/upgrades says the same for k3s).
+pub fn upgrade_check(current: &str, wanted: &str) -> Result<(), String> {
+    let (Some(from), Some(to)) = (K3sVersion::parse(current), K3sVersion::parse(wanted)) else {
+        return Err(format!("{wanted} is not a k3s release KRaft can upgrade {current} to."));
+    };
+    if to < from {
+        return Err(format!(
+            "A cluster cannot go back to an older version: {wanted} is older than {current}."
+        ));
+    }
+    if to.major != from.major || to.minor > from.minor + 1 {
+        return Err(format!(
+            "Upgrade one minor version at a time: from {current}, move to a v{}.{} release first.",
+            from.major,
+            from.minor + 1
+        ));
+    }
+    Ok(())
+}
+
+/// The change form as typed; an empty field keeps what the cluster has.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeClusterInput {
+    pub version: String,
+    pub servers: String,
+    pub agents: String,
+}
+
+/// A validated change of an existing cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterChangeRequest {
+    pub version: String,
+    pub servers: i32,
+    pub agents: i32,
 }
 
 /// The create form as typed.
@@ -549,6 +618,120 @@ impl ClusterSettings {
         }
     }
 
+    /// The allowed versions a cluster at `current` may move to: later releases of its minor and
+    /// of the next one (see [`upgrade_check`]), oldest first.
+    pub fn upgrade_targets(&self, current: &str) -> Vec<String> {
+        let mut targets: Vec<(K3sVersion, String)> = self
+            .versions
+            .iter()
+            .filter(|v| v.as_str() != current && upgrade_check(current, v).is_ok())
+            .filter_map(|v| K3sVersion::parse(v).map(|k| (k, v.clone())))
+            .collect();
+        targets.sort();
+        targets.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Validates a change of an existing cluster `row`: a version it may move to (or its own),
+    /// and servers and agents within the same limits as a new cluster's. An empty field keeps
+    /// what the cluster has.
+    pub fn parse_change(
+        &self,
+        row: &crate::db::entities::clusters::Model,
+        input: &ChangeClusterInput,
+    ) -> Result<ClusterChangeRequest, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let version = match input.version.trim() {
+            "" => Some(row.version.clone()),
+            v if v == row.version => Some(row.version.clone()),
+            v if !self.versions.iter().any(|allowed| allowed == v) => {
+                errors.push(FieldError::new(
+                    "version",
+                    format!("Choose one of: {}.", self.versions.join(", ")),
+                ));
+                None
+            }
+            v => match upgrade_check(&row.version, v) {
+                Ok(()) => Some(v.to_owned()),
+                Err(message) => {
+                    errors.push(FieldError::new("version", message));
+                    None
+                }
+            },
+        };
+        let servers = match input.servers.trim() {
+            "" => Some(row.servers),
+            s => match s.parse::<i32>() {
+                Ok(n) if n > self.max_servers => {
+                    errors.push(FieldError::new(
+                        "servers",
+                        format!("Your limit is {} servers.", self.max_servers),
+                    ));
+                    None
+                }
+                Ok(n @ (1 | 3)) => Some(n),
+                _ => {
+                    errors.push(FieldError::new(
+                        "servers",
+                        "Choose 1 server, or 3 for a highly available control plane.",
+                    ));
+                    None
+                }
+            },
+        };
+        let agents = match input.agents.trim() {
+            "" => Some(row.agents),
+            s => match s.parse::<i32>() {
+                Ok(n) if n < 0 => {
+                    errors.push(FieldError::new(
+                        "agents",
+                        "The number of agents cannot be negative.",
+                    ));
+                    None
+                }
+                Ok(n) if n > self.max_agents => {
+                    errors.push(FieldError::new(
+                        "agents",
+                        format!("Your limit is {} agents.", self.max_agents),
+                    ));
+                    None
+                }
+                Ok(n) if n > 0 && row.mode() == ClusterMode::Shared => {
+                    errors.push(FieldError::new(
+                        "agents",
+                        "Shared clusters run workloads on the host's nodes: agents apply to virtual clusters only.",
+                    ));
+                    None
+                }
+                Ok(n) => Some(n),
+                Err(_) => {
+                    errors.push(FieldError::new("agents", "Enter a whole number of agents."));
+                    None
+                }
+            },
+        };
+        // Every server has its own volume of the cluster's size (immutable in K3k's CRD).
+        if let Some(servers) = servers.filter(|_| row.persistence() == PersistenceMode::Dynamic) {
+            let quota =
+                crate::host::stream::quantity::bytes(&self.tenant.storage).unwrap_or(u64::MAX);
+            let gi = row.storage_gi.unsigned_abs();
+            if (u64::from(servers.unsigned_abs()) * u64::from(gi)) << 30 > quota {
+                errors.push(FieldError::new(
+                    "servers",
+                    format!(
+                        "{servers} servers × {gi} GiB volumes is more than the {} of storage a cluster may use.",
+                        self.tenant.storage
+                    ),
+                ));
+            }
+        }
+        match (version, servers, agents) {
+            (Some(version), Some(servers), Some(agents)) if errors.is_empty() => {
+                Ok(ClusterChangeRequest { version, servers, agents })
+            }
+            _ => Err(errors),
+        }
+    }
+
     /// What a kubeconfig for cluster `id` names: the gateway's URL and the CA to trust for it.
     pub fn endpoint(&self, id: uuid::Uuid) -> crate::access::Endpoint {
         crate::access::Endpoint { server: self.gateway_url(id), ca_pem: self.public_ca.clone() }
@@ -653,6 +836,71 @@ mod tests {
         assert!(ask("3", "6").is_ok());
         assert!(ask("1", "10").is_ok());
         assert!(ask("3", "").is_ok(), "the default size fits three servers");
+    }
+
+    #[test]
+    fn upgrades_go_forward_one_minor_at_a_time() {
+        assert_eq!(upgrade_check("v1.35.2-k3s1", "v1.36.2-k3s1"), Ok(()));
+        assert_eq!(upgrade_check("v1.35.2-k3s1", "v1.35.3-k3s1"), Ok(()));
+        assert_eq!(upgrade_check("v1.35.2-k3s1", "v1.35.2-k3s2"), Ok(()));
+        let down = upgrade_check("v1.36.2-k3s1", "v1.35.9-k3s1").unwrap_err();
+        assert!(down.contains("older"), "{down}");
+        let patch_down = upgrade_check("v1.36.2-k3s1", "v1.36.1-k3s1").unwrap_err();
+        assert!(patch_down.contains("older"), "{patch_down}");
+        let skip = upgrade_check("v1.34.9-k3s1", "v1.36.2-k3s1").unwrap_err();
+        assert!(skip.contains("v1.35"), "{skip}");
+        assert!(upgrade_check("v1.35.2-k3s1", "latest").is_err());
+        assert!(upgrade_check("v1.35.2-k3s1", "v2.0.0-k3s1").is_err());
+        let settings = ClusterSettings {
+            versions: vec![
+                "v1.37.0-k3s1".into(),
+                "v1.36.2-k3s1".into(),
+                "v1.35.4-k3s1".into(),
+                "v1.35.2-k3s1".into(),
+                "v1.34.9-k3s1".into(),
+            ],
+            ..ClusterSettings::default()
+        };
+        assert_eq!(
+            settings.upgrade_targets("v1.35.2-k3s1"),
+            vec!["v1.35.4-k3s1".to_owned(), "v1.36.2-k3s1".to_owned()]
+        );
+    }
+
+    #[test]
+    fn a_change_is_checked_like_a_create_and_keeps_what_is_left_empty() {
+        let settings = ClusterSettings {
+            versions: vec!["v1.36.2-k3s1".into(), "v1.35.2-k3s1".into(), "v1.34.9-k3s1".into()],
+            ..ClusterSettings::default()
+        };
+        let mut row = crate::host::provision::tests::row("shared");
+        row.version = "v1.35.2-k3s1".into();
+        let change = |version: &str, servers: &str, agents: &str| {
+            settings.parse_change(
+                &row,
+                &ChangeClusterInput {
+                    version: version.into(),
+                    servers: servers.into(),
+                    agents: agents.into(),
+                },
+            )
+        };
+        assert_eq!(
+            change("", "", ""),
+            Ok(ClusterChangeRequest {
+                version: "v1.35.2-k3s1".into(),
+                servers: row.servers,
+                agents: row.agents
+            })
+        );
+        assert_eq!(change("v1.36.2-k3s1", "3", "").map(|c| (c.version, c.servers)), Ok(("v1.36.2-k3s1".into(), 3)));
+        let field = |r: Result<ClusterChangeRequest, Vec<FieldError>>| {
+            r.unwrap_err().into_iter().map(|e| e.field).collect::<Vec<_>>()
+        };
+        assert_eq!(field(change("v1.34.9-k3s1", "", "")), vec!["version"]);
+        assert_eq!(field(change("v9.9.9-k3s1", "", "")), vec!["version"]);
+        assert_eq!(field(change("", "2", "")), vec!["servers"]);
+        assert_eq!(field(change("", "", "1")), vec!["agents"], "no agents in shared mode");
     }
 
     fn input(name: &str) -> CreateClusterInput {

@@ -110,7 +110,14 @@ async fn a_workshop_from_join_to_end(backend: Backend) {
     // A kubeconfig is one click away, and the page says when the cluster goes.
     assert_eq!(ada.kubeconfig(&ada_cluster, "1").await.status(), 200);
     let detail: Value = ada.cluster(&ada_cluster).await.json().await.unwrap();
-    assert!(detail["expires"][1].as_str().unwrap().starts_with("in "), "{detail}");
+    assert!(detail["expiry"]["words"].as_str().unwrap().starts_with("in "), "{detail}");
+    assert_eq!(detail["expiry"]["workshop"], true);
+    // Its version and size are the organizer's.
+    let change = ada
+        .call("clusters/change", &[("id", &ada_cluster), ("servers", "3")])
+        .await;
+    assert_eq!(change.status(), 409);
+    assert_eq!(detail["change"], Value::Null);
 
     // Joining again (by code, in any spelling) gives the same seat and cluster.
     let again = ada.join(&code(&board).to_lowercase().replace('-', " ")).await;

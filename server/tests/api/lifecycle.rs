@@ -1,0 +1,239 @@
+//! A cluster's life after it is made: upgrades and scaling within policy, and idle expiry with
+//! a warning and a "keep".
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+
+use crate::clusters::kube_client;
+use crate::helpers::{count, eventually, spawn_app_with, Backend, TestBrowser};
+use crate::on_both_backends;
+
+impl TestBrowser {
+    async fn change(&self, id: &str, version: &str, servers: &str, agents: &str) -> reqwest::Response {
+        self.call(
+            "clusters/change",
+            &[("id", id), ("version", version), ("servers", servers), ("agents", agents)],
+        )
+        .await
+    }
+
+    async fn detail(&self, id: &str) -> Value {
+        let response = self.cluster(id).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
+/// The field errors of a refused change, with their messages.
+async fn refused(response: reqwest::Response) -> Vec<(String, String)> {
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    body["Invalid"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|f| (f["field"].as_str().unwrap().to_owned(), f["message"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn versions(list: &[&str]) -> Vec<String> {
+    list.iter().map(|v| (*v).to_owned()).collect()
+}
+
+async fn a_cluster_upgrades_one_minor_at_a_time_and_scales(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.k3s_versions =
+            versions(&["v1.35.2-k3s1", "v1.36.2-k3s1", "v1.37.1-k3s1", "v1.34.9-k3s1"]);
+    })
+    .await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("demo").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    let detail = ada.detail(&id).await;
+    assert_eq!(detail["summary"]["version"], "v1.35.2-k3s1");
+    assert_eq!(detail["change"]["upgrades"], serde_json::json!(["v1.36.2-k3s1"]));
+    assert_eq!(detail["rollout"], Value::Null);
+
+    // Never back, never past the next minor, only what the platform allows, servers 1 or 3.
+    let down = refused(ada.change(&id, "v1.34.9-k3s1", "", "").await).await;
+    assert_eq!(down[0].0, "version");
+    assert!(down[0].1.contains("older"), "{down:?}");
+    let skip = refused(ada.change(&id, "v1.37.1-k3s1", "", "").await).await;
+    assert_eq!(skip[0].0, "version");
+    assert!(skip[0].1.contains("one minor version at a time"), "{skip:?}");
+    let unknown = refused(ada.change(&id, "v1.36.9-k3s1", "", "").await).await;
+    assert_eq!(unknown[0].0, "version");
+    assert_eq!(refused(ada.change(&id, "", "2", "").await).await[0].0, "servers");
+    assert_eq!(refused(ada.change(&id, "", "", "1").await).await[0].0, "agents");
+    // Nothing above reached the row or the host.
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM audit_events WHERE action = 'cluster.changed'").await,
+        0
+    );
+
+    // Somebody else's cluster is not there.
+    let eve = app.another_browser();
+    eve.sign_up("eve").await;
+    assert_eq!(eve.change(&id, "v1.36.2-k3s1", "3", "").await.status(), 404);
+
+    // Kubectl's view before: the cluster answers as 1.35.
+    let kubeconfig = ada.kubeconfig(&id, "1").await.text().await.unwrap();
+    let tenant = kube_client(&kubeconfig).await;
+    assert_eq!(tenant.apiserver_version().await.unwrap().git_version, "v1.35.2+k3s1");
+
+    let response = ada.change(&id, "v1.36.2-k3s1", "3", "").await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM audit_events WHERE action = 'cluster.changed' AND target LIKE 'demo: v1.35.2-k3s1 → v1.36.2-k3s1, servers 1 → 3%'").await,
+        1
+    );
+    // The host gets three servers of the new version, made one after another (a StatefulSet
+    // with K3k's defaults), and the page follows the rollout until it is done.
+    let host = app.host().await;
+    let namespace = ada.detail(&id).await["host_namespace"].as_str().unwrap().to_owned();
+    let pods: Api<Pod> = Api::namespaced(host, &namespace);
+    let saw_progress = std::sync::atomic::AtomicBool::new(false);
+    eventually("three servers run v1.36.2-k3s1", || async {
+        let detail = ada.detail(&id).await;
+        if detail["rollout"]["servers_wanted"] == 3 {
+            saw_progress.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let servers = pods.list(&ListParams::default().labels("role=server")).await.unwrap();
+        servers.items.len() == 3
+            && servers.items.iter().all(|p| {
+                p.spec.as_ref().unwrap().containers[0].image.as_deref()
+                    == Some("rancher/k3s:v1.36.2-k3s1")
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            })
+            && detail["rollout"].is_null()
+    })
+    .await;
+    assert!(saw_progress.into_inner(), "the cluster page showed the rollout while it ran");
+    let detail = ada.detail(&id).await;
+    assert_eq!(detail["summary"]["version"], "v1.36.2-k3s1");
+    assert_eq!(detail["summary"]["servers"], 3);
+    assert_eq!(detail["change"]["upgrades"], serde_json::json!(["v1.37.1-k3s1"]));
+    // Kubectl's view after: the API and every node are 1.36.
+    eventually("the virtual cluster reports v1.36.2", || async {
+        let nodes: Api<Node> = Api::all(tenant.clone());
+        let nodes = nodes.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+        tenant.apiserver_version().await.map(|v| v.git_version).ok().as_deref()
+            == Some("v1.36.2+k3s1")
+            && !nodes.is_empty()
+            && nodes.iter().all(|n| {
+                n.status.as_ref().and_then(|s| s.node_info.as_ref()).map(|i| i.kubelet_version.as_str())
+                    == Some("v1.36.2+k3s1")
+            })
+    })
+    .await;
+
+    // Down to one server again.
+    assert_eq!(ada.change(&id, "", "1", "").await.status(), 200);
+    eventually("one server is left", || async {
+        pods.list(&ListParams::default().labels("role=server")).await.unwrap().items.len() == 1
+    })
+    .await;
+    app.stop().await;
+}
+on_both_backends!(a_cluster_upgrades_one_minor_at_a_time_and_scales);
+
+/// A change in the row that never reached the host (a crash right after it was stored) is
+/// carried there by the reconciler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_host_missed_is_applied_by_the_reconciler() {
+    let app = spawn_app_with(Backend::Postgres, |_| {}).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("demo").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    let database = app.database.connect().await;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &database,
+        &format!("UPDATE clusters SET servers = 3 WHERE id = '{id}'"),
+    )
+    .await
+    .unwrap();
+    let namespace = ada.detail(&id).await["host_namespace"].as_str().unwrap().to_owned();
+    let clusters: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        app.host().await,
+        &namespace,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("k3k.io", "v1beta1", "Cluster")),
+    );
+    eventually("the host's Cluster asks for three servers", || async {
+        clusters.get("demo").await.map(|c| c.data["spec"]["servers"] == 3).unwrap_or(false)
+    })
+    .await;
+    app.stop().await;
+}
+
+async fn idle_clusters_warn_and_can_be_kept(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.cluster_idle_expiry = kraft::config::OptionalDuration(Some(Duration::from_secs(3600)));
+    })
+    .await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("demo").await;
+    let before = ada.detail(&id).await;
+    let expiry = &before["expiry"];
+    assert_eq!(expiry["workshop"], false);
+    // An hour is within the day's warning: the page and every list say so.
+    assert_eq!(expiry["soon"], true, "{before}");
+    assert!(expiry["words"].as_str().unwrap().starts_with("in "), "{expiry}");
+    let listed = ada.clusters().await;
+    assert!(listed[0]["expires_soon"].as_str().is_some_and(|w| w.starts_with("in ")), "{listed:?}");
+    let first = chrono::DateTime::parse_from_rfc3339(expiry["at"].as_str().unwrap()).unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let kept = ada.call("clusters/keep", &[("id", &id)]).await;
+    assert_eq!(kept.status(), 200, "{}", kept.text().await.unwrap_or_default());
+    let after = ada.detail(&id).await;
+    let moved = chrono::DateTime::parse_from_rfc3339(after["expiry"]["at"].as_str().unwrap()).unwrap();
+    assert!(moved > first, "{first} → {moved}");
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM audit_events WHERE action = 'cluster.kept'").await,
+        1
+    );
+    // Nobody else keeps it.
+    let eve = app.another_browser();
+    eve.sign_up("eve").await;
+    assert_eq!(eve.call("clusters/keep", &[("id", &id)]).await.status(), 404);
+    app.stop().await;
+}
+on_both_backends!(idle_clusters_warn_and_can_be_kept);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_cluster_is_deleted_and_audited() {
+    let app = spawn_app_with(Backend::Postgres, |c| {
+        c.cluster_idle_expiry = kraft::config::OptionalDuration(Some(Duration::from_secs(3)));
+    })
+    .await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("demo").await;
+    eventually("the idle cluster is gone", || async {
+        ada.clusters().await.iter().all(|c| c["id"] != id.as_str())
+    })
+    .await;
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM audit_events WHERE action = 'cluster.expired'").await,
+        1
+    );
+    app.stop().await;
+}
+
+/// With idle expiry off (the default) a cluster never expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_do_not_expire_by_default() {
+    let app = spawn_app_with(Backend::Postgres, |_| {}).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("demo").await;
+    assert_eq!(ada.detail(&id).await["expiry"], Value::Null);
+    assert_eq!(ada.call("clusters/keep", &[("id", &id)]).await.status(), 409);
+    app.stop().await;
+}
