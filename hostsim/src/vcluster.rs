@@ -256,7 +256,10 @@ impl Endpoints {
             match existing.iter().find(|n| crate::object::name(n) == v.name) {
                 // A node's pod was replaced by one of another version: the kubelet that
                 // registers again reports its own (status is a subresource).
-                Some(old) if old.pointer("/status/nodeInfo/kubeletVersion").and_then(|k| k.as_str()) != Some(version.as_str()) => {
+                Some(old)
+                    if old.pointer("/status/nodeInfo/kubeletVersion").and_then(|k| k.as_str())
+                        != Some(version.as_str()) =>
+                {
                     let _ = host.modify("", "nodes", "", &v.name, Some("status"), |n| {
                         if let Some(info) = &info {
                             n["status"]["nodeInfo"] = info.clone();

@@ -20,8 +20,9 @@ use uuid::Uuid;
 
 pub use record::{ClusterListing, Phase, StatusCondition};
 pub use spec::{
-    upgrade_check, EXPIRY_WARNING, ChangeClusterInput, ClusterChangeRequest, ClusterRequest, ClusterSettings,
+    upgrade_check, ChangeClusterInput, ClusterChangeRequest, ClusterRequest, ClusterSettings,
     CreateClusterInput, K3kResources, K3sVersion, Resources, TenantLimits, VirtualIsolation,
+    EXPIRY_WARNING,
 };
 
 use crate::accounts::{audit, AuditAction, AuditEvent, FieldError, User};
@@ -468,8 +469,11 @@ impl Clusters {
         }
         audit::record(
             &self.db,
-            AuditEvent::own(AuditAction::ClusterChanged, owner.id, client_addr)
-                .target(format!("{}: {}", row.name, what.join(", "))),
+            AuditEvent::own(AuditAction::ClusterChanged, owner.id, client_addr).target(format!(
+                "{}: {}",
+                row.name,
+                what.join(", ")
+            )),
         )
         .await?;
         let row = self.get(owner.id, id).await?;
@@ -543,7 +547,10 @@ impl Clusters {
         use sea_orm::QuerySelect;
         let Some(_) = self.settings.idle_expiry else {
             let cleared = clusters::Entity::update_many()
-                .col_expr(clusters::Column::ExpiresAt, Expr::value(Option::<chrono::DateTime<Utc>>::None))
+                .col_expr(
+                    clusters::Column::ExpiresAt,
+                    Expr::value(Option::<chrono::DateTime<Utc>>::None),
+                )
                 .filter(clusters::Column::WorkshopId.is_null())
                 .filter(clusters::Column::ExpiresAt.is_not_null())
                 .filter(clusters::Column::DeletingAt.is_null())
@@ -551,7 +558,12 @@ impl Clusters {
                 .await?;
             return Ok(cleared.rows_affected as usize);
         };
-        type Row = (Uuid, chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>, Option<chrono::DateTime<Utc>>);
+        type Row = (
+            Uuid,
+            chrono::DateTime<Utc>,
+            Option<chrono::DateTime<Utc>>,
+            Option<chrono::DateTime<Utc>>,
+        );
         let rows: Vec<Row> = clusters::Entity::find()
             .select_only()
             .columns([
@@ -617,7 +629,11 @@ impl Clusters {
                 continue; // shared mode's kubelets follow the host's nodes
             }
             let current = pod.metadata.deletion_timestamp.is_none()
-                && pod.spec.as_ref().is_some_and(|s| s.containers.iter().all(|c| c.image.as_deref().is_some_and(|i| i.ends_with(&image))))
+                && pod.spec.as_ref().is_some_and(|s| {
+                    s.containers
+                        .iter()
+                        .all(|c| c.image.as_deref().is_some_and(|i| i.ends_with(&image)))
+                })
                 && pod.status.as_ref().is_some_and(|s| {
                     s.phase.as_deref() == Some("Running")
                         && s.container_statuses.iter().flatten().all(|c| c.ready)

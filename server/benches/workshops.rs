@@ -1,7 +1,7 @@
 //! A workshop room: 100 attendees press "Join" within 10 s, each until their cluster is Ready
 //! and a kubeconfig is in hand (p50 / p99), with a warm pool of 100 and without one; kraft's CPU
-//! and RSS meanwhile. Then the organizer's board with 200 seats, open in 10 browser tabs that
-//! refresh it as the page does: board fetches per second and kraft's CPU.
+//! and RSS meanwhile. Then the organizer's board with 200 seats, open in 10 browser tabs (10
+//! websockets): messages per second and kraft's CPU, against its CPU with no board open.
 //!
 //! The real `kraft` binary runs as a child process (its CPU and RSS are its own) on a fresh
 //! PostgreSQL database, against hostsim over HTTPS in this process. Prints figures; asserts only
@@ -25,9 +25,7 @@ const ATTENDEES: usize = 100;
 const ROOM: Duration = Duration::from_secs(10);
 const BOARD_SEATS: usize = 200;
 const BOARD_TABS: usize = 10;
-/// How often the board page refreshes itself (`WorkshopBoardPage`).
-const BOARD_REFRESH: Duration = Duration::from_secs(3);
-const BOARD_WINDOW: Duration = Duration::from_secs(15);
+const BOARD_WINDOW: Duration = Duration::from_secs(20);
 const WAIT_LIMIT: Duration = Duration::from_secs(180);
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -73,7 +71,12 @@ impl Room {
         Ok(Self { server, _hostsim: hostsim, _dir: dir, http, organizer })
     }
 
-    async fn post(&self, user: &User, endpoint: &str, form: &[(&str, &str)]) -> anyhow::Result<reqwest::Response> {
+    async fn post(
+        &self,
+        user: &User,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> anyhow::Result<reqwest::Response> {
         call(&self.http, &self.server.address, Some(&user.cookie), endpoint, form).await
     }
 
@@ -86,7 +89,13 @@ impl Room {
             .post(
                 &self.organizer,
                 "workshops/create",
-                &[("title", "Room"), ("starts_at", &start), ("ends_at", &end), ("seats", &seats), ("pool", &pool)],
+                &[
+                    ("title", "Room"),
+                    ("starts_at", &start),
+                    ("ends_at", &end),
+                    ("seats", &seats),
+                    ("pool", &pool),
+                ],
             )
             .await?;
         anyhow::ensure!(response.status() == 200, "create workshop: {}", response.text().await?);
@@ -118,12 +127,16 @@ async fn join_to_kubeconfig(
     code: String,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let response = call(&http, &address, Some(&user.cookie), "workshops/join", &[("key", &code)]).await?;
+    let response =
+        call(&http, &address, Some(&user.cookie), "workshops/join", &[("key", &code)]).await?;
     anyhow::ensure!(response.status() == 200, "join: {}", response.text().await?);
     let cluster: String = response.json().await?;
     loop {
         let detail: serde_json::Value =
-            call(&http, &address, Some(&user.cookie), "clusters/get", &[("id", &cluster)]).await?.json().await?;
+            call(&http, &address, Some(&user.cookie), "clusters/get", &[("id", &cluster)])
+                .await?
+                .json()
+                .await?;
         if detail["summary"]["phase"] == "Ready" {
             break;
         }
@@ -155,7 +168,11 @@ async fn room(label: &str, pool: usize) -> anyhow::Result<()> {
             if board["pool_ready"].as_u64() == Some(pool as u64) {
                 break;
             }
-            anyhow::ensure!(filling.elapsed() < WAIT_LIMIT, "the pool never filled: {}", board["pool_ready"]);
+            anyhow::ensure!(
+                filling.elapsed() < WAIT_LIMIT,
+                "the pool never filled: {}",
+                board["pool_ready"]
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         println!("  pool of {pool} Ready after {:.1} s", filling.elapsed().as_secs_f64());
@@ -197,8 +214,11 @@ async fn room(label: &str, pool: usize) -> anyhow::Result<()> {
     database.drop_it().await
 }
 
-/// Fills the workshop to 200 seats, then 10 tabs refresh its board as the page does.
+/// Fills the workshop to 200 seats, then 10 tabs follow its board over the websocket, as the
+/// page does; kraft's CPU over the same time with no board open is the baseline.
 async fn board(room: &Room, id: &str, code: &str) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
     let more = room.attendees("late", BOARD_SEATS - ATTENDEES).await?;
     for user in &more {
         let response = room.post(user, "workshops/join", &[("key", code)]).await?;
@@ -207,52 +227,64 @@ async fn board(room: &Room, id: &str, code: &str) -> anyhow::Result<()> {
     let board = room.board(id).await?;
     let seats = board["seats"].as_array().map_or(0, Vec::len);
     anyhow::ensure!(seats == BOARD_SEATS, "{seats} seats on the board");
-    let bytes = serde_json::to_vec(&board)?.len();
-    let fetches = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    // Let the last clusters settle, then the baseline.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let cpu_before = room.server.cpu_time();
-    let began = Instant::now();
+    tokio::time::sleep(BOARD_WINDOW).await;
+    let baseline = room.server.cpu_time() - cpu_before;
+
+    let messages = Arc::new(AtomicU64::new(0));
+    let boards = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let path = format!("/ws/workshops/{id}");
     let mut tabs = Vec::new();
-    for tab in 0..BOARD_TABS {
-        let (http, address, cookie, id) =
-            (room.http.clone(), room.server.address.clone(), room.organizer.cookie.clone(), id.to_owned());
-        let (fetches, latencies) = (fetches.clone(), latencies.clone());
+    let opened = Instant::now();
+    for _ in 0..BOARD_TABS {
+        let socket = support::websocket(&room.server, &room.organizer, &path).await?;
+        let (messages, boards, bytes) = (messages.clone(), boards.clone(), bytes.clone());
         tabs.push(tokio::spawn(async move {
-            // Tabs opened at different moments.
-            tokio::time::sleep(BOARD_REFRESH * tab as u32 / BOARD_TABS as u32).await;
-            while began.elapsed() < BOARD_WINDOW {
-                let t = Instant::now();
-                let ok = call(&http, &address, Some(&cookie), "workshops/board", &[("id", &id)])
-                    .await
-                    .map(|r| r.status() == 200)
-                    .unwrap_or(false);
-                if ok {
-                    latencies.lock().unwrap().push(t.elapsed());
-                    fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (_, mut incoming) = socket.split();
+            while let Some(Ok(message)) = incoming.next().await {
+                let text = message.to_text().unwrap_or_default();
+                messages.fetch_add(1, Ordering::Relaxed);
+                bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
+                if text.starts_with("{\"type\":\"board\"") {
+                    boards.fetch_add(1, Ordering::Relaxed);
                 }
-                tokio::time::sleep(BOARD_REFRESH).await;
             }
         }));
     }
-    for tab in tabs {
-        tab.await?;
-    }
+    let first_board = opened.elapsed();
+    // The opening messages (board and histories) are not the steady state.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (m0, b0, y0) = (
+        messages.load(Ordering::Relaxed),
+        boards.load(Ordering::Relaxed),
+        bytes.load(Ordering::Relaxed),
+    );
+    let cpu_before = room.server.cpu_time();
+    let began = Instant::now();
+    tokio::time::sleep(BOARD_WINDOW).await;
     let wall = began.elapsed();
     let cpu = room.server.cpu_time() - cpu_before;
-    let n = fetches.load(std::sync::atomic::Ordering::Relaxed);
-    let mut latencies = latencies.lock().unwrap().clone();
-    latencies.sort();
+    let (m, b, y) = (
+        messages.load(Ordering::Relaxed) - m0,
+        boards.load(Ordering::Relaxed) - b0,
+        bytes.load(Ordering::Relaxed) - y0,
+    );
+    for tab in tabs {
+        tab.abort();
+    }
+    let per_second = |n: u64| n as f64 / wall.as_secs_f64();
     println!(
-        "board: {BOARD_SEATS} seats, {BOARD_TABS} tabs refreshing every {}s for {:.0} s: {:.1} fetches/s of {:.0} KiB, p50 {} p99 {}; kraft CPU {:.2} s ({:.1}% of one core, {:.1} ms per fetch)",
-        BOARD_REFRESH.as_secs(),
+        "board: {BOARD_SEATS} seats, {BOARD_TABS} websockets (opened in {:.1} s) for {:.0} s: {:.1} messages/s ({:.1} boards/s), {:.1} KiB/s; kraft CPU {:.1}% of one core, {:.1}% with no board open",
+        first_board.as_secs_f64(),
         wall.as_secs_f64(),
-        n as f64 / wall.as_secs_f64(),
-        bytes as f64 / 1024.0,
-        ms(percentile(&latencies, 50.0)),
-        ms(percentile(&latencies, 99.0)),
-        cpu.as_secs_f64(),
+        per_second(m),
+        per_second(b),
+        per_second(y) / 1024.0,
         100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
-        1000.0 * cpu.as_secs_f64() / n.max(1) as f64,
+        100.0 * baseline.as_secs_f64() / BOARD_WINDOW.as_secs_f64(),
     );
     Ok(())
 }

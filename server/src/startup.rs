@@ -344,6 +344,7 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .route("/ws/dashboard", get(dashboard::live))
         .route("/api/clusters/{id}/logs/download", get(logs::download))
         .route("/workshops/{id}/seats.csv", get(crate::workshops::seats_csv))
+        .route("/ws/workshops/{id}", get(crate::workshops::live))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(leptos_options.clone())
         })

@@ -263,22 +263,31 @@ pub async fn get_cluster(id: String) -> Result<ClusterDetail, ApiError> {
         let clusters = platform.clusters();
         let mut detail = ClusterDetail::from((&row, events));
         // Progress is a nicety too.
-        detail.rollout = clusters.rollout(&row).await.unwrap_or_else(|error| {
-            tracing::warn!(%error, "could not read the cluster's pods");
-            None
-        }).map(|r| RolloutView {
-            version: r.version,
-            servers_done: r.servers_done,
-            servers_wanted: r.servers_wanted,
-            agents_done: r.agents_done,
-            agents_wanted: r.agents_wanted,
-        });
+        detail.rollout = clusters
+            .rollout(&row)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not read the cluster's pods");
+                None
+            })
+            .map(|r| RolloutView {
+                version: r.version,
+                servers_done: r.servers_done,
+                servers_wanted: r.servers_wanted,
+                agents_done: r.agents_done,
+                agents_wanted: r.agents_wanted,
+            });
         let settings = clusters.settings();
-        detail.change = (row.workshop_id.is_none() && row.deleting_at.is_none()).then(|| ChangeOptions {
-            upgrades: settings.upgrade_targets(&row.version),
-            max_servers: settings.max_servers,
-            max_agents: if row.mode() == platform::host::k3k::ClusterMode::Shared { 0 } else { settings.max_agents },
-        });
+        detail.change =
+            (row.workshop_id.is_none() && row.deleting_at.is_none()).then(|| ChangeOptions {
+                upgrades: settings.upgrade_targets(&row.version),
+                max_servers: settings.max_servers,
+                max_agents: if row.mode() == platform::host::k3k::ClusterMode::Shared {
+                    0
+                } else {
+                    settings.max_agents
+                },
+            });
         Ok(detail)
     })
     .await
@@ -313,12 +322,18 @@ pub async fn change_cluster(
 /// Puts off an idle cluster's deletion by a full period.
 #[server(prefix = "/api", endpoint = "clusters/keep")]
 pub async fn keep_cluster(id: String) -> Result<(), ApiError> {
-    respond(Form::new("keep-cluster").notice("Kept: the cluster's expiry moved a full period ahead."), async {
-        let owned = require_cluster(&id).await?;
-        let meta = meta().await;
-        platform()?.clusters().keep(&owned.user, owned.cluster.id, meta.client_addr.as_deref()).await?;
-        Ok(())
-    })
+    respond(
+        Form::new("keep-cluster").notice("Kept: the cluster's expiry moved a full period ahead."),
+        async {
+            let owned = require_cluster(&id).await?;
+            let meta = meta().await;
+            platform()?
+                .clusters()
+                .keep(&owned.user, owned.cluster.id, meta.client_addr.as_deref())
+                .await?;
+            Ok(())
+        },
+    )
     .await
 }
 

@@ -223,32 +223,79 @@ pub async fn create_workshop(
 pub async fn workshop_board(id: String) -> Result<Board, ApiError> {
     answer(async {
         let current = require_user().await?;
-        let platform = platform()?;
-        let (row, seats) = platform.workshops().board(current.user.id, workshop_id(&id)?).await?;
-        let pool = platform.workshops().pool(&row).await?;
-        let now = chrono::Utc::now();
-        Ok(Board {
-            pool_target: pool.target,
-            pool_waiting: pool.waiting,
-            pool_ready: pool.ready,
-            workshop: convert::summary(&row, seats.len() as u64),
-            seats: seats
-                .into_iter()
-                .map(|s| SeatView {
-                    id: s.seat.id.to_string(),
-                    attendee: s.attendee,
-                    joined_at: s.seat.joined_at.to_rfc3339(),
-                    last_api_request: s
-                        .cluster
-                        .as_ref()
-                        .and_then(|c| c.last_api_request_at)
-                        .map(|at| crate::clusters::server::relative(at, now)),
-                    cluster: s.cluster.as_ref().map(ClusterSummary::from),
-                })
-                .collect(),
-        })
+        board_of(&platform()?, current.user.id, workshop_id(&id)?).await
     })
     .await
+}
+
+/// Workshop `id`'s board as `organizer` sees it (the page and its websocket); anyone else's
+/// is `NotFound`.
+#[cfg(feature = "ssr")]
+pub async fn board_of(
+    platform: &platform::Platform,
+    organizer: uuid::Uuid,
+    id: uuid::Uuid,
+) -> Result<Board, ApiError> {
+    Ok(board_and_clusters(platform, organizer, id).await?.0)
+}
+
+/// The board, and each seat cluster's id, host namespace and name (to follow its usage).
+#[cfg(feature = "ssr")]
+pub async fn board_and_clusters(
+    platform: &platform::Platform,
+    organizer: uuid::Uuid,
+    id: uuid::Uuid,
+) -> Result<(Board, Vec<(uuid::Uuid, String, String)>), ApiError> {
+    let (row, seats) = platform.workshops().board(organizer, id).await?;
+    let clusters = seats
+        .iter()
+        .filter_map(|s| s.cluster.as_ref())
+        .map(|c| (c.id, c.host_namespace.clone(), c.name.clone()))
+        .collect();
+    let pool = platform.workshops().pool(&row).await?;
+    let now = chrono::Utc::now();
+    let board = Board {
+        pool_target: pool.target,
+        pool_waiting: pool.waiting,
+        pool_ready: pool.ready,
+        workshop: convert::summary(&row, seats.len() as u64),
+        seats: seats
+            .into_iter()
+            .map(|s| SeatView {
+                id: s.seat.id.to_string(),
+                attendee: s.attendee,
+                joined_at: s.seat.joined_at.to_rfc3339(),
+                last_api_request: s
+                    .cluster
+                    .as_ref()
+                    .and_then(|c| c.last_api_request_at)
+                    .map(|at| crate::clusters::server::relative(at, now)),
+                cluster: s.cluster.as_ref().map(ClusterSummary::from),
+            })
+            .collect(),
+    };
+    Ok((board, clusters))
+}
+
+/// A message on `/ws/workshops/{id}`: the board whenever a seat changes, and every seat
+/// cluster's CPU and memory as they are measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BoardMessage {
+    Board {
+        board: Board,
+    },
+    /// What is remembered of a seat cluster's usage: (CPU millicores, memory bytes), oldest first.
+    History {
+        cluster: String,
+        samples: Vec<(f64, u64)>,
+    },
+    Sample {
+        cluster: String,
+        cpu_millicores: f64,
+        memory_bytes: u64,
+    },
+    Heartbeat,
 }
 
 /// Opens (`open` = "true") or closes joining.

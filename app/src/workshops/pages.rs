@@ -1,5 +1,5 @@
 //! The organizer's workshops page and board, and the attendee's join pages. Every form works
-//! without JavaScript; with it, the board refreshes itself.
+//! without JavaScript; with it, the board is live (one websocket).
 
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -141,31 +141,24 @@ pub fn WorkshopBoardPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
     let flash = flash_resource();
-    // Refreshed every few seconds once hydrated (never before: the server's HTML must match).
-    let (tick, set_tick) = signal(0u64);
-    Effect::new(move |_| {
-        #[cfg(feature = "hydrate")]
-        {
-            let handle = set_interval_with_handle(
-                move || set_tick.update(|t| *t += 1),
-                std::time::Duration::from_secs(3),
-            );
-            on_cleanup(move || {
-                if let Ok(handle) = handle {
-                    handle.clear();
-                }
-            });
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = set_tick;
-    });
-    let board = Resource::new(move || (id(), tick.get()), |(id, _)| workshop_board(id));
+    let board = Resource::new(id, workshop_board);
+    // Once hydrated, one websocket brings the board whenever a seat changes and every seat
+    // cluster's usage as it is measured.
+    let live = LiveBoard::new();
+    #[cfg(feature = "hydrate")]
+    live.follow(id.clone());
     let origin = origin();
     view! {
         <Transition fallback=|| view! { <p>"Loading the board…"</p> }>
-            {move || Suspend::new(async move {
+            {move || {
+                let pushed = live.board.get();
+                Suspend::new(async move {
                 let flash = flash.await;
-                match board.await {
+                let read = match pushed {
+                    Some(board) => Ok(board),
+                    None => board.await,
+                };
+                match read {
                     Err(ApiError::Unauthenticated) => view! { <Redirect path="/login" /> }.into_any(),
                     Err(ApiError::NotFound) => view! { <h1>"Not found"</h1><p>"There is no such workshop."</p> }.into_any(),
                     Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
@@ -223,7 +216,7 @@ pub fn WorkshopBoardPage() -> impl IntoView {
                                 <p><a href=format!("/workshops/{}/seats.csv", w.id) rel="external" download="">"Download the seat list (CSV)"</a></p>
                                 <ScrollRegion label="Seats">
                                     <table class="table" aria-label="Seats">
-                                        <thead><tr><th scope="col">"Attendee"</th><th scope="col">"Cluster"</th><th scope="col">"Last API request"</th><th scope="col">"Joined"</th><th scope="col">"Actions"</th></tr></thead>
+                                        <thead><tr><th scope="col">"Attendee"</th><th scope="col">"Cluster"</th><th scope="col">"Usage"</th><th scope="col">"Last API request"</th><th scope="col">"Joined"</th><th scope="col">"Actions"</th></tr></thead>
                                         <tbody>
                                             {board.seats.into_iter().map(|seat| {
                                                 let workshop = w.id.clone();
@@ -237,6 +230,14 @@ pub fn WorkshopBoardPage() -> impl IntoView {
                                                             Some(c) => Either::Left(view! { <PhaseBadge phase=c.phase />" "<span class="muted small">{c.name}</span> }),
                                                             None => Either::Right(view! { <span class="muted">"deleted"</span> }),
                                                         }}</td>
+                                                        <td class="seat-usage">{seat.cluster.as_ref().map(|c| {
+                                                            use crate::metrics::charts::{format_bytes, format_cpu, Sparkline};
+                                                            let id = c.id.clone();
+                                                            view! {
+                                                                <Sparkline label="CPU" values=live.series(id.clone(), |s| s.0) latest=live.latest(id.clone(), |s| format_cpu(s.0)) />
+                                                                <Sparkline label="Memory" values=live.series(id.clone(), |s| s.1 as f64) latest=live.latest(id, |s| format_bytes(s.1 as f64)) />
+                                                            }
+                                                        })}</td>
                                                         <td>{seat.last_api_request.clone().unwrap_or_else(|| "never".into())}</td>
                                                         <td>{when(&seat.joined_at)}</td>
                                                         <td>{(!ended).then(move || view! {
@@ -261,8 +262,75 @@ pub fn WorkshopBoardPage() -> impl IntoView {
                         }.into_any()
                     }
                 }
-            })}
+            })}}
         </Transition>
+    }
+}
+
+/// What the board's websocket brought: the board, and each seat cluster's recent usage.
+#[derive(Clone, Copy)]
+struct LiveBoard {
+    board: RwSignal<Option<Board>>,
+    usage: RwSignal<std::collections::HashMap<String, std::collections::VecDeque<(f64, u64)>>>,
+}
+
+/// Samples a seat's sparklines keep.
+const SPARK_SAMPLES: usize = 30;
+
+impl LiveBoard {
+    fn new() -> Self {
+        Self { board: RwSignal::new(None), usage: RwSignal::new(Default::default()) }
+    }
+
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn receive(&self, message: BoardMessage) {
+        match message {
+            BoardMessage::Board { board } => self.board.set(Some(board)),
+            BoardMessage::History { cluster, samples } => self.usage.update(|u| {
+                let skip = samples.len().saturating_sub(SPARK_SAMPLES);
+                u.insert(cluster, samples.into_iter().skip(skip).collect());
+            }),
+            BoardMessage::Sample { cluster, cpu_millicores, memory_bytes } => {
+                self.usage.update(|u| {
+                    let samples = u.entry(cluster).or_default();
+                    samples.push_back((cpu_millicores, memory_bytes));
+                    while samples.len() > SPARK_SAMPLES {
+                        samples.pop_front();
+                    }
+                })
+            }
+            BoardMessage::Heartbeat => {}
+        }
+    }
+
+    #[cfg(feature = "hydrate")]
+    fn follow(self, id: impl Fn() -> String + 'static) {
+        let path = format!("/ws/workshops/{}", id());
+        crate::socket::keep_open(
+            move || path.clone(),
+            move |text| {
+                if let Ok(message) = serde_json::from_str::<BoardMessage>(&text) {
+                    self.receive(message);
+                }
+            },
+            |_| {},
+        );
+    }
+
+    /// One of a seat cluster's series, oldest first.
+    fn series(self, cluster: String, pick: fn(&(f64, u64)) -> f64) -> Signal<Vec<f64>> {
+        Signal::derive(move || {
+            self.usage
+                .with(|u| u.get(&cluster).map(|s| s.iter().map(pick).collect()).unwrap_or_default())
+        })
+    }
+
+    fn latest(self, cluster: String, show: fn(&(f64, u64)) -> String) -> Signal<String> {
+        Signal::derive(move || {
+            self.usage.with(|u| {
+                u.get(&cluster).and_then(|s| s.back()).map(show).unwrap_or_else(|| "—".into())
+            })
+        })
     }
 }
 

@@ -21,10 +21,10 @@ use super::{
 use crate::error::{Error, GroupResource, Result};
 use crate::faults::Provisioning;
 use crate::host::Host;
-use crate::vcluster;
 use crate::logs::Role;
 use crate::object;
 use crate::store::{random_suffix, ChangeType};
+use crate::vcluster;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
@@ -1228,13 +1228,15 @@ impl Layout {
             .filter(|p| object::label(p, "controller-revision-hash") == Some(revision.as_str()))
             .count();
         let all_running = server_pods.len() == servers as usize
-            && server_pods.iter().all(|p| {
-                str_at(p, "/status/phase") == "Running" && !object::is_deleting(p)
-            });
+            && server_pods
+                .iter()
+                .all(|p| str_at(p, "/status/phase") == "Running" && !object::is_deleting(p));
         if all_running {
-            if let Some(old) = server_pods.iter().rev().find(|p| {
-                object::label(p, "controller-revision-hash") != Some(revision.as_str())
-            }) {
+            if let Some(old) = server_pods
+                .iter()
+                .rev()
+                .find(|p| object::label(p, "controller-revision-hash") != Some(revision.as_str()))
+            {
                 let rt = host.resource("", "pods")?;
                 host.logs.stop_pod(ns, object::name(old));
                 let _ = host.delete(&rt, Some(ns), object::name(old));

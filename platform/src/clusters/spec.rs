@@ -893,7 +893,10 @@ mod tests {
                 agents: row.agents
             })
         );
-        assert_eq!(change("v1.36.2-k3s1", "3", "").map(|c| (c.version, c.servers)), Ok(("v1.36.2-k3s1".into(), 3)));
+        assert_eq!(
+            change("v1.36.2-k3s1", "3", "").map(|c| (c.version, c.servers)),
+            Ok(("v1.36.2-k3s1".into(), 3))
+        );
         let field = |r: Result<ClusterChangeRequest, Vec<FieldError>>| {
             r.unwrap_err().into_iter().map(|e| e.field).collect::<Vec<_>>()
         };

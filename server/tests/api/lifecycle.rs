@@ -12,7 +12,13 @@ use crate::helpers::{count, eventually, spawn_app_with, Backend, TestBrowser};
 use crate::on_both_backends;
 
 impl TestBrowser {
-    async fn change(&self, id: &str, version: &str, servers: &str, agents: &str) -> reqwest::Response {
+    async fn change(
+        &self,
+        id: &str,
+        version: &str,
+        servers: &str,
+        agents: &str,
+    ) -> reqwest::Response {
         self.call(
             "clusters/change",
             &[("id", id), ("version", version), ("servers", servers), ("agents", agents)],
@@ -35,7 +41,9 @@ async fn refused(response: reqwest::Response) -> Vec<(String, String)> {
         .as_array()
         .unwrap_or_else(|| panic!("{body}"))
         .iter()
-        .map(|f| (f["field"].as_str().unwrap().to_owned(), f["message"].as_str().unwrap().to_owned()))
+        .map(|f| {
+            (f["field"].as_str().unwrap().to_owned(), f["message"].as_str().unwrap().to_owned())
+        })
         .collect()
 }
 
@@ -125,7 +133,10 @@ async fn a_cluster_upgrades_one_minor_at_a_time_and_scales(backend: Backend) {
             == Some("v1.36.2+k3s1")
             && !nodes.is_empty()
             && nodes.iter().all(|n| {
-                n.status.as_ref().and_then(|s| s.node_info.as_ref()).map(|i| i.kubelet_version.as_str())
+                n.status
+                    .as_ref()
+                    .and_then(|s| s.node_info.as_ref())
+                    .map(|i| i.kubelet_version.as_str())
                     == Some("v1.36.2+k3s1")
             })
     })
@@ -161,7 +172,9 @@ async fn a_change_the_host_missed_is_applied_by_the_reconciler() {
     let clusters: Api<kube::api::DynamicObject> = Api::namespaced_with(
         app.host().await,
         &namespace,
-        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("k3k.io", "v1beta1", "Cluster")),
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "k3k.io", "v1beta1", "Cluster",
+        )),
     );
     eventually("the host's Cluster asks for three servers", || async {
         clusters.get("demo").await.map(|c| c.data["spec"]["servers"] == 3).unwrap_or(false)
@@ -192,7 +205,8 @@ async fn idle_clusters_warn_and_can_be_kept(backend: Backend) {
     let kept = ada.call("clusters/keep", &[("id", &id)]).await;
     assert_eq!(kept.status(), 200, "{}", kept.text().await.unwrap_or_default());
     let after = ada.detail(&id).await;
-    let moved = chrono::DateTime::parse_from_rfc3339(after["expiry"]["at"].as_str().unwrap()).unwrap();
+    let moved =
+        chrono::DateTime::parse_from_rfc3339(after["expiry"]["at"].as_str().unwrap()).unwrap();
     assert!(moved > first, "{first} → {moved}");
     assert_eq!(
         count(&app, "SELECT COUNT(*) FROM audit_events WHERE action = 'cluster.kept'").await,

@@ -113,9 +113,7 @@ async fn a_workshop_from_join_to_end(backend: Backend) {
     assert!(detail["expiry"]["words"].as_str().unwrap().starts_with("in "), "{detail}");
     assert_eq!(detail["expiry"]["workshop"], true);
     // Its version and size are the organizer's.
-    let change = ada
-        .call("clusters/change", &[("id", &ada_cluster), ("servers", "3")])
-        .await;
+    let change = ada.call("clusters/change", &[("id", &ada_cluster), ("servers", "3")]).await;
     assert_eq!(change.status(), 409);
     assert_eq!(detail["change"], Value::Null);
 
@@ -545,3 +543,72 @@ async fn deleting_an_organizer_ends_their_workshops(backend: Backend) {
     app.stop().await;
 }
 on_both_backends!(deleting_an_organizer_ends_their_workshops);
+
+/// The board's websocket: the organizer gets the board at once and again when someone joins,
+/// and each seat cluster's usage; a stranger's socket is refused like the board itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_is_live_on_one_websocket() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = spawn_app_with(Backend::Postgres, |c| {
+        c.metrics_interval = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let organizer = app.browser();
+    organizer.sign_up_admin(&app, "root").await;
+    let board = organizer.new_workshop("Live", "5").await;
+    let id = workshop_id(&board);
+    let socket_for = |browser: &TestBrowser| {
+        let mut request = format!("{}/ws/workshops/{id}", app.address.replace("http://", "ws://"))
+            .into_client_request()
+            .unwrap();
+        let cookie = format!("kraft_session={}", browser.session_cookie().unwrap());
+        request.headers_mut().insert("Cookie", cookie.parse().unwrap());
+        request.headers_mut().insert("Origin", app.address.parse().unwrap());
+        request
+    };
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(socket_for(&organizer)).await.expect("websocket");
+    type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+    async fn next(socket: &mut Socket) -> Value {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(30), socket.next())
+            .await
+            .expect("a message")
+            .unwrap()
+            .unwrap();
+        serde_json::from_str::<Value>(message.to_text().unwrap()).unwrap()
+    }
+    let first = next(&mut socket).await;
+    assert_eq!(first["type"], "board");
+    assert_eq!(first["board"]["seats"], serde_json::json!([]));
+
+    let ada = app.another_browser();
+    ada.sign_up("ada").await;
+    assert_eq!(ada.join(&code(&board)).await.status(), 200);
+    // The join shows up without asking, then the cluster's usage as it is measured.
+    let mut seated = None;
+    let mut sampled = false;
+    while seated.is_none() || !sampled {
+        let message = next(&mut socket).await;
+        match message["type"].as_str() {
+            Some("board") => {
+                if let Some(seat) = message["board"]["seats"].as_array().and_then(|s| s.first()) {
+                    assert_eq!(seat["attendee"], "ada");
+                    seated = seat["cluster"]["id"].as_str().map(str::to_owned);
+                }
+            }
+            Some("sample") | Some("history") => {
+                sampled |= seated.as_deref() == message["cluster"].as_str();
+            }
+            _ => {}
+        }
+    }
+
+    // Ada is no organizer of it: no socket, as no board.
+    let refused = tokio_tungstenite::connect_async(socket_for(&ada)).await.unwrap_err();
+    assert!(refused.to_string().contains("404"), "{refused}");
+    app.stop().await;
+}
