@@ -146,7 +146,7 @@ pub fn WorkshopBoardPage() -> impl IntoView {
     // cluster's usage as it is measured.
     let live = LiveBoard::new();
     #[cfg(feature = "hydrate")]
-    live.follow(id.clone());
+    live.follow(id);
     let origin = origin();
     view! {
         <Transition fallback=|| view! { <p>"Loading the board…"</p> }>
