@@ -150,19 +150,17 @@ pub fn WorkshopBoardPage() -> impl IntoView {
     let origin = origin();
     view! {
         <Transition fallback=|| view! { <p>"Loading the board…"</p> }>
-            {move || {
-                let pushed = live.board.get();
-                Suspend::new(async move {
+            {move || Suspend::new(async move {
                 let flash = flash.await;
-                let read = match pushed {
-                    Some(board) => Ok(board),
-                    None => board.await,
-                };
-                match read {
+                match board.await {
                     Err(ApiError::Unauthenticated) => view! { <Redirect path="/login" /> }.into_any(),
                     Err(ApiError::NotFound) => view! { <h1>"Not found"</h1><p>"There is no such workshop."</p> }.into_any(),
                     Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
                     Ok(board) => {
+                        // What the socket pushes replaces only what moves (seats, counts, pool):
+                        // the forms above are never re-made under the organizer's typing.
+                        let first = board.clone();
+                        let current = Memo::new(move |_| live.board.get().unwrap_or_else(|| first.clone()));
                         let w = board.workshop.clone();
                         let ended = w.phase == WorkshopPhase::Ended;
                         let state = FormState::posted("workshop-board", flash.clone(), "Done.");
@@ -181,9 +179,9 @@ pub fn WorkshopBoardPage() -> impl IntoView {
                                     <dt>"Code"</dt><dd><code data-workshop-code>{w.code.clone()}</code>" at "<code>{move || format!("{}/join", origin.get())}</code></dd>
                                     <dt>"Link"</dt><dd><a href=link.clone() data-workshop-link><code>{move || format!("{}{}", origin.get(), shown_link)}</code></a></dd>
                                     <dt>"When"</dt><dd>{format!("{} – {} (clusters deleted {} min after the end)", when(&w.starts_at), when(&w.ends_at), w.grace_minutes)}</dd>
-                                    <dt>"Seats"</dt><dd data-seats-taken>{format!("{} of {} taken", w.taken, w.seats)}</dd>
+                                    <dt>"Seats"</dt><dd data-seats-taken>{move || current.with(|b| format!("{} of {} taken", b.workshop.taken, b.workshop.seats))}</dd>
                                     <dt>"Clusters"</dt><dd>{w.template.clone()}</dd>
-                                    <dt>"Warm pool"</dt><dd data-pool-ready=board.pool_ready.to_string()>{format!("{} ready, {} waiting, target {}", board.pool_ready, board.pool_waiting, board.pool_target)}</dd>
+                                    <dt>"Warm pool"</dt><dd data-pool-ready=move || current.with(|b| b.pool_ready.to_string())>{move || current.with(|b| format!("{} ready, {} waiting, target {}", b.pool_ready, b.pool_waiting, b.pool_target))}</dd>
                                     <dt>"Joining"</dt><dd>{if w.joining_open { "open" } else { "closed" }}</dd>
                                 </dl>
                                 {(!ended).then(move || view! {
@@ -211,14 +209,14 @@ pub fn WorkshopBoardPage() -> impl IntoView {
                                 })}
                             </section>
                             <section class="card" aria-labelledby="seats-heading">
-                                <h2 id="seats-heading">{format!("Seats ({})", board.seats.len())}</h2>
+                                <h2 id="seats-heading">{move || current.with(|b| format!("Seats ({})", b.seats.len()))}</h2>
                                 // A plain link: the browser downloads the file (rel=external keeps the router out).
                                 <p><a href=format!("/workshops/{}/seats.csv", w.id) rel="external" download="">"Download the seat list (CSV)"</a></p>
                                 <ScrollRegion label="Seats">
                                     <table class="table" aria-label="Seats">
                                         <thead><tr><th scope="col">"Attendee"</th><th scope="col">"Cluster"</th><th scope="col">"Usage"</th><th scope="col">"Last API request"</th><th scope="col">"Joined"</th><th scope="col">"Actions"</th></tr></thead>
                                         <tbody>
-                                            {board.seats.into_iter().map(|seat| {
+                                            {move || current.get().seats.into_iter().map(|seat| {
                                                 let workshop = w.id.clone();
                                                 let (ws_a, ws_b) = (workshop.clone(), workshop);
                                                 let (seat_a, seat_b) = (seat.id.clone(), seat.id.clone());
@@ -262,7 +260,7 @@ pub fn WorkshopBoardPage() -> impl IntoView {
                         }.into_any()
                     }
                 }
-            })}}
+            })}
         </Transition>
     }
 }
