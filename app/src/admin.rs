@@ -6,7 +6,7 @@ use leptos_router::components::{Redirect, A};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use crate::api::ssr::{answer, platform, require_admin};
+use crate::api::ssr::{answer, meta, platform, require_admin, respond, Form};
 use crate::error::ApiError;
 use crate::layout::ScrollRegion;
 
@@ -21,6 +21,12 @@ pub struct AdminUserRow {
     pub clusters: usize,
     /// Workshop seats they may give out (0: not an organizer).
     pub organizer_seats: i32,
+    /// Disabled by an admin: cannot sign in; sessions and kubeconfigs refused.
+    pub disabled: bool,
+    /// Signed up in approval mode; not approved yet.
+    pub awaiting_approval: bool,
+    /// The row is the admin looking at it (no actions on oneself here).
+    pub you: bool,
 }
 
 /// What every tenant may have, as configured.
@@ -48,7 +54,7 @@ pub struct AdminOverview {
 #[server(prefix = "/api", endpoint = "admin/users")]
 pub async fn admin_users() -> Result<AdminOverview, ApiError> {
     answer(async {
-        require_admin().await?;
+        let current = require_admin().await?;
         let platform = platform()?;
         let clusters = platform.clusters();
         let rows = clusters.list_all().await?;
@@ -62,6 +68,9 @@ pub async fn admin_users() -> Result<AdminOverview, ApiError> {
                     clusters: rows.iter().filter(|r| r.owner_id == Some(u.id)).count(),
                     admin: u.role == platform::accounts::Role::Admin,
                     organizer_seats: u.organizer_seats,
+                    disabled: u.disabled,
+                    awaiting_approval: u.awaiting_approval,
+                    you: u.id == current.user.id,
                     created_at: u.created_at.to_rfc3339(),
                     username: u.username,
                     email: u.email,
@@ -100,6 +109,54 @@ pub async fn issue_invite() -> Result<String, ApiError> {
     .await
 }
 
+/// Disables (`disabled` = "true") or enables an account.
+#[server(prefix = "/api", endpoint = "admin/users/disabled")]
+pub async fn set_user_disabled(username: String, disabled: String) -> Result<(), ApiError> {
+    let done = if disabled == "true" {
+        "Disabled: its sessions ended; it cannot sign in, and its kubeconfigs are refused."
+    } else {
+        "Enabled: it can sign in again."
+    };
+    respond(Form::new("admin-users").notice(done), async {
+        let current = require_admin().await?;
+        let meta = meta().await;
+        platform()?
+            .accounts()
+            .set_disabled(&current.user, &username, disabled == "true", &meta)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Approves an account that signed up in approval mode.
+#[server(prefix = "/api", endpoint = "admin/users/approve")]
+pub async fn approve_user(username: String) -> Result<(), ApiError> {
+    respond(Form::new("admin-users").notice("Approved: the account can sign in."), async {
+        let current = require_admin().await?;
+        let meta = meta().await;
+        platform()?.accounts().approve(&current.user, &username, &meta).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Deletes an account and every cluster it has, as its owner could.
+#[server(prefix = "/api", endpoint = "admin/users/delete")]
+pub async fn delete_user(username: String, confirm_username: String) -> Result<(), ApiError> {
+    let form =
+        Form::new("admin-users").notice("Deleted: its clusters are being removed from the host.");
+    respond(form, async {
+        let current = require_admin().await?;
+        let meta = meta().await;
+        platform()?
+            .delete_account_as_admin(&current.user, &username, &confirm_username, &meta)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
 /// Links between the admin pages.
 #[component]
 pub fn AdminTabs() -> impl IntoView {
@@ -131,23 +188,56 @@ pub fn AdminUsersPage() -> impl IntoView {
                         let signup_hint = match limits.signup.as_str() {
                             "open" => "Anyone can create an account.",
                             "invite" => "A new account needs an invite code from an admin.",
+                            "approval" => "Anyone can ask for an account; it waits for an admin's approval below.",
                             _ => "Nobody can create an account; admins add users with `kraft admin create-user`.",
                         };
+                        let state = crate::forms::FormState::posted("admin-users", flash.clone(), "Done.");
                         view! {
+                            <crate::forms::FormAlert state=state />
                             <section class="card" aria-labelledby="users-heading">
                                 <h2 id="users-heading">{format!("Accounts ({})", overview.users.len())}</h2>
                                 <ScrollRegion label="Accounts">
                                     <table class="table" aria-label="Accounts">
-                                        <thead><tr><th scope="col">"Username"</th><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Clusters"</th><th scope="col">"Workshop seats"</th><th scope="col">"Created"</th></tr></thead>
+                                        <thead><tr><th scope="col">"Username"</th><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Clusters"</th><th scope="col">"Workshop seats"</th><th scope="col">"Created"</th><th scope="col">"Actions"</th></tr></thead>
                                         <tbody>
                                             {overview.users.into_iter().map(|u| view! {
-                                                <tr>
-                                                    <td>{u.username}</td>
+                                                <tr data-user=u.username.clone() data-disabled=u.disabled.to_string()>
+                                                    <td>{u.username.clone()}{u.disabled.then(|| view! { " "<span class="phase">{if u.awaiting_approval { "awaiting approval" } else { "disabled" }}</span> })}</td>
                                                     <td>{u.email}</td>
                                                     <td>{if u.admin { "admin" } else { "user" }}</td>
                                                     <td>{format!("{} of {}", u.clusters, limits.max_clusters)}</td>
                                                     <td>{u.organizer_seats}</td>
                                                     <td>{u.created_at.get(0..10).unwrap_or(&u.created_at).to_owned()}</td>
+                                                    <td>{(!u.you).then(|| {
+                                                        let (name_a, name_b, name_c) = (u.username.clone(), u.username.clone(), u.username.clone());
+                                                        view! {
+                                                            {if u.awaiting_approval {
+                                                                leptos::either::Either::Left(view! {
+                                                                    <form method="post" action="/api/admin/users/approve" class="inline-form">
+                                                                        <input type="hidden" name="username" value=name_a.clone() />
+                                                                        <button type="submit" aria-label=format!("Approve {name_a}")>"Approve"</button>
+                                                                    </form>
+                                                                })
+                                                            } else {
+                                                                leptos::either::Either::Right(view! {
+                                                                    <form method="post" action="/api/admin/users/disabled" class="inline-form">
+                                                                        <input type="hidden" name="username" value=name_a.clone() />
+                                                                        <input type="hidden" name="disabled" value=if u.disabled { "false" } else { "true" } />
+                                                                        <button type="submit" aria-label=format!("{} {name_a}", if u.disabled { "Enable" } else { "Disable" })>{if u.disabled { "Enable" } else { "Disable" }}</button>
+                                                                    </form>
+                                                                })
+                                                            }}
+                                                            <details class="danger">
+                                                                <summary aria-label=format!("Delete {name_b}")>"Delete"</summary>
+                                                                <form method="post" action="/api/admin/users/delete" class="inline-form">
+                                                                    <input type="hidden" name="username" value=name_b.clone() />
+                                                                    <label for=format!("confirm-{name_c}")>{format!("Type {name_c} to delete the account and its clusters")}</label>
+                                                                    <input id=format!("confirm-{name_c}") name="confirm_username" autocomplete="off" />
+                                                                    <button type="submit" class="danger">"Delete"</button>
+                                                                </form>
+                                                            </details>
+                                                        }
+                                                    })}</td>
                                                 </tr>
                                             }).collect_view()}
                                         </tbody>
@@ -162,7 +252,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                             <section class="card" aria-labelledby="signup-heading">
                                 <h2 id="signup-heading">"Sign-up"</h2>
                                 <p>"Mode: " <strong data-signup=limits.signup.clone()>{limits.signup.clone()}</strong>". " {signup_hint}</p>
-                                <p class="muted small">"Set with KRAFT_SIGNUP_MODE (open, invite or closed) when starting KRaft."</p>
+                                <p class="muted small">"Set with KRAFT_SIGNUP_MODE (open, invite, approval or closed) when starting KRaft."</p>
                                 <ActionForm action=invite attr:class="inline-form" attr:aria-label="Issue an invite code">
                                     <button type="submit" disabled=move || invite.pending().get()>"Issue an invite code"</button>
                                 </ActionForm>

@@ -8,6 +8,7 @@ mod m20261202_000003_installation;
 mod m20261205_000004_cluster_tokens;
 mod m20261205_000005_throttle_events;
 mod m20261205_000006_workshops;
+mod m20261206_000007_signup_approval;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000004_cluster_tokens::Migration),
             Box::new(m20261205_000005_throttle_events::Migration),
             Box::new(m20261205_000006_workshops::Migration),
+            Box::new(m20261206_000007_signup_approval::Migration),
         ]
     }
 }

@@ -4,6 +4,7 @@
 //! `registration` (sign-up, invites, the first admin), `sign_in` (password checks),
 //! `sessions` (who is signed in, revocation) and `deletion`.
 
+pub mod admin;
 pub mod audit;
 pub mod credentials;
 pub mod deletion;
@@ -39,6 +40,8 @@ pub enum SignupMode {
     /// A single-use invite code from an admin is required.
     Invite,
     Closed,
+    /// Anyone may sign up; the account waits until an admin approves it.
+    Approval,
 }
 
 impl SignupMode {
@@ -48,6 +51,7 @@ impl SignupMode {
             SignupMode::Open => "open",
             SignupMode::Invite => "invite",
             SignupMode::Closed => "closed",
+            SignupMode::Approval => "approval",
         }
     }
 }
@@ -107,6 +111,11 @@ pub struct User {
     /// How many seats this user's open workshops may have in all (0: not an organizer; admins
     /// organize without an allowance).
     pub organizer_seats: i32,
+    /// An admin disabled the account: it cannot sign in, and its sessions, API access and
+    /// kubeconfigs are refused (its clusters are kept).
+    pub disabled: bool,
+    /// Signed up in approval mode; an admin has not approved it yet.
+    pub awaiting_approval: bool,
 }
 
 impl User {
@@ -125,6 +134,8 @@ impl From<users::Model> for User {
             role: row.role,
             created_at: row.created_at,
             organizer_seats: row.organizer_seats,
+            disabled: row.disabled_at.is_some(),
+            awaiting_approval: row.awaiting_approval,
         }
     }
 }
@@ -148,6 +159,15 @@ pub enum AccountError {
     Throttled { retry_after: Duration },
     #[error("no such object")]
     NotFound,
+    /// The right password for an account an admin disabled.
+    #[error("the account is disabled")]
+    Disabled,
+    /// The right password for an account that waits for an admin's approval.
+    #[error("the account awaits approval")]
+    AwaitingApproval,
+    /// The caller may not do this; the message says why.
+    #[error("{0}")]
+    NotAllowed(String),
     #[error(transparent)]
     Hash(#[from] HashError),
     #[error(transparent)]

@@ -262,6 +262,53 @@ impl Platform {
     ) -> Result<(), accounts::AccountError> {
         let user =
             self.inner.accounts.verify_deletion(user_id, password, typed_username, meta).await?;
+        self.remove_account(&user, meta).await
+    }
+
+    /// An admin deletes the account `username` (typed again as `confirm`), as its owner would:
+    /// its workshops end, its clusters go first, then its data. Not the admin's own (the account
+    /// page does that, with the password).
+    pub async fn delete_account_as_admin(
+        &self,
+        admin: &accounts::User,
+        username: &str,
+        confirm: &str,
+        meta: &accounts::RequestMeta,
+    ) -> Result<(), accounts::AccountError> {
+        let user = self.inner.accounts.by_username(username).await?;
+        if user.id == admin.id {
+            return Err(accounts::AccountError::NotAllowed(
+                "Delete your own account from your account page.".into(),
+            ));
+        }
+        if confirm.trim() != user.username {
+            return Err(accounts::AccountError::Invalid(vec![accounts::FieldError::new(
+                "confirm_username",
+                format!("Type {} exactly to confirm.", user.username),
+            )]));
+        }
+        self.remove_account(&user, meta).await?;
+        accounts::audit::record(
+            &self.inner.db,
+            accounts::AuditEvent::on(
+                accounts::AuditAction::AccountDeletedByAdmin,
+                Some(admin.id),
+                None,
+                meta.client_addr.as_deref(),
+            )
+            .target(&user.username),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Ends the user's workshops, hands their clusters to the reconciler, then removes their data.
+    async fn remove_account(
+        &self,
+        user: &accounts::User,
+        meta: &accounts::RequestMeta,
+    ) -> Result<(), accounts::AccountError> {
+        let user = user.clone();
         // The workshops they organize end now: their attendees' clusters go with them.
         let organized =
             self.inner.workshops.organized_by(user.id).await.map_err(|e| {

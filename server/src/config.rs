@@ -63,6 +63,8 @@ pub enum SignupMode {
     Invite,
     /// Nobody; admins create accounts with `kraft admin create-user`.
     Closed,
+    /// Anyone may sign up; the account waits until an admin approves it.
+    Approval,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -522,6 +524,7 @@ impl Config {
                 SignupMode::Open => platform::accounts::SignupMode::Open,
                 SignupMode::Invite => platform::accounts::SignupMode::Invite,
                 SignupMode::Closed => platform::accounts::SignupMode::Closed,
+                SignupMode::Approval => platform::accounts::SignupMode::Approval,
             },
             session_idle: self.session_idle,
             session_absolute: self.session_absolute,

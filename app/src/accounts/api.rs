@@ -95,6 +95,10 @@ pub async fn take_flash() -> Result<Option<Flash>, ApiError> {
     answer(async { crate::api::ssr::take_flash() }).await
 }
 
+/// What a sign-up in approval mode is told.
+pub const AWAITING_APPROVAL: &str =
+    "Thanks! Your account waits for an admin's approval: sign in once it is approved.";
+
 #[server(prefix = "/api", endpoint = "account/register")]
 pub async fn register(
     email: String,
@@ -105,10 +109,16 @@ pub async fn register(
     #[server(default)] setup_token: Option<String>,
     #[server(default)] workshop: Option<String>,
 ) -> Result<(), ApiError> {
-    let form = Form::new("register")
+    let mut form = Form::new("register")
         .keep("email", &email)
         .keep("username", &username)
         .keep_opt("invite", &invite);
+    let approval = platform()
+        .map(|p| p.accounts().settings().signup == platform::accounts::SignupMode::Approval)
+        .unwrap_or(false);
+    if approval {
+        form = form.notice(AWAITING_APPROVAL);
+    }
     respond(form, async {
         let meta = meta().await;
         let input = platform::accounts::RegisterInput {
@@ -122,6 +132,11 @@ pub async fn register(
         };
         let platform = platform()?;
         let user = platform.accounts().register(input, &meta).await?;
+        if user.awaiting_approval {
+            // No session until an admin approves it.
+            leptos_axum::redirect("/login");
+            return Ok(());
+        }
         session()
             .await?
             .begin(user.id, meta.user_agent, meta.client_addr.clone())

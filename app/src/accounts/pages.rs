@@ -45,7 +45,8 @@ pub fn RegisterPage() -> impl IntoView {
                 let viewer = viewer.await.ok();
                 let setup_pending = viewer.as_ref().is_some_and(|v| v.setup_pending);
                 let signup = viewer.map(|v| v.signup).unwrap_or_else(|| "open".into());
-                let state = FormState::new("register", action.value().into(), flash, "Welcome to KRaft!");
+                let success = if signup == "approval" { crate::accounts::api::AWAITING_APPROVAL } else { "Welcome to KRaft!" };
+                let state = FormState::new("register", action.value().into(), flash, success);
                 // A closed KRaft still lets its first admin in, with the setup token.
                 if signup == "closed" && !setup_pending {
                     return Either::Left(view! {
@@ -56,6 +57,9 @@ pub fn RegisterPage() -> impl IntoView {
                 }
                 Either::Right(view! {
                     <ActionForm action=action attr:class="form" attr:aria-label="Create account">
+                        {(signup == "approval").then(|| view! {
+                            <p class="notice" role="status">"New accounts on this KRaft wait for an admin's approval."</p>
+                        })}
                         <FormAlert state=state.clone() />
                         <Field state=state.clone() name="email" label="Email" kind="email" autocomplete="email" />
                         <Field

@@ -219,6 +219,14 @@ impl From<AccountError> for ApiError {
                 retry_after_secs: retry_after.as_secs_f64().ceil() as u64,
             },
             AccountError::NotFound => ApiError::NotFound,
+            AccountError::Disabled => ApiError::NotAllowed(
+                "This account is disabled. Ask the platform's admin to enable it.".into(),
+            ),
+            AccountError::NotAllowed(message) => ApiError::NotAllowed(message),
+            AccountError::AwaitingApproval => ApiError::NotAllowed(
+                "Your account waits for an admin's approval; you can sign in once it is approved."
+                    .into(),
+            ),
             AccountError::Hash(HashError::Busy) => ApiError::Busy,
             AccountError::Hash(error @ HashError::Failed(_)) => internal(error),
             AccountError::Database(error) => internal(error),

@@ -69,7 +69,7 @@ enum Grant<'a> {
     /// `kraft admin create-user`: exactly the role asked for.
     Role(Role),
     /// The sign-up form: a user, or the first admin (see `AdminBootstrap`).
-    SignUp { invite: Option<&'a str>, setup_token: Option<&'a str> },
+    SignUp { invite: Option<&'a str>, setup_token: Option<&'a str>, held: bool },
 }
 
 impl Accounts {
@@ -131,7 +131,8 @@ impl Accounts {
                 .map_err(|retry_after| AccountError::Throttled { retry_after })?;
         }
         let hash = self.hasher.hash(account.password.expose()).await?;
-        self.insert_user(&account, hash, Grant::SignUp { invite, setup_token }, meta).await
+        let held = self.settings.signup == SignupMode::Approval && !admitted;
+        self.insert_user(&account, hash, Grant::SignUp { invite, setup_token, held }, meta).await
     }
 
     /// Creates an account from the command line (no sign-up mode or limit applies).
@@ -161,6 +162,7 @@ impl Accounts {
         meta: &RequestMeta,
     ) -> Result<User, AccountError> {
         let (email, username) = (&account.email, &account.username);
+        let held = matches!(grant, Grant::SignUp { held: true, .. });
         let txn = self.db.begin().await?;
         let taken = self.taken(&txn, email, username).await?;
         if !taken.is_empty() {
@@ -175,8 +177,11 @@ impl Accounts {
             password_hash: Set(password_hash),
             role: Set(Role::User),
             created_at: Set(now),
-            disabled_at: Set(None),
+            // In approval mode a sign-up waits, disabled, for an admin (a workshop's link and
+            // the first admin's setup token are approvals of their own).
+            disabled_at: Set(held.then_some(now)),
             organizer_seats: Set(0),
+            awaiting_approval: Set(held),
         };
         // Racing sign-ups for the same name: the unique index decides. Which name was taken is
         // read back from the table, not from the database's wording of the error.
@@ -196,7 +201,7 @@ impl Accounts {
         }
         let role = match grant {
             Grant::Role(role) => role,
-            Grant::SignUp { invite, setup_token } => {
+            Grant::SignUp { invite, setup_token, .. } => {
                 if let Some(code) = invite {
                     let used = invites::Entity::update_many()
                         .filter(invites::Column::CodeHash.eq(hash_code(code)))
@@ -227,15 +232,23 @@ impl Accounts {
                 }
             }
         };
+        // The first admin is nobody's to approve.
+        let held = held && role != Role::Admin;
         if role == Role::Admin {
             users::Entity::update_many()
                 .filter(users::Column::Id.eq(id))
-                .set(users::ActiveModel { role: Set(role), ..Default::default() })
+                .set(users::ActiveModel {
+                    role: Set(role),
+                    disabled_at: Set(None),
+                    awaiting_approval: Set(false),
+                    ..Default::default()
+                })
                 .exec(&txn)
                 .await?;
         }
         let target = match role {
             Role::Admin => format!("{} (admin)", username.as_str()),
+            Role::User if held => format!("{} (awaiting approval)", username.as_str()),
             Role::User => username.as_str().to_owned(),
         };
         audit::record(
@@ -252,6 +265,8 @@ impl Accounts {
             role,
             created_at: now,
             organizer_seats: 0,
+            disabled: held,
+            awaiting_approval: held,
         })
     }
 

@@ -34,10 +34,24 @@ impl Accounts {
             metrics::counter!(crate::observe::SIGN_INS, "outcome" => "throttled").increment(1);
             AccountError::Throttled { retry_after }
         })?;
-        let usable = row.as_ref().filter(|user| user.disabled_at.is_none());
         let verdict =
-            self.verifier.verify(password, usable.map(|u| u.password_hash.as_str())).await?;
-        let Some(user) = usable.cloned().filter(|_| verdict != Verified::No) else {
+            self.verifier.verify(password, row.as_ref().map(|u| u.password_hash.as_str())).await?;
+        // Only the right password learns that the account is disabled.
+        if let Some(user) =
+            row.as_ref().filter(|u| u.disabled_at.is_some() && verdict != Verified::No)
+        {
+            self.throttle.succeeded(attempt).await;
+            let event = AuditEvent::own(AuditAction::LoginFailed, user.id, address).target(
+                if user.awaiting_approval { "awaiting approval" } else { "account disabled" },
+            );
+            audit::record(&self.db, event).await?;
+            return Err(if user.awaiting_approval {
+                AccountError::AwaitingApproval
+            } else {
+                AccountError::Disabled
+            });
+        }
+        let Some(user) = row.clone().filter(|_| verdict != Verified::No) else {
             let event = AuditEvent {
                 action: AuditAction::LoginFailed,
                 actor_id: None,

@@ -726,3 +726,43 @@ async fn admins_list_accounts_and_issue_invites() {
     assert_eq!(bob.call("admin/invite", &[]).await.status(), 403);
     assert_eq!(app.another_browser().call("admin/invite", &[]).await.status(), 401);
 }
+
+/// Issue 19: in approval mode a new account waits, signed out, until an admin approves it; the
+/// first admin (setup token) and a workshop's attendees are not held.
+async fn approval_mode_holds_a_new_account_until_approved(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.signup_mode = SignupMode::Approval).await;
+    let root = app.browser();
+    root.sign_up_admin(&app, "root").await;
+    assert_eq!(root.call("clusters/list", &[]).await.status(), 200, "the first admin is in");
+
+    let ada = app.another_browser();
+    let response = ada.register_with("ada", &[]).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    assert_eq!(ada.session_cookie(), None, "no session before approval");
+    assert_eq!(ada.call("clusters/list", &[]).await.status(), 401);
+    let held = ada.login("ada", PASSWORD).await;
+    assert_eq!(held.status(), 403);
+    assert!(held.text().await.unwrap().contains("approval"));
+    // An admin cannot "enable" it around the approval, and a user cannot approve.
+    let eve_browser = app.another_browser();
+    assert_eq!(eve_browser.call("admin/users/approve", &[("username", "ada")]).await.status(), 401);
+    let listed: Value = root.call("admin/users", &[]).await.json().await.unwrap();
+    let row = listed["users"].as_array().unwrap().iter().find(|u| u["username"] == "ada").cloned();
+    assert_eq!(row.unwrap()["awaiting_approval"], true);
+    let enable =
+        root.call("admin/users/disabled", &[("username", "ada"), ("disabled", "false")]).await;
+    assert_eq!(enable.status(), 403);
+
+    let approved = root.call("admin/users/approve", &[("username", "ada")]).await;
+    assert_eq!(approved.status(), 200, "{}", approved.text().await.unwrap_or_default());
+    assert_eq!(ada.login("ada", PASSWORD).await.status(), 200);
+    assert_eq!(ada.call("clusters/list", &[]).await.status(), 200);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM audit_events WHERE action = 'account.approved'").await,
+        1
+    );
+    // Approving twice says so.
+    assert_eq!(root.call("admin/users/approve", &[("username", "ada")]).await.status(), 403);
+    app.stop().await;
+}
+on_both_backends!(approval_mode_holds_a_new_account_until_approved);

@@ -24,6 +24,8 @@ pub struct Model {
     pub disabled_at: Option<DateTimeUtc>,
     /// How many seats this user's open workshops may have in all (0: not an organizer).
     pub organizer_seats: i32,
+    /// Signed up in approval mode and not approved yet (the account is disabled meanwhile).
+    pub awaiting_approval: bool,
 }
 
 // Hand-written so a password hash never reaches a log line.
