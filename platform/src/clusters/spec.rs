@@ -485,57 +485,8 @@ impl ClusterSettings {
             errors.push(FieldError::new("mode", format!("Choose one of: {}.", allowed.join(", "))));
         }
 
-        let servers = match input.servers.trim() {
-            "" => Some(1),
-            s => s.parse::<i32>().ok(),
-        };
-        let servers = match servers {
-            Some(n) if (n == 1 || n == 3) && n <= self.max_servers => Some(n),
-            Some(n) if n > self.max_servers => {
-                errors.push(FieldError::new(
-                    "servers",
-                    format!("Your limit is {} servers.", self.max_servers),
-                ));
-                None
-            }
-            _ => {
-                errors.push(FieldError::new(
-                    "servers",
-                    "Choose 1 server, or 3 for a highly available control plane.",
-                ));
-                None
-            }
-        };
-
-        let agents = match input.agents.trim() {
-            "" => Some(0),
-            s => s.parse::<i32>().ok(),
-        };
-        let agents = match agents {
-            Some(n) if n < 0 => {
-                errors.push(FieldError::new("agents", "The number of agents cannot be negative."));
-                None
-            }
-            Some(n) if n > self.max_agents => {
-                errors.push(FieldError::new(
-                    "agents",
-                    format!("Your limit is {} agents.", self.max_agents),
-                ));
-                None
-            }
-            Some(n) if n > 0 && mode == Some(ClusterMode::Shared) => {
-                errors.push(FieldError::new(
-                    "agents",
-                    "Shared clusters run workloads on the host's nodes: agents apply to virtual clusters only.",
-                ));
-                None
-            }
-            Some(n) => Some(n),
-            None => {
-                errors.push(FieldError::new("agents", "Enter a whole number of agents."));
-                None
-            }
-        };
+        let servers = self.servers_field(&input.servers, 1).map_err(|e| errors.push(e)).ok();
+        let agents = self.agents_field(&input.agents, 0, mode).map_err(|e| errors.push(e)).ok();
 
         let version = match input.version.trim() {
             "" => self.versions.first().cloned(),
@@ -618,6 +569,53 @@ impl ClusterSettings {
         }
     }
 
+    /// A number of servers as typed (`empty` when left empty): 1, or 3 for a highly available
+    /// control plane, within the limit.
+    fn servers_field(&self, raw: &str, empty: i32) -> Result<i32, FieldError> {
+        match raw.trim() {
+            "" => Ok(empty),
+            s => match s.parse::<i32>() {
+                Ok(n) if n > self.max_servers => Err(FieldError::new(
+                    "servers",
+                    format!("Your limit is {} servers.", self.max_servers),
+                )),
+                Ok(n @ (1 | 3)) => Ok(n),
+                _ => Err(FieldError::new(
+                    "servers",
+                    "Choose 1 server, or 3 for a highly available control plane.",
+                )),
+            },
+        }
+    }
+
+    /// A number of agents as typed (`empty` when left empty), within the limit; none in shared
+    /// mode.
+    fn agents_field(
+        &self,
+        raw: &str,
+        empty: i32,
+        mode: Option<ClusterMode>,
+    ) -> Result<i32, FieldError> {
+        match raw.trim() {
+            "" => Ok(empty),
+            s => match s.parse::<i32>() {
+                Ok(n) if n < 0 => {
+                    Err(FieldError::new("agents", "The number of agents cannot be negative."))
+                }
+                Ok(n) if n > self.max_agents => Err(FieldError::new(
+                    "agents",
+                    format!("Your limit is {} agents.", self.max_agents),
+                )),
+                Ok(n) if n > 0 && mode == Some(ClusterMode::Shared) => Err(FieldError::new(
+                    "agents",
+                    "Shared clusters run workloads on the host's nodes: agents apply to virtual clusters only.",
+                )),
+                Ok(n) => Ok(n),
+                Err(_) => Err(FieldError::new("agents", "Enter a whole number of agents.")),
+            },
+        }
+    }
+
     /// The allowed versions a cluster at `current` may move to: later releases of its minor and
     /// of the next one (see [`upgrade_check`]), oldest first.
     pub fn upgrade_targets(&self, current: &str) -> Vec<String> {
@@ -658,57 +656,12 @@ impl ClusterSettings {
                 }
             },
         };
-        let servers = match input.servers.trim() {
-            "" => Some(row.servers),
-            s => match s.parse::<i32>() {
-                Ok(n) if n > self.max_servers => {
-                    errors.push(FieldError::new(
-                        "servers",
-                        format!("Your limit is {} servers.", self.max_servers),
-                    ));
-                    None
-                }
-                Ok(n @ (1 | 3)) => Some(n),
-                _ => {
-                    errors.push(FieldError::new(
-                        "servers",
-                        "Choose 1 server, or 3 for a highly available control plane.",
-                    ));
-                    None
-                }
-            },
-        };
-        let agents = match input.agents.trim() {
-            "" => Some(row.agents),
-            s => match s.parse::<i32>() {
-                Ok(n) if n < 0 => {
-                    errors.push(FieldError::new(
-                        "agents",
-                        "The number of agents cannot be negative.",
-                    ));
-                    None
-                }
-                Ok(n) if n > self.max_agents => {
-                    errors.push(FieldError::new(
-                        "agents",
-                        format!("Your limit is {} agents.", self.max_agents),
-                    ));
-                    None
-                }
-                Ok(n) if n > 0 && row.mode() == ClusterMode::Shared => {
-                    errors.push(FieldError::new(
-                        "agents",
-                        "Shared clusters run workloads on the host's nodes: agents apply to virtual clusters only.",
-                    ));
-                    None
-                }
-                Ok(n) => Some(n),
-                Err(_) => {
-                    errors.push(FieldError::new("agents", "Enter a whole number of agents."));
-                    None
-                }
-            },
-        };
+        let servers =
+            self.servers_field(&input.servers, row.servers).map_err(|e| errors.push(e)).ok();
+        let agents = self
+            .agents_field(&input.agents, row.agents, Some(row.mode()))
+            .map_err(|e| errors.push(e))
+            .ok();
         // Every server has its own volume of the cluster's size (immutable in K3k's CRD).
         if let Some(servers) = servers.filter(|_| row.persistence() == PersistenceMode::Dynamic) {
             let quota =
