@@ -19,6 +19,7 @@ ensure_postgres
 ensure_node_modules
 ensure_kubectl
 ensure_helm_sdk
+ensure_openapi_tools
 
 step "formatting"
 cargo fmt --all -- --check
@@ -37,6 +38,9 @@ HOSTSIM_K3K_VERSION=v1.2 cargo test --release -p hostsim -p server --test api 2>
 step "hostsim against real kubectl (K3k v1.1.0, then v1.2)"
 hostsim/conformance/kubectl.sh target/release/hostsim 2>&1 | tee "$logs/conformance.log"
 HOSTSIM_K3K_VERSION=v1.2 hostsim/conformance/kubectl.sh target/release/hostsim 2>&1 | tee -a "$logs/conformance.log"
+
+step "the kraft CLI end to end against zero-config KRaft, and the OpenAPI contract"
+server/tests/cli.sh target/release/kraft 2>&1 | tee "$logs/cli.log"
 
 step "Helm chart with real Helm v4 (lint, render, install into hostsim, uninstall)"
 "$HELM_PYTHON" deploy/helm/test_chart.py target/release/hostsim 2>&1 | tee "$logs/helm.log"
@@ -58,6 +62,7 @@ rust_passed=$(cat "$logs/cargo.log" "$logs/cargo-v1.2.log" | grep -oP '^test res
 e2e_passed=$(grep -oP '^\s+\K[0-9]+(?= passed)' "$logs/e2e.log" | tail -n 1)
 kubectl_passed=$(grep -oP '^kubectl conformance: \K[0-9]+(?= passed)' "$logs/conformance.log" | awk '{s+=$1} END {print s+0}')
 helm_passed=$(grep -oP '^helm chart: \K[0-9]+(?= passed)' "$logs/helm.log" | tail -n 1)
+cli_passed=$(grep -oP '^kraft cli: \K[0-9]+(?= passed)' "$logs/cli.log" | tail -n 1)
 step "done"
-echo "rust: ${rust_passed:-0} passed; kubectl conformance: ${kubectl_passed:-0} passed; helm chart: ${helm_passed:-0} passed; browser: ${e2e_passed:-0} passed"
-echo "kraft test suite: $(( ${rust_passed:-0} + ${kubectl_passed:-0} + ${helm_passed:-0} + ${e2e_passed:-0} )) passed, 0 failed"
+echo "rust: ${rust_passed:-0} passed; kubectl conformance: ${kubectl_passed:-0} passed; helm chart: ${helm_passed:-0} passed; cli: ${cli_passed:-0} passed; browser: ${e2e_passed:-0} passed"
+echo "kraft test suite: $(( ${rust_passed:-0} + ${kubectl_passed:-0} + ${helm_passed:-0} + ${cli_passed:-0} + ${e2e_passed:-0} )) passed, 0 failed"

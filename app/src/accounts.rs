@@ -4,5 +4,6 @@ pub mod api;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod server;
+pub mod tokens;
 
 pub use api::*;

@@ -113,17 +113,20 @@ pub async fn issue_invite() -> Result<String, ApiError> {
 #[server(prefix = "/api", endpoint = "admin/users/disabled")]
 pub async fn set_user_disabled(username: String, disabled: String) -> Result<(), ApiError> {
     let done = if disabled == "true" {
-        "Disabled: its sessions ended; it cannot sign in, and its kubeconfigs are refused."
+        "Disabled: its sessions ended; it cannot sign in, and its API tokens and kubeconfigs are refused."
     } else {
         "Enabled: it can sign in again."
     };
     respond(Form::new("admin-users").notice(done), async {
         let current = require_admin().await?;
         let meta = meta().await;
-        platform()?
+        let platform = platform()?;
+        let user = platform
             .accounts()
             .set_disabled(&current.user, &username, disabled == "true", &meta)
             .await?;
+        // At once on this replica; the others look again within a few seconds.
+        platform.access().api_tokens().forget_user(user.id);
         Ok(())
     })
     .await

@@ -7,8 +7,10 @@
 //! When a token was last used (and from where), and each cluster's last API request, are kept
 //! in memory and written every [`USAGE_FLUSH`]: never a database write per request.
 
+pub mod api_tokens;
+
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -111,6 +113,8 @@ impl From<cluster_tokens::Model> for TokenInfo {
 pub struct Issued {
     pub info: TokenInfo,
     pub yaml: String,
+    /// The context's (and cluster's and user's) name in `yaml`.
+    pub context: String,
 }
 
 struct Cached {
@@ -129,19 +133,21 @@ pub struct Access {
     db: DatabaseConnection,
     cache: Mutex<HashMap<String, Cached>>,
     usage: Mutex<Usage>,
-    failures: TokenThrottle,
+    /// Failed bearer tokens (kubeconfig and API alike) per client address.
+    failures: Arc<TokenThrottle>,
+    api: api_tokens::ApiTokens,
 }
 
-fn hash(token: &str) -> String {
+pub(crate) fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A kubeconfig name: what the user calls the place it lives ("laptop", "CI").
-fn parse_name(raw: &str) -> Result<String, FieldError> {
+pub(crate) fn parse_name(raw: &str) -> Result<String, FieldError> {
     let name = raw.trim();
     let error = |message: &str| FieldError { field: "name", message: message.into() };
     if name.is_empty() {
@@ -158,13 +164,20 @@ fn parse_name(raw: &str) -> Result<String, FieldError> {
 
 impl Access {
     pub fn new(db: DatabaseConnection) -> Self {
+        // Twenty wrong tokens a minute from one address: a typo is forgiven, a search is not.
+        let failures = Arc::new(TokenThrottle::shared(20, Duration::from_secs(60), db.clone()));
         Self {
             db: db.clone(),
             cache: Mutex::new(HashMap::new()),
             usage: Mutex::new(Usage::default()),
-            // Twenty wrong tokens a minute from one address: a typo is forgiven, a search is not.
-            failures: TokenThrottle::shared(20, Duration::from_secs(60), db.clone()),
+            api: api_tokens::ApiTokens::new(db, failures.clone()),
+            failures,
         }
+    }
+
+    /// Personal API tokens (the JSON API's and the CLI's way in).
+    pub fn api_tokens(&self) -> &api_tokens::ApiTokens {
+        &self.api
     }
 
     /// Issues a kubeconfig named `name` for `cluster` (which the caller checked `owner` owns),
@@ -245,7 +258,7 @@ impl Access {
         .await?;
         let context = format!("{}-{}", cluster.name, owner.username);
         let yaml = kubeconfig_yaml(endpoint, &context, &token);
-        Ok(Issued { info: row.into(), yaml })
+        Ok(Issued { info: row.into(), yaml, context })
     }
 
     /// A cluster's kubeconfigs, newest first (the caller checked ownership).
@@ -440,11 +453,17 @@ impl Access {
             if let Err(error) = self.flush_usage().await {
                 tracing::warn!(%error, "could not record kubeconfig use");
             }
+            if let Err(error) = self.api.flush_usage().await {
+                tracing::warn!(%error, "could not record API token use");
+            }
             // Usage is buffered per replica and flushed by each; the sweep is the leader's.
             if leadership.is_leader() && last_sweep.elapsed() > Duration::from_secs(3600) {
                 last_sweep = Instant::now();
                 if let Err(error) = self.sweep().await {
                     tracing::warn!(%error, "could not delete old kubeconfigs");
+                }
+                if let Err(error) = self.api.sweep().await {
+                    tracing::warn!(%error, "could not delete old API tokens");
                 }
             }
         }

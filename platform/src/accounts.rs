@@ -220,6 +220,11 @@ impl Accounts {
         self.db.close().await
     }
 
+    /// The database the accounts live in (for services that open beside them, e.g. the CLI's).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
     pub fn settings(&self) -> &AccountSettings {
         &self.settings
     }

@@ -370,6 +370,9 @@ impl Platform {
         if let Err(error) = self.inner.access.flush_usage().await {
             tracing::warn!(%error, "could not record the last kubeconfig use");
         }
+        if let Err(error) = self.inner.access.api_tokens().flush_usage().await {
+            tracing::warn!(%error, "could not record the last API token use");
+        }
         self.inner.logs.close().await;
         match Arc::try_unwrap(self.inner) {
             Ok(inner) => Ok(inner.db.clone().close().await?),

@@ -118,3 +118,15 @@ ensure_helm_sdk() {
   fi
   export HELM_PYTHON="$venv/bin/python"
 }
+
+# The OpenAPI contract test's validators from PyPI (openapi-spec-validator for the document,
+# openapi-core for every answer) in their own venv; exports OPENAPI_PYTHON.
+ensure_openapi_tools() {
+  local venv="${OPENAPI_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/kraft/openapi-venv}"
+  if ! "$venv/bin/python" -c 'import openapi_core, openapi_spec_validator, requests' 2>/dev/null; then
+    say "installing openapi-spec-validator and openapi-core into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --upgrade "openapi-spec-validator>=0.7,<0.8" "openapi-core>=0.19,<0.20" "requests>=2.32,<3"
+  fi
+  export OPENAPI_PYTHON="$venv/bin/python"
+}

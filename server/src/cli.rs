@@ -28,6 +28,26 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Log in to a KRaft (saves its address and an API token for the commands below).
+    Login(crate::client::LoginArgs),
+    /// Forget the saved address and token.
+    Logout,
+    /// Your clusters on the KRaft you logged in to.
+    Clusters {
+        #[command(subcommand)]
+        command: crate::client::ClustersCommand,
+        /// table for people, json for scripts.
+        #[arg(long, short = 'o', value_enum, default_value_t = crate::client::Output::Table, global = true)]
+        output: crate::client::Output,
+    },
+    /// Issue a kubeconfig for one of your clusters: print it, write it (-f), or merge it into
+    /// ~/.kube/config (--merge).
+    Kubeconfig {
+        #[command(flatten)]
+        args: crate::client::KubeconfigArgs,
+        #[arg(long, short = 'o', value_enum, default_value_t = crate::client::Output::Table, global = true)]
+        output: crate::client::Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +61,20 @@ pub enum AdminCommand {
         /// Make the account an admin.
         #[arg(long)]
         admin: bool,
+    },
+    /// Create a personal API token for an account and print it (e.g. for a CI pipeline).
+    CreateToken {
+        #[arg(long)]
+        username: String,
+        /// What it is for, e.g. CI.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read, clusters, kubeconfigs.
+        #[arg(long, value_delimiter = ',', default_value = "read,clusters,kubeconfigs")]
+        scopes: Vec<String>,
+        /// Days it stays valid: 1, 7, 30, 90 or 365.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
     },
     /// Issue a single-use invite code (for `--signup-mode invite`) and print it.
     Invite {
@@ -64,6 +98,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { command } => admin(cli.config, command).await,
+        Command::Login(args) => Ok(crate::client::login(args).await?),
+        Command::Logout => {
+            let path = crate::client::config_path();
+            match std::fs::remove_file(&path) {
+                Ok(()) => eprintln!("Logged out: removed {}.", path.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("Not logged in."),
+                Err(e) => return Err(anyhow::anyhow!("cannot remove {}: {e}", path.display())),
+            }
+            Ok(())
+        }
+        Command::Clusters { command, output } => {
+            Ok(crate::client::clusters(command, output).await?)
+        }
+        Command::Kubeconfig { args, output } => Ok(crate::client::kubeconfig(args, output).await?),
     }
 }
 
@@ -89,6 +137,32 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
                     Err(anyhow::anyhow!("cannot create the account:\n  {}", lines.join("\n  ")))
                 }
                 Err(other) => Err(other.into()),
+            }
+        }
+        AdminCommand::CreateToken { username, name, scopes, days } => {
+            let mut parsed = Vec::new();
+            for scope in &scopes {
+                parsed.push(platform::access::api_tokens::Scope::parse(scope.trim()).ok_or_else(
+                    || {
+                        anyhow::anyhow!(
+                            "unknown scope {scope:?}: use read, clusters or kubeconfigs"
+                        )
+                    },
+                )?);
+            }
+            let user = accounts.by_username(&username).await?;
+            let access = platform::access::Access::new(accounts.db().clone());
+            match access.api_tokens().create(&user, &name, &parsed, days, None).await {
+                Ok(issued) => {
+                    println!("{}", issued.token);
+                    Ok(())
+                }
+                Err(platform::access::AccessError::Invalid(fields)) => {
+                    let lines: Vec<String> =
+                        fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
+                    Err(anyhow::anyhow!("cannot create the token:\n  {}", lines.join("\n  ")))
+                }
+                Err(other) => Err(anyhow::anyhow!("cannot create the token: {other}")),
             }
         }
         AdminCommand::Invite { valid_for } => {

@@ -363,6 +363,11 @@ pub struct Config {
     #[arg(long, env = "KRAFT_LOG_MEMORY_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub log_memory_mib: u32,
 
+    /// Requests each API token may make a minute on each replica (`/api/v1`), in bursts of up
+    /// to as many; past it the API answers 429 with `Retry-After`.
+    #[arg(long, env = "KRAFT_API_RATE_LIMIT", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub api_rate_limit: u32,
+
     /// Log output format.
     #[arg(long, env = "KRAFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -1,8 +1,11 @@
 //! The `kraft` binary's library: configuration, the HTTP application and its wiring. Domain logic
 //! lives in the `platform` crate; the UI and server functions in `app`.
 
+pub mod api;
 pub mod assets;
 pub mod cli;
+pub mod cli_login;
+pub mod client;
 pub mod clusters;
 pub mod config;
 pub mod csrf;

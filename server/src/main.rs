@@ -1,12 +1,32 @@
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     return_large_blocks_to_the_system();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
-        let cli = kraft::cli::Cli::parse();
-        kraft::telemetry::init(cli.config.log_format);
-        kraft::cli::run(cli).await
-    })
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let cli = kraft::cli::Cli::parse();
+                kraft::telemetry::init(cli.config.log_format);
+                kraft::cli::run(cli).await
+            })
+        });
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // The client commands' failures say what went wrong and leave with a code scripts use.
+        Err(error) => match error.downcast_ref::<kraft::client::Exit>() {
+            Some(exit) => {
+                eprintln!("kraft: {}", exit.message);
+                std::process::ExitCode::from(exit.code)
+            }
+            None => {
+                eprintln!("Error: {error:?}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
 }
 
 /// glibc raises its mmap threshold whenever a large block is freed, so after the first password

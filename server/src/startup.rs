@@ -330,6 +330,14 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .layer(axum::middleware::from_fn(observe::http))
         .layer(TraceLayer::new_for_http())
         .with_state(state.clone());
+    // Scripts' and the CLI's way in: API tokens only, so none of the session, CSRF or page
+    // layers apply either.
+    let per_minute =
+        std::num::NonZeroU32::new(config.api_rate_limit).unwrap_or(std::num::NonZeroU32::MIN);
+    let api = crate::api::router(crate::api::ApiState::new(state.platform.clone(), per_minute))
+        .layer(axum::middleware::from_fn_with_state(edge.clone(), edge::client_address))
+        .layer(axum::middleware::from_fn(observe::http))
+        .layer(TraceLayer::new_for_http());
     let metrics_here = config.metrics_addr.is_none();
     let mut main = Router::new();
     if metrics_here {
@@ -338,6 +346,7 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
     main.route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/api/clusters/{id}/kubeconfig", axum::routing::post(clusters::kubeconfig))
+        .route("/account/tokens/cli", axum::routing::post(crate::cli_login::authorize))
         .route("/ws/clusters", get(clusters::live_list))
         .route("/ws/clusters/{id}/logs", get(logs::live))
         .route("/ws/clusters/{id}/metrics", get(metrics::live))
@@ -361,6 +370,7 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .layer(TraceLayer::new_for_http())
         .with_state(state)
         .merge(gateway)
+        .merge(api)
         .merge(
             Router::new()
                 .route("/pkg/{*path}", get(crate::assets::serve))

@@ -257,6 +257,7 @@ fn Details(user: UserView) -> impl IntoView {
                 <dt>"Member since"</dt>
                 <dd><time datetime=user.created_at.clone()>{short_time(&user.created_at)}</time></dd>
             </dl>
+            <p><A href="/account/tokens">"API tokens"</A>" for scripts and the kraft command line"</p>
         </section>
     }
 }

@@ -39,6 +39,8 @@ pub enum AuditAction {
     WorkshopEnded,
     SeatReset,
     AttendeeRemoved,
+    ApiTokenCreated,
+    ApiTokenRevoked,
 }
 
 impl AuditAction {
@@ -71,6 +73,8 @@ impl AuditAction {
             AuditAction::WorkshopEnded => "workshop.ended",
             AuditAction::SeatReset => "workshop.seat_reset",
             AuditAction::AttendeeRemoved => "workshop.attendee_removed",
+            AuditAction::ApiTokenCreated => "api_token.created",
+            AuditAction::ApiTokenRevoked => "api_token.revoked",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! sea-orm entities: rows as the database holds them. They never cross the wire.
 
 pub mod account_bootstrap;
+pub mod api_tokens;
 pub mod audit_events;
 pub mod cluster_tokens;
 pub mod clusters;

@@ -56,6 +56,13 @@ async fn call(base: &str, id: &str, token: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `GET <base>/api/v1/me` with an API token: the status.
+async fn api_me(base: &str, token: &str) -> u16 {
+    let response =
+        reqwest::Client::new().get(format!("{base}/api/v1/me")).bearer_auth(token).send().await;
+    response.unwrap().status().as_u16()
+}
+
 /// Waits (at most `within`) until a call answers `status`.
 async fn answers_within(base: &str, id: &str, token: &str, status: u16, within: Duration) {
     let deadline = Instant::now() + within;
@@ -443,6 +450,7 @@ async fn a_disabled_account_is_refused_everywhere_within_five_seconds() {
     let replica = app.replica().await;
     let (ada, id) = tenant(&app, "ada").await;
     let token = token_of(&kubeconfig(&ada, &id, "laptop").await);
+    let api_token = crate::json_api::api_token(&ada, "ci", &["read"]).await;
     let ada_on_replica = TestBrowser {
         address: replica.address.clone(),
         client: ada.client.clone(),
@@ -451,6 +459,7 @@ async fn a_disabled_account_is_refused_everywhere_within_five_seconds() {
     for (base, who) in [(&app.address, &ada), (&replica.address, &ada_on_replica)] {
         assert_eq!(call(base, &id, &token).await.0, 200);
         assert_eq!(who.call("clusters/list", &[]).await.status(), 200);
+        assert_eq!(api_me(base, &api_token).await, 200);
     }
     // Not something a user may do, nor an admin to themselves.
     let eve = app.another_browser();
@@ -470,6 +479,14 @@ async fn a_disabled_account_is_refused_everywhere_within_five_seconds() {
     }
     for base in [&app.address, &replica.address] {
         answers_within(base, &id, &token, 401, Duration::from_secs(5)).await;
+    }
+    // Its API token too, on both replicas.
+    for base in [&app.address, &replica.address] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while api_me(base, &api_token).await != 401 {
+            assert!(Instant::now() < deadline, "{base}: the API token still works");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     eprintln!("disabled account refused everywhere after {:?}", started.elapsed());
     let again = ada.login("ada", crate::helpers::PASSWORD).await;

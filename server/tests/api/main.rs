@@ -10,6 +10,7 @@ mod cli;
 mod clusters;
 mod gateway;
 mod health;
+mod json_api;
 mod lifecycle;
 mod logs;
 mod metrics;

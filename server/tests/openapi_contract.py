@@ -1,0 +1,81 @@
+"""KRaft's OpenAPI document against KRaft: the document is valid OpenAPI (openapi-spec-validator),
+and every documented operation, called for success and for its documented errors, answers with a
+status and body its document allows (openapi-core validates each response).
+
+Usage: openapi_contract.py <base URL> <API token with every scope> <name of a Ready cluster>
+"""
+
+import sys
+
+import requests
+from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+from openapi_spec_validator import validate
+
+base, token, ready = sys.argv[1:4]
+doc = requests.get(f"{base}/api/v1/openapi.json", timeout=30).json()
+validate(doc)
+api = OpenAPI.from_dict(doc)
+documented = {
+    (path, method.upper())
+    for path, item in doc["paths"].items()
+    for method in item
+    if method in ("get", "post", "put", "patch", "delete")
+}
+answered = set()
+failures = []
+
+
+def call(method, path, template, want, body=None, auth=True):
+    """Calls `method path`, which must answer `want`, with a response the document allows."""
+    headers = {"Authorization": f"Bearer {token}"} if auth else {}
+    request = requests.Request(method, f"{base}{path}", json=body, headers=headers).prepare()
+    response = requests.Session().send(request, timeout=60)
+    what = f"{method} {path} -> {response.status_code}"
+    if response.status_code != want:
+        failures.append(f"{what}, expected {want}: {response.text[:300]}")
+        return response
+    try:
+        api.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(response))
+    except Exception as error:  # noqa: BLE001 - every validation error is a failure to report
+        failures.append(f"{what}: not as documented: {error!r}"[:600])
+        return response
+    if 200 <= want < 300:
+        answered.add((template, method))
+    print(f"  as documented: {what}")
+    return response
+
+
+C = "/api/v1/clusters"
+call("GET", "/api/v1/me", "/api/v1/me", 200)
+call("GET", "/api/v1/me", "/api/v1/me", 401, auth=False)
+call("GET", f"{C}?limit=1", C, 200)
+call("GET", f"{C}?limit=0", C, 422)
+call("GET", f"{C}?limit=lots", C, 400)
+call("POST", C, C, 422, {"name": "Not_A_Name"})
+call("POST", C, C, 400, {"name": "x", "unknown": 1})
+call("POST", C, C, 201, {"name": "contract"})
+one = f"{C}/{{cluster}}"
+call("GET", f"{C}/{ready}", one, 200)
+call("GET", f"{C}/no-such-cluster", one, 404)
+call("PATCH", f"{C}/contract", one, 202, {"servers": 1})
+call("PATCH", f"{C}/contract", one, 422, {"servers": 2})
+call("GET", f"{C}/{ready}/status", f"{one}/status", 200)
+call("GET", f"{C}/no-such-cluster/status", f"{one}/status", 404)
+kubeconfigs = f"{one}/kubeconfigs"
+issued = call("POST", f"{C}/{ready}/kubeconfigs", kubeconfigs, 201, {"name": "contract", "days": 1})
+call("POST", f"{C}/{ready}/kubeconfigs", kubeconfigs, 422, {"name": "contract", "days": 1})
+call("GET", f"{C}/{ready}/kubeconfigs?limit=1", kubeconfigs, 200)
+if issued.status_code == 201:
+    kid = issued.json()["kubeconfig"]["id"]
+    call("DELETE", f"{C}/{ready}/kubeconfigs/{kid}", f"{kubeconfigs}/{{kubeconfig}}", 204)
+    call("DELETE", f"{C}/{ready}/kubeconfigs/{kid}", f"{kubeconfigs}/{{kubeconfig}}", 404)
+call("DELETE", f"{C}/contract", one, 202)
+call("DELETE", f"{C}/no-such-cluster", one, 404)
+
+for template, method in sorted(documented - answered):
+    failures.append(f"{method} {template} is documented but was never answered successfully")
+if failures:
+    print("OpenAPI contract failures:\n  " + "\n  ".join(failures), file=sys.stderr)
+    sys.exit(1)
+print(f"openapi contract: {len(documented)} operations answered as documented")
