@@ -45,10 +45,23 @@ pub struct PlatformLimits {
     pub pod_security: String,
 }
 
+/// One setting an admin may change while KRaft runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingRow {
+    pub key: String,
+    /// In effect now.
+    pub value: String,
+    /// As the environment configured it.
+    pub configured: String,
+    /// An admin changed it.
+    pub changed: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminOverview {
     pub users: Vec<AdminUserRow>,
     pub limits: PlatformLimits,
+    pub settings: Vec<SettingRow>,
 }
 
 #[server(prefix = "/api", endpoint = "admin/users")]
@@ -60,7 +73,7 @@ pub async fn admin_users() -> Result<AdminOverview, ApiError> {
         let rows = clusters.list_all().await?;
         let users = platform.accounts().list_users().await?;
         let settings = clusters.settings();
-        let signup = platform.accounts().settings().signup.as_str();
+        let signup = platform.accounts().signup_mode().as_str();
         Ok(AdminOverview {
             users: users
                 .into_iter()
@@ -88,9 +101,94 @@ pub async fn admin_users() -> Result<AdminOverview, ApiError> {
                 tenant_pods: settings.tenant.pods.clone(),
                 pod_security: settings.tenant.pod_security.clone(),
             },
+            settings: platform
+                .settings()
+                .view()
+                .into_iter()
+                .map(|v| SettingRow {
+                    key: v.key.to_owned(),
+                    value: v.value,
+                    configured: v.configured,
+                    changed: v.changed,
+                })
+                .collect(),
         })
     })
     .await
+}
+
+/// Saves the platform settings form: every field at once; an empty one goes back to what KRaft
+/// was started with.
+#[allow(clippy::too_many_arguments)]
+#[server(prefix = "/api", endpoint = "admin/settings")]
+pub async fn save_settings(
+    #[server(default)] signup_mode: String,
+    #[server(default)] max_clusters: String,
+    #[server(default)] max_servers: String,
+    #[server(default)] max_agents: String,
+    #[server(default)] max_storage_gi: String,
+    #[server(default)] versions: String,
+    #[server(default)] modes: String,
+    #[server(default)] tenant_cpu: String,
+    #[server(default)] tenant_memory: String,
+    #[server(default)] tenant_storage: String,
+    #[server(default)] idle_expiry_hours: String,
+) -> Result<(), ApiError> {
+    let input = platform::settings::SettingsInput {
+        signup_mode,
+        max_clusters,
+        max_servers,
+        max_agents,
+        max_storage_gi,
+        versions,
+        modes,
+        tenant_cpu,
+        tenant_memory,
+        tenant_storage,
+        idle_expiry_hours,
+    };
+    let mut form = Form::new("admin-settings")
+        .notice("Saved: every replica applies the settings within a few seconds.");
+    for (name, value) in [
+        ("signup_mode", &input.signup_mode),
+        ("max_clusters", &input.max_clusters),
+        ("max_servers", &input.max_servers),
+        ("max_agents", &input.max_agents),
+        ("max_storage_gi", &input.max_storage_gi),
+        ("versions", &input.versions),
+        ("modes", &input.modes),
+        ("tenant_cpu", &input.tenant_cpu),
+        ("tenant_memory", &input.tenant_memory),
+        ("tenant_storage", &input.tenant_storage),
+        ("idle_expiry_hours", &input.idle_expiry_hours),
+    ] {
+        form = form.keep(name, value);
+    }
+    respond(form, async {
+        let current = require_admin().await?;
+        let meta = meta().await;
+        platform()?.settings().update(&current.user, &input, meta.client_addr.as_deref()).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// A setting's form field: its name and label.
+fn setting_field(key: &str) -> Option<(&'static str, &'static str)> {
+    Some(match key {
+        "signup_mode" => ("signup_mode", "Sign-up (open, invite, approval, closed)"),
+        "max_clusters" => ("max_clusters", "Clusters per user"),
+        "max_servers" => ("max_servers", "Servers per cluster (1 or 3)"),
+        "max_agents" => ("max_agents", "Agents per cluster"),
+        "max_storage_gi" => ("max_storage_gi", "Volume size per server, GiB"),
+        "versions" => ("versions", "K3s versions offered (the first is the default)"),
+        "modes" => ("modes", "Modes offered (shared, virtual)"),
+        "tenant_cpu" => ("tenant_cpu", "CPU per cluster namespace"),
+        "tenant_memory" => ("tenant_memory", "Memory per cluster namespace"),
+        "tenant_storage" => ("tenant_storage", "Storage per cluster namespace"),
+        "idle_expiry_hours" => ("idle_expiry_hours", "Delete idle clusters after (hours, or off)"),
+        _ => return None,
+    })
 }
 
 /// Issues a single-use invite code, valid for 7 days. The code is shown once; only its hash is
@@ -195,6 +293,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                             _ => "Nobody can create an account; admins add users with `kraft admin create-user`.",
                         };
                         let state = crate::forms::FormState::posted("admin-users", flash.clone(), "Done.");
+                        let settings_state = crate::forms::FormState::posted("admin-settings", flash.clone(), "Saved.");
                         view! {
                             <crate::forms::FormAlert state=state />
                             <section class="card" aria-labelledby="users-heading">
@@ -255,7 +354,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                             <section class="card" aria-labelledby="signup-heading">
                                 <h2 id="signup-heading">"Sign-up"</h2>
                                 <p>"Mode: " <strong data-signup=limits.signup.clone()>{limits.signup.clone()}</strong>". " {signup_hint}</p>
-                                <p class="muted small">"Set with KRAFT_SIGNUP_MODE (open, invite, approval or closed) when starting KRaft."</p>
+                                <p class="muted small">"Change it under Platform settings below."</p>
                                 <ActionForm action=invite attr:class="inline-form" attr:aria-label="Issue an invite code">
                                     <button type="submit" disabled=move || invite.pending().get()>"Issue an invite code"</button>
                                 </ActionForm>
@@ -269,18 +368,21 @@ pub fn AdminUsersPage() -> impl IntoView {
                                     Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
                                 })}
                             </section>
-                            <section class="card" aria-labelledby="limits-heading">
-                                <h2 id="limits-heading">"Limits per user"</h2>
-                                <dl class="details" aria-label="Limits per user">
-                                    <dt>"Clusters"</dt><dd>{limits.max_clusters}</dd>
-                                    <dt>"Servers per cluster"</dt><dd>{limits.max_servers}</dd>
-                                    <dt>"Agents per cluster"</dt><dd>{limits.max_agents}</dd>
-                                    <dt>"Volume size"</dt><dd>{format!("{} GiB", limits.max_storage_gi)}</dd>
-                                    <dt>"Quota per cluster namespace"</dt>
-                                    <dd>{format!("CPU {}, memory {}, storage {}, {} pods", limits.tenant_cpu, limits.tenant_memory, limits.tenant_storage, limits.tenant_pods)}</dd>
-                                    <dt>"Pod security"</dt><dd>{limits.pod_security}</dd>
-                                </dl>
-                                <p class="muted small">"Set with the KRAFT_MAX_* and KRAFT_TENANT_* settings; see the README."</p>
+                            <section class="card" aria-labelledby="settings-heading">
+                                <h2 id="settings-heading">"Platform settings"</h2>
+                                <p class="muted small">{format!("Every replica applies a change within seconds. An empty field uses the value KRaft was started with. Each cluster namespace also gets {} pods at most and pod security {}.", limits.tenant_pods, limits.pod_security)}</p>
+                                <form method="post" action="/api/admin/settings" class="form" aria-label="Platform settings">
+                                    <crate::forms::FormAlert state=settings_state.clone() />
+                                    {overview.settings.into_iter().filter_map(|row| {
+                                        let (name, label) = setting_field(&row.key)?;
+                                        let now = format!("Now {}; configured {}.", row.value, row.configured);
+                                        Some(view! {
+                                            <crate::forms::Field state=settings_state.clone() name=name label=label autocomplete="off" initial=if row.changed { row.value } else { String::new() } />
+                                            <p class="muted small" data-setting=name>{now}</p>
+                                        })
+                                    }).collect_view()}
+                                    <button type="submit">"Save settings"</button>
+                                </form>
                             </section>
                         }.into_any()
                     }

@@ -10,6 +10,7 @@ mod m20261205_000005_throttle_events;
 mod m20261205_000006_workshops;
 mod m20261206_000007_signup_approval;
 mod m20261206_000008_api_tokens;
+mod m20261206_000009_platform_settings;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000006_workshops::Migration),
             Box::new(m20261206_000007_signup_approval::Migration),
             Box::new(m20261206_000008_api_tokens::Migration),
+            Box::new(m20261206_000009_platform_settings::Migration),
         ]
     }
 }

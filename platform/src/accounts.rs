@@ -45,7 +45,14 @@ pub enum SignupMode {
 }
 
 impl SignupMode {
-    /// As the configuration spells it: `open`, `invite` or `closed`.
+    pub const ALL: [SignupMode; 4] =
+        [SignupMode::Open, SignupMode::Invite, SignupMode::Approval, SignupMode::Closed];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == text)
+    }
+
+    /// As the configuration spells it: `open`, `invite`, `approval` or `closed`.
     pub fn as_str(self) -> &'static str {
         match self {
             SignupMode::Open => "open",
@@ -192,6 +199,8 @@ pub struct Accounts {
     /// The ids of users whose sessions were ended (sign-out, revocation, password change,
     /// deletion): live views of that user re-check their session at once.
     revocations: broadcast::Sender<Uuid>,
+    /// Who may sign up, as an admin last set it (`settings.signup` seeds it).
+    signup: std::sync::RwLock<SignupMode>,
 }
 
 impl Accounts {
@@ -203,6 +212,7 @@ impl Accounts {
             throttle: LoginThrottle::shared(settings.throttle, db.clone()),
             signups: SignupThrottle::shared(settings.signup_limits, db.clone()),
             revocations: broadcast::channel(1024).0,
+            signup: std::sync::RwLock::new(settings.signup),
             db,
             settings,
         })
@@ -225,8 +235,19 @@ impl Accounts {
         &self.db
     }
 
+    /// The settings KRaft started with (the sign-up mode may have changed since: see
+    /// [`Accounts::signup_mode`]).
     pub fn settings(&self) -> &AccountSettings {
         &self.settings
+    }
+
+    /// Who may sign up, now (an admin may change it while KRaft runs).
+    pub fn signup_mode(&self) -> SignupMode {
+        *self.signup.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_signup_mode(&self, mode: SignupMode) {
+        *self.signup.write().unwrap_or_else(|p| p.into_inner()) = mode;
     }
 
     pub async fn user(&self, id: Uuid) -> Result<Option<User>, AccountError> {

@@ -111,7 +111,8 @@ pub fn explain_events(events: &[HostEvent]) -> Option<String> {
 pub struct Clusters {
     db: DatabaseConnection,
     host: Host,
-    settings: ClusterSettings,
+    /// What the operator configured, with what an admin changed since (see `crate::settings`).
+    settings: std::sync::RwLock<Arc<ClusterSettings>>,
     /// Marks this installation's host objects; the orphan sweep takes only those.
     installation: Uuid,
     changes: broadcast::Sender<ClusterChange>,
@@ -135,15 +136,30 @@ impl Clusters {
     ) -> Self {
         let (changes, _) = broadcast::channel(256);
         let caps = crate::caps::UserCaps::new(settings.user_limits);
-        Self { db, host, settings, installation, changes, wake: Arc::new(Notify::new()), caps }
+        Self {
+            db,
+            host,
+            settings: std::sync::RwLock::new(Arc::new(settings)),
+            installation,
+            changes,
+            wake: Arc::new(Notify::new()),
+            caps,
+        }
     }
 
     pub fn installation(&self) -> Uuid {
         self.installation
     }
 
-    pub fn settings(&self) -> &ClusterSettings {
-        &self.settings
+    /// The rules clusters are made by, as they are now (an admin may change them while KRaft
+    /// runs: hold on to this only for one request).
+    pub fn settings(&self) -> Arc<ClusterSettings> {
+        self.settings.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the rules (the caller checked them).
+    pub fn set_settings(&self, settings: ClusterSettings) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
     }
 
     /// A place for one more live log view of `owner_id`, held while the view is open.
@@ -234,7 +250,7 @@ impl Clusters {
         input: &CreateClusterInput,
         client_addr: Option<&str>,
     ) -> Result<ClusterRecord, ClusterError> {
-        let request = self.settings.parse(input).map_err(ClusterError::Invalid)?;
+        let request = self.settings().parse(input).map_err(ClusterError::Invalid)?;
         let row = self.new_row(owner, &request, None);
         // Count and insert in one transaction that first takes the owner's row for writing: on
         // PostgreSQL a row lock, on SQLite the database's write lock. Parallel creates of one user
@@ -251,7 +267,7 @@ impl Clusters {
             .filter(clusters::Column::WorkshopId.is_null())
             .count(&txn)
             .await?;
-        if owned as usize >= self.settings.max_clusters {
+        if owned as usize >= self.settings().max_clusters {
             let going = clusters::Entity::find()
                 .filter(clusters::Column::OwnerId.eq(owner.id))
                 .filter(clusters::Column::WorkshopId.is_null())
@@ -295,8 +311,8 @@ impl Clusters {
             // A workshop cluster may change hands (from the pool to an attendee): its name is
             // unique by itself, and its host name follows the workshop, not the owner.
             hostname: match workshop {
-                Some(w) => self.settings.hostname(&request.name, &w.code.to_lowercase()),
-                None => self.settings.hostname(&request.name, &owner.username),
+                Some(w) => self.settings().hostname(&request.name, &w.code.to_lowercase()),
+                None => self.settings().hostname(&request.name, &owner.username),
             },
             mode: request.mode.as_str().to_owned(),
             servers: request.servers,
@@ -372,7 +388,7 @@ impl Clusters {
     /// left to the reconciler.
     pub(crate) async fn relabel(&self, row: &ClusterRecord) {
         if let Err(error) =
-            provision::ensure(&self.host, row, &self.settings, self.installation).await
+            provision::ensure(&self.host, row, &self.settings(), self.installation).await
         {
             tracing::warn!(cluster = %row.id, %error, "could not relabel a cluster for its new owner");
         }
@@ -396,7 +412,7 @@ impl Clusters {
         // the user is not kept waiting.
         match tokio::time::timeout(
             HOST_CALL_BUDGET,
-            provision::ensure(&self.host, row, &self.settings, self.installation),
+            provision::ensure(&self.host, row, &self.settings(), self.installation),
         )
         .await
         {
@@ -432,7 +448,7 @@ impl Clusters {
                 "A workshop's cluster keeps the version and size its organizer chose.".into(),
             ));
         }
-        let change = self.settings.parse_change(&row, input).map_err(ClusterError::Invalid)?;
+        let change = self.settings().parse_change(&row, input).map_err(ClusterError::Invalid)?;
         if (change.version.as_str(), change.servers, change.agents)
             == (row.version.as_str(), row.servers, row.agents)
         {
@@ -480,7 +496,7 @@ impl Clusters {
         self.changed(&row);
         match tokio::time::timeout(
             HOST_CALL_BUDGET,
-            provision::ensure(&self.host, &row, &self.settings, self.installation),
+            provision::ensure(&self.host, &row, &self.settings(), self.installation),
         )
         .await
         {
@@ -498,7 +514,7 @@ impl Clusters {
 
     /// When a cluster last used at `used` expires, if idle clusters do.
     fn idle_expiry_from(&self, used: chrono::DateTime<Utc>) -> Option<chrono::DateTime<Utc>> {
-        let ttl = chrono::TimeDelta::from_std(self.settings.idle_expiry?).ok()?;
+        let ttl = chrono::TimeDelta::from_std(self.settings().idle_expiry?).ok()?;
         used.checked_add_signed(ttl)
     }
 
@@ -545,7 +561,7 @@ impl Clusters {
     /// changed.
     pub(crate) async fn follow_idle_expiry(&self) -> Result<usize, ClusterError> {
         use sea_orm::QuerySelect;
-        let Some(_) = self.settings.idle_expiry else {
+        let Some(_) = self.settings().idle_expiry else {
             let cleared = clusters::Entity::update_many()
                 .col_expr(
                     clusters::Column::ExpiresAt,

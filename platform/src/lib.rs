@@ -11,6 +11,7 @@ pub mod host;
 pub mod installation;
 pub mod leader;
 pub mod observe;
+pub mod settings;
 pub mod workshops;
 pub use host::stream;
 
@@ -84,7 +85,8 @@ struct Inner {
     installation: Installation,
     /// The one-time token that makes the first admin, while none exists.
     setup_token: Option<String>,
-    accounts: accounts::Accounts,
+    accounts: Arc<accounts::Accounts>,
+    settings: Arc<settings::Settings>,
     clusters: Arc<clusters::Clusters>,
     logs: Arc<stream::logs::LogHub>,
     metrics: Arc<stream::metrics::MetricsHub>,
@@ -121,7 +123,7 @@ impl Platform {
         db::migrate(&db).await?;
         let about = About::new(settings.database_url.backend());
         let installation = Installation::load_or_create(&db).await?;
-        let accounts = accounts::Accounts::new(db.clone(), settings.accounts)?;
+        let accounts = Arc::new(accounts::Accounts::new(db.clone(), settings.accounts)?);
         let setup_token = accounts.prepare_setup_token().await.map_err(|error| match error {
             accounts::AccountError::Database(db) => Error::Database(db),
             other => Error::Database(sea_orm::DbErr::Custom(other.to_string())),
@@ -171,6 +173,11 @@ impl Platform {
             let resync = host.resync;
             move || clusters.clone().run_reconciler(resync)
         })));
+        // What an admin changed, applied before the first request and watched for on every replica.
+        let runtime =
+            Arc::new(settings::Settings::new(db.clone(), clusters.clone(), accounts.clone()));
+        runtime.refresh().await?;
+        tasks.push(tokio::spawn(runtime.clone().run()));
         let workshops = Arc::new(workshops::Workshops::new(db.clone(), clusters.clone()));
         tasks.push(tokio::spawn(while_leading(leadership.clone(), {
             let workshops = workshops.clone();
@@ -184,6 +191,7 @@ impl Platform {
                 installation,
                 setup_token,
                 accounts,
+                settings: runtime,
                 clusters,
                 logs,
                 metrics,
@@ -217,6 +225,11 @@ impl Platform {
 
     pub fn accounts(&self) -> &accounts::Accounts {
         &self.inner.accounts
+    }
+
+    /// The settings an admin changes while KRaft runs.
+    pub fn settings(&self) -> &settings::Settings {
+        &self.inner.settings
     }
 
     pub fn clusters(&self) -> &clusters::Clusters {

@@ -183,7 +183,7 @@ impl Workshops {
         client_addr: Option<&str>,
     ) -> Result<WorkshopRecord, WorkshopError> {
         let now = Utc::now();
-        let valid = input.parse(self.clusters.settings(), now).map_err(WorkshopError::Invalid)?;
+        let valid = input.parse(&self.clusters.settings(), now).map_err(WorkshopError::Invalid)?;
         let txn = self.db.begin().await?;
         // Takes the organizer's row for writing: parallel creates of one organizer are
         // serialised, so none counts seats before another's insert is committed.

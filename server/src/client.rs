@@ -10,7 +10,7 @@
 //! 5 KRaft refused the request (invalid input, a limit, a conflict, too many requests);
 //! 6 `wait` timed out, or the cluster failed or went while waited for.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -415,7 +415,6 @@ pub async fn login(args: LoginArgs) -> Result<(), Exit> {
     let token = match args.token.as_deref() {
         Some("-") => read_line("")?,
         Some(token) => token.trim().to_owned(),
-        None if args.no_browser && !std::io::stdin().is_terminal() => read_line("")?,
         None => through_browser(&url, args.no_browser).await?,
     };
     if token.is_empty() {

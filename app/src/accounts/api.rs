@@ -77,7 +77,7 @@ impl Flash {
 pub async fn get_viewer() -> Result<Viewer, ApiError> {
     answer(async {
         let platform = platform()?;
-        let signup = platform.accounts().settings().signup.as_str();
+        let signup = platform.accounts().signup_mode().as_str();
         let user = match require_user().await {
             Ok(current) => Some(UserView::from(&current.user)),
             Err(ApiError::Unauthenticated) => None,
@@ -114,7 +114,7 @@ pub async fn register(
         .keep("username", &username)
         .keep_opt("invite", &invite);
     let approval = platform()
-        .map(|p| p.accounts().settings().signup == platform::accounts::SignupMode::Approval)
+        .map(|p| p.accounts().signup_mode() == platform::accounts::SignupMode::Approval)
         .unwrap_or(false);
     if approval {
         form = form.notice(AWAITING_APPROVAL);

@@ -293,6 +293,22 @@ impl From<platform::access::AccessError> for ApiError {
     }
 }
 
+impl From<platform::settings::SettingsError> for ApiError {
+    fn from(error: platform::settings::SettingsError) -> Self {
+        use platform::settings::SettingsError;
+        match error {
+            SettingsError::Invalid(fields) => ApiError::Invalid(
+                fields
+                    .into_iter()
+                    .map(|f| FieldMessage { field: f.field.to_owned(), message: f.message })
+                    .collect(),
+            ),
+            SettingsError::Refused(message) => ApiError::NotAllowed(message),
+            SettingsError::Database(error) => internal(error),
+        }
+    }
+}
+
 // --- the server-function runtime ---
 
 pub fn platform() -> Result<Platform, ApiError> {

@@ -434,7 +434,7 @@ pub async fn workshop_invitation(key: String) -> Result<Invitation, ApiError> {
             },
             signed_in: viewer.is_some(),
             your_cluster,
-            signup: platform.accounts().settings().signup.as_str().to_owned(),
+            signup: platform.accounts().signup_mode().as_str().to_owned(),
         })
     })
     .await

@@ -41,6 +41,7 @@ pub enum AuditAction {
     AttendeeRemoved,
     ApiTokenCreated,
     ApiTokenRevoked,
+    SettingsChanged,
 }
 
 impl AuditAction {
@@ -75,6 +76,7 @@ impl AuditAction {
             AuditAction::AttendeeRemoved => "workshop.attendee_removed",
             AuditAction::ApiTokenCreated => "api_token.created",
             AuditAction::ApiTokenRevoked => "api_token.revoked",
+            AuditAction::SettingsChanged => "settings.changed",
         }
     }
 }

@@ -91,11 +91,11 @@ impl Accounts {
             None => false,
         };
         let admitted = bootstrapping || attending;
-        if self.settings.signup == SignupMode::Closed && !admitted {
+        if self.signup_mode() == SignupMode::Closed && !admitted {
             return Err(AccountError::SignupClosed);
         }
         let invite = input.invite.as_deref().map(str::trim).filter(|code| !code.is_empty());
-        let needs_invite = self.settings.signup == SignupMode::Invite && !admitted;
+        let needs_invite = self.signup_mode() == SignupMode::Invite && !admitted;
         let mut errors = Vec::new();
         if needs_invite && invite.is_none() {
             errors
@@ -131,7 +131,7 @@ impl Accounts {
                 .map_err(|retry_after| AccountError::Throttled { retry_after })?;
         }
         let hash = self.hasher.hash(account.password.expose()).await?;
-        let held = self.settings.signup == SignupMode::Approval && !admitted;
+        let held = self.signup_mode() == SignupMode::Approval && !admitted;
         self.insert_user(&account, hash, Grant::SignUp { invite, setup_token, held }, meta).await
     }
 

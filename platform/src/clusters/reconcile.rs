@@ -95,7 +95,7 @@ impl Clusters {
         let view = HostView {
             nodes: optional(
                 "count the host's nodes",
-                provision::kubelet_nodes(&self.host, &self.settings).await,
+                provision::kubelet_nodes(&self.host, &self.settings()).await,
                 r,
             ),
             policies: optional(
@@ -109,7 +109,7 @@ impl Clusters {
                 crate::host::egress::list(&self.host).await,
                 r,
             ),
-            bindings: match self.settings.tenant_role {
+            bindings: match self.settings().tenant_role {
                 Some(_) => optional(
                     "list KRaft's tenant role bindings",
                     provision::tenant_bindings(&self.host).await,
@@ -246,7 +246,7 @@ impl Clusters {
                 || spec.agents != Some(row.agents)
                 || spec.version.as_deref() != Some(row.version.as_str())
             {
-                provision::ensure(&self.host, row, &self.settings, self.installation).await?;
+                provision::ensure(&self.host, row, &self.settings(), self.installation).await?;
                 report.provisioned += 1;
             }
             // Every cluster's own policy, restored if someone deleted it and grown with the
@@ -258,7 +258,7 @@ impl Clusters {
                 provision::ensure_policy(
                     &self.host,
                     row,
-                    &self.settings,
+                    &self.settings(),
                     nodes,
                     self.installation,
                     current,
@@ -275,7 +275,7 @@ impl Clusters {
                 provision::bind_tenant_role(
                     &self.host,
                     row,
-                    &self.settings,
+                    &self.settings(),
                     self.installation,
                     current,
                 )
@@ -290,7 +290,7 @@ impl Clusters {
                 crate::host::egress::ensure(
                     &self.host,
                     row,
-                    &self.settings,
+                    &self.settings(),
                     self.installation,
                     Some(&current),
                 )
@@ -298,7 +298,7 @@ impl Clusters {
             }
             let bound = namespace.map(|ns| ns.labels().get(provision::POLICY_LABEL));
             if bound != Some(Some(&name)) {
-                provision::bind_namespace(&self.host, row, &self.settings, self.installation)
+                provision::bind_namespace(&self.host, row, &self.settings(), self.installation)
                     .await?;
             }
         } else if row.ready_at.is_some() {
@@ -314,7 +314,7 @@ impl Clusters {
         } else if !terminating {
             // Never Ready and half there (a crash between steps, or a create that failed):
             // finish the job, unless the namespace is still going away.
-            provision::ensure(&self.host, row, &self.settings, self.installation).await?;
+            provision::ensure(&self.host, row, &self.settings(), self.installation).await?;
             report.provisioned += 1;
         }
         Ok(())
@@ -348,7 +348,7 @@ impl Clusters {
         };
         let conditions = status.conditions.as_ref().and_then(|c| serde_json::to_string(c).ok());
         let endpoint = match k3k_phase {
-            ClusterPhase::Ready => Some(self.settings.gateway_url(row.id)),
+            ClusterPhase::Ready => Some(self.settings().gateway_url(row.id)),
             _ => row.endpoint.clone(),
         };
         let phase_text =

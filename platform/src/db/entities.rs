@@ -7,6 +7,7 @@ pub mod cluster_tokens;
 pub mod clusters;
 pub mod installation;
 pub mod invites;
+pub mod platform_settings;
 pub mod sessions;
 pub mod throttle_events;
 pub mod users;

@@ -19,5 +19,6 @@ mod pages;
 mod rbac;
 mod replicas;
 mod security;
+mod settings;
 mod system;
 mod workshops;
