@@ -52,6 +52,8 @@ export default defineConfig({
       KRAFT_DATA_DIR: dataDir,
       KRAFT_SITE_ROOT: siteRoot,
       KRAFT_METRICS_INTERVAL: '1s',
+      // Every test signs up from 127.0.0.1; the per-address limit itself is tested in Rust.
+      KRAFT_SIGNUP_LIMIT_PER_ADDRESS: '100',
       RUST_LOG: process.env.KRAFT_E2E_LOG ?? 'warn',
     },
   },

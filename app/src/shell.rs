@@ -60,8 +60,6 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("register") view=RegisterPage ssr=SsrMode::Async />
                     <Route path=path!("login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=path!("account") view=AccountPage ssr=SsrMode::Async />
-                    <Route path=path!("account/tokens") view=crate::accounts::tokens::ApiTokensPage ssr=SsrMode::Async />
-                    <Route path=path!("account/tokens/cli") view=crate::accounts::tokens::CliLoginPage ssr=SsrMode::Async />
                     <Route path=path!("goodbye") view=GoodbyePage ssr=SsrMode::Async />
                     <Route path=path!("clusters/new") view=CreateClusterPage ssr=SsrMode::Async />
                     <Route path=path!("clusters/:id") view=ClusterPage ssr=SsrMode::Async />

@@ -4,7 +4,6 @@
 pub mod api;
 pub mod assets;
 pub mod cli;
-pub mod cli_login;
 pub mod client;
 pub mod clusters;
 pub mod config;
@@ -20,6 +19,7 @@ pub mod observe;
 pub mod startup;
 pub mod telemetry;
 pub mod tls;
+pub mod token_pages;
 pub mod workshops;
 
 pub use config::Config;

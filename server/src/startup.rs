@@ -346,7 +346,11 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
     main.route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/api/clusters/{id}/kubeconfig", axum::routing::post(clusters::kubeconfig))
-        .route("/account/tokens/cli", axum::routing::post(crate::cli_login::authorize))
+        .route("/account/tokens", axum::routing::post(crate::token_pages::create))
+        .route(
+            "/account/tokens/cli",
+            get(crate::token_pages::page).post(crate::token_pages::authorize),
+        )
         .route("/ws/clusters", get(clusters::live_list))
         .route("/ws/clusters/{id}/logs", get(logs::live))
         .route("/ws/clusters/{id}/metrics", get(metrics::live))

@@ -55,6 +55,7 @@ pub struct AccountOverview {
     pub user: UserView,
     pub sessions: Vec<SessionView>,
     pub events: Vec<AuditView>,
+    pub tokens: Vec<crate::accounts::tokens::ApiTokenView>,
 }
 
 /// The outcome of a form posted without JavaScript, kept in the session for the next page.
@@ -216,6 +217,9 @@ pub async fn get_account_overview() -> Result<AccountOverview, ApiError> {
             user: UserView::from(&current.user),
             sessions: sessions.into_iter().map(SessionView::from).collect(),
             events: events.into_iter().map(AuditView::from).collect(),
+            tokens: crate::accounts::tokens::token_views(
+                platform.access().api_tokens().list(current.user.id).await?,
+            ),
         })
     })
     .await

@@ -198,6 +198,7 @@ pub fn AccountPage() -> impl IntoView {
                         );
                         let sessions_state = FormState::new("sessions", revoke.value().into(), flash.clone(), "Signed out.")
                             .or_from(revoke_others.value().into());
+                        let tokens_state = FormState::posted("api-tokens", flash.clone(), "Done.");
                         let delete_state = FormState::new("delete", delete.value().into(), flash, "Deleted.");
                         Either::Right(view! {
                             <h1>"Your account"</h1>
@@ -213,6 +214,7 @@ pub fn AccountPage() -> impl IntoView {
                                 </ActionForm>
                             </section>
                             <Sessions sessions=overview.sessions.clone() state=sessions_state revoke revoke_others />
+                            <crate::accounts::tokens::ApiTokens tokens=overview.tokens.clone() state=tokens_state />
                             <Activity events=overview.events.clone() />
                             <section aria-labelledby="delete-heading" class="card danger">
                                 <h2 id="delete-heading">"Delete account"</h2>
@@ -257,7 +259,6 @@ fn Details(user: UserView) -> impl IntoView {
                 <dt>"Member since"</dt>
                 <dd><time datetime=user.created_at.clone()>{short_time(&user.created_at)}</time></dd>
             </dl>
-            <p><A href="/account/tokens">"API tokens"</A>" for scripts and the kraft command line"</p>
         </section>
     }
 }

@@ -82,6 +82,40 @@ async fn tokens_are_scoped_shown_once_listed_and_revocable(backend: Backend) {
     let with_cookie = ada.client.get(app.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(with_cookie.status(), 401);
 
+    // The account page's form: the token is shown once on a page of its own, never cached.
+    let page = ada
+        .client
+        .post(app.url("/account/tokens"))
+        .header("Origin", &app.address)
+        .form(&[("name", "from the page"), ("days", "1"), ("read", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("data-api-token>kraftpat_"), "{html}");
+    let refused = ada
+        .client
+        .post(app.url("/account/tokens"))
+        .header("Origin", &app.address)
+        .form(&[("name", "<script>"), ("days", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("scope") && !html.contains("<script>"), "{html}");
+    let cross = ada
+        .client
+        .post(app.url("/account/tokens"))
+        .header("Origin", "https://evil.example")
+        .form(&[("name", "csrf"), ("days", "1"), ("read", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403, "another site cannot make a token for a signed-in user");
+
     // Names are unique among live tokens; scopes and validity are checked.
     let again = ada.call("tokens/create", &[("name", "Reader"), ("days", "7"), ("read", "on")]);
     assert_eq!(again.await.status(), 422);
@@ -93,9 +127,9 @@ async fn tokens_are_scoped_shown_once_listed_and_revocable(backend: Backend) {
 
     // Listed with its start and last use, never the token; stored as a hash only.
     tokio::time::sleep(platform::access::USAGE_FLUSH + Duration::from_secs(1)).await;
-    let listed: Value = ada.call("tokens/list", &[]).await.json().await.unwrap();
-    let row = &listed[0];
-    assert_eq!(row["name"], "reader");
+    let overview: Value = ada.overview().await.json().await.unwrap();
+    let listed = &overview["tokens"];
+    let row = listed.as_array().unwrap().iter().find(|t| t["name"] == "reader").unwrap();
     assert_eq!(row["scopes"], "read");
     assert!(row["shown"].as_str().unwrap().starts_with(&read[..12]));
     assert!(row["last_used"].as_str().is_some_and(|u| u.contains("127.0.0.1")), "{row}");
@@ -103,7 +137,7 @@ async fn tokens_are_scoped_shown_once_listed_and_revocable(backend: Backend) {
     let plain =
         format!("SELECT COUNT(*) FROM api_tokens WHERE token_hash = '{read}' OR prefix = '{read}'");
     assert_eq!(count(&app, &plain).await, 0);
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM api_tokens").await, 1);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM api_tokens").await, 2);
 
     // Another account cannot revoke it; its owner can, and it stops at once.
     let eve = app.another_browser();
@@ -116,7 +150,7 @@ async fn tokens_are_scoped_shown_once_listed_and_revocable(backend: Backend) {
     let (status, _, _) = api(base, reqwest::Method::GET, "/me", Some(&read), None).await;
     assert_eq!(status, 401);
     let audit = "SELECT COUNT(*) FROM audit_events WHERE action IN ('api_token.created', 'api_token.revoked')";
-    assert_eq!(count(&app, audit).await, 2);
+    assert_eq!(count(&app, audit).await, 3);
 }
 on_both_backends!(tokens_are_scoped_shown_once_listed_and_revocable);
 
@@ -315,6 +349,18 @@ async fn the_cli_login_hands_a_token_only_to_the_loopback() {
         request.send()
     };
     let ours = Some(app.address.as_str());
+    // The consent page: the user sees who they authorize as, and the values go back escaped.
+    let ask = "/account/tokens/cli?callback=http%3A%2F%2F127.0.0.1%3A4242%2Fcallback&state=0123456789abcdef0123&name=%22%3E%3Cscript%3E";
+    let page = ada.client.get(app.url(ask)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<strong>ada</strong>") && html.contains("Authorize"), "{html}");
+    assert!(!html.contains("\"><script>"), "{html}");
+    let (signed_out, _) = crate::helpers::browser();
+    let to_login = signed_out.get(app.url(ask)).send().await.unwrap();
+    assert_eq!(to_login.status(), 303);
+    let location = to_login.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with("/login?next=%2Faccount%2Ftokens%2Fcli%3F"), "{location}");
     for evil in [
         "https://evil.example/callback",
         "http://127.0.0.1.evil.example:1/callback",
