@@ -228,7 +228,7 @@ mod tests {
             "http://127.0.0.1:4242/callback",
             "http://[::1]:4242/callback",
             "http://localhost:4242/callback",
-            "http://127.8.0.1:80/callback",
+            "http://127.8.0.1:8080/callback",
         ] {
             assert!(loopback_callback(good).is_some(), "{good}");
         }
