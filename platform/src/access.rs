@@ -31,8 +31,8 @@ use crate::db::entities::{cluster_tokens, clusters, users};
 
 /// What every token starts with: says what it is when it turns up somewhere it should not.
 pub const TOKEN_PREFIX: &str = "kraft_";
-/// Random bytes in a token: 320 bits, of which the part shown in lists leaves more than 256
-/// unknown.
+/// Random bytes in a token (kubeconfig and API alike): 320 bits, of which the part shown in
+/// lists leaves more than 256 unknown.
 const TOKEN_BYTES: usize = 40;
 /// Characters of the token shown in lists (the prefix and the first random ones).
 const SHOWN: usize = TOKEN_PREFIX.len() + 6;
@@ -138,6 +138,19 @@ pub struct Access {
     api: api_tokens::ApiTokens,
 }
 
+/// A new bearer token: `prefix` and 320 random bits, URL-safe.
+pub(crate) fn mint(prefix: &str) -> String {
+    let mut random = [0u8; TOKEN_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random))
+}
+
+/// Whether `token` has the shape [`mint`] gives for `prefix` (anything else is not looked up).
+pub(crate) fn well_formed(token: &str, prefix: &str) -> bool {
+    let random = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0u8; TOKEN_BYTES]).len();
+    token.starts_with(prefix) && token.len() == prefix.len() + random
+}
+
 pub(crate) fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -222,12 +235,7 @@ impl Access {
                 "A cluster may have {MAX_PER_CLUSTER} kubeconfigs at once: revoke one you no longer use."
             )));
         }
-        let mut random = [0u8; TOKEN_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut random);
-        let token = format!(
-            "{TOKEN_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
-        );
+        let token = mint(TOKEN_PREFIX);
         let expires_at = now + chrono::Duration::days(i64::from(days));
         let row = cluster_tokens::Model {
             id: Uuid::new_v4(),
@@ -351,9 +359,7 @@ impl Access {
     }
 
     async fn lookup(&self, token: &str) -> Result<Option<(Grant, DateTime<Utc>)>, DbErr> {
-        let expected = TOKEN_PREFIX.len()
-            + base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0u8; TOKEN_BYTES]).len();
-        if !token.starts_with(TOKEN_PREFIX) || token.len() != expected {
+        if !well_formed(token, TOKEN_PREFIX) {
             return Ok(None);
         }
         let key = hash(token);

@@ -8,14 +8,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use rand::RngCore as _;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use super::{hash, lock, parse_name, AccessError, Denied, CHECK_TTL};
+use super::{hash, lock, mint, parse_name, well_formed, AccessError, Denied, CHECK_TTL};
 use crate::accounts::throttle::TokenThrottle;
 use crate::accounts::{audit, AuditAction, AuditEvent, FieldError, User};
 use crate::db::entities::{api_tokens, users};
@@ -23,8 +21,6 @@ use crate::db::entities::{api_tokens, users};
 /// What every API token starts with: tells it apart from a kubeconfig's token (`kraft_`) in a
 /// log or a leaked file, and lets secret scanners find it.
 pub const API_TOKEN_PREFIX: &str = "kraftpat_";
-/// Random bytes in a token: 320 bits.
-const TOKEN_BYTES: usize = 40;
 /// Characters of the token shown in lists (the prefix and the first random ones).
 const SHOWN: usize = API_TOKEN_PREFIX.len() + 6;
 /// Most live (unrevoked, unexpired) tokens one account may hold.
@@ -200,12 +196,7 @@ impl ApiTokens {
                 "An account may hold {MAX_PER_USER} API tokens at once: revoke one you no longer use."
             )));
         }
-        let mut random = [0u8; TOKEN_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut random);
-        let token = format!(
-            "{API_TOKEN_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
-        );
+        let token = mint(API_TOKEN_PREFIX);
         let row = api_tokens::Model {
             id: Uuid::new_v4(),
             user_id: owner.id,
@@ -314,9 +305,7 @@ impl ApiTokens {
     }
 
     async fn lookup(&self, token: &str) -> Result<Option<ApiGrant>, DbErr> {
-        let expected = API_TOKEN_PREFIX.len()
-            + base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0u8; TOKEN_BYTES]).len();
-        if !token.starts_with(API_TOKEN_PREFIX) || token.len() != expected {
+        if !well_formed(token, API_TOKEN_PREFIX) {
             return Ok(None);
         }
         let key = hash(token);
