@@ -1,5 +1,5 @@
 import { defineConfig } from '@playwright/test';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -13,6 +13,12 @@ const port = Number(process.env.KRAFT_E2E_PORT ?? 3917);
 // workers inherit it through the environment (tests read the simulated host's kubeconfig there).
 const dataDir = process.env.KRAFT_E2E_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'kraft-e2e-'));
 process.env.KRAFT_E2E_DATA_DIR = dataDir;
+// The real OpenID provider KRaft signs in through (oidc/provider.mjs), and KRaft's client secret
+// there, in a file as operators give it.
+const oidcPort = Number(process.env.KRAFT_E2E_OIDC_PORT ?? port + 1);
+const oidcSecret = 'kraft-e2e-secret';
+const oidcSecretFile = join(dataDir, 'oidc-client-secret');
+writeFileSync(oidcSecretFile, oidcSecret + '\n', { mode: 0o600 });
 
 export default defineConfig({
   testDir: './tests',
@@ -40,7 +46,19 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
+  webServer: [{
+    command: 'node oidc/provider.mjs',
+    url: `http://127.0.0.1:${oidcPort}/.well-known/openid-configuration`,
+    reuseExistingServer: false,
+    timeout: 30_000,
+    stdout: 'ignore',
+    stderr: 'ignore',
+    env: {
+      OIDC_PORT: String(oidcPort),
+      OIDC_CLIENT_SECRET: oidcSecret,
+      OIDC_REDIRECT_URI: `http://127.0.0.1:${port}/auth/oidc/callback`,
+    },
+  }, {
     command: `"${kraftBin}" serve`,
     url: `http://127.0.0.1:${port}/healthz`,
     reuseExistingServer: false,
@@ -54,7 +72,15 @@ export default defineConfig({
       KRAFT_METRICS_INTERVAL: '1s',
       // Every test signs up from 127.0.0.1; the per-address limit itself is tested in Rust.
       KRAFT_SIGNUP_LIMIT_PER_ADDRESS: '100',
+      KRAFT_OIDC_ISSUER: `http://127.0.0.1:${oidcPort}`,
+      KRAFT_OIDC_CLIENT_ID: 'kraft',
+      KRAFT_OIDC_CLIENT_SECRET_FILE: oidcSecretFile,
+      KRAFT_OIDC_DISPLAY_NAME: 'Test IdP',
+      KRAFT_OIDC_SCOPES: 'email,profile,groups',
+      KRAFT_OIDC_ADMIN_GROUP: 'kraft-admins',
+      // The browser is on plain http here (the default public URL is KRaft's https side).
+      KRAFT_OIDC_REDIRECT_URL: `http://127.0.0.1:${port}/auth/oidc/callback`,
       RUST_LOG: process.env.KRAFT_E2E_LOG ?? 'warn',
     },
-  },
+  }],
 });

@@ -27,6 +27,8 @@ pub struct AdminUserRow {
     pub awaiting_approval: bool,
     /// The row is the admin looking at it (no actions on oneself here).
     pub you: bool,
+    /// How many clusters they may have (their own limit, or the platform's).
+    pub max_clusters: usize,
 }
 
 /// What every tenant may have, as configured.
@@ -73,11 +75,16 @@ pub async fn admin_users() -> Result<AdminOverview, ApiError> {
         let rows = clusters.list_all().await?;
         let users = platform.accounts().list_users().await?;
         let settings = clusters.settings();
+        let own = clusters.user_limits().await.map_err(platform::clusters::ClusterError::from)?;
         let signup = platform.accounts().signup_mode().as_str();
         Ok(AdminOverview {
             users: users
                 .into_iter()
                 .map(|u| AdminUserRow {
+                    max_clusters: own
+                        .get(&u.id)
+                        .and_then(|l| l.max_clusters)
+                        .unwrap_or(settings.max_clusters),
                     clusters: rows.iter().filter(|r| r.owner_id == Some(u.id)).count(),
                     admin: u.role == platform::accounts::Role::Admin,
                     organizer_seats: u.organizer_seats,
@@ -265,6 +272,8 @@ pub fn AdminTabs() -> impl IntoView {
         <nav class="tabs" aria-label="Admin">
             <A href="/admin/users">"Users"</A>
             <A href="/admin/clusters">"All clusters"</A>
+            // Rendered by the server and kept live without WebAssembly: the router lets it go.
+            <a href="/admin/capacity" rel="external">"Capacity"</a>
         </nav>
     }
 }
@@ -307,7 +316,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                                                     <td>{u.username.clone()}{u.disabled.then(|| view! { " "<span class="phase">{if u.awaiting_approval { "awaiting approval" } else { "disabled" }}</span> })}</td>
                                                     <td>{u.email}</td>
                                                     <td>{if u.admin { "admin" } else { "user" }}</td>
-                                                    <td>{format!("{} of {}", u.clusters, limits.max_clusters)}</td>
+                                                    <td>{format!("{} of {}", u.clusters, u.max_clusters)}</td>
                                                     <td>{u.organizer_seats}</td>
                                                     <td>{u.created_at.get(0..10).unwrap_or(&u.created_at).to_owned()}</td>
                                                     <td>{(!u.you).then(|| {
@@ -351,6 +360,7 @@ pub fn AdminUsersPage() -> impl IntoView {
                                 <p>"An organizer runs workshops: a join link, a cluster for every attendee, cleanup at the end. Give a user a seat allowance to make them one."</p>
                                 <crate::workshops::pages::OrganizerSeatsForm flash=flash.clone() />
                             </section>
+                            <p class="muted small">"Limits of one account: on the " <a href="/admin/capacity" rel="external">"Capacity"</a> " page."</p>
                             <section class="card" aria-labelledby="signup-heading">
                                 <h2 id="signup-heading">"Sign-up"</h2>
                                 <p>"Mode: " <strong data-signup=limits.signup.clone()>{limits.signup.clone()}</strong>". " {signup_hint}</p>

@@ -43,7 +43,11 @@ pub async fn get_dashboard() -> Result<Option<Dashboard>, ApiError> {
         Ok(Some(Dashboard {
             username: current.user.username.clone(),
             clusters: rows.iter().map(ClusterSummary::from).collect(),
-            max_clusters: clusters.settings().max_clusters,
+            max_clusters: clusters
+                .settings_for(current.user.id)
+                .await
+                .map_err(platform::clusters::ClusterError::from)?
+                .max_clusters,
             interval_secs,
         }))
     })

@@ -123,7 +123,7 @@ fn ViewerMenu() -> impl IntoView {
 /// Says plainly when clusters are not real: the zero-config mode runs a simulated host.
 #[component]
 fn SimulatedHostBanner() -> impl IntoView {
-    let viewer = Resource::new(|| (), |_| get_viewer());
+    let viewer = crate::accounts::pages::viewer_once();
     view! {
         <Suspense>
             {move || Suspend::new(async move {

@@ -335,6 +335,10 @@ def default_render_checks() -> None:
         "virtualRuntimeClass": "gvisor", "virtualNodeSelector": "kraft.dev/virtual=true",
         "ingressAddress": "203.0.113.7:443", "rustLog": "kraft=debug", "tls": "off",
         "leaseNamespace": "kraft-system", "tenantRole": "kraft-tenant",
+        "oidcIssuer": "https://idp.example", "oidcClientId": "kraft",
+        "oidcClientSecretFile": "/etc/kraft/oidc/client-secret", "oidcAdminGroup": "kraft-admins",
+        "oidcOrganizerGroup": "teachers", "oidcRedirectUrl": "https://kraft.example/auth/oidc/callback",
+        "oidcCaFile": "/etc/kraft/oidc/ca.crt",
     }
     check(
         "the settings without a default are exactly the empty values",

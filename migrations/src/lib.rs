@@ -11,6 +11,8 @@ mod m20261205_000006_workshops;
 mod m20261206_000007_signup_approval;
 mod m20261206_000008_api_tokens;
 mod m20261206_000009_platform_settings;
+mod m20261206_000010_user_identities;
+mod m20261206_000011_user_limits;
 
 pub struct Migrator;
 
@@ -27,6 +29,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000007_signup_approval::Migration),
             Box::new(m20261206_000008_api_tokens::Migration),
             Box::new(m20261206_000009_platform_settings::Migration),
+            Box::new(m20261206_000010_user_identities::Migration),
+            Box::new(m20261206_000011_user_limits::Migration),
         ]
     }
 }

@@ -8,11 +8,13 @@ pub mod admin;
 pub mod audit;
 pub mod credentials;
 pub mod deletion;
+pub mod oidc;
 pub mod password;
 pub mod registration;
 pub mod session_store;
 pub mod sessions;
 pub mod sign_in;
+pub mod single_sign_on;
 pub mod throttle;
 
 use std::time::Duration;
@@ -26,8 +28,9 @@ pub use audit::{AuditAction, AuditEntry, AuditEvent};
 pub use credentials::{Email, FieldError, NewPassword, Username};
 pub use password::{HashError, PasswordHasher, Verified};
 pub use registration::RegisterInput;
-pub use session_store::{AccountSession, AuthState, DbSessionStore, SessionInfo};
+pub use session_store::{AccountSession, AuthState, DbSessionStore, SessionInfo, Stash};
 pub use sessions::LiveSession;
+pub use single_sign_on::{PendingLink, SsoOutcome};
 pub use throttle::{Limits, LoginThrottle, SignupLimits, SignupThrottle};
 
 use crate::db::entities::users;
@@ -89,6 +92,11 @@ pub struct AccountSettings {
     /// How many new-password hashes (sign-up, password change) may run at once: their own
     /// budget, so a flood of sign-ups cannot make sign-ins wait.
     pub signup_hash_concurrency: usize,
+    /// OpenID Connect single sign-on, when an operator configured a provider.
+    pub oidc: Option<std::sync::Arc<oidc::OidcClient>>,
+    /// Whether accounts may sign in and sign up with a password (off: only single sign-on;
+    /// `kraft admin` commands still work).
+    pub password_sign_in: bool,
 }
 
 impl Default for AccountSettings {
@@ -103,6 +111,8 @@ impl Default for AccountSettings {
             signup_limits: SignupLimits::default(),
             hash_concurrency: cores,
             signup_hash_concurrency: (cores / 2).max(1),
+            oidc: None,
+            password_sign_in: true,
         }
     }
 }
@@ -172,6 +182,9 @@ pub enum AccountError {
     /// The right password for an account that waits for an admin's approval.
     #[error("the account awaits approval")]
     AwaitingApproval,
+    /// Password sign-in (and sign-up) is turned off: single sign-on only.
+    #[error("password sign-in is turned off")]
+    PasswordSignInOff,
     /// The caller may not do this; the message says why.
     #[error("{0}")]
     NotAllowed(String),

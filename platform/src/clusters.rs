@@ -2,6 +2,8 @@
 //! reconciler that keeps the two honest. The UI only ever shows what the host confirmed.
 
 pub use crate::host::provision;
+pub mod capacity;
+pub mod limits;
 pub mod reconcile;
 pub mod record;
 pub mod spec;
@@ -250,7 +252,8 @@ impl Clusters {
         input: &CreateClusterInput,
         client_addr: Option<&str>,
     ) -> Result<ClusterRecord, ClusterError> {
-        let request = self.settings().parse(input).map_err(ClusterError::Invalid)?;
+        let settings = self.settings_for(owner.id).await?;
+        let request = settings.parse(input).map_err(ClusterError::Invalid)?;
         let row = self.new_row(owner, &request, None);
         // Count and insert in one transaction that first takes the owner's row for writing: on
         // PostgreSQL a row lock, on SQLite the database's write lock. Parallel creates of one user
@@ -267,7 +270,7 @@ impl Clusters {
             .filter(clusters::Column::WorkshopId.is_null())
             .count(&txn)
             .await?;
-        if owned as usize >= self.settings().max_clusters {
+        if owned as usize >= settings.max_clusters {
             let going = clusters::Entity::find()
                 .filter(clusters::Column::OwnerId.eq(owner.id))
                 .filter(clusters::Column::WorkshopId.is_null())
@@ -448,7 +451,8 @@ impl Clusters {
                 "A workshop's cluster keeps the version and size its organizer chose.".into(),
             ));
         }
-        let change = self.settings().parse_change(&row, input).map_err(ClusterError::Invalid)?;
+        let settings = self.settings_for(owner.id).await?;
+        let change = settings.parse_change(&row, input).map_err(ClusterError::Invalid)?;
         if (change.version.as_str(), change.servers, change.agents)
             == (row.version.as_str(), row.servers, row.agents)
         {

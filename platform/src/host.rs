@@ -2,6 +2,7 @@
 //! cluster from a kubeconfig or the in-cluster service account, or the simulated host. Nothing
 //! here knows about users or the database.
 
+pub mod capacity;
 pub mod egress;
 pub mod gateway;
 pub mod k3k;

@@ -93,6 +93,8 @@ struct Inner {
     access: Arc<access::Access>,
     workshops: Arc<workshops::Workshops>,
     upstreams: Arc<host::gateway::Upstreams>,
+    /// The admin's capacity overview, polled while someone watches.
+    capacity: Arc<host::capacity::CapacityHub>,
     /// Background work owned by the platform, stopped by `close`.
     tasks: Vec<tokio::task::JoinHandle<()>>,
     leadership: leader::Leadership,
@@ -183,8 +185,10 @@ impl Platform {
             let workshops = workshops.clone();
             move || workshops.clone().run_pools()
         })));
+        let capacity = Arc::new(host::capacity::CapacityHub::new(host.metrics.interval));
         Ok(Self {
             inner: Arc::new(Inner {
+                capacity,
                 workshops,
                 db,
                 about,
@@ -252,6 +256,18 @@ impl Platform {
     /// The gateway's clients for virtual cluster APIs.
     pub fn upstreams(&self) -> &host::gateway::Upstreams {
         &self.inner.upstreams
+    }
+
+    /// The latest capacity overview, as it is polled (every metrics interval, while anyone
+    /// watches).
+    pub fn watch_capacity(
+        &self,
+    ) -> tokio::sync::watch::Receiver<Option<Arc<host::capacity::CapacityOverview>>> {
+        let clusters = self.inner.clusters.clone();
+        self.inner.capacity.subscribe(move || {
+            let clusters = clusters.clone();
+            async move { clusters.capacity().await }
+        })
     }
 
     pub fn workshops(&self) -> &workshops::Workshops {

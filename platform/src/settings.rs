@@ -155,6 +155,25 @@ impl Overrides {
     }
 }
 
+/// A form field holding a whole number in `range`; empty: `None` (as configured).
+pub(crate) fn whole_number(
+    field: &'static str,
+    raw: &str,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<Option<i64>, FieldError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    match raw.parse::<i64>() {
+        Ok(n) if range.contains(&n) => Ok(Some(n)),
+        _ => Err(FieldError {
+            field,
+            message: format!("Enter a whole number from {} to {}.", range.start(), range.end()),
+        }),
+    }
+}
+
 fn parse_mode(text: &str) -> Option<ClusterMode> {
     match text {
         "shared" => Some(ClusterMode::Shared),
@@ -172,17 +191,10 @@ impl SettingsInput {
         };
         let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
         let mut number = |field: &'static str, raw: &str, range: std::ops::RangeInclusive<i64>| {
-            let raw = text(raw)?;
-            match raw.parse::<i64>() {
-                Ok(n) if range.contains(&n) => Some(n),
-                _ => {
-                    error(
-                        field,
-                        format!("Enter a whole number from {} to {}.", range.start(), range.end()),
-                    );
-                    None
-                }
-            }
+            whole_number(field, raw, range).unwrap_or_else(|e| {
+                error(e.field, e.message);
+                None
+            })
         };
         let max_clusters = number("max_clusters", &self.max_clusters, 0..=1000);
         let max_servers = number("max_servers", &self.max_servers, 1..=3);

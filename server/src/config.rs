@@ -368,6 +368,66 @@ pub struct Config {
     #[arg(long, env = "KRAFT_API_RATE_LIMIT", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub api_rate_limit: u32,
 
+    /// OpenID Connect single sign-on: the provider's issuer URL (discovery reads
+    /// `<issuer>/.well-known/openid-configuration`). Unset: no single sign-on.
+    #[arg(long, env = "KRAFT_OIDC_ISSUER", global = true)]
+    pub oidc_issuer: Option<String>,
+
+    /// The client id KRaft is registered with at the provider (redirect URI:
+    /// `<public URL>/auth/oidc/callback`).
+    #[arg(long, env = "KRAFT_OIDC_CLIENT_ID", global = true)]
+    pub oidc_client_id: Option<String>,
+
+    /// A file holding the client secret (none: a public client, PKCE only). A file, not a
+    /// variable, so the secret stays out of the process environment.
+    #[arg(long, env = "KRAFT_OIDC_CLIENT_SECRET_FILE", global = true)]
+    pub oidc_client_secret_file: Option<PathBuf>,
+
+    /// What the sign-in button names: "Sign in with <this>".
+    #[arg(long, env = "KRAFT_OIDC_DISPLAY_NAME", default_value = "single sign-on", global = true)]
+    pub oidc_display_name: String,
+
+    /// Scopes asked for besides `openid`, comma-separated (Dex lists groups only with `groups`).
+    #[arg(
+        long,
+        env = "KRAFT_OIDC_SCOPES",
+        value_delimiter = ',',
+        default_value = "email,profile",
+        global = true
+    )]
+    pub oidc_scopes: Vec<String>,
+
+    /// The claim that lists a user's groups.
+    #[arg(long, env = "KRAFT_OIDC_GROUPS_CLAIM", default_value = "groups", global = true)]
+    pub oidc_groups_claim: String,
+
+    /// Members of this provider group are admins and everyone else signing in through the
+    /// provider is not. Unset: roles are managed in KRaft.
+    #[arg(long, env = "KRAFT_OIDC_ADMIN_GROUP", global = true)]
+    pub oidc_admin_group: Option<String>,
+
+    /// Members of this provider group organize workshops (with `KRAFT_OIDC_ORGANIZER_SEATS`).
+    #[arg(long, env = "KRAFT_OIDC_ORGANIZER_GROUP", global = true)]
+    pub oidc_organizer_group: Option<String>,
+
+    /// Seats an organizer from `KRAFT_OIDC_ORGANIZER_GROUP` gets at least.
+    #[arg(long, env = "KRAFT_OIDC_ORGANIZER_SEATS", default_value_t = 30, global = true)]
+    pub oidc_organizer_seats: u32,
+
+    /// Where the provider sends browsers back. Default: `<public URL>/auth/oidc/callback`.
+    #[arg(long, env = "KRAFT_OIDC_REDIRECT_URL", global = true)]
+    pub oidc_redirect_url: Option<String>,
+
+    /// A PEM file with the private CA the provider's certificate chains to. Unset: the
+    /// system's trusted CAs.
+    #[arg(long, env = "KRAFT_OIDC_CA_FILE", global = true)]
+    pub oidc_ca_file: Option<PathBuf>,
+
+    /// Whether accounts sign in and sign up with a password. `false` (with a provider): single
+    /// sign-on only (`kraft admin` commands still work).
+    #[arg(long, env = "KRAFT_PASSWORD_SIGN_IN", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub password_sign_in: bool,
+
     /// Log output format.
     #[arg(long, env = "KRAFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -539,8 +599,64 @@ impl Config {
                 total: self.signup_limit_total,
                 ..Default::default()
             },
+            password_sign_in: self.password_sign_in,
             ..Default::default()
         }
+    }
+
+    /// The single sign-on client, when a provider is configured; `public_url` names the
+    /// default redirect URL.
+    pub fn oidc(
+        &self,
+        public_url: &str,
+    ) -> anyhow::Result<Option<std::sync::Arc<platform::accounts::oidc::OidcClient>>> {
+        use anyhow::Context;
+        let issuer = self.oidc_issuer.as_deref().map(str::trim).filter(|i| !i.is_empty());
+        let Some(issuer) = issuer else {
+            if !self.password_sign_in {
+                anyhow::bail!(
+                    "KRAFT_PASSWORD_SIGN_IN=false needs single sign-on: set KRAFT_OIDC_ISSUER \
+                     and KRAFT_OIDC_CLIENT_ID, or nobody could sign in"
+                );
+            }
+            return Ok(None);
+        };
+        let client_id = self.oidc_client_id.as_deref().map(str::trim).unwrap_or_default();
+        let read = |path: &PathBuf, what: &str| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {what} {}", path.display()))
+        };
+        let client_secret = match &self.oidc_client_secret_file {
+            Some(path) => Some(read(path, "KRAFT_OIDC_CLIENT_SECRET_FILE")?.trim().to_owned()),
+            None => None,
+        };
+        let ca_pem = match &self.oidc_ca_file {
+            Some(path) => Some(read(path, "KRAFT_OIDC_CA_FILE")?),
+            None => None,
+        };
+        let settings = platform::accounts::oidc::OidcSettings {
+            issuer: issuer.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.filter(|s| !s.is_empty()),
+            redirect_url: self.oidc_redirect_url.clone().unwrap_or_else(|| {
+                format!("{}/auth/oidc/callback", public_url.trim_end_matches('/'))
+            }),
+            display_name: self.oidc_display_name.trim().to_owned(),
+            scopes: self
+                .oidc_scopes
+                .iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty() && s != "openid")
+                .collect(),
+            groups_claim: self.oidc_groups_claim.trim().to_owned(),
+            admin_group: self.oidc_admin_group.clone().filter(|g| !g.trim().is_empty()),
+            organizer_group: self.oidc_organizer_group.clone().filter(|g| !g.trim().is_empty()),
+            organizer_seats: i32::try_from(self.oidc_organizer_seats).unwrap_or(i32::MAX),
+            ca_pem,
+        };
+        let client = platform::accounts::oidc::OidcClient::new(settings)
+            .map_err(|message| anyhow::anyhow!(message))?;
+        Ok(Some(std::sync::Arc::new(client)))
     }
 
     /// The database to use: the configured URL, or the embedded SQLite file.

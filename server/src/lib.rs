@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod capacity;
 pub mod cli;
 pub mod client;
 pub mod clusters;
@@ -16,6 +17,8 @@ pub mod live;
 pub mod logs;
 pub mod metrics;
 pub mod observe;
+pub mod sso;
+pub mod standalone;
 pub mod startup;
 pub mod telemetry;
 pub mod tls;

@@ -181,9 +181,11 @@ impl Application {
                 clusters.ingress_address = simulated.ingress_addr().map(|a| a.to_string());
             }
         }
+        let mut accounts = config.account_settings();
+        accounts.oidc = config.oidc(&clusters.public_url)?;
         let settings = Settings {
             database_url,
-            accounts: config.account_settings(),
+            accounts,
             host: HostSettings {
                 host,
                 clusters,
@@ -347,6 +349,9 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .route("/readyz", get(health::ready))
         .route("/api/clusters/{id}/kubeconfig", axum::routing::post(clusters::kubeconfig))
         .route("/account/tokens", axum::routing::post(crate::token_pages::create))
+        .route("/auth/oidc/start", get(crate::sso::start))
+        .route("/auth/oidc/callback", get(crate::sso::callback))
+        .route("/auth/oidc/link", get(crate::sso::link_page).post(crate::sso::link))
         .route(
             "/account/tokens/cli",
             get(crate::token_pages::page).post(crate::token_pages::authorize),
@@ -355,6 +360,10 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .route("/ws/clusters/{id}/logs", get(logs::live))
         .route("/ws/clusters/{id}/metrics", get(metrics::live))
         .route("/ws/dashboard", get(dashboard::live))
+        .route("/admin/capacity", get(crate::capacity::overview_page))
+        .route("/admin/capacity.js", get(crate::capacity::script))
+        .route("/admin/capacity/limits", axum::routing::post(crate::capacity::set_limits))
+        .route("/ws/admin/capacity", get(crate::capacity::live))
         .route("/api/clusters/{id}/logs/download", get(logs::download))
         .route("/workshops/{id}/seats.csv", get(crate::workshops::seats_csv))
         .route("/ws/workshops/{id}", get(crate::workshops::live))

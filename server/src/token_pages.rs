@@ -10,7 +10,7 @@
 use app::api::ssr::{ClientAddr, CurrentUser};
 use app::error::{ApiError, FieldMessage};
 use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use platform::access::api_tokens::Scope;
 use platform::Platform;
@@ -52,26 +52,7 @@ pub fn loopback_callback(raw: &str) -> Option<url::Url> {
     (loopback && plain).then_some(url)
 }
 
-fn escape(text: &str) -> String {
-    html_escape::encode_double_quoted_attribute(text).into_owned()
-}
-
-/// A page of its own, styled like the rest of KRaft.
-fn standalone(state: &crate::startup::AppState, title: &str, body: &str) -> Response {
-    let pkg = &state.leptos_options.site_pkg_dir;
-    let mut response = Html(format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · KRaft</title><link rel=\"stylesheet\" href=\"/{pkg}/kraft.css\"></head>\
-         <body><main id=\"main\" class=\"container\"><h1>{title}</h1>{body}</main></body></html>"
-    ))
-    .into_response();
-    // It may hold a token: never kept by a cache, never in the back-forward cache's way.
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    response
-}
+use crate::standalone::{escape, page as standalone};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct NewToken {

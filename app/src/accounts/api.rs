@@ -30,6 +30,10 @@ pub struct Viewer {
     pub simulated_host: bool,
     /// No admin exists yet: the sign-up form asks for the setup token from the server's log.
     pub setup_pending: bool,
+    /// Single sign-on's provider, as its button names it ("Sign in with …"), when configured.
+    pub sso: Option<String>,
+    /// Whether the password forms (sign-in, sign-up) are offered.
+    pub password_sign_in: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +90,15 @@ pub async fn get_viewer() -> Result<Viewer, ApiError> {
         };
         let simulated_host = platform.clusters().host().simulated();
         let setup_pending = user.is_none() && platform.accounts().awaiting_setup().await?;
-        Ok(Viewer { user, signup: signup.to_owned(), simulated_host, setup_pending })
+        let accounts = platform.accounts();
+        Ok(Viewer {
+            user,
+            signup: signup.to_owned(),
+            simulated_host,
+            setup_pending,
+            sso: accounts.oidc().map(|oidc| oidc.settings().display_name.clone()),
+            password_sign_in: accounts.password_sign_in(),
+        })
     })
     .await
 }

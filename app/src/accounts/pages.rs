@@ -25,6 +25,12 @@ impl AuthVersion {
     }
 }
 
+/// Who is looking and how this KRaft signs people in, read once for a page (one function for
+/// every page that needs it: one copy in the browser bundle).
+pub fn viewer_once() -> Resource<Result<Viewer, ApiError>> {
+    Resource::new(|| (), |_| get_viewer())
+}
+
 /// The flash a plain form post left for this page, read once when the page is rendered.
 pub fn flash_resource() -> Resource<Option<Flash>> {
     Resource::new_blocking(|| (), |_| async { take_flash().await.ok().flatten() })
@@ -35,7 +41,7 @@ pub fn RegisterPage() -> impl IntoView {
     let action = ServerAction::<Register>::new();
     refresh_viewer_on_success(action.value().into(), AuthVersion::get());
     let flash = flash_resource();
-    let viewer = Resource::new(|| (), |_| get_viewer());
+    let viewer = viewer_once();
 
     view! {
         <h1>"Create your account"</h1>
@@ -44,16 +50,19 @@ pub fn RegisterPage() -> impl IntoView {
                 let flash = flash.await;
                 let viewer = viewer.await.ok();
                 let setup_pending = viewer.as_ref().is_some_and(|v| v.setup_pending);
-                let signup = viewer.map(|v| v.signup).unwrap_or_else(|| "open".into());
+                let signup = viewer.as_ref().map(|v| v.signup.clone()).unwrap_or_else(|| "open".into());
                 let success = if signup == "approval" { crate::accounts::api::AWAITING_APPROVAL } else { "Welcome to KRaft!" };
                 let state = FormState::new("register", action.value().into(), flash, success);
-                // A closed KRaft still lets its first admin in, with the setup token.
-                if signup == "closed" && !setup_pending {
-                    return Either::Left(view! {
-                        <p class="notice" role="status">
-                            "Sign-up is closed on this KRaft. Ask an admin for an account."
-                        </p>
-                    });
+                // Single sign-on only; or a closed KRaft (which still lets its first admin in,
+                // with the setup token). One shape of notice for both keeps the bundle small.
+                let sso_only = viewer.as_ref().filter(|v| !v.password_sign_in).and_then(|v| v.sso.clone());
+                if sso_only.is_some() || (signup == "closed" && !setup_pending) {
+                    let text = match &sso_only {
+                        Some(name) => format!("Accounts on this KRaft are made by signing in with {name}. "),
+                        None => "Sign-up is closed on this KRaft. Ask an admin for an account.".to_owned(),
+                    };
+                    let link = sso_only.map(|name| view! { <a rel="external" href="/auth/oidc/start">"Sign in with " {name}</a> });
+                    return Either::Left(view! { <p class="notice" role="status">{text}{link}</p> });
                 }
                 Either::Right(view! {
                     <ActionForm action=action attr:class="form" attr:aria-label="Create account">
@@ -119,6 +128,22 @@ pub fn RegisterPage() -> impl IntoView {
     }
 }
 
+/// Where single sign-on starts, coming back to `next` (a path on this site) once signed in.
+fn sso_start(next: &str) -> String {
+    if next.is_empty() {
+        return "/auth/oidc/start".into();
+    }
+    let mut url = String::from("/auth/oidc/start?next=");
+    for byte in next.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
+            url.push(byte as char);
+        } else {
+            url.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    url
+}
+
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<Login>::new();
@@ -128,14 +153,24 @@ pub fn LoginPage() -> impl IntoView {
     let next = move || query.with(|q| q.get("next")).unwrap_or_default();
     refresh_viewer_on_success(action.value().into(), AuthVersion::get());
     let flash = flash_resource();
+    let viewer = viewer_once();
 
     view! {
         <h1>"Sign in"</h1>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let state = FormState::new("login", action.value().into(), flash.await, "Signed in.");
+                let viewer = viewer.await.ok();
+                let password = viewer.as_ref().is_none_or(|v| v.password_sign_in);
+                let sso = viewer.and_then(|v| v.sso).map(|name| view! {
+                    // A server route, not a page of this app: the router must let the browser go.
+                    <p><a class="button" rel="external" href=sso_start(&next())>"Sign in with " {name}</a></p>
+                });
                 view! {
-                    <ActionForm action=action attr:class="form" attr:aria-label="Sign in">
+                    {sso}
+                    // Hidden rather than left out when only single sign-on is on: one shape of
+                    // page either way keeps the bundle small.
+                    <ActionForm action=action attr:class="form" attr:aria-label="Sign in" attr:hidden=!password>
                         <FormAlert state=state.clone() />
                         <input type="hidden" name="next" value=next() />
                         <Field
@@ -373,6 +408,8 @@ fn describe(action: &str) -> &str {
         "session.revoked" => "Signed out a session",
         "sessions.revoked_others" => "Signed out all other sessions",
         "invite.created" => "Invite code created",
+        "identity.linked" => "Single sign-on linked",
+        "account.groups_applied" => "Role set from your provider's groups",
         other => other,
     }
 }

@@ -227,6 +227,9 @@ impl From<AccountError> for ApiError {
                 "Your account waits for an admin's approval; you can sign in once it is approved."
                     .into(),
             ),
+            AccountError::PasswordSignInOff => ApiError::NotAllowed(
+                "Password sign-in is turned off on this KRaft: use single sign-on.".into(),
+            ),
             AccountError::Hash(HashError::Busy) => ApiError::Busy,
             AccountError::Hash(error @ HashError::Failed(_)) => internal(error),
             AccountError::Database(error) => internal(error),

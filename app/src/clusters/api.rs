@@ -219,10 +219,13 @@ pub enum ClustersMessage {
 #[server(prefix = "/api", endpoint = "clusters/options")]
 pub async fn get_cluster_options() -> Result<ClusterOptions, ApiError> {
     answer(async {
-        require_user().await?;
+        let current = require_user().await?;
         let platform = platform()?;
         let clusters = platform.clusters();
-        let settings = clusters.settings();
+        let settings = clusters
+            .settings_for(current.user.id)
+            .await
+            .map_err(platform::clusters::ClusterError::from)?;
         Ok(ClusterOptions {
             versions: settings.versions.clone(),
             modes: settings.modes.iter().map(|m| ClusterMode::from(*m)).collect(),
@@ -277,7 +280,10 @@ pub async fn get_cluster(id: String) -> Result<ClusterDetail, ApiError> {
                 agents_done: r.agents_done,
                 agents_wanted: r.agents_wanted,
             });
-        let settings = clusters.settings();
+        let settings = clusters
+            .settings_for(owned.user.id)
+            .await
+            .map_err(platform::clusters::ClusterError::from)?;
         detail.change =
             (row.workshop_id.is_none() && row.deleting_at.is_none()).then(|| ChangeOptions {
                 upgrades: settings.upgrade_targets(&row.version),

@@ -42,6 +42,9 @@ pub enum AuditAction {
     ApiTokenCreated,
     ApiTokenRevoked,
     SettingsChanged,
+    IdentityLinked,
+    GroupsApplied,
+    LimitsSet,
 }
 
 impl AuditAction {
@@ -77,6 +80,9 @@ impl AuditAction {
             AuditAction::ApiTokenCreated => "api_token.created",
             AuditAction::ApiTokenRevoked => "api_token.revoked",
             AuditAction::SettingsChanged => "settings.changed",
+            AuditAction::IdentityLinked => "identity.linked",
+            AuditAction::GroupsApplied => "account.groups_applied",
+            AuditAction::LimitsSet => "account.limits_set",
         }
     }
 }

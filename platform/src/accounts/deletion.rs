@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::audit::{self, AuditAction, AuditEvent};
 use super::{AccountError, Accounts, RequestMeta, User};
-use crate::db::entities::{audit_events, invites, sessions, users};
+use crate::db::entities::{audit_events, invites, sessions, user_identities, users};
 
 impl Accounts {
     /// Checks a deletion request: the current password and the username typed to confirm.
@@ -17,7 +17,13 @@ impl Accounts {
         typed_username: &str,
         meta: &RequestMeta,
     ) -> Result<User, AccountError> {
-        let user = self.confirm_password(user_id, password, "password", meta).await?;
+        // An account made by single sign-on has no password: the typed username (on a session
+        // its provider opened) confirms alone.
+        let user = if self.has_password(user_id).await? {
+            self.confirm_password(user_id, password, "password", meta).await?
+        } else {
+            users::Entity::find_by_id(user_id).one(&self.db).await?.ok_or(AccountError::NotFound)?
+        };
         if typed_username.trim() != user.username {
             return Err(AccountError::field(
                 "confirm_username",
@@ -38,6 +44,10 @@ impl Accounts {
         let txn = self.db.begin().await?;
         sessions::Entity::delete_many()
             .filter(sessions::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        user_identities::Entity::delete_many()
+            .filter(user_identities::Column::UserId.eq(user_id))
             .exec(&txn)
             .await?;
         audit_events::Entity::delete_many()

@@ -89,6 +89,9 @@ impl PasswordHasher {
     ) -> Result<Verified, HashError> {
         let params = self.params.clone();
         let password = password.to_owned();
+        // An account without a password (single sign-on) keeps a marker that is no PHC string:
+        // it is checked like a missing account, against the dummy hash, and never matches.
+        let stored = stored.filter(|hash| hash.starts_with('$'));
         let exists = stored.is_some();
         let stored = stored.map(str::to_owned).unwrap_or_else(|| self.dummy_hash.to_string());
         self.run(move || {

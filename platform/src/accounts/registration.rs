@@ -65,11 +65,14 @@ impl NewAccount {
 }
 
 /// Who a new account becomes, decided inside its transaction.
-enum Grant<'a> {
+pub(super) enum Grant<'a> {
     /// `kraft admin create-user`: exactly the role asked for.
     Role(Role),
     /// The sign-up form: a user, or the first admin (see `AdminBootstrap`).
     SignUp { invite: Option<&'a str>, setup_token: Option<&'a str>, held: bool },
+    /// A first single sign-on: a user (or the first admin in `FirstAccount` mode) that the
+    /// identity signs in to.
+    SingleSignOn { held: bool, identity: &'a super::oidc::ExternalIdentity },
 }
 
 impl Accounts {
@@ -79,6 +82,9 @@ impl Accounts {
         input: RegisterInput,
         meta: &RequestMeta,
     ) -> Result<User, AccountError> {
+        if !self.settings.password_sign_in {
+            return Err(AccountError::PasswordSignInOff);
+        }
         let setup_token =
             input.setup_token.as_deref().map(str::trim).filter(|token| !token.is_empty());
         // The one-time setup token makes the first admin whatever the sign-up mode: an operator
@@ -132,7 +138,14 @@ impl Accounts {
         }
         let hash = self.hasher.hash(account.password.expose()).await?;
         let held = self.signup_mode() == SignupMode::Approval && !admitted;
-        self.insert_user(&account, hash, Grant::SignUp { invite, setup_token, held }, meta).await
+        self.insert_user(
+            &account.email,
+            &account.username,
+            hash,
+            Grant::SignUp { invite, setup_token, held },
+            meta,
+        )
+        .await
     }
 
     /// Creates an account from the command line (no sign-up mode or limit applies).
@@ -151,18 +164,28 @@ impl Accounts {
             Vec::new(),
         )?;
         let hash = self.hasher.hash(account.password.expose()).await?;
-        self.insert_user(&account, hash, Grant::Role(role), &RequestMeta::default()).await
+        self.insert_user(
+            &account.email,
+            &account.username,
+            hash,
+            Grant::Role(role),
+            &RequestMeta::default(),
+        )
+        .await
     }
 
-    async fn insert_user(
+    pub(super) async fn insert_user(
         &self,
-        account: &NewAccount,
+        email: &Email,
+        username: &Username,
         password_hash: String,
         grant: Grant<'_>,
         meta: &RequestMeta,
     ) -> Result<User, AccountError> {
-        let (email, username) = (&account.email, &account.username);
-        let held = matches!(grant, Grant::SignUp { held: true, .. });
+        let held = matches!(
+            grant,
+            Grant::SignUp { held: true, .. } | Grant::SingleSignOn { held: true, .. }
+        );
         let txn = self.db.begin().await?;
         let taken = self.taken(&txn, email, username).await?;
         if !taken.is_empty() {
@@ -226,6 +249,15 @@ impl Accounts {
                         if !claim_setup_token(&txn, setup_token.unwrap_or_default()).await? {
                             return Err(invalid_setup_token());
                         }
+                        Role::Admin
+                    }
+                    _ => Role::User,
+                }
+            }
+            Grant::SingleSignOn { identity, .. } => {
+                super::single_sign_on::insert_identity(&txn, id, identity).await?;
+                match self.settings.bootstrap {
+                    AdminBootstrap::FirstAccount if claim_first_account(&txn, id).await? => {
                         Role::Admin
                     }
                     _ => Role::User,

@@ -14,6 +14,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tower_sessions::session::{Id, Record};
@@ -27,6 +28,24 @@ use crate::db::entities::sessions;
 const AUTH_KEY: &str = "kraft.auth";
 /// Last-seen times are written at most this often, so browsing is not a stream of writes.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// What a browser's session keeps between the steps of a single sign-on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stash {
+    /// The `state`, `nonce` and PKCE verifier of a sign-in at the provider.
+    SignOn,
+    /// An identity waiting for the password of the account it is to be linked to.
+    Link,
+}
+
+impl Stash {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stash::SignOn => "kraft.oidc",
+            Stash::Link => "kraft.oidc_link",
+        }
+    }
+}
 
 /// Who is signed in on a session, and since when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +120,25 @@ impl AccountSession {
             self.0.insert(AUTH_KEY, state).await?;
         }
         Ok(())
+    }
+
+    /// Keeps `value` for a later request of this browser (a single sign-on under way).
+    pub async fn stash<T: Serialize>(&self, key: Stash, value: &T) -> Result<(), SessionError> {
+        self.0.insert(key.as_str(), value).await?;
+        Ok(())
+    }
+
+    /// What was stashed under `key`, left in place.
+    pub async fn stashed<T: DeserializeOwned>(
+        &self,
+        key: Stash,
+    ) -> Result<Option<T>, SessionError> {
+        Ok(self.0.get::<T>(key.as_str()).await?)
+    }
+
+    /// What was stashed under `key`, removed: it can be used once.
+    pub async fn take<T: DeserializeOwned>(&self, key: Stash) -> Result<Option<T>, SessionError> {
+        Ok(self.0.remove::<T>(key.as_str()).await?)
     }
 
     /// The hash that identifies this session's row, if it has one yet.

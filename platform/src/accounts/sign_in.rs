@@ -22,6 +22,9 @@ impl Accounts {
         password: &str,
         meta: &RequestMeta,
     ) -> Result<User, AccountError> {
+        if !self.settings.password_sign_in {
+            return Err(AccountError::PasswordSignInOff);
+        }
         let identifier = identifier.trim().to_lowercase();
         let address = meta.client_addr.as_deref();
         let column =
@@ -109,6 +112,12 @@ impl Accounts {
         keep_session: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<(), AccountError> {
+        if !self.has_password(user_id).await? {
+            return Err(AccountError::field(
+                "current_password",
+                "Your account signs in through single sign-on and has no password to change.",
+            ));
+        }
         let user = self.confirm_password(user_id, current, "current_password", meta).await?;
         let password = NewPassword::parse(
             ("new_password", "new_password_confirm"),

@@ -10,6 +10,8 @@ pub mod invites;
 pub mod platform_settings;
 pub mod sessions;
 pub mod throttle_events;
+pub mod user_identities;
+pub mod user_limits;
 pub mod users;
 pub mod workshop_seats;
 pub mod workshops;

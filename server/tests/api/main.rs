@@ -20,5 +20,6 @@ mod rbac;
 mod replicas;
 mod security;
 mod settings;
+mod sso;
 mod system;
 mod workshops;

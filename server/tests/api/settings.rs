@@ -111,3 +111,151 @@ async fn a_settings_change_on_one_replica_applies_on_the_other_without_restart()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_gives_one_account_limits_of_its_own() {
+    let app = spawn_app(Backend::Postgres).await;
+    let root = app.browser();
+    root.sign_up_admin(&app, "root").await;
+    let (ada, bob) = (app.another_browser(), app.another_browser());
+    ada.sign_up("ada").await;
+    bob.sign_up("bob").await;
+    // The capacity page's plain form, as a browser posts it.
+    let post = |browser: &TestBrowser, fields: &[(&'static str, &'static str)]| {
+        let mut form = vec![("account", "ada")];
+        form.extend_from_slice(fields);
+        let request = browser
+            .client
+            .post(format!("{}/admin/capacity/limits", browser.address))
+            .header("Origin", browser.address.clone())
+            .form(&form);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+
+    // Only admins; bad fields are named and keep what was typed.
+    assert_eq!(post(&ada, &[("clusters", "9")]).await.0, 403);
+    let (status, page) = post(&root, &[("servers", "2"), ("agents", "many")]).await;
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("Use 1 or 3") && page.contains("Enter a whole number from 0 to 50"),
+        "{page}"
+    );
+    assert!(page.contains("name=\"agents\" type=\"number\" value=\"many\" autocomplete=\"off\" aria-invalid=\"true\""), "{page}");
+    let (status, page) = root
+        .client
+        .post(format!("{}/admin/capacity/limits", root.address))
+        .form(&[("account", "nobody"), ("clusters", "1")])
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .unwrap();
+    assert_eq!(status, 422);
+    assert!(page.text().await.unwrap().contains("No account has this username."));
+
+    // Ada: one cluster, but up to 5 agents; Bob keeps the platform's 3 and 3.
+    let (status, page) = post(&root, &[("clusters", "1"), ("agents", "5")]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("ada: 1 clusters, 5 agents from its next create or change."), "{page}");
+    assert!(page.contains("data-own-limits=\"ada\""));
+    assert_eq!(max_clusters(&ada).await, json!(1));
+    assert_eq!(max_clusters(&bob).await, json!(3));
+    let options: Value = ada.call("clusters/options", &[]).await.json().await.unwrap();
+    assert_eq!(options["max_agents"], 5);
+    ada.new_cluster("one").await;
+    let second = ada.create_cluster(&[("name", "two")]).await;
+    assert_eq!(second.status(), 409, "her own limit holds");
+    assert!(second.text().await.unwrap().contains("1 clusters"));
+    bob.new_cluster("one").await;
+    bob.new_cluster("two").await;
+
+    // Shown and audited; emptied, Ada is back to the platform's limits.
+    let overview: Value = root.call("admin/users", &[]).await.json().await.unwrap();
+    let row =
+        overview["users"].as_array().unwrap().iter().find(|u| u["username"] == "ada").unwrap();
+    assert_eq!(row["max_clusters"], 1);
+    let audited = "SELECT COUNT(*) FROM audit_events WHERE action = 'account.limits_set' AND target = 'ada: 1 clusters, 5 agents'";
+    assert_eq!(count(&app, audited).await, 1);
+    let (status, _) = post(&root, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(max_clusters(&ada).await, json!(3));
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM user_limits").await, 0);
+    ada.new_cluster("three").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_sees_host_capacity_against_what_tenants_hold_pushed_live() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |config| {
+        config.metrics_interval = Duration::from_millis(500);
+    })
+    .await;
+    let root = app.browser();
+    root.sign_up_admin(&app, "root").await;
+    let ada = app.another_browser();
+    ada.sign_up("ada").await;
+
+    // Admins only; a visitor signs in first.
+    let get = |browser: &TestBrowser, path: &str| {
+        let request = browser.client.get(format!("{}{path}", browser.address));
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(get(&ada, "/admin/capacity").await.status(), 403);
+    let visitor = get(&app.another_browser(), "/admin/capacity").await;
+    assert_eq!(visitor.status(), 303);
+    assert_eq!(visitor.headers()["location"], "/login?next=/admin/capacity");
+    let page = get(&root, "/admin/capacity").await;
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe"), "{policy}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("data-node=\"hostsim-node-0\"") && html.contains("8.00 cores"), "{html}");
+    assert!(html.contains("Tenants (0)") && html.contains("<script src=\"/admin/capacity.js\""));
+    let script = get(&root, "/admin/capacity.js").await;
+    assert!(script.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+
+    // Live: a cluster Ada makes shows up with its quota, without asking again.
+    let socket_for = |browser: &TestBrowser| {
+        let mut request = format!("{}/ws/admin/capacity", app.address.replace("http://", "ws://"))
+            .into_client_request()
+            .unwrap();
+        let cookie = format!("kraft_session={}", browser.session_cookie().unwrap());
+        request.headers_mut().insert("Cookie", cookie.parse().unwrap());
+        request.headers_mut().insert("Origin", app.address.parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+    };
+    assert!(socket_for(&ada).await.is_err(), "not for tenants");
+    let (mut socket, _) = socket_for(&root).await.expect("websocket");
+    ada.new_cluster("demo").await;
+    let started = std::time::Instant::now();
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(20), "Ada's cluster never showed");
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message")
+            .expect("open")
+            .expect("a frame");
+        let Message::Text(text) = message else { continue };
+        let message: Value = serde_json::from_str(&text).unwrap();
+        if message["type"] != "capacity" {
+            continue;
+        }
+        let overview = &message["overview"];
+        assert_eq!(overview["nodes"][0]["name"], "hostsim-node-0");
+        let tenant =
+            overview["tenants"].as_array().unwrap().iter().find(|t| t["username"] == "ada");
+        if let Some(tenant) =
+            tenant.filter(|t| t["held"]["cpu_hard_millicores"].as_f64() > Some(0.0))
+        {
+            assert_eq!(tenant["clusters"], 1);
+            assert!(message["html"].as_str().unwrap().contains("data-tenant=\"ada\""));
+            assert!(overview["held"]["cpu_hard_millicores"].as_f64() > Some(0.0));
+            break;
+        }
+    }
+}

@@ -702,7 +702,7 @@ fn aggregate(
 
 /// The quota of a namespace; with several quotas, each resource comes from the one with the
 /// lowest hard limit (the one that binds).
-fn quota_usage(quotas: &[ResourceQuota]) -> QuotaUsage {
+pub(crate) fn quota_usage(quotas: &[ResourceQuota]) -> QuotaUsage {
     let pick = |keys: &[&str], parse: fn(&str) -> Option<f64>| -> Option<QuotaPair> {
         quotas
             .iter()
