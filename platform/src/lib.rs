@@ -21,6 +21,19 @@ pub use about::About;
 pub use db::{Backend, DatabaseUrl};
 pub use installation::Installation;
 
+/// An error with its causes, for messages an operator can act on (`error sending request: …:
+/// connection refused`).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Errors of the platform crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -296,7 +296,7 @@ async fn forward(
     let mut response = match sent {
         Ok(response) => response,
         Err(error) => {
-            tracing::warn!(cluster = %grant.cluster_id, error = %error_chain(error.as_ref()), "gateway request failed");
+            tracing::warn!(cluster = %grant.cluster_id, error = %platform::error_chain(error.as_ref()), "gateway request failed");
             return unavailable(format!("Cluster {} does not answer.", grant.cluster_name));
         }
     };
@@ -333,17 +333,6 @@ async fn forward(
     back.body(body).unwrap_or_else(|_| {
         status(StatusCode::BAD_GATEWAY, "InternalError", "Invalid response from the cluster.")
     })
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

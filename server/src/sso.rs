@@ -9,10 +9,11 @@
 //!
 //! The rules (which identity signs in to which account) are `platform::accounts::single_sign_on`'s.
 
-use app::api::ssr::ClientAddr;
+use app::api::ssr::request_meta;
 use app::error::ApiError;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use platform::accounts::oidc::{OidcError, PendingSignIn};
@@ -30,16 +31,6 @@ use crate::startup::AppState;
 struct Linking {
     link: PendingLink,
     next: Option<String>,
-}
-
-fn meta(client: ClientAddr, headers: &HeaderMap) -> RequestMeta {
-    RequestMeta {
-        client_addr: Some(client.0.to_string()),
-        user_agent: headers
-            .get(axum::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(512).collect()),
-    }
 }
 
 /// A page that says what went wrong and offers to start again.
@@ -126,8 +117,7 @@ pub struct Callback {
 /// `GET /auth/oidc/callback`.
 pub async fn callback(
     State(state): State<AppState>,
-    client: ClientAddr,
-    headers: HeaderMap,
+    parts: Parts,
     session: Session,
     Query(back): Query<Callback>,
 ) -> Response {
@@ -175,7 +165,7 @@ pub async fn callback(
             return failure(&state, status_of(&error), &error.to_string());
         }
     };
-    let meta = meta(client, &headers);
+    let meta = request_meta(&parts);
     match accounts.sign_in_external(identity, &meta).await {
         Ok(SsoOutcome::SignedIn(user)) => signed_in(&state, &session, user.id, meta, next).await,
         Ok(SsoOutcome::LinkNeeded(link)) => {
@@ -256,8 +246,7 @@ pub struct LinkForm {
 /// `POST /auth/oidc/link`.
 pub async fn link(
     State(state): State<AppState>,
-    client: ClientAddr,
-    headers: HeaderMap,
+    parts: Parts,
     session: Session,
     Form(form): Form<LinkForm>,
 ) -> Response {
@@ -266,7 +255,7 @@ pub async fn link(
         Ok(linking) => linking,
         Err(response) => return response,
     };
-    let meta = meta(client, &headers);
+    let meta = request_meta(&parts);
     match state.platform.accounts().link_external(&linking.link, &form.password, &meta).await {
         Ok(user) => {
             if let Err(error) = session.take::<Linking>(Stash::Link).await {

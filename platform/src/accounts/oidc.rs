@@ -23,6 +23,8 @@ use openidconnect::{
     UserInfoClaims,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::error_chain;
 use sha2::{Digest, Sha256};
 
 /// How long discovered metadata and keys are trusted before they are fetched again.
@@ -366,17 +368,4 @@ impl OidcClient {
             _ => Vec::new(),
         }
     }
-}
-
-/// An error with its causes, for messages an operator can act on (`error sending request: …:
-/// connection refused`).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
