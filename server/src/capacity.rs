@@ -120,15 +120,6 @@ pub fn render(overview: &CapacityOverview) -> String {
     html
 }
 
-/// Who may look: an admin (anyone else is told so; nobody signed in goes to sign in first).
-fn admin(current: Result<CurrentUser, ApiError>) -> Result<CurrentUser, Result<(), ApiError>> {
-    match current {
-        Ok(current) if current.user.role == Role::Admin => Ok(current),
-        Ok(_) => Err(Err(ApiError::Forbidden)),
-        Err(_) => Err(Ok(())),
-    }
-}
-
 /// What the limits form says after a post: the outcome, and the values to show again.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct LimitsForm {
@@ -247,17 +238,21 @@ async fn render_page(
     page_with_status(state, status, "Capacity and limits", &body)
 }
 
-/// Anyone but an admin is answered here: a visitor goes to sign in, a tenant is told no.
-fn not_admin(state: &AppState, current: Result<CurrentUser, ApiError>) -> Option<Response> {
-    match admin(current) {
-        Ok(_) => None,
-        Err(Ok(())) => Some(Redirect::to("/login?next=/admin/capacity").into_response()),
-        Err(Err(_)) => Some(page_with_status(
+/// The admin behind the request; anyone else is answered here: a visitor goes to sign in, a
+/// tenant is told no.
+fn admin_only(
+    state: &AppState,
+    current: Result<CurrentUser, ApiError>,
+) -> Result<CurrentUser, Response> {
+    match current {
+        Ok(current) if current.user.role == Role::Admin => Ok(current),
+        Ok(_) => Err(page_with_status(
             state,
             StatusCode::FORBIDDEN,
             "Capacity and limits",
             "<p class=\"alert error\" role=\"alert\">Only admins can see this page.</p>",
         )),
+        Err(_) => Err(Redirect::to("/login?next=/admin/capacity").into_response()),
     }
 }
 
@@ -266,7 +261,7 @@ pub async fn overview_page(
     State(state): State<AppState>,
     current: Result<CurrentUser, ApiError>,
 ) -> Response {
-    if let Some(refused) = not_admin(&state, current) {
+    if let Err(refused) = admin_only(&state, current) {
         return refused;
     }
     render_page(&state, StatusCode::OK, &LimitsForm::default(), None).await
@@ -279,12 +274,9 @@ pub async fn set_limits(
     current: Result<CurrentUser, ApiError>,
     Form(form): Form<LimitsForm>,
 ) -> Response {
-    let admin_user = match &current {
-        Ok(current) if current.user.role == Role::Admin => current.user.clone(),
-        _ => {
-            return not_admin(&state, current)
-                .unwrap_or_else(|| StatusCode::FORBIDDEN.into_response())
-        }
+    let admin_user = match admin_only(&state, current) {
+        Ok(current) => current.user,
+        Err(refused) => return refused,
     };
     let input = platform::clusters::limits::UserLimitsInput {
         max_clusters: form.clusters.clone(),
