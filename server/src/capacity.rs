@@ -243,16 +243,16 @@ async fn render_page(
 fn admin_only(
     state: &AppState,
     current: Result<CurrentUser, ApiError>,
-) -> Result<CurrentUser, Response> {
+) -> Result<CurrentUser, Box<Response>> {
     match current {
         Ok(current) if current.user.role == Role::Admin => Ok(current),
-        Ok(_) => Err(page_with_status(
+        Ok(_) => Err(Box::new(page_with_status(
             state,
             StatusCode::FORBIDDEN,
             "Capacity and limits",
             "<p class=\"alert error\" role=\"alert\">Only admins can see this page.</p>",
-        )),
-        Err(_) => Err(Redirect::to("/login?next=/admin/capacity").into_response()),
+        ))),
+        Err(_) => Err(Box::new(Redirect::to("/login?next=/admin/capacity").into_response())),
     }
 }
 
@@ -262,7 +262,7 @@ pub async fn overview_page(
     current: Result<CurrentUser, ApiError>,
 ) -> Response {
     if let Err(refused) = admin_only(&state, current) {
-        return refused;
+        return *refused;
     }
     render_page(&state, StatusCode::OK, &LimitsForm::default(), None).await
 }
@@ -276,7 +276,7 @@ pub async fn set_limits(
 ) -> Response {
     let admin_user = match admin_only(&state, current) {
         Ok(current) => current.user,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let input = platform::clusters::limits::UserLimitsInput {
         max_clusters: form.clusters.clone(),
