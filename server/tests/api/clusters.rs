@@ -9,7 +9,9 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::ResourceExt;
 use serde_json::Value;
 
-use crate::helpers::{eventually, spawn_app, spawn_app_with, Backend, TestApp, TestBrowser};
+use crate::helpers::{
+    eventually, next_json, spawn_app, spawn_app_with, Backend, TestApp, TestBrowser,
+};
 use crate::on_both_backends;
 
 impl TestBrowser {
@@ -490,42 +492,16 @@ on_both_backends!(deleting_the_account_deletes_every_cluster);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_list_pushes_phase_changes() {
-    use futures::StreamExt;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
     let app = spawn_app(Backend::Postgres).await;
     let ada = app.browser();
     ada.sign_up("ada").await;
-    let mut request = format!("{}/ws/clusters", app.address.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
-    let cookie = format!("kraft_session={}", ada.session_cookie().unwrap());
-    request.headers_mut().insert("Cookie", cookie.parse().unwrap());
-    request.headers_mut().insert("Origin", app.address.parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
-
-    async fn next<S>(socket: &mut S) -> Value
-    where
-        S: futures::Stream<
-                Item = Result<
-                    tokio_tungstenite::tungstenite::Message,
-                    tokio_tungstenite::tungstenite::Error,
-                >,
-            > + Unpin,
-    {
-        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
-            .await
-            .expect("a message")
-            .unwrap()
-            .unwrap();
-        serde_json::from_str::<Value>(message.to_text().unwrap()).unwrap()
-    }
-    let first = next(&mut socket).await;
+    let mut socket = ada.websocket("/ws/clusters").await.expect("websocket");
+    let first = next_json(&mut socket).await;
     assert_eq!(first, serde_json::json!({"type": "snapshot", "clusters": []}));
     let id = ada.new_cluster("live").await;
     let mut phases = Vec::new();
     while phases.last().map(String::as_str) != Some("Ready") {
-        let message = next(&mut socket).await;
+        let message = next_json(&mut socket).await;
         if message["type"] == "snapshot" {
             let phase = message["clusters"][0]["phase"].as_str().unwrap().to_owned();
             assert_eq!(message["clusters"][0]["id"], id.as_str());
@@ -537,20 +513,12 @@ async fn the_live_list_pushes_phase_changes() {
     assert_eq!(phases.first().map(String::as_str), Some("Provisioning"), "{phases:?}");
 
     // A stranger's socket and a socket from another site get nothing.
-    let mut foreign = format!("{}/ws/clusters", app.address.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
-    foreign.headers_mut().insert("Cookie", cookie.parse().unwrap());
-    foreign.headers_mut().insert("Origin", "https://evil.example".parse().unwrap());
     assert!(
-        tokio_tungstenite::connect_async(foreign).await.is_err(),
+        ada.websocket_from("/ws/clusters", "https://evil.example").await.is_err(),
         "cross-origin websocket accepted"
     );
-    let anonymous = format!("{}/ws/clusters", app.address.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
     assert!(
-        tokio_tungstenite::connect_async(anonymous).await.is_err(),
+        app.another_browser().websocket("/ws/clusters").await.is_err(),
         "anonymous websocket accepted"
     );
 }

@@ -348,6 +348,60 @@ pub struct TestBrowser {
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// A websocket as the tests hold one.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The handshake of a websocket to `path` on the KRaft at `address`, as a page of `origin`
+/// opens it, with the session cookie's value `cookie` if any.
+pub fn ws_request(
+    address: &str,
+    path: &str,
+    cookie: Option<&str>,
+    origin: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request =
+        format!("{}{path}", address.replace("http://", "ws://")).into_client_request().unwrap();
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert("Cookie", format!("kraft_session={cookie}").parse().unwrap());
+    }
+    request.headers_mut().insert("Origin", origin.parse().unwrap());
+    request
+}
+
+/// The next message on a live view, as JSON (within 30 s).
+pub async fn next_json(socket: &mut Socket) -> serde_json::Value {
+    use futures::StreamExt;
+    let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+        .await
+        .expect("a message within 30 s")
+        .expect("the socket is open")
+        .expect("a frame");
+    serde_json::from_str(message.to_text().expect("text")).expect("JSON")
+}
+
+impl TestBrowser {
+    /// Opens `path` as a websocket from one of this KRaft's pages, as this browser.
+    pub async fn websocket(
+        &self,
+        path: &str,
+    ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+        self.websocket_from(path, &self.address).await
+    }
+
+    /// Opens `path` as a websocket from a page of `origin`, as this browser.
+    pub async fn websocket_from(
+        &self,
+        path: &str,
+        origin: &str,
+    ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+        let cookie = self.session_cookie();
+        let request = ws_request(&self.address, path, cookie.as_deref(), origin);
+        tokio_tungstenite::connect_async(request).await.map(|(socket, _)| socket)
+    }
+}
+
 impl TestBrowser {
     /// Calls a server function as the Leptos client does (URL-encoded in, JSON out), from KRaft's
     /// own origin.

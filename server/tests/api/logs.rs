@@ -4,20 +4,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::Request;
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp, TestBrowser};
-
-fn ws_request(app: &TestApp, browser: &TestBrowser, path: &str, origin: &str) -> Request<()> {
-    let mut request =
-        format!("{}{path}", app.address.replace("http://", "ws://")).into_client_request().unwrap();
-    if let Some(cookie) = browser.session_cookie() {
-        request.headers_mut().insert("Cookie", format!("kraft_session={cookie}").parse().unwrap());
-    }
-    request.headers_mut().insert("Origin", origin.parse().unwrap());
-    request
-}
+use crate::helpers::{spawn_app, spawn_app_with, Backend, Socket, TestApp, TestBrowser};
 
 async fn ready_cluster(app: &TestApp, browser: &TestBrowser, name: &str) -> (String, String) {
     let id = browser.new_cluster(name).await;
@@ -35,9 +23,7 @@ async fn the_owner_watches_live_lines_over_the_websocket() {
     let ada = app.browser();
     ada.sign_up("ada").await;
     let (id, pod) = ready_cluster(&app, &ada, "logs").await;
-    let request =
-        ws_request(&app, &ada, &format!("/ws/clusters/{id}/logs?pod={pod}&tail=5"), &app.address);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
+    let mut socket = open(&ada, &format!("/ws/clusters/{id}/logs?pod={pod}&tail=5")).await;
     let mut lines = Vec::new();
     let mut statuses = Vec::new();
     while lines.len() < 8 {
@@ -61,13 +47,9 @@ async fn the_owner_watches_live_lines_over_the_websocket() {
     assert!(lines.iter().any(|l| l["level"].is_string()), "no level was recognised in {lines:?}");
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// The owner's log websocket at `path`, from the app's own origin.
-async fn open(app: &TestApp, browser: &TestBrowser, path: &str) -> Socket {
-    let request = ws_request(app, browser, path, &app.address);
-    tokio_tungstenite::connect_async(request).await.expect("websocket").0
+async fn open(browser: &TestBrowser, path: &str) -> Socket {
+    browser.websocket(path).await.expect("websocket")
 }
 
 /// The lines a log websocket sends until it has been quiet for a second.
@@ -94,7 +76,7 @@ async fn a_browser_resuming_after_the_upstream_ended_gets_nothing_twice() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     app.hostsim().set_log_rate(0.0);
     let path = format!("/ws/clusters/{id}/logs?pod={pod}&tail=all");
-    let mut socket = open(&app, &ada, &path).await;
+    let mut socket = open(&ada, &path).await;
     let seen = lines_until_quiet(&mut socket).await;
     assert!(seen.len() >= 10, "{} lines", seen.len());
     drop(socket);
@@ -106,14 +88,14 @@ async fn a_browser_resuming_after_the_upstream_ended_gets_nothing_twice() {
     let same = seen[..seen.len() - 4].iter().filter(|l| l["ts"] == at["ts"]).count();
     let since = at["ts"].as_str().unwrap().replace('+', "%2B");
     let path = format!("/ws/clusters/{id}/logs?pod={pod}&since={since}&seen={same}&tail=all");
-    let mut socket = open(&app, &ada, &path).await;
+    let mut socket = open(&ada, &path).await;
     let resumed = lines_until_quiet(&mut socket).await;
     assert_eq!(resumed, seen[seen.len() - 4..], "exactly the lines after the resume point");
 
     // A new viewer of a new upstream gets the tail it asks for, not the upstream's whole history.
     tokio::time::sleep(Duration::from_secs(7)).await;
     let path = format!("/ws/clusters/{id}/logs?pod={pod}&tail=3");
-    let mut socket = open(&app, &ada, &path).await;
+    let mut socket = open(&ada, &path).await;
     assert_eq!(lines_until_quiet(&mut socket).await, seen[seen.len() - 3..]);
 }
 
@@ -131,33 +113,18 @@ async fn strangers_and_other_sites_cannot_watch_logs() {
         other => panic!("unexpected error {other}"),
     };
     let path = format!("/ws/clusters/{id}/logs?pod={pod}");
-    let stranger =
-        tokio_tungstenite::connect_async(ws_request(&app, &mallory, &path, &app.address))
-            .await
-            .unwrap_err();
+    let stranger = mallory.websocket(&path).await.unwrap_err();
     assert_eq!(status_of(stranger), 404, "a stranger learns nothing");
     let missing = format!("/ws/clusters/{}/logs?pod={pod}", uuid::Uuid::new_v4());
-    let nothing =
-        tokio_tungstenite::connect_async(ws_request(&app, &mallory, &missing, &app.address))
-            .await
-            .unwrap_err();
+    let nothing = mallory.websocket(&missing).await.unwrap_err();
     assert_eq!(status_of(nothing), 404);
     let other_pod = format!("/ws/clusters/{id}/logs?pod=kube-apiserver");
-    let foreign_pod =
-        tokio_tungstenite::connect_async(ws_request(&app, &ada, &other_pod, &app.address))
-            .await
-            .unwrap_err();
+    let foreign_pod = ada.websocket(&other_pod).await.unwrap_err();
     assert_eq!(status_of(foreign_pod), 404, "only the cluster's own pods");
-    let cross =
-        tokio_tungstenite::connect_async(ws_request(&app, &ada, &path, "https://evil.example"))
-            .await
-            .unwrap_err();
+    let cross = ada.websocket_from(&path, "https://evil.example").await.unwrap_err();
     assert_eq!(status_of(cross), 403, "cross-origin upgrade");
     let anonymous = app.another_browser();
-    let nobody =
-        tokio_tungstenite::connect_async(ws_request(&app, &anonymous, &path, &app.address))
-            .await
-            .unwrap_err();
+    let nobody = anonymous.websocket(&path).await.unwrap_err();
     assert_eq!(status_of(nobody), 401);
     let download = mallory
         .client
@@ -315,11 +282,9 @@ async fn live_logs_past_the_per_user_cap_are_refused_with_429_until_one_closes()
     let path = format!("/ws/clusters/{id}/logs?pod={pod}&tail=1");
     let mut open_logs = Vec::new();
     for _ in 0..3 {
-        open_logs.push(open(&app, &ada, &path).await);
+        open_logs.push(open(&ada, &path).await);
     }
-    let refused = tokio_tungstenite::connect_async(ws_request(&app, &ada, &path, &app.address))
-        .await
-        .expect_err("a fourth live log");
+    let refused = ada.websocket(&path).await.expect_err("a fourth live log");
     let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
         panic!("not an HTTP refusal: {refused}");
     };
@@ -336,8 +301,8 @@ async fn live_logs_past_the_per_user_cap_are_refused_with_429_until_one_closes()
     drop(closed);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match tokio_tungstenite::connect_async(ws_request(&app, &ada, &path, &app.address)).await {
-            Ok((socket, _)) => break open_logs.push(socket),
+        match ada.websocket(&path).await {
+            Ok(socket) => break open_logs.push(socket),
             Err(error) => assert!(
                 std::time::Instant::now() < deadline,
                 "the closed log's place never came back: {error}"

@@ -5,34 +5,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{spawn_app_with, Backend, TestApp, TestBrowser};
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::helpers::{spawn_app_with, Backend, Socket, TestBrowser};
 
 async fn socket(
-    app: &TestApp,
     browser: &TestBrowser,
     id: &str,
 ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    open(app, browser, &format!("/ws/clusters/{id}/metrics"), &app.address).await
-}
-
-async fn open(
-    app: &TestApp,
-    browser: &TestBrowser,
-    path: &str,
-    origin: &str,
-) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let mut request =
-        format!("{}{path}", app.address.replace("http://", "ws://")).into_client_request().unwrap();
-    if let Some(cookie) = browser.session_cookie() {
-        request.headers_mut().insert("Cookie", format!("kraft_session={cookie}").parse().unwrap());
-    }
-    request.headers_mut().insert("Origin", origin.parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.map(|(s, _)| s)
+    browser.websocket(&format!("/ws/clusters/{id}/metrics")).await
 }
 
 fn refused_with(result: Result<Socket, tokio_tungstenite::tungstenite::Error>) -> u16 {
@@ -74,7 +54,7 @@ async fn the_owner_sees_usage_and_strangers_see_nothing() {
     let id = ada.new_cluster("busy").await;
     ada.wait_for_phase(&id, "Ready").await;
 
-    let mut stream = socket(&app, &ada, &id).await.expect("websocket");
+    let mut stream = socket(&ada, &id).await.expect("websocket");
     let history = next_of_type(&mut stream, "history").await;
     assert!(history["samples"].is_array());
     let sample = next_of_type(&mut stream, "sample").await;
@@ -97,7 +77,7 @@ async fn the_owner_sees_usage_and_strangers_see_nothing() {
 
     let mallory = app.another_browser();
     mallory.sign_up("mallory").await;
-    match socket(&app, &mallory, &id).await {
+    match socket(&mallory, &id).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 404)
         }
@@ -112,7 +92,7 @@ async fn the_dashboard_follows_every_cluster_of_its_owner_only() {
             .await;
     let ada = app.browser();
     ada.sign_up("ada").await;
-    let mut dashboard = open(&app, &ada, "/ws/dashboard", &app.address).await.expect("websocket");
+    let mut dashboard = ada.websocket("/ws/dashboard").await.expect("websocket");
     let first = next_of_type(&mut dashboard, "clusters").await;
     assert_eq!(first["clusters"], serde_json::json!([]), "a new user has no clusters");
 
@@ -141,7 +121,7 @@ async fn the_dashboard_follows_every_cluster_of_its_owner_only() {
     // Many dashboards, still one upstream poll per interval.
     let mut sockets = Vec::new();
     for _ in 0..20 {
-        let mut s = open(&app, &ada, "/ws/dashboard", &app.address).await.unwrap();
+        let mut s = ada.websocket("/ws/dashboard").await.unwrap();
         next_of_type(&mut s, "clusters").await;
         sockets.push(s);
     }
@@ -155,7 +135,7 @@ async fn the_dashboard_follows_every_cluster_of_its_owner_only() {
     // Someone else's dashboard never mentions ada's clusters.
     let mallory = app.another_browser();
     mallory.sign_up("mallory").await;
-    let mut theirs = open(&app, &mallory, "/ws/dashboard", &app.address).await.unwrap();
+    let mut theirs = mallory.websocket("/ws/dashboard").await.unwrap();
     let listed = next_of_type(&mut theirs, "clusters").await;
     assert_eq!(listed["clusters"], serde_json::json!([]));
     let deadline = tokio::time::Instant::now() + Duration::from_millis(1_000);
@@ -182,6 +162,9 @@ async fn the_dashboard_follows_every_cluster_of_its_owner_only() {
 
     // Anonymous and cross-site sockets are refused.
     let anonymous = app.another_browser();
-    assert_eq!(refused_with(open(&app, &anonymous, "/ws/dashboard", &app.address).await), 401);
-    assert_eq!(refused_with(open(&app, &ada, "/ws/dashboard", "https://evil.example").await), 403);
+    assert_eq!(refused_with(anonymous.websocket("/ws/dashboard").await), 401);
+    assert_eq!(
+        refused_with(ada.websocket_from("/ws/dashboard", "https://evil.example").await),
+        403
+    );
 }

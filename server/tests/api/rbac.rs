@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::clusters::{gateway_status, kube_client};
-use crate::helpers::{browser, TestBrowser};
+use crate::helpers::{browser, ws_request, Socket, TestBrowser};
 use crate::replicas::{kraft_process, Kraft};
 
 const HOST_RULES: &str = include_str!("../../../deploy/helm/kraft/files/host-rules.yaml");
@@ -149,16 +148,9 @@ async fn kraft_with(
     (kraft, dir)
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn socket(kraft: &Kraft, user: &TestBrowser, path: &str) -> Result<Socket, String> {
-    let mut request = format!("{}{path}", kraft.address.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
     let cookie = user.session_cookie().ok_or("no session")?;
-    request.headers_mut().insert("Cookie", format!("kraft_session={cookie}").parse().unwrap());
-    request.headers_mut().insert("Origin", kraft.address.parse().unwrap());
+    let request = ws_request(&kraft.address, path, Some(&cookie), &kraft.address);
     let (socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| e.to_string())?;
     Ok(socket)
 }

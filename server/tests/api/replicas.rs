@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{browser, TestBrowser, TestDatabase};
+use crate::helpers::{browser, ws_request, Socket, TestBrowser, TestDatabase};
 
 const LEASE: Duration = Duration::from_secs(3);
 
@@ -140,16 +139,9 @@ async fn replicas() -> Replicas {
     Replicas { database, hostsim, leader, follower, _dir: dir }
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The live cluster list on `kraft`, signed in with `cookie`.
+/// The live cluster list on `kraft`, signed in with the session cookie's value `cookie`.
 async fn live_list(kraft: &Kraft, cookie: &str) -> Socket {
-    let mut request = format!("{}/ws/clusters", kraft.address.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert("Cookie", cookie.parse().unwrap());
-    request.headers_mut().insert("Origin", kraft.address.parse().unwrap());
+    let request = ws_request(&kraft.address, "/ws/clusters", Some(cookie), &kraft.address);
     tokio_tungstenite::connect_async(request).await.expect("websocket").0
 }
 
@@ -226,7 +218,7 @@ async fn a_leader_that_shuts_down_hands_over_at_once() {
     let (client, jar) = browser();
     let ada = TestBrowser { address: follower.address.clone(), client, jar };
     ada.sign_up("ada").await;
-    let cookie = format!("kraft_session={}", ada.session_cookie().unwrap());
+    let cookie = ada.session_cookie().unwrap();
     let mut socket = live_list(&follower, &cookie).await;
     let id = ada.new_cluster("live").await;
     let pushed_ready = tokio::time::timeout(Duration::from_secs(30), async {

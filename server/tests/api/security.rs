@@ -8,12 +8,11 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{
-    browser, count, spawn_app, spawn_app_with, Backend, TestApp, TestBrowser, PASSWORD,
+    browser, count, spawn_app, spawn_app_with, Backend, Socket, TestBrowser, PASSWORD,
 };
 use crate::on_both_backends;
 
@@ -29,17 +28,9 @@ where
     out
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn open_socket(app: &TestApp, browser: &TestBrowser, path: &str) -> Socket {
-    let mut request =
-        format!("{}{path}", app.address.replace("http://", "ws://")).into_client_request().unwrap();
-    let cookie = format!("kraft_session={}", browser.session_cookie().expect("signed in"));
-    request.headers_mut().insert("Cookie", cookie.parse().unwrap());
-    request.headers_mut().insert("Origin", app.address.parse().unwrap());
-    let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
-    socket
+async fn open_socket(browser: &TestBrowser, path: &str) -> Socket {
+    assert!(browser.session_cookie().is_some(), "signed in");
+    browser.websocket(path).await.expect("websocket")
 }
 
 /// Reads until the server closes the socket (within 30 s, the bound); the close code.
@@ -72,9 +63,9 @@ async fn live_sockets_close_when_their_session_ends(backend: Backend) {
     assert_eq!(phone.login("ada", PASSWORD).await.status(), 200);
 
     // "Sign out everywhere else" from the laptop ends the phone's sockets, every kind of them.
-    let mut list = open_socket(&app, &phone, "/ws/clusters").await;
-    let mut dashboard = open_socket(&app, &phone, "/ws/dashboard").await;
-    let mine = open_socket(&app, &laptop, "/ws/clusters").await;
+    let mut list = open_socket(&phone, "/ws/clusters").await;
+    let mut dashboard = open_socket(&phone, "/ws/dashboard").await;
+    let mine = open_socket(&laptop, "/ws/clusters").await;
     let revoked = laptop.call("account/sessions/revoke-others", &[]).await;
     assert_eq!(revoked.status(), 200);
     assert_eq!(closed_within_30s(&mut list).await, Some(SIGNED_OUT));
@@ -87,14 +78,14 @@ async fn live_sockets_close_when_their_session_ends(backend: Backend) {
 
     // A password change ends the sessions it replaces.
     assert_eq!(laptop.login("ada", PASSWORD).await.status(), 200);
-    let mut before = open_socket(&app, &laptop, "/ws/clusters").await;
+    let mut before = open_socket(&laptop, "/ws/clusters").await;
     let new_password = "a completely new passphrase";
     let changed = laptop.change_password(PASSWORD, new_password).await;
     assert_eq!(changed.status(), 200);
     assert_eq!(closed_within_30s(&mut before).await, Some(SIGNED_OUT));
 
     // Deleting the account ends everything.
-    let mut last = open_socket(&app, &laptop, "/ws/dashboard").await;
+    let mut last = open_socket(&laptop, "/ws/dashboard").await;
     let deleted = laptop
         .call("account/delete", &[("password", new_password), ("confirm_username", "ada")])
         .await;
@@ -109,7 +100,7 @@ async fn a_session_revoked_in_the_database_closes_its_socket_at_the_next_heartbe
     let app = spawn_app(Backend::Postgres).await;
     let ada = app.browser();
     ada.sign_up("ada").await;
-    let mut socket = open_socket(&app, &ada, "/ws/clusters").await;
+    let mut socket = open_socket(&ada, "/ws/clusters").await;
     let db = app.database.connect().await;
     db.execute_unprepared("DELETE FROM sessions").await.unwrap();
     assert_eq!(closed_within_30s(&mut socket).await, Some(SIGNED_OUT));

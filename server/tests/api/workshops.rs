@@ -4,7 +4,7 @@
 use kraft::config::SignupMode;
 use serde_json::Value;
 
-use crate::helpers::{count, eventually, spawn_app_with, Backend, TestApp, TestBrowser};
+use crate::helpers::{count, eventually, next_json, spawn_app_with, Backend, TestApp, TestBrowser};
 use crate::on_both_backends;
 
 fn in_minutes(minutes: i64) -> String {
@@ -548,9 +548,6 @@ on_both_backends!(deleting_an_organizer_ends_their_workshops);
 /// and each seat cluster's usage; a stranger's socket is refused like the board itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_board_is_live_on_one_websocket() {
-    use futures::StreamExt;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
     let app = spawn_app_with(Backend::Postgres, |c| {
         c.metrics_interval = std::time::Duration::from_secs(1);
     })
@@ -559,29 +556,9 @@ async fn the_board_is_live_on_one_websocket() {
     organizer.sign_up_admin(&app, "root").await;
     let board = organizer.new_workshop("Live", "5").await;
     let id = workshop_id(&board);
-    let socket_for = |browser: &TestBrowser| {
-        let mut request = format!("{}/ws/workshops/{id}", app.address.replace("http://", "ws://"))
-            .into_client_request()
-            .unwrap();
-        let cookie = format!("kraft_session={}", browser.session_cookie().unwrap());
-        request.headers_mut().insert("Cookie", cookie.parse().unwrap());
-        request.headers_mut().insert("Origin", app.address.parse().unwrap());
-        request
-    };
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(socket_for(&organizer)).await.expect("websocket");
-    type Socket = tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >;
-    async fn next(socket: &mut Socket) -> Value {
-        let message = tokio::time::timeout(std::time::Duration::from_secs(30), socket.next())
-            .await
-            .expect("a message")
-            .unwrap()
-            .unwrap();
-        serde_json::from_str::<Value>(message.to_text().unwrap()).unwrap()
-    }
-    let first = next(&mut socket).await;
+    let path = format!("/ws/workshops/{id}");
+    let mut socket = organizer.websocket(&path).await.expect("websocket");
+    let first = next_json(&mut socket).await;
     assert_eq!(first["type"], "board");
     assert_eq!(first["board"]["seats"], serde_json::json!([]));
 
@@ -592,7 +569,7 @@ async fn the_board_is_live_on_one_websocket() {
     let mut seated = None;
     let mut sampled = false;
     while seated.is_none() || !sampled {
-        let message = next(&mut socket).await;
+        let message = next_json(&mut socket).await;
         match message["type"].as_str() {
             Some("board") => {
                 if let Some(seat) = message["board"]["seats"].as_array().and_then(|s| s.first()) {
@@ -608,7 +585,7 @@ async fn the_board_is_live_on_one_websocket() {
     }
 
     // Ada is no organizer of it: no socket, as no board.
-    let refused = tokio_tungstenite::connect_async(socket_for(&ada)).await.unwrap_err();
+    let refused = ada.websocket(&path).await.unwrap_err();
     assert!(refused.to_string().contains("404"), "{refused}");
     app.stop().await;
 }
