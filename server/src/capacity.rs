@@ -359,7 +359,7 @@ pub async fn live(
     if current.user.role != Role::Admin {
         return Err(ApiError::Forbidden);
     }
-    let guard = SessionGuard::new(&platform, &current.session).await?;
+    let guard = SessionGuard::new(&platform, &current.session).await?.admin_only();
     let feed = WatchStream::new(platform.watch_capacity()).filter_map(|overview| async move {
         let overview = overview?;
         Some(live::json(&serde_json::json!({

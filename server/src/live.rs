@@ -144,6 +144,8 @@ pub struct SessionGuard {
     live: LiveSession,
     revocations: broadcast::Receiver<Uuid>,
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// The view is an admin's: it ends when the account stops being one.
+    admin: bool,
 }
 
 impl SessionGuard {
@@ -153,7 +155,19 @@ impl SessionGuard {
         let revocations = platform.accounts().subscribe_revocations();
         let live =
             platform.accounts().live_session(session).await?.ok_or(ApiError::Unauthenticated)?;
-        Ok(Self { platform: platform.clone(), live, revocations, stopping: platform.stopping() })
+        Ok(Self {
+            platform: platform.clone(),
+            live,
+            revocations,
+            stopping: platform.stopping(),
+            admin: false,
+        })
+    }
+
+    /// For an admin's view: the session must also stay an admin's.
+    pub fn admin_only(mut self) -> Self {
+        self.admin = true;
+        self
     }
 }
 
@@ -180,16 +194,21 @@ impl Guard for SessionGuard {
     }
 
     fn still_valid(&self) -> impl Future<Output = bool> + Send + 'static {
-        let (platform, live) = (self.platform.clone(), self.live.clone());
+        let (platform, live, admin) = (self.platform.clone(), self.live.clone(), self.admin);
         async move {
-            match platform.accounts().still_signed_in(&live).await {
-                Ok(valid) => valid,
-                Err(error) => {
-                    // A database hiccup should not cut every viewer; the next check decides.
-                    tracing::warn!(%error, "live view: cannot re-check the session");
-                    true
-                }
-            }
+            let accounts = platform.accounts();
+            let checked = match accounts.still_signed_in(&live).await {
+                Ok(true) if admin => accounts
+                    .user(live.user_id)
+                    .await
+                    .map(|user| user.is_some_and(|u| u.role == platform::accounts::Role::Admin)),
+                other => other,
+            };
+            checked.unwrap_or_else(|error| {
+                // A database hiccup should not cut every viewer; the next check decides.
+                tracing::warn!(%error, "live view: cannot re-check the session");
+                true
+            })
         }
     }
 }

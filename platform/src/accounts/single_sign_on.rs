@@ -325,6 +325,8 @@ impl Accounts {
         )
         .await?;
         txn.commit().await?;
+        // An admin's live views on this replica re-check at once (a demotion ends them).
+        self.revoked(user.id);
         Ok(user)
     }
 
