@@ -9,11 +9,15 @@
 //!
 //! The rules (which identity signs in to which account) are `platform::accounts::single_sign_on`'s.
 
-use app::api::ssr::request_meta;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use app::api::ssr::{request_meta, ClientAddr};
 use app::error::ApiError;
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use platform::accounts::oidc::{OidcError, PendingSignIn};
@@ -25,6 +29,19 @@ use tower_sessions::Session;
 
 use crate::standalone::{escape, page_with_status};
 use crate::startup::AppState;
+
+/// Sign-ins one client address may start a minute on each replica: each parks its `state`,
+/// `nonce` and verifier in a new session row, so starts are not free (a bursts of this many, then
+/// one every two seconds).
+pub const STARTS_PER_MINUTE: u32 = 30;
+
+/// Counts each client address's starts (in memory: a replica's own count).
+pub type StartLimiter = Arc<governor::DefaultKeyedRateLimiter<IpAddr>>;
+
+pub fn start_limiter() -> StartLimiter {
+    let per_minute = NonZeroU32::new(STARTS_PER_MINUTE).expect("a positive number");
+    Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute)))
+}
 
 /// A link waiting for the account's password, and where to go afterwards.
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,9 +103,24 @@ pub struct Start {
 pub async fn start(
     State(state): State<AppState>,
     session: Session,
+    ClientAddr(client): ClientAddr,
     Query(start): Query<Start>,
 ) -> Response {
     let Some(oidc) = state.platform.accounts().oidc() else { return not_configured(&state) };
+    if let Err(not_until) = state.sign_on_starts.check_key(&client) {
+        use governor::clock::{Clock as _, DefaultClock};
+        let wait = not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1);
+        let mut refused = failure(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many sign-ins started from your address. Try again in {wait} s."),
+        );
+        refused.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return refused;
+    }
+    if state.sign_on_starts.len() > 10_000 {
+        state.sign_on_starts.retain_recent();
+    }
     let next = app::accounts::api::local_path(&start.next).map(str::to_owned);
     match oidc.begin(next).await {
         Ok((url, pending)) => {

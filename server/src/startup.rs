@@ -26,6 +26,8 @@ use crate::{clusters, csrf, dashboard, edge, gateway, health, logs, metrics, obs
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub platform: Platform,
+    /// Single sign-ons each client address may start (each parks a sign-in in a session row).
+    pub sign_on_starts: crate::sso::StartLimiter,
 }
 
 /// A bound, ready-to-run KRaft.
@@ -302,7 +304,11 @@ fn router(config: &Config, addr: SocketAddr, platform: Platform) -> Router {
         .site_pkg_dir(assets.pkg_dir())
         .site_addr(addr)
         .build();
-    let state = AppState { leptos_options: leptos_options.clone(), platform: platform.clone() };
+    let state = AppState {
+        leptos_options: leptos_options.clone(),
+        platform: platform.clone(),
+        sign_on_starts: crate::sso::start_limiter(),
+    };
     let idle = time::Duration::try_from(config.session_idle).unwrap_or(time::Duration::days(7));
     let sessions = SessionManagerLayer::new(platform.session_store())
         .with_name("kraft_session")

@@ -57,6 +57,9 @@ pub struct AuthState {
     pub client_addr: Option<String>,
 }
 
+/// How long a visitor's session made only to carry a sign-in under way lives.
+pub const STASH_IDLE: time::Duration = time::Duration::minutes(15);
+
 /// A tower-sessions session seen through KRaft's types.
 #[derive(Clone)]
 pub struct AccountSession(Session);
@@ -122,8 +125,14 @@ impl AccountSession {
         Ok(())
     }
 
-    /// Keeps `value` for a later request of this browser (a single sign-on under way).
+    /// Keeps `value` for a later request of this browser (a single sign-on under way). A
+    /// visitor's session made for it lives [`STASH_IDLE`] unless it signs in: sign-ins that are
+    /// started and never finished leave nothing behind for long.
     pub async fn stash<T: Serialize>(&self, key: Stash, value: &T) -> Result<(), SessionError> {
+        if self.auth().await?.is_none() {
+            // This request's save only: the next request of the session has the usual expiry.
+            self.0.set_expiry(Some(tower_sessions::Expiry::OnInactivity(STASH_IDLE)));
+        }
         self.0.insert(key.as_str(), value).await?;
         Ok(())
     }

@@ -604,3 +604,36 @@ async fn with_password_sign_in_off_only_single_sign_on_lets_anyone_in() {
     let error = kraft::Application::build(config).await.err().expect("refused");
     assert!(error.to_string().contains("KRAFT_PASSWORD_SIGN_IN"), "{error}");
 }
+
+/// Each start parks a sign-in in a session row: an address may start only so many a minute, and
+/// a visitor's row lives minutes, not the signed-in session's days.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_sign_ins_is_limited_per_address_and_leaves_short_lived_rows() {
+    let idp = FakeIdp::start().await;
+    let app = app_with(Backend::Postgres, &idp, |_| {}).await;
+    let browser = app.another_browser();
+    start(&browser).await;
+    let short = "SELECT COUNT(*) FROM sessions WHERE expires_at < now() + interval '16 minutes'";
+    assert_eq!(count(&app, short).await, 1, "the visitor's row expires within 15 minutes");
+    // A finished sign-in's session has the usual lifetime (here the tests' hour unused).
+    let ada = app.another_browser();
+    assert_eq!(sign_in(&ada, &idp, &person("ada"), Twist::None).await.status(), 303);
+    let long = "SELECT COUNT(*) FROM sessions WHERE expires_at > now() + interval '50 minutes'";
+    assert_eq!(count(&app, long).await, 1, "ada's session");
+    assert_eq!(count(&app, short).await, 1);
+
+    for _ in 2..kraft::sso::STARTS_PER_MINUTE {
+        start(&app.another_browser()).await;
+    }
+    let refused =
+        browser.client.get(format!("{}/auth/oidc/start", app.address)).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert!(refused.text().await.unwrap().contains("Too many sign-ins"));
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM sessions").await,
+        i64::from(kraft::sso::STARTS_PER_MINUTE),
+        "a refused start parks nothing"
+    );
+}
