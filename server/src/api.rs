@@ -11,7 +11,9 @@
 //!   [`OPENAPI_PATH`].
 
 pub mod clusters;
+mod paging;
 pub mod wire;
+pub mod workshops;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -73,6 +75,10 @@ pub fn router(state: ApiState) -> Router {
             "/clusters/{cluster}/kubeconfigs/{kubeconfig}",
             axum::routing::delete(clusters::revoke_kubeconfig),
         )
+        .route("/workshops", get(workshops::list).post(workshops::create))
+        .route("/workshops/{workshop}", get(workshops::get).patch(workshops::change))
+        .route("/workshops/{workshop}/end", axum::routing::post(workshops::end))
+        .route("/workshops/{workshop}/seats", get(workshops::seats))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::map_response(no_store))
@@ -102,7 +108,7 @@ async fn no_method() -> Failure {
     info(
         title = "KRaft API",
         version = "1",
-        description = "Clusters and kubeconfigs of the account an API token belongs to. \
+        description = "Clusters, kubeconfigs and organized workshops of the account an API token belongs to. \
             Authenticate with `Authorization: Bearer <token>` (create tokens on the account page). \
             Errors share one shape (Problem); lists are pages (`limit`, `cursor`)."
     ),
@@ -117,6 +123,12 @@ async fn no_method() -> Failure {
         clusters::list_kubeconfigs,
         clusters::issue_kubeconfig,
         clusters::revoke_kubeconfig,
+        workshops::list,
+        workshops::create,
+        workshops::get,
+        workshops::change,
+        workshops::end,
+        workshops::seats,
     ),
     modifiers(&BearerToken),
     security(("token" = [])),
@@ -124,6 +136,7 @@ async fn no_method() -> Failure {
         (name = "account", description = "Who the token belongs to."),
         (name = "clusters", description = "The account's clusters."),
         (name = "kubeconfigs", description = "Revocable kubeconfigs through KRaft's gateway."),
+        (name = "workshops", description = "Workshops the account organizes: a join link, a seat and a cluster per attendee."),
     )
 )]
 pub struct ApiDoc;
@@ -240,7 +253,8 @@ macro_rules! failure_from {
 failure_from!(
     platform::clusters::ClusterError,
     platform::access::AccessError,
-    platform::accounts::AccountError
+    platform::accounts::AccountError,
+    platform::workshops::WorkshopError
 );
 
 impl IntoResponse for Failure {

@@ -3,16 +3,19 @@ and every documented operation, called for success and for its documented errors
 status and body its document allows (openapi-core validates each response).
 
 Usage: openapi_contract.py <base URL> <API token with every scope> <name of a Ready cluster>
+                           <API token of an organizer (an admin) with every scope>
 """
 
 import sys
+import uuid
+from datetime import datetime, timedelta, timezone
 
 import requests
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_spec_validator import validate
 
-base, token, ready = sys.argv[1:4]
+base, token, ready, organizer = sys.argv[1:5]
 doc = requests.get(f"{base}/api/v1/openapi.json", timeout=30).json()
 validate(doc)
 api = OpenAPI.from_dict(doc)
@@ -26,9 +29,9 @@ answered = set()
 failures = []
 
 
-def call(method, path, template, want, body=None, auth=True):
+def call(method, path, template, want, body=None, auth=True, as_token=None):
     """Calls `method path`, which must answer `want`, with a response the document allows."""
-    headers = {"Authorization": f"Bearer {token}"} if auth else {}
+    headers = {"Authorization": f"Bearer {as_token or token}"} if auth else {}
     request = requests.Request(method, f"{base}{path}", json=body, headers=headers).prepare()
     response = requests.Session().send(request, timeout=60)
     what = f"{method} {path} -> {response.status_code}"
@@ -72,6 +75,28 @@ if issued.status_code == 201:
     call("DELETE", f"{C}/{ready}/kubeconfigs/{kid}", f"{kubeconfigs}/{{kubeconfig}}", 404)
 call("DELETE", f"{C}/contract", one, 202)
 call("DELETE", f"{C}/no-such-cluster", one, 404)
+
+W = "/api/v1/workshops"
+at = lambda minutes: (datetime.now(timezone.utc) + timedelta(minutes=minutes)).isoformat()  # noqa: E731
+workshop = {"title": "Contract", "starts_at": at(-1), "ends_at": at(60), "seats": 2, "agents": 0}
+call("GET", f"{W}?limit=1", W, 200)
+call("GET", f"{W}?limit=101", W, 422)
+call("POST", W, W, 403, workshop)
+call("POST", W, W, 422, dict(workshop, title="", seats=0), as_token=organizer)
+call("POST", W, W, 400, dict(workshop, colour="red"), as_token=organizer)
+made = call("POST", W, W, 201, workshop, as_token=organizer)
+w_one = f"{W}/{{workshop}}"
+if made.status_code == 201:
+    wid = made.json()["id"]
+    call("GET", f"{W}/{wid}", w_one, 200, as_token=organizer)
+    call("GET", f"{W}/{wid}", w_one, 404)
+    call("PATCH", f"{W}/{wid}", w_one, 200, {"joining_open": False}, as_token=organizer)
+    call("PATCH", f"{W}/{wid}", w_one, 422, {"extend_minutes": 0}, as_token=organizer)
+    call("GET", f"{W}/{wid}/seats?limit=5", f"{w_one}/seats", 200, as_token=organizer)
+    call("GET", f"{W}/{uuid.uuid4()}/seats", f"{w_one}/seats", 404, as_token=organizer)
+    call("POST", f"{W}/{wid}/end", f"{w_one}/end", 200, as_token=organizer)
+    call("POST", f"{W}/{uuid.uuid4()}/end", f"{w_one}/end", 404, as_token=organizer)
+    call("PATCH", f"{W}/{wid}", w_one, 409, {"joining_open": True}, as_token=organizer)
 
 for template, method in sorted(documented - answered):
     failures.append(f"{method} {template} is documented but was never answered successfully")

@@ -227,3 +227,133 @@ pub struct IssuedKubeconfig {
     /// The context's name in `yaml`.
     pub context: String,
 }
+
+/// Where a workshop is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum WorkshopState {
+    /// Before its start; joining already works (attendees may come early).
+    Upcoming,
+    Running,
+    /// Its end has passed or its organizer ended it; its clusters go after the grace period.
+    Ended,
+}
+
+/// What every attendee's cluster is made from.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClusterTemplate {
+    pub mode: String,
+    pub servers: i32,
+    pub agents: i32,
+    pub version: String,
+    pub persistence: String,
+    pub storage_gi: i32,
+}
+
+/// Clusters made ahead, so joining attendees get a Ready one at once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WarmPool {
+    /// How many the platform keeps waiting.
+    pub target: i32,
+    /// How many wait now.
+    pub waiting: u64,
+    /// How many of those are Ready.
+    pub ready: u64,
+}
+
+/// A workshop, as its organizer sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Workshop {
+    pub id: Uuid,
+    pub title: String,
+    /// The short join code, e.g. `K7M3-XP2Q` (attendees type it on `/join`).
+    pub code: String,
+    /// The join link to hand out.
+    pub join_url: String,
+    pub state: WorkshopState,
+    pub joining_open: bool,
+    /// Why nobody new can join now (full, ended, joining closed); `null` while they can.
+    pub closed_because: Option<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// Minutes the clusters outlive the end.
+    pub grace_minutes: i32,
+    /// When the attendees' clusters are deleted.
+    pub clusters_expire_at: DateTime<Utc>,
+    pub seats: i32,
+    /// Seats taken.
+    pub taken: u64,
+    pub template: ClusterTemplate,
+    pub pool: WarmPool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of workshops, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkshopPage {
+    pub items: Vec<Workshop>,
+    pub next_cursor: Option<String>,
+}
+
+/// A new workshop: `title`, `starts_at`, `ends_at` and `seats` are required; the cluster
+/// template defaults to the platform's defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkshop {
+    pub title: String,
+    /// RFC 3339, e.g. `2026-12-05T14:30:00Z` (a time without an offset is UTC).
+    pub starts_at: String,
+    /// RFC 3339; at most 7 days after the start.
+    pub ends_at: String,
+    /// How many attendees may join (within the account's organizer allowance).
+    pub seats: u32,
+    /// Minutes the clusters outlive the end (default 30).
+    pub grace_minutes: Option<u32>,
+    /// Clusters to make ahead (default 0).
+    pub pool: Option<u32>,
+    pub version: Option<String>,
+    /// `shared` or `virtual`, as the platform allows.
+    pub mode: Option<String>,
+    pub servers: Option<u32>,
+    pub agents: Option<u32>,
+    /// `dynamic` or `ephemeral`.
+    pub persistence: Option<String>,
+    pub storage_gi: Option<u32>,
+}
+
+/// A change to a workshop; what is left out stays.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeWorkshop {
+    /// Opens or closes joining (an ended workshop cannot open again).
+    pub joining_open: Option<bool>,
+    /// Moves the end (and the clusters' expiry) this many minutes later.
+    pub extend_minutes: Option<u32>,
+}
+
+/// An attendee's cluster, as the organizer's board shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SeatCluster {
+    pub id: Uuid,
+    pub name: String,
+    pub phase: Phase,
+    pub ready: bool,
+    pub message: Option<String>,
+}
+
+/// One attendee's seat.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Seat {
+    pub id: Uuid,
+    /// The attendee's username.
+    pub attendee: String,
+    pub joined_at: DateTime<Utc>,
+    /// `null` once the attendee deleted it (joining again makes a new one).
+    pub cluster: Option<SeatCluster>,
+}
+
+/// A page of seats, in the order attendees joined.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SeatPage {
+    pub items: Vec<Seat>,
+    pub next_cursor: Option<String>,
+}

@@ -287,6 +287,130 @@ async fn clusters_and_kubeconfigs_through_the_json_api() {
     assert_problem(&body, "method_not_allowed");
 }
 
+/// An organizer scripts a workshop: create it, hand out its link, watch the seats fill with
+/// Ready clusters, close joining, extend it, end it. Nobody else sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workshops_through_the_json_api() {
+    let app = spawn_app(Backend::Postgres).await;
+    let base = app.address.as_str();
+    let root = app.browser();
+    root.sign_up_admin(&app, "root").await;
+    let token = api_token(&root, "ci", &["read", "clusters"]).await;
+    let t = Some(token.as_str());
+    let reader = api_token(&root, "reader", &["read"]).await;
+    use reqwest::Method as M;
+    let at = |minutes: i64| (chrono::Utc::now() + chrono::Duration::minutes(minutes)).to_rfc3339();
+
+    // Bad input: a message per field; unknown fields are malformed.
+    let bad = json!({"title": "", "starts_at": "soon", "ends_at": at(60), "seats": 0});
+    let (status, _, body) = api(base, M::POST, "/workshops", t, Some(bad)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_problem(&body, "invalid");
+    let fields: Vec<&str> = body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["field"].as_str())
+        .collect();
+    for field in ["title", "starts_at", "seats"] {
+        assert!(fields.contains(&field), "{field} in {body}");
+    }
+    let unknown =
+        json!({"title": "x", "starts_at": at(0), "ends_at": at(60), "seats": 1, "colour": 1});
+    assert_eq!(api(base, M::POST, "/workshops", t, Some(unknown)).await.0, 400);
+    let create = |title: &str| json!({"title": title, "starts_at": at(-1), "ends_at": at(60), "seats": 2, "agents": 0});
+    let (status, _, body) =
+        api(base, M::POST, "/workshops", Some(&reader), Some(create("x"))).await;
+    assert_eq!(status, 403);
+    assert_problem(&body, "insufficient_scope");
+
+    // Two workshops, newest first, a page at a time.
+    let (status, headers, first) = api(base, M::POST, "/workshops", t, Some(create("Intro"))).await;
+    assert_eq!(status, 201, "{first}");
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(headers["location"], format!("/api/v1/workshops/{id}").as_str());
+    assert_eq!(first["state"], "Running");
+    assert_eq!(first["taken"], 0);
+    assert_eq!(first["template"]["agents"], 0);
+    let join_url = first["join_url"].as_str().unwrap().to_owned();
+    assert!(join_url.starts_with("http") && join_url.contains("/join/"), "{join_url}");
+    let (status, _, _) = api(base, M::POST, "/workshops", t, Some(create("Advanced"))).await;
+    assert_eq!(status, 201);
+    let (status, _, page) = api(base, M::GET, "/workshops?limit=1", t, None).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"][0]["title"], "Advanced");
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, _, page) =
+        api(base, M::GET, &format!("/workshops?limit=1&cursor={cursor}"), t, None).await;
+    assert_eq!(page["items"][0]["title"], "Intro");
+    assert_eq!(page["next_cursor"], Value::Null);
+
+    // An attendee joins by the link; their seat and its cluster show, and it gets Ready.
+    let ann = app.another_browser();
+    ann.sign_up("ann").await;
+    let key = join_url.rsplit('/').next().unwrap();
+    let joined = ann.call("workshops/join", &[("key", key)]).await;
+    assert_eq!(joined.status(), 200, "{}", joined.text().await.unwrap_or_default());
+    let seats = format!("/workshops/{id}/seats");
+    crate::helpers::eventually("ann's workshop cluster is ready", || async {
+        api(base, M::GET, &seats, t, None).await.2["items"][0]["cluster"]["ready"] == true
+    })
+    .await;
+    let (_, _, page) = api(base, M::GET, &seats, t, None).await;
+    assert_eq!(page["items"][0]["attendee"], "ann");
+    assert_eq!(page["items"][0]["cluster"]["phase"], "Ready");
+    let one = format!("/workshops/{id}");
+    assert_eq!(api(base, M::GET, &one, t, None).await.2["taken"], 1);
+
+    // Strangers (even ann, who sits in it) find nothing; a plain account organizes nothing.
+    let ann_token = api_token(&ann, "ann", &["read", "clusters"]).await;
+    let a = Some(ann_token.as_str());
+    for (method, path) in
+        [(M::GET, one.clone()), (M::GET, seats.clone()), (M::POST, format!("{one}/end"))]
+    {
+        let (status, _, body) = api(base, method, &path, a, None).await;
+        assert_eq!(status, 404, "{path}");
+        assert_problem(&body, "not_found");
+    }
+    let (status, _, body) =
+        api(base, M::PATCH, &one, a, Some(json!({"joining_open": false}))).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(api(base, M::GET, "/workshops", a, None).await.2["items"], json!([]));
+    let (status, _, body) = api(base, M::POST, "/workshops", a, Some(create("Mine"))).await;
+    assert_eq!(status, 403, "{body}");
+    assert_problem(&body, "forbidden");
+    assert_eq!(api(base, M::GET, "/workshops/not-an-id", t, None).await.0, 404);
+
+    // Close joining, extend; then end it: the attendee's cluster goes.
+    let before = api(base, M::GET, &one, t, None).await.2;
+    let (status, _, changed) =
+        api(base, M::PATCH, &one, t, Some(json!({"joining_open": false, "extend_minutes": 30})))
+            .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["joining_open"], false);
+    assert!(changed["closed_because"].as_str().is_some_and(|m| !m.is_empty()), "{changed}");
+    let later = |w: &Value, field: &str| {
+        chrono::DateTime::parse_from_rfc3339(w[field].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(
+        later(&changed, "ends_at") - later(&before, "ends_at"),
+        chrono::Duration::minutes(30)
+    );
+    let (status, _, body) = api(base, M::PATCH, &one, t, Some(json!({"extend_minutes": 0}))).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _, ended) = api(base, M::POST, &format!("{one}/end"), t, None).await;
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["state"], "Ended");
+    let (status, _, body) = api(base, M::PATCH, &one, t, Some(json!({"joining_open": true}))).await;
+    assert_eq!(status, 409, "{body}");
+    assert_problem(&body, "conflict");
+    crate::helpers::eventually("ann's workshop cluster is gone", || async {
+        api(base, M::GET, &seats, t, None).await.2["items"][0]["cluster"].is_null()
+    })
+    .await;
+    assert_eq!(api(base, M::POST, &format!("{one}/end"), t, None).await.0, 200, "ending again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_token_has_its_own_rate_limit() {
     let app = spawn_app_with(Backend::Sqlite, |c| c.api_rate_limit = 5).await;
@@ -322,12 +446,25 @@ async fn the_openapi_document_describes_every_route() {
         ("/api/v1/clusters/{cluster}/status", &["get"]),
         ("/api/v1/clusters/{cluster}/kubeconfigs", &["get", "post"]),
         ("/api/v1/clusters/{cluster}/kubeconfigs/{kubeconfig}", &["delete"]),
+        ("/api/v1/workshops", &["get", "post"]),
+        ("/api/v1/workshops/{workshop}", &["get", "patch"]),
+        ("/api/v1/workshops/{workshop}/end", &["post"]),
+        ("/api/v1/workshops/{workshop}/seats", &["get"]),
     ] {
         for method in methods {
             assert!(paths[path][method].is_object(), "{method} {path} is documented");
         }
     }
-    assert_eq!(paths.len(), 6, "every documented path is one the API serves");
+    assert_eq!(paths.len(), 10, "every documented path is one the API serves");
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let operations = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), operations, "operation ids are unique (OpenAPI 3.1 §4.8.10)");
     assert_eq!(doc["components"]["securitySchemes"]["token"]["scheme"], "bearer");
 }
 
