@@ -300,6 +300,8 @@ fn ClusterCard(cluster: ClusterSummary, card: Memo<CardState>) -> impl IntoView 
                 <PhaseBadge phase=phase />
             </header>
             {cluster.message.clone().map(|m| view! { <p class="muted small">{m}</p> })}
+            // Same view type as the message's: no new code in the bundle.
+            {cluster.expires_soon.clone().map(|e| view! { <p class="expiry">{format!("Deleted {e} unless kept on its page.")}</p> })}
             <p class="endpoint"><code>{cluster.endpoint.clone().unwrap_or_else(|| "API endpoint available when Ready".into())}</code></p>
             {move || message().map(|m| view! { <p class="muted unavailable" role="status">{m}</p> })}
             <div class="sparks">

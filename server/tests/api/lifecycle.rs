@@ -199,6 +199,8 @@ async fn idle_clusters_warn_and_can_be_kept(backend: Backend) {
     assert!(expiry["words"].as_str().unwrap().starts_with("in "), "{expiry}");
     let listed = ada.clusters().await;
     assert!(listed[0]["expires_soon"].as_str().is_some_and(|w| w.starts_with("in ")), "{listed:?}");
+    let dashboard = ada.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(dashboard.contains("unless kept on its page"), "the dashboard's card warns too");
     let first = chrono::DateTime::parse_from_rfc3339(expiry["at"].as_str().unwrap()).unwrap();
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
