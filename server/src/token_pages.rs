@@ -75,15 +75,7 @@ pub async fn create(
     current: CurrentUser,
     Form(form): Form<NewToken>,
 ) -> Response {
-    let scopes: Vec<Scope> = [
-        (&form.read, Scope::Read),
-        (&form.clusters, Scope::Clusters),
-        (&form.kubeconfigs, Scope::Kubeconfigs),
-    ]
-    .into_iter()
-    .filter(|(on, _)| !on.is_empty())
-    .map(|(_, scope)| scope)
-    .collect();
+    let scopes = Scope::checked(&form.read, &form.clusters, &form.kubeconfigs);
     let days = form.days.trim().parse::<u32>().unwrap_or(0);
     let created = state
         .platform

@@ -53,20 +53,6 @@ pub fn token_views(tokens: Vec<platform::access::api_tokens::ApiTokenInfo>) -> V
         .collect()
 }
 
-#[cfg(feature = "ssr")]
-fn scopes_of(
-    read: &str,
-    clusters: &str,
-    kubeconfigs: &str,
-) -> Vec<platform::access::api_tokens::Scope> {
-    use platform::access::api_tokens::Scope;
-    [(read, Scope::Read), (clusters, Scope::Clusters), (kubeconfigs, Scope::Kubeconfigs)]
-        .into_iter()
-        .filter(|(on, _)| !on.is_empty())
-        .map(|(_, scope)| scope)
-        .collect()
-}
-
 /// Creates a token; the answer is the token itself, shown once.
 #[server(prefix = "/api", endpoint = "tokens/create")]
 pub async fn create_api_token(
@@ -86,7 +72,7 @@ pub async fn create_api_token(
             .create(
                 &current.user,
                 &name,
-                &scopes_of(&read, &clusters, &kubeconfigs),
+                &platform::access::api_tokens::Scope::checked(&read, &clusters, &kubeconfigs),
                 days,
                 meta.client_addr.as_deref(),
             )

@@ -45,6 +45,16 @@ pub enum Scope {
 impl Scope {
     pub const ALL: [Scope; 3] = [Scope::Read, Scope::Clusters, Scope::Kubeconfigs];
 
+    /// The scopes a form's checkboxes turn on (a checked box sends a value, an unchecked one
+    /// nothing).
+    pub fn checked(read: &str, clusters: &str, kubeconfigs: &str) -> Vec<Scope> {
+        [(read, Scope::Read), (clusters, Scope::Clusters), (kubeconfigs, Scope::Kubeconfigs)]
+            .into_iter()
+            .filter(|(on, _)| !on.is_empty())
+            .map(|(_, scope)| scope)
+            .collect()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "read",
