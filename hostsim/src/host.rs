@@ -992,8 +992,44 @@ impl Host {
     }
 
     /// Applies a patch of `kind`; server-side apply creates the object when missing.
+    /// A patch as the API server applies it: to the object as it is, again if another write
+    /// got there first. A patch that names no `resourceVersion` never fails with a conflict,
+    /// and two server-side applies that both create an object both succeed (the later one
+    /// updates it): `GuaranteedUpdate` re-runs the patch on the latest object, and an apply to
+    /// a missing object is a create that retries as an update when it loses the race
+    /// (kubernetes v1.33.0, staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go
+    /// `Update`, and pkg/endpoints/handlers/patch.go `patchResource`).
     #[allow(clippy::too_many_arguments)]
     pub fn patch(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        body: &[u8],
+        subresource: Option<&str>,
+        field_manager: Option<&str>,
+        opts: WriteOptions,
+    ) -> Result<(Value, bool)> {
+        const RACES: usize = 8;
+        let mut lost = 0;
+        loop {
+            let result =
+                self.patch_once(rt, ns, name, kind, body, subresource, field_manager, opts);
+            let raced = match &result {
+                Err(Error::AlreadyExists { deleting: false, .. }) => kind == PatchKind::Apply,
+                Err(Error::Conflict { .. }) => !names_version(body),
+                _ => false,
+            };
+            if !raced || lost == RACES {
+                return result;
+            }
+            lost += 1;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn patch_once(
         &self,
         rt: &ResourceType,
         ns: Option<&str>,
@@ -1330,4 +1366,18 @@ fn validate_ingress(rt: &ResourceType, obj: &Value) -> Result<()> {
     } else {
         Err(Host::invalid(rt, object::name(obj), causes))
     }
+}
+
+/// Whether a patch body pins the object's `resourceVersion` (then a conflict is the answer).
+fn names_version(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .or_else(|| serde_yaml::from_slice(body).ok())
+        .is_some_and(|patch| match patch {
+            // A JSON patch pins it with an operation on the path, usually `test`.
+            Value::Array(ops) => ops.iter().any(|op| {
+                op.get("path").and_then(Value::as_str) == Some("/metadata/resourceVersion")
+            }),
+            patch => patch.pointer("/metadata/resourceVersion").is_some_and(|v| !v.is_null()),
+        })
 }

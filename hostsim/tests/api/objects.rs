@@ -465,3 +465,46 @@ async fn generation_only_where_a_real_server_keeps_one_and_version_with_a_slash(
     let body = app.client.request_text(request).await.expect("/version/ answered");
     assert!(body.contains("gitVersion"), "{body}");
 }
+
+/// Writers that race: server-side applies that all create one object all succeed (the losers
+/// update it), and merge patches that name no resourceVersion are all applied, as the API server
+/// re-runs a patch on the latest object; one that pins an old resourceVersion conflicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_applies_and_patches_all_land_as_on_a_real_api_server() {
+    let app = spawn_host().await;
+    app.namespace("race").await;
+    let api: Api<ConfigMap> = Api::namespaced(app.client.clone(), "race");
+    let applies = (0..32).map(|i| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let config = json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "shared"},
+                "data": {format!("writer-{i}"): "here"},
+            });
+            let params = PatchParams::apply(&format!("writer-{i}"));
+            api.patch("shared", &params, &Patch::Apply(&config)).await
+        })
+    });
+    for applied in futures::future::join_all(applies).await {
+        applied.expect("joined").expect("every racing apply succeeds");
+    }
+    let patches = (0..32).map(|i| {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let patch = json!({"data": {format!("patch-{i}"): "here"}});
+            api.patch("shared", &PatchParams::default(), &Patch::Merge(&patch)).await
+        })
+    });
+    for patched in futures::future::join_all(patches).await {
+        patched.expect("joined").expect("every racing patch succeeds");
+    }
+    let data = api.get("shared").await.expect("get").data.unwrap_or_default();
+    for i in 0..32 {
+        assert!(data.contains_key(&format!("patch-{i}")), "patch {i} landed: {data:?}");
+    }
+    let pinned = json!({"metadata": {"resourceVersion": "1"}, "data": {"late": "x"}});
+    let (code, reason, _) =
+        api_error(api.patch("shared", &PatchParams::default(), &Patch::Merge(&pinned)).await);
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+}
