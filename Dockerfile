@@ -10,7 +10,7 @@ COPY scripts scripts
 # wasm-bindgen's CLI must match the crate version pinned in Cargo.toml.
 RUN cargo install wasm-bindgen-cli --version "$(grep -oP '^wasm-bindgen = "=\K[0-9.]+' Cargo.toml)"
 COPY . .
-RUN scripts/site.sh release && cargo build --release -p server
+RUN scripts/site.sh release && cargo build --profile dist -p server
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -19,7 +19,7 @@ RUN apt-get update \
  && groupadd --system --gid 10001 kraft \
  && useradd --system --uid 10001 --gid 10001 --home /data kraft \
  && mkdir -p /data && chown 10001:10001 /data
-COPY --from=build /src/target/release/kraft /usr/local/bin/kraft
+COPY --from=build /src/target/dist/kraft /usr/local/bin/kraft
 COPY --from=build /src/target/site /app/site
 ENV KRAFT_ADDR=0.0.0.0:3000 \
     KRAFT_SITE_ROOT=/app/site \
