@@ -119,13 +119,17 @@ current-context: elsewhere
 YAML
 expect_exit 0 "$kraft" kubeconfig demo --merge
 [ "$("$kubectl" config current-context)" = demo-ada ] || fail "current context is not demo-ada"
-"$kubectl" config get-contexts -o name | grep -qx elsewhere || fail "the other context was lost"
+# Captured, then searched: `kubectl … | grep -q` fails under pipefail when grep exits first and
+# kubectl, still writing, dies of SIGPIPE.
+contexts=$("$kubectl" config get-contexts -o name) || fail "kubectl config get-contexts failed"
+grep -qx elsewhere <<<"$contexts" || fail "the other context was lost: $contexts"
 [ "$(stat -c %a "$KUBECONFIG")" = 600 ] || fail "$KUBECONFIG is not private"
 nodes=$("$kubectl" get nodes -o name) || fail "kubectl get nodes failed"
 [ -n "$nodes" ] || fail "no nodes"
 ok "kubeconfig --merge, then kubectl get nodes: $(echo "$nodes" | tr '\n' ' ')"
 expect_exit 0 "$kraft" kubeconfig demo --name second -f "$work/demo.yaml"
-"$kubectl" --kubeconfig "$work/demo.yaml" get namespaces -o name | grep -q default || fail "kubeconfig -f does not work"
+namespaces=$("$kubectl" --kubeconfig "$work/demo.yaml" get namespaces -o name 2>&1) || fail "kubeconfig -f does not work: $namespaces"
+grep -qx namespace/default <<<"$namespaces" || fail "kubeconfig -f: no default namespace in $namespaces"
 ok "kubeconfig -f writes a working file"
 
 # Every documented route, as documented (needs a ready cluster: run it now).
