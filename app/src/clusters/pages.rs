@@ -237,10 +237,11 @@ pub fn ClusterPage() -> impl IntoView {
     let live = use_live_clusters();
     // The live socket may speak before the streamed details are hydrated; a resource whose source
     // changed by then renders differently from the server's HTML and hydration panics (tachys
-    // hydration.rs). So the live list is looked at only once hydration is over (effects run
-    // after it, and never on the server).
+    // hydration.rs). So the live list is looked at only once the details are hydrated: the effect
+    // that says so is made with them, inside the Suspense (an effect runs after the view it was
+    // made with, and never on the server). One made at the top ran after the page's first pass,
+    // which can come before the suspended details are hydrated: a reload in CI panicked so.
     let (hydrated, set_hydrated) = signal(false);
-    Effect::new(move |_| set_hydrated.set(true));
     // Refetch the details whenever the live list says this cluster changed.
     let version = Memo::new(move |_| {
         if !hydrated.get() {
@@ -270,6 +271,7 @@ pub fn ClusterPage() -> impl IntoView {
                     Err(ApiError::NotFound) => view! { <NotFound /> }.into_any(),
                     Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
                     Ok(detail) => {
+                        Effect::new(move |_| set_hydrated.set(true));
                         let delete_state = FormState::new("delete-cluster", delete.value().into(), flash.clone(), "Deleting…");
                         let change_state = FormState::posted("change-cluster", flash.clone(), "Done.");
                         let keep_state = FormState::posted("keep-cluster", flash, "Kept.");
