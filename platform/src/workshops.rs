@@ -322,7 +322,7 @@ impl Workshops {
         workshop: &WorkshopRecord,
     ) -> Result<Option<String>, WorkshopError> {
         let taken = self.taken(workshop.id).await?;
-        Ok(refusal(workshop, taken, Utc::now()))
+        Ok(closed_with(workshop, taken))
     }
 
     /// The seat of `attendee` in `workshop_id`, if they joined.
@@ -797,6 +797,11 @@ impl Workshops {
         .await?;
         Ok(seats)
     }
+}
+
+/// Why nobody new can join `workshop` now that `taken` of its seats are taken, if so.
+pub fn closed_with(workshop: &WorkshopRecord, taken: u64) -> Option<String> {
+    refusal(workshop, taken, Utc::now())
 }
 
 /// How a seat got its cluster.

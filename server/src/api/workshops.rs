@@ -24,7 +24,7 @@ use super::{ApiJson, ApiQuery, ApiState, Caller, Failure};
 async fn workshop_view(state: &ApiState, row: &WorkshopRecord) -> Result<Workshop, Failure> {
     let workshops = state.platform.workshops();
     let taken = workshops.taken(row.id).await?;
-    let closed_because = workshops.closed_because(row).await?;
+    let closed_because = platform::workshops::closed_with(row, taken);
     let pool = workshops.pool(row).await?;
     let public_url = state.platform.clusters().settings().public_url.clone();
     Ok(Workshop {
