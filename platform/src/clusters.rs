@@ -419,15 +419,17 @@ impl Clusters {
         )
         .await
         {
+            // The host has it all: the reconciler follows its progress from the watch.
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                tracing::warn!(cluster = %row.id, %error, "provisioning failed; the reconciler will retry")
+                tracing::warn!(cluster = %row.id, %error, "provisioning failed; the reconciler will retry");
+                self.wake_reconciler();
             }
             Err(_) => {
-                tracing::warn!(cluster = %row.id, "provisioning is slow; the reconciler will finish it")
+                tracing::warn!(cluster = %row.id, "provisioning is slow; the reconciler will finish it");
+                self.wake_reconciler();
             }
         }
-        self.wake_reconciler();
         Ok(())
     }
 
@@ -506,13 +508,14 @@ impl Clusters {
         {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                tracing::warn!(cluster = %row.id, %error, "applying a change failed; the reconciler will retry")
+                tracing::warn!(cluster = %row.id, %error, "applying a change failed; the reconciler will retry");
+                self.wake_reconciler();
             }
             Err(_) => {
-                tracing::warn!(cluster = %row.id, "applying a change is slow; the reconciler will finish it")
+                tracing::warn!(cluster = %row.id, "applying a change is slow; the reconciler will finish it");
+                self.wake_reconciler();
             }
         }
-        self.wake_reconciler();
         Ok(row)
     }
 

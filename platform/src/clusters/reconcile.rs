@@ -402,38 +402,117 @@ impl Clusters {
         Ok(())
     }
 
-    /// Runs forever: a pass at start, on every watched change, on request, and every `resync`.
+    /// Copies one `Cluster`'s live status into its row, as a pass would: `false` when the
+    /// change needs a full pass instead (no row for it, a row being deleted, a spec the row
+    /// disagrees with, an object going away).
+    async fn follow_cluster(&self, cr: &Cluster) -> Result<bool, ClusterError> {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        if cr.metadata.deletion_timestamp.is_some() {
+            return Ok(false);
+        }
+        let Some(namespace) = cr.namespace() else { return Ok(false) };
+        let row = clusters::Entity::find()
+            .filter(clusters::Column::HostNamespace.eq(namespace))
+            .one(&self.db)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let spec = &cr.spec;
+        let settled = row.deleting_at.is_none()
+            && row.name == cr.name_any()
+            && spec.servers == Some(row.servers)
+            && spec.agents == Some(row.agents)
+            && spec.version.as_deref() == Some(row.version.as_str());
+        if !settled {
+            return Ok(false);
+        }
+        if self.update_from_host(&row, cr).await? {
+            Report { updated: 1, ..Report::default() }.count();
+        }
+        Ok(true)
+    }
+
+    /// One full pass, counted and logged.
+    async fn full_pass(&self) {
+        metrics::counter!(observe::RECONCILE_PASSES).increment(1);
+        match self.reconcile_once().await {
+            Ok(report) if report != Report::default() => {
+                report.count();
+                if report.errors > 0 {
+                    metrics::counter!(observe::RECONCILE_ERRORS).increment(report.errors as u64);
+                }
+                tracing::debug!(?report, "reconciled")
+            }
+            Ok(_) => {}
+            Err(error) => {
+                metrics::counter!(observe::RECONCILE_ERRORS).increment(1);
+                tracing::warn!(%error, "reconcile pass failed; retrying")
+            }
+        }
+    }
+
+    /// Runs forever: a full pass at start, on request, every `resync`, and on a host change one
+    /// object cannot settle. A live change to one `Cluster` (the K3k controller reporting
+    /// progress) is copied to its row at once, without a pass over every cluster: with a room
+    /// of clusters provisioning together, a pass per status change kept each Ready waiting
+    /// behind passes over all the others.
     pub async fn run_reconciler(self: Arc<Self>, resync: Duration) {
         let mut changes = provision::watch_clusters(&self.host);
+        let mut full = true;
+        let mut next_full = tokio::time::Instant::now();
+        // The latest of each changed `Cluster` since the last look, by namespace and name.
+        let mut live: HashMap<(String, String), Cluster> = HashMap::new();
         loop {
-            metrics::counter!(observe::RECONCILE_PASSES).increment(1);
-            match self.reconcile_once().await {
-                Ok(report) if report != Report::default() => {
-                    report.count();
-                    if report.errors > 0 {
-                        metrics::counter!(observe::RECONCILE_ERRORS)
-                            .increment(report.errors as u64);
+            if !full {
+                for cluster in std::mem::take(&mut live).into_values() {
+                    match self.follow_cluster(&cluster).await {
+                        Ok(true) => {}
+                        Ok(false) => full = true,
+                        Err(error) => {
+                            tracing::debug!(%error, "could not follow a cluster; a full pass will");
+                            full = true;
+                        }
                     }
-                    tracing::debug!(?report, "reconciled")
                 }
-                Ok(_) => {}
-                Err(error) => {
-                    metrics::counter!(observe::RECONCILE_ERRORS).increment(1);
-                    tracing::warn!(%error, "reconcile pass failed; retrying")
-                }
+            }
+            if full {
+                // A pass reads every `Cluster` as it is now: what the watch said is in it.
+                live.clear();
+                self.full_pass().await;
+                next_full = tokio::time::Instant::now() + resync;
+                full = false;
             }
             tokio::select! {
-                () = tokio::time::sleep(resync) => {}
-                () = self.wake.notified() => {}
-                event = changes.next() => {
-                    if let Some(Err(error)) = event {
-                        tracing::debug!(%error, "cluster watch interrupted");
-                    }
-                }
+                () = tokio::time::sleep_until(next_full) => full = true,
+                () = self.wake.notified() => full = true,
+                event = changes.next() => note_change(event, &mut live, &mut full),
             }
-            // Let a burst of changes settle into one pass.
-            tokio::time::sleep(Duration::from_millis(25)).await;
-            while let Some(Some(_)) = changes.next().now_or_never() {}
+            // Let a burst of changes settle into one pass; a change to one cluster is followed
+            // at once (a pause here would cap how many a second the loop can follow).
+            if full {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            while let Some(Some(event)) = changes.next().now_or_never() {
+                note_change(Some(event), &mut live, &mut full);
+            }
+        }
+    }
+}
+
+/// Adds one event of the `Cluster` watch to what the reconciler looks at next: the cluster it
+/// names, or a full pass when one object cannot settle it (or the watch broke or ended).
+fn note_change(
+    event: Option<Result<Option<Cluster>, String>>,
+    live: &mut HashMap<(String, String), Cluster>,
+    full: &mut bool,
+) {
+    match event {
+        Some(Ok(Some(cluster))) => {
+            live.insert((cluster.namespace().unwrap_or_default(), cluster.name_any()), cluster);
+        }
+        Some(Ok(None)) | None => *full = true,
+        Some(Err(error)) => {
+            tracing::debug!(%error, "cluster watch interrupted");
+            *full = true;
         }
     }
 }

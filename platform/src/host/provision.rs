@@ -537,25 +537,38 @@ pub async fn delete_namespace(host: &Host, name: &str) -> Result<bool, HostError
 }
 
 /// Something happened to a managed `Cluster` (or the watch was interrupted, with why).
-pub fn watch_clusters(host: &Host) -> futures::stream::BoxStream<'static, Result<(), String>> {
+/// Changes to this installation's `Cluster`s as they happen: `Some` with a cluster that was
+/// created or changed while watching, `None` for anything a look at one object cannot settle
+/// (a deletion, the watch's first list after a start or a lost watch).
+pub fn watch_clusters(
+    host: &Host,
+) -> futures::stream::BoxStream<'static, Result<Option<Cluster>, String>> {
     use futures::StreamExt;
     let api: Api<Cluster> = Api::all(host.client());
     let config = watcher::Config::default().labels(&managed_selector());
     watcher(api, config)
         .default_backoff()
         .map(|event| {
-            event.map(|_| ()).map_err(|e| {
-                match &e {
-                    watcher::Error::InitialListFailed(e)
-                    | watcher::Error::WatchStartFailed(e)
-                    | watcher::Error::WatchFailed(e) => crate::host::rights::note(e),
-                    watcher::Error::WatchError(status) => {
-                        crate::host::rights::note_status(status.code, &status.message)
+            event
+                .map(|event| match event {
+                    watcher::Event::Apply(cluster) => Some(cluster),
+                    watcher::Event::Delete(_)
+                    | watcher::Event::Init
+                    | watcher::Event::InitApply(_)
+                    | watcher::Event::InitDone => None,
+                })
+                .map_err(|e| {
+                    match &e {
+                        watcher::Error::InitialListFailed(e)
+                        | watcher::Error::WatchStartFailed(e)
+                        | watcher::Error::WatchFailed(e) => crate::host::rights::note(e),
+                        watcher::Error::WatchError(status) => {
+                            crate::host::rights::note_status(status.code, &status.message)
+                        }
+                        watcher::Error::NoResourceVersion => {}
                     }
-                    watcher::Error::NoResourceVersion => {}
-                }
-                e.to_string()
-            })
+                    e.to_string()
+                })
         })
         .boxed()
 }

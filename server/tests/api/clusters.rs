@@ -404,6 +404,26 @@ async fn a_crash_between_namespace_and_cluster_converges() {
     ada.wait_for_phase(&id, "Ready").await;
 }
 
+/// The reconciler copies a `Cluster`'s progress from its watch as it comes, without a pass over
+/// every cluster: here every pass fails (the host refuses to list all `Cluster`s), and a new
+/// cluster still reaches Ready. Before, each status change waited for a full pass (which, with a
+/// room of clusters provisioning at once, kept each Ready behind passes over all the others).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_reaches_the_row_from_the_watch_without_a_full_pass() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    // The watch is open once a first cluster has come up through it.
+    let first = ada.new_cluster("first").await;
+    ada.wait_for_phase(&first, "Ready").await;
+    // A new list of every Cluster (what each full pass starts with) fails from now on; the
+    // watch that is open stays, and creating in a namespace is another path.
+    app.hostsim().faults().set_error_rate("/apis/k3k.io/v1beta1/clusters", 1.0, 500);
+    let second = ada.new_cluster("second").await;
+    ada.wait_for_phase(&second, "Ready").await;
+    app.hostsim().faults().clear();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphaned_host_objects_are_deleted() {
     let app = spawn_app(Backend::Postgres).await;
