@@ -222,7 +222,7 @@ async fn board(room: &Room, id: &str, code: &str) -> anyhow::Result<()> {
     let more = room.attendees("late", BOARD_SEATS - ATTENDEES).await?;
     for user in &more {
         let response = room.post(user, "workshops/join", &[("key", code)]).await?;
-        anyhow::ensure!(response.status() == 200, "join: {}", response.status());
+        anyhow::ensure!(response.status() == 200, "join: {}", response.text().await?);
     }
     let board = room.board(id).await?;
     let seats = board["seats"].as_array().map_or(0, Vec::len);
