@@ -53,7 +53,10 @@ if [ "$wasm_gz" -gt "$budget" ]; then
   die "kraft.wasm is $wasm_gz bytes gzip-compressed, over the budget of $budget in frontend/wasm-budget.txt: find what grew (scripts/site.sh release, then twiggy top target/site/pkg/kraft.wasm) rather than raising the budget"
 fi
 say "kraft.wasm: $wasm_gz bytes gzip, budget $budget"
-cargo build --release -p server
+# The browser tests run target/release/kraft as `cargo test --release` built it for the tests
+# above (as the CLI and chart steps do): the same code in the same profile. `cargo build -p
+# server` would build it again only because the tests' dev-dependencies turn on more features of
+# shared crates (tokio, kube, ...), which took 6.5 of a cold run's 42 minutes.
 
 step "browser tests (Chromium)"
 (cd end2end && npx playwright test) 2>&1 | tee "$logs/e2e.log"
