@@ -90,17 +90,6 @@ fn postgres_cpu() -> Duration {
         .sum()
 }
 
-/// Pins every thread of `pid` to `cpus` (threads it starts later inherit it).
-fn pin(pid: u32, cpus: &str) -> anyhow::Result<()> {
-    let status = Command::new("taskset")
-        .args(["--all-tasks", "--cpu-list", "--pid", cpus, &pid.to_string()])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("taskset (util-linux)")?;
-    anyhow::ensure!(status.success(), "taskset failed for {pid}");
-    Ok(())
-}
-
 /// What oha measured.
 struct Load {
     requests: u64,
@@ -233,7 +222,7 @@ async fn bench(
     println!("  /clusters page: {} bytes", page.len());
 
     for placement in &PLACEMENTS {
-        pin(server.pid(), placement.server)?;
+        support::pin(server.pid(), placement.server)?;
         println!("{backend}, {}, {connections} connections, {seconds} s each:", placement.label);
         for case in &CASES {
             let url = format!("{}{}", server.address, case.path);

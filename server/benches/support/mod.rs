@@ -37,6 +37,18 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
+/// Pins every thread of `pid` to `cpus`, a `taskset --cpu-list` (threads it starts later
+/// inherit it).
+pub fn pin(pid: u32, cpus: &str) -> anyhow::Result<()> {
+    let status = Command::new("taskset")
+        .args(["--all-tasks", "--cpu-list", "--pid", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .context("taskset (util-linux)")?;
+    anyhow::ensure!(status.success(), "taskset failed for {pid}");
+    Ok(())
+}
+
 /// A database of its own on the PostgreSQL server of KRAFT_TEST_DATABASE_URL (default
 /// postgres://postgres@127.0.0.1:5432/postgres), dropped by [`BenchDatabase::drop_it`].
 pub struct BenchDatabase {
@@ -101,6 +113,13 @@ impl Server {
             .stderr(Stdio::null());
         for (name, value) in env {
             command.env(name, value);
+        }
+        // KRAFT_BENCH_SERVER_LOG=<file> keeps kraft's log (at KRAFT_BENCH_RUST_LOG, default
+        // info) to see what it did during a run.
+        if let Some(file) = std::env::var_os("KRAFT_BENCH_SERVER_LOG") {
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
+            let level = std::env::var("KRAFT_BENCH_RUST_LOG").unwrap_or_else(|_| "info".into());
+            command.env("RUST_LOG", level).stdout(log.try_clone()?).stderr(log);
         }
         let server = Self {
             child: command.spawn().context("start kraft")?,
