@@ -5,8 +5,10 @@
 //!
 //! The real `kraft` binary runs as a child process (so its CPU and RSS are its own) against a
 //! fresh PostgreSQL database and hostsim over HTTPS; hostsim and the websocket clients share this
-//! process and the same two cores, so at 1,000 viewers the clients' own reading limits what can be
-//! delivered. Prints figures; asserts only sanity.
+//! process. With both on the same two cores, at 1,000 viewers the clients' own reading limits
+//! what can be delivered; so 1,000 viewers run twice, the second time with kraft pinned to core 0
+//! and this process (clients and hostsim) to core 1 (`taskset`): what kraft alone sustains on one
+//! core. Prints figures; asserts only sanity.
 //!
 //!     cargo bench -p server --bench logs
 //!
@@ -46,7 +48,14 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("host.kubeconfig");
     std::fs::write(&kubeconfig, hostsim.kubeconfig_yaml())?;
-    let server = Server::start(&database.url, dir.path(), &kubeconfig, &[]).await?;
+    // One account opens every viewer: its cap on live logs (16 by default) is raised to match.
+    let server = Server::start(
+        &database.url,
+        dir.path(),
+        &kubeconfig,
+        &[("KRAFT_MAX_LOG_VIEWS_PER_USER", "2000".into())],
+    )
+    .await?;
     let address = server.address.clone();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
 
@@ -96,13 +105,25 @@ async fn main() -> anyhow::Result<()> {
     println!("  kraft RSS before any viewer: {:.1} MiB", server.memory_mib().1);
 
     hostsim.set_log_rate(RATE);
-    for viewers in [100, 1000] {
+    let rounds = [(100, "shared cores"), (1000, "shared cores"), (1000, "pinned")];
+    for (viewers, placement) in rounds {
+        if placement == "pinned" {
+            support::pin(server.pid(), "0")?;
+            support::pin(std::process::id(), "1")?;
+        }
         let counts = Arc::new(Counts::default());
         let counting = Arc::new(AtomicBool::new(false));
         let streams_before = hostsim.streams_opened(&log_path);
         let mut tasks = Vec::new();
+        let mut refused = Vec::new();
         for _ in 0..viewers {
-            let socket = support::websocket(&server, &user, &path).await?;
+            let socket = match support::websocket(&server, &user, &path).await {
+                Ok(socket) => socket,
+                Err(error) => {
+                    refused.push(error.to_string());
+                    continue;
+                }
+            };
             let (counts, counting) = (counts.clone(), counting.clone());
             tasks.push(tokio::spawn(async move {
                 let (_, mut incoming) = socket.split();
@@ -139,7 +160,14 @@ async fn main() -> anyhow::Result<()> {
         let lines = counts.lines.load(Ordering::Relaxed);
         let skipped = counts.skipped.load(Ordering::Relaxed);
         let offered = (lines + skipped) as f64;
-        println!("{viewers} viewers:");
+        let placement = match placement {
+            "pinned" => "kraft on core 0; clients and hostsim on core 1",
+            _ => "kraft, clients and hostsim sharing cores 0-1",
+        };
+        println!("{viewers} viewers ({placement}):");
+        if !refused.is_empty() {
+            println!("  refused at opening: {} ({})", refused.len(), refused[0]);
+        }
         println!(
             "  upstream log streams at the host: {} (goal 1)",
             hostsim.streams_opened(&log_path) - streams_before
