@@ -39,14 +39,7 @@ struct Memory {
 }
 
 fn memory(pid: u32) -> Memory {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let field = support::proc_status(&pid.to_string());
     Memory {
         rss: field("VmRSS:") / 1024.0,
         anon: field("RssAnon:") / 1024.0,

@@ -12,18 +12,23 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// (VmHWM, VmRSS) in MiB of a process: `"self"` or a pid, as under /proc.
-pub fn memory_mib(process: &str) -> (f64, f64) {
+/// The fields of /proc/<process>/status (`"self"` or a pid) as numbers: kB for the sizes, a
+/// count for `Threads:`; a field that is absent reads 0.
+pub fn proc_status(process: &str) -> impl Fn(&str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{process}/status")).unwrap_or_default();
-    let field = |name: &str| {
+    move |name: &str| {
         status
             .lines()
             .find_map(|l| l.strip_prefix(name))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
             .unwrap_or(0.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    }
+}
+
+/// (VmHWM, VmRSS) in MiB of a process: `"self"` or a pid, as under /proc.
+pub fn memory_mib(process: &str) -> (f64, f64) {
+    let field = proc_status(process);
+    (field("VmHWM:") / 1024.0, field("VmRSS:") / 1024.0)
 }
 
 /// CPU time (user + system) a process has used.
