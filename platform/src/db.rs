@@ -12,6 +12,9 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::{Error, Result};
 
+/// What database calls fail with, for callers that map failures (the web edge).
+pub use sea_orm::{ConnAcquireErr, DbErr};
+
 /// Which database engine a URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -130,6 +133,12 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
     Ok(())
 }
 
+/// The database had no connection free in time (the pool's acquire timeout): every one is busy,
+/// so the request may succeed if tried again, unlike other failures.
+pub fn is_busy(error: &DbErr) -> bool {
+    matches!(error, DbErr::ConnectionAcquire(_))
+}
+
 pub async fn ping(db: &DatabaseConnection) -> Result<()> {
     let backend = db.get_database_backend();
     db.execute(Statement::from_string(backend, "SELECT 1")).await?;
@@ -139,6 +148,14 @@ pub async fn ping(db: &DatabaseConnection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_connection_not_had_in_time_is_busy() {
+        assert!(is_busy(&DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)));
+        assert!(is_busy(&DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)));
+        assert!(!is_busy(&DbErr::Custom("broken".into())));
+        assert!(!is_busy(&DbErr::RecordNotFound("row".into())));
+    }
 
     #[test]
     fn passwords_never_print() {

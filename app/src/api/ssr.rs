@@ -204,6 +204,16 @@ pub fn internal(error: impl std::fmt::Display) -> ApiError {
     ApiError::Internal
 }
 
+/// A database failure: no connection free in time means the server is busy (503, try again),
+/// anything else is an internal error.
+fn database(error: platform::db::DbErr) -> ApiError {
+    if platform::db::is_busy(&error) {
+        tracing::warn!(%error, "no database connection was free in time");
+        return ApiError::Busy;
+    }
+    internal(error)
+}
+
 impl From<AccountError> for ApiError {
     fn from(error: AccountError) -> Self {
         match error {
@@ -232,7 +242,7 @@ impl From<AccountError> for ApiError {
             ),
             AccountError::Hash(HashError::Busy) => ApiError::Busy,
             AccountError::Hash(error @ HashError::Failed(_)) => internal(error),
-            AccountError::Database(error) => internal(error),
+            AccountError::Database(error) => database(error),
         }
     }
 }
@@ -255,7 +265,7 @@ impl From<ClusterError> for ApiError {
                 tracing::warn!(%error, "host cluster call failed");
                 ApiError::HostUnavailable
             }
-            ClusterError::Database(error) => internal(error),
+            ClusterError::Database(error) => database(error),
         }
     }
 }
@@ -274,7 +284,7 @@ impl From<platform::workshops::WorkshopError> for ApiError {
             WorkshopError::NotAllowed(message) => ApiError::NotAllowed(message),
             WorkshopError::Unavailable(message) => ApiError::NotReady(message),
             WorkshopError::Cluster(error) => error.into(),
-            WorkshopError::Database(error) => internal(error),
+            WorkshopError::Database(error) => database(error),
         }
     }
 }
@@ -291,7 +301,7 @@ impl From<platform::access::AccessError> for ApiError {
             ),
             AccessError::NotFound => ApiError::NotFound,
             AccessError::LimitReached(message) => ApiError::LimitReached(message),
-            AccessError::Database(error) => internal(error),
+            AccessError::Database(error) => database(error),
         }
     }
 }
@@ -307,7 +317,7 @@ impl From<platform::settings::SettingsError> for ApiError {
                     .collect(),
             ),
             SettingsError::Refused(message) => ApiError::NotAllowed(message),
-            SettingsError::Database(error) => internal(error),
+            SettingsError::Database(error) => database(error),
         }
     }
 }
@@ -526,5 +536,21 @@ pub fn set_content_security_policy() {
     );
     if let Ok(value) = HeaderValue::from_str(&policy) {
         response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_without_a_free_connection_is_busy_not_broken() {
+        use platform::db::{ConnAcquireErr, DbErr};
+        let busy = ApiError::from(ClusterError::Database(DbErr::ConnectionAcquire(
+            ConnAcquireErr::Timeout,
+        )));
+        assert_eq!(busy.status(), 503, "{busy:?}");
+        let broken = ApiError::from(ClusterError::Database(DbErr::Custom("broken".into())));
+        assert_eq!(broken.status(), 500, "{broken:?}");
     }
 }
