@@ -241,11 +241,7 @@ impl Clusters {
             }
             // A change (upgrade, scale) recorded in the row that the host has not been told of:
             // the request that made it failed or crashed before applying it.
-            let spec = &cr.spec;
-            if spec.servers != Some(row.servers)
-                || spec.agents != Some(row.agents)
-                || spec.version.as_deref() != Some(row.version.as_str())
-            {
+            if !spec_matches(row, cr) {
                 provision::ensure(&self.host, row, &self.settings(), self.installation).await?;
                 report.provisioned += 1;
             }
@@ -416,13 +412,7 @@ impl Clusters {
             .one(&self.db)
             .await?;
         let Some(row) = row else { return Ok(false) };
-        let spec = &cr.spec;
-        let settled = row.deleting_at.is_none()
-            && row.name == cr.name_any()
-            && spec.servers == Some(row.servers)
-            && spec.agents == Some(row.agents)
-            && spec.version.as_deref() == Some(row.version.as_str());
-        if !settled {
+        if row.deleting_at.is_some() || row.name != cr.name_any() || !spec_matches(&row, cr) {
             return Ok(false);
         }
         if self.update_from_host(&row, cr).await? {
@@ -515,4 +505,13 @@ fn note_change(
             *full = true;
         }
     }
+}
+
+/// The host's `Cluster` asks for what the row records (servers, agents, version): when not, a
+/// change the row holds has not reached the host yet.
+fn spec_matches(row: &clusters::Model, cr: &Cluster) -> bool {
+    let spec = &cr.spec;
+    spec.servers == Some(row.servers)
+        && spec.agents == Some(row.agents)
+        && spec.version.as_deref() == Some(row.version.as_str())
 }
