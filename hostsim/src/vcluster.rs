@@ -56,6 +56,14 @@ struct Served {
     addr: std::net::SocketAddr,
     host: Arc<Host>,
     stop: watch::Sender<bool>,
+    /// The listeners' own stop, `None` while no server pod is ready: the API is then refused
+    /// at its addresses, and its open connections are closed (see [`Endpoints::server_gone`]).
+    listening: Option<watch::Sender<bool>>,
+    tls: Arc<rustls::ServerConfig>,
+    router: axum::Router,
+    /// The server pod (uid) whose datastore holds the cluster's state: under ephemeral
+    /// persistence that is the pod's emptyDir, gone with the pod.
+    data_pod: String,
     /// The Service addresses served: (the Service's `<ClusterIP>:<port>`, where it is bound).
     service: Vec<(SocketAddr, SocketAddr)>,
     /// Shared mode's k3k-kubelet syncs its pods to the host (see [`k3k::kubelet`]).
@@ -66,7 +74,20 @@ struct Served {
 impl Drop for Served {
     fn drop(&mut self) {
         self.host.faults.drop_connections();
+        self.listening = None;
         let _ = self.stop.send(true);
+    }
+}
+
+impl Served {
+    /// Serves the router on `listener` until the listeners are stopped.
+    fn listen(&self, listener: TcpListener, stop: &watch::Sender<bool>) {
+        tokio::spawn(crate::tls::serve(
+            listener,
+            Some(self.tls.clone()),
+            self.router.clone(),
+            stop.subscribe(),
+        ));
     }
 }
 
@@ -120,6 +141,7 @@ impl Endpoints {
         sans: &[String],
         version: &str,
         service: &[SocketAddr],
+        server_pod: &str,
     ) -> Result<String> {
         let certs = self.certs(ns, name, uid)?;
         if let Some(e) = self.endpoint(ns, name) {
@@ -155,36 +177,146 @@ impl Endpoints {
         let shared = kubelet::SharedKubelet::default();
         tokio::spawn(kubelet::run(vhost.clone(), shared.clone(), version.into(), stop_rx.clone()));
         let router = api::router(vhost.clone());
+        let mut listeners = Vec::new();
         let mut bound = Vec::new();
         for &wanted in service {
             let Some(listener) = bind_service(wanted).await else { continue };
             bound.push((wanted, listener.local_addr()?));
-            tokio::spawn(crate::tls::serve(
-                listener,
-                Some(tls.clone()),
-                router.clone(),
-                stop_rx.clone(),
-            ));
+            listeners.push(listener);
         }
-        tokio::spawn(crate::tls::serve(listener, Some(tls), router, stop_rx));
+        listeners.push(listener);
         let endpoint = format!("https://127.0.0.1:{}", addr.port());
+        let (listening, _) = watch::channel(false);
+        let served = Served {
+            endpoint: endpoint.clone(),
+            addr,
+            host: vhost,
+            stop,
+            listening: None,
+            tls,
+            router,
+            data_pod: server_pod.to_string(),
+            service: bound,
+            kubelet: false,
+            shared,
+        };
         let mut map = self.lock();
         match map.get_mut(&key(ns, name)) {
             Some(vc) if vc.api.is_none() => {
-                vc.api = Some(Served {
-                    endpoint: endpoint.clone(),
-                    addr,
-                    host: vhost,
-                    stop,
-                    service: bound,
-                    kubelet: false,
-                    shared,
-                });
+                for listener in listeners {
+                    served.listen(listener, &listening);
+                }
+                let mut served = served;
+                served.listening = Some(listening);
+                vc.api = Some(served);
                 Ok(endpoint)
             }
             Some(vc) => Ok(vc.api.as_ref().map(|a| a.endpoint.clone()).unwrap_or(endpoint)),
             None => Ok(endpoint),
         }
+    }
+
+    /// No server pod of the cluster is ready: its Service has no endpoints, so connecting to
+    /// the API is refused (kube-proxy rejects traffic to a Service without endpoints,
+    /// kubernetes v1.36 pkg/proxy/iptables/proxier.go "has no endpoints" → REJECT) and open
+    /// connections end with the pod. The cluster's state stays for the next server.
+    pub fn server_gone(&self, ns: &str, name: &str) {
+        let mut map = self.lock();
+        let Some(api) = map.get_mut(&key(ns, name)).and_then(|vc| vc.api.as_mut()) else {
+            return;
+        };
+        if api.listening.take().is_some() {
+            api.host.faults.drop_connections();
+            tracing::debug!(namespace = ns, cluster = name, "virtual API down: no server is ready");
+        }
+    }
+
+    /// The server pod `server_pod` (uid) is ready: the API answers again at the same addresses.
+    /// Under ephemeral persistence with one server (`ephemeral_single`) a server pod other than
+    /// the one holding the datastore starts an empty k3s (K3k v1.1.0
+    /// pkg/controller/cluster/server/template.go `start_single_node`: no data directory → a
+    /// fresh `cluster-init`), with new CAs: the old cluster is dropped here and the next
+    /// bootstrap makes the new one. Returns `false` when there is no API (any more).
+    pub async fn server_back(
+        &self,
+        ns: &str,
+        name: &str,
+        server_pod: &str,
+        ephemeral_single: bool,
+    ) -> bool {
+        let (pod_addr, service) = {
+            let mut map = self.lock();
+            let Some(vc) = map.get_mut(&key(ns, name)) else { return false };
+            let Some(api) = vc.api.as_mut() else { return false };
+            if ephemeral_single && api.data_pod != server_pod {
+                drop(map);
+                tracing::info!(
+                    namespace = ns,
+                    cluster = name,
+                    "the only server was replaced and its ephemeral datastore is gone: the \
+                     cluster starts empty"
+                );
+                self.stop(ns, name);
+                return false;
+            }
+            api.data_pod = server_pod.to_string();
+            if api.listening.is_some() {
+                return true;
+            }
+            (api.addr, api.service.clone())
+        };
+        let mut listeners = Vec::new();
+        // The Service's address is stable; the pod's may move (a new pod, a new IP).
+        let pod_listener = match TcpListener::bind(pod_addr).await {
+            Ok(l) => l,
+            Err(_) => match TcpListener::bind(("127.0.0.1", 0)).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "virtual API cannot listen again");
+                    return false;
+                }
+            },
+        };
+        let mut bound = Vec::new();
+        for (wanted, was) in service {
+            let listener = match TcpListener::bind(was).await {
+                Ok(l) => Some(l),
+                Err(_) => bind_service(wanted).await,
+            };
+            let Some(listener) = listener else { continue };
+            if let Ok(at) = listener.local_addr() {
+                bound.push((wanted, at));
+                listeners.push(listener);
+            }
+        }
+        let mut map = self.lock();
+        let Some(api) = map.get_mut(&key(ns, name)).and_then(|vc| vc.api.as_mut()) else {
+            return false;
+        };
+        if api.listening.is_some() {
+            return true;
+        }
+        if let Ok(addr) = pod_listener.local_addr() {
+            api.addr = addr;
+            api.endpoint = format!("https://127.0.0.1:{}", addr.port());
+        }
+        listeners.push(pod_listener);
+        api.service = bound;
+        let (listening, _) = watch::channel(false);
+        for listener in listeners {
+            api.listen(listener, &listening);
+        }
+        api.listening = Some(listening);
+        tracing::debug!(namespace = ns, cluster = name, "virtual API up again");
+        true
+    }
+
+    /// Whether the cluster's API is served now (it exists and a server is ready).
+    pub fn serving(&self, ns: &str, name: &str) -> bool {
+        self.lock()
+            .get(&key(ns, name))
+            .and_then(|vc| vc.api.as_ref())
+            .is_some_and(|a| a.listening.is_some())
     }
 
     /// Starts shared mode's k3k-kubelet for the cluster's API (once; it stops with the API).

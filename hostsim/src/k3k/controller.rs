@@ -461,20 +461,43 @@ impl Controller {
                 next = Some(next.map_or(due - now, |n: Duration| n.min(due - now)));
             }
         }
+        let running: Vec<Value> =
+            pods.iter().filter(|p| str_at(p, "/status/phase") == "Running").cloned().collect();
+        let (crash_next, _) = self.crash_loop(&running)?;
+        // Which server answers: a ready server pod is an endpoint of the cluster's Service.
+        let (now_pods, _) = host.store.list(&GroupResource::new("", "pods"), Some(ns));
+        let serving = now_pods.iter().find(|p| {
+            object::label(p, "cluster") == Some(name)
+                && object::label(p, "role") == Some("server")
+                && object::label(p, kubelet::CLUSTER_NAME_LABEL).is_none()
+                && !object::is_deleting(p)
+                && str_at(p, "/status/phase") == "Running"
+                && pod_ready(p)
+        });
+        let Some(serving) = serving.map(|p| object::uid(p).to_string()) else {
+            // Every reconcile asks a server for the bootstrap data through the Service first;
+            // with no ready server the connection is refused, which K3k reports as
+            // Provisioning, "server not ready", and looks again in 10 s (K3k v1.1.0
+            // pkg/controller/cluster/server/bootstrap/bootstrap.go requestBootstrap →
+            // ErrServerNotReady; cluster/status.go updateStatus; cluster/cluster.go Reconcile).
+            // So it is after Ready too: a one-server upgrade replaces the only server. (v1.2.0-rc4
+            // pkg/k3s/client.go returns the error unwrapped: "server not ready".)
+            host.vclusters.server_gone(ns, name);
+            self.running_since.remove(&uid);
+            let message = match host.config.k3k_version {
+                super::K3kVersion::V1_1_0 => "failed to request bootstrap secret: server not ready",
+                super::K3kVersion::V1_2 => "server not ready",
+            };
+            self.set_phase(ns, name, "Provisioning", false, "Provisioning", message)?;
+            let wait = [next, crash_next, Some(host.config.pod_start_delay)];
+            return Ok(wait.into_iter().flatten().min());
+        };
+        let ephemeral = str_at(&cluster, "/spec/persistence/type") == "ephemeral";
+        let single = cluster.pointer("/spec/servers").and_then(Value::as_i64).unwrap_or(1) <= 1;
+        host.vclusters.server_back(ns, name, &serving, ephemeral && single).await;
         if !all_running || pods.is_empty() {
             self.running_since.remove(&uid);
             return Ok(next.or(Some(host.config.pod_start_delay)));
-        }
-        let (crash_next, all_down) = self.crash_loop(&pods)?;
-        if all_down {
-            // No server answers: K3k's next call into the virtual cluster (the bootstrap
-            // fetch, then `ensureStorageClasses`) fails, and updateStatus makes it Failed.
-            let msg = format!(
-                "failed to ensure storage classes: Get \"https://{}.{ns}:443/apis/storage.k8s.io/v1/storageclasses\": dial tcp {svc_ip}:443: connect: connection refused",
-                layout.svc_name
-            );
-            self.failed(ns, name, &msg);
-            return Ok(crash_next);
         }
         if faults.provisioning == Provisioning::Stuck {
             return Ok(Some(Duration::from_secs(1)));
@@ -487,7 +510,7 @@ impl Controller {
         }
 
         // Ready: bootstrap and kubeconfig secrets, the virtual cluster's API, status, event.
-        layout.bootstrap(&host, &all_sans_for_cert(&cluster, &svc_ip, &layout)).await?;
+        layout.bootstrap(&host, &all_sans_for_cert(&cluster, &svc_ip, &layout), &serving).await?;
         // The virtual cluster's nodes: in virtual mode every server and agent pod is a k3s node
         // named after its pod; in shared mode the servers run with `disable-agent` and each
         // k3k-kubelet registers as a node named after its host node (AGENT_HOSTNAME =
@@ -834,6 +857,13 @@ fn set_container(pod: &mut Value, name: &str, f: impl Fn(&mut Value)) {
 }
 
 /// The pod's `Ready` and `ContainersReady` conditions: true, or false for `unready`.
+/// The pod's `Ready` condition is true (what makes it an endpoint of a Service).
+fn pod_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
 fn set_ready(pod: &mut Value, unready: Option<&str>) {
     let now = object::now_rfc3339();
     let conditions = pod.pointer_mut("/status/conditions").and_then(Value::as_array_mut);
@@ -962,6 +992,11 @@ impl Layout {
 
     fn meta(&self, name: &str, labels: Value) -> Value {
         json!({"name": name, "namespace": self.ns, "labels": labels, "ownerReferences": [self.owner]})
+    }
+
+    /// `spec.servers` (at least one).
+    fn servers(&self) -> i64 {
+        self.cluster.pointer("/spec/servers").and_then(Value::as_i64).unwrap_or(1).max(1)
     }
 
     fn service_type(&self) -> Value {
@@ -1110,8 +1145,7 @@ impl Layout {
                 {"name": "k3s-etcd-port", "port": 2379, "targetPort": 2379, "protocol": "TCP"}]},
         }))?;
         // 6. statefulset, server pods, PVCs
-        let servers =
-            self.cluster.pointer("/spec/servers").and_then(Value::as_i64).unwrap_or(1).max(1);
+        let servers = self.servers();
         let sts_name = name_with_prefix(&[c, "server"]);
         let dynamic = str_at(&self.cluster, "/spec/persistence/type") != "ephemeral";
         let size = self
@@ -1124,7 +1158,7 @@ impl Layout {
         let revision = format!(
             "{sts_name}-{}",
             &hex::encode(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
-                self.version.as_bytes()
+                format!("{} {}", self.version, if servers > 1 { "ha" } else { "single" })
             )))[..10]
         );
         let mut sts_meta = self.meta(&sts_name, server_labels.clone());
@@ -1342,9 +1376,18 @@ impl Layout {
                 if str_at(&self.cluster, "/spec/persistence/type") == "ephemeral" {
                     volumes.push(json!({"name": "varlibrancherk3s", "emptyDir": {}}));
                 }
+                // K3k's start script picks its setup by the server count (v1.1.0
+                // pkg/controller/cluster/server/server.go setupStartCommand: CLUSTER_MODE
+                // "single" for one server, "ha" above), so moving between one server and
+                // several changes the pod template: every server pod is replaced.
+                let command = if self.servers() > 1 {
+                    "echo \"[INFO] [$(date -Iseconds)] Starting pod $POD_NAME in HA node setup\"\n/bin/k3s server --config /opt/rancher/k3s/server/config.yaml 2>&1 | tee /var/log/k3s.log"
+                } else {
+                    "echo \"[INFO] [$(date -Iseconds)] Starting single node setup...\"\n/bin/k3s server --config /opt/rancher/k3s/init/config.yaml 2>&1 | tee /var/log/k3s.log"
+                };
                 let mut container = json!({
                     "name": container, "image": image, "imagePullPolicy": "IfNotPresent",
-                    "command": ["/bin/sh", "-c", "echo \"[INFO] [$(date -Iseconds)] Starting single node setup...\"\n/bin/k3s server --config /opt/rancher/k3s/config.yaml 2>&1 | tee /var/log/k3s.log"],
+                    "command": ["/bin/sh", "-c", command],
                     "env": [
                         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
                         {"name": "POD_IP", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
@@ -1770,7 +1813,7 @@ impl Layout {
     }
 
     /// Bootstrap and kubeconfig secrets, and the virtual cluster's own API. Returns its endpoint.
-    async fn bootstrap(&self, host: &Host, sans: &[String]) -> Result<()> {
+    async fn bootstrap(&self, host: &Host, sans: &[String], server_pod: &str) -> Result<()> {
         let (ns, c) = (self.ns.as_str(), self.name.as_str());
         let uid = object::uid(&self.cluster).to_string();
         let certs = host.vclusters.certs(ns, c, &uid)?;
@@ -1784,23 +1827,31 @@ impl Layout {
             "etcdServerCA": entry(certs.etcd_ca.cert_pem()),
             "etcdServerCAKey": entry(certs.etcd_ca.key_pem_sec1()?),
         });
-        Self::ensure_absent(
-            host,
-            "",
-            "secrets",
-            json!({
-                "metadata": self.meta(&name_with_prefix(&[c, "bootstrap"]), json!({})),
-                "type": "Opaque",
-                "data": {"bootstrap": b64(&bootstrap.to_string())},
-            }),
-        )?;
+        // K3k writes both secrets on every reconcile (v1.1.0 cluster.go ensureBootstrapSecret,
+        // ensureKubeconfigSecret: CreateOrUpdate, a new admin certificate each time); hostsim
+        // reconciles far more often, so it writes them when they no longer match the cluster's
+        // CAs and address (a one-server ephemeral cluster restarted with new CAs).
+        let server_ca = certs.server_ca.cert_pem();
+        let ca_line = server_ca.lines().nth(1).unwrap_or_default().to_string();
+        let bootstrap_name = name_with_prefix(&[c, "bootstrap"]);
+        if !secret_has(host, ns, &bootstrap_name, "bootstrap", &[&ca_line]) {
+            host.ensure(
+                "",
+                "secrets",
+                json!({
+                    "metadata": self.meta(&bootstrap_name, json!({})),
+                    "type": "Opaque",
+                    "data": {"bootstrap": b64(&bootstrap.to_string())},
+                }),
+            )?;
+        }
         let svc = host.store.get(&GroupResource::new("", "services"), ns, &self.svc_name);
         let svc_ip =
             svc.as_ref().map(|s| str_at(s, "/spec/clusterIP").to_string()).unwrap_or_default();
         let service_addrs = svc.as_ref().map(k3s_service_addresses).unwrap_or_default();
         if host.config.virtual_cluster_api {
             host.vclusters
-                .start(&host.network, ns, c, &uid, sans, &self.version, &service_addrs)
+                .start(&host.network, ns, c, &uid, sans, &self.version, &service_addrs, server_pod)
                 .await?;
         }
         // What serves `https://<ClusterIP>` (port 443): the address itself, or the kernel's
@@ -1810,8 +1861,7 @@ impl Layout {
             .find(|a| a.port() == 443)
             .and_then(|a| host.vclusters.service_address(ns, c, *a))
             .map_or(443, |a| a.port());
-        let client = certs.client_ca.issue_client("system:admin", Some("system:masters"))?;
-        let chain = format!("{}{}", client.cert_pem, certs.client_ca.cert_pem());
+        let kubeconfig_name = name_with_prefix(&[c, "kubeconfig"]);
         // v1.1.0 `pkg/controller/kubeconfig/kubeconfig.go` getURLFromService: the Service
         // address, or `https://<ingress rules[0].host>` when exposed through an Ingress.
         let exposed = self.cluster.pointer("/spec/expose/ingress").is_some();
@@ -1827,27 +1877,41 @@ impl Layout {
             None if svc_port == 443 => format!("https://{svc_ip}"),
             None => format!("https://{svc_ip}:{svc_port}"),
         };
+        let marks = [format!("server: {url}\n"), b64(&server_ca)];
+        let marks: Vec<&str> = marks.iter().map(String::as_str).collect();
+        if secret_has(host, ns, &kubeconfig_name, "kubeconfig.yaml", &marks) {
+            return Ok(());
+        }
+        let client = certs.client_ca.issue_client("system:admin", Some("system:masters"))?;
+        let chain = format!("{}{}", client.cert_pem, certs.client_ca.cert_pem());
         let kubeconfig = crate::kubeconfig::render(
             "default",
             &url,
-            Some(&certs.server_ca.cert_pem()),
+            Some(&server_ca),
             crate::kubeconfig::Credentials::ClientCert {
                 cert_pem: &chain,
                 key_pem: &client.key_pem_sec1()?,
             },
         );
-        Self::ensure_absent(
-            host,
+        host.ensure(
             "",
             "secrets",
             json!({
-                "metadata": self.meta(&name_with_prefix(&[c, "kubeconfig"]), json!({})),
+                "metadata": self.meta(&kubeconfig_name, json!({})),
                 "type": "Opaque",
                 "data": {"kubeconfig.yaml": b64(&kubeconfig)},
             }),
         )?;
         Ok(())
     }
+}
+
+/// Whether the secret `name` has `key` and its decoded text contains each of `marks`.
+fn secret_has(host: &Host, ns: &str, name: &str, key: &str, marks: &[&str]) -> bool {
+    host.store
+        .get(&GroupResource::new("", "secrets"), ns, name)
+        .and_then(|s| s.pointer(&format!("/data/{key}")).and_then(Value::as_str).map(decode_b64))
+        .is_some_and(|text| marks.iter().all(|m| text.contains(m)))
 }
 
 /// The Service's `<ClusterIP>:<port>`s that reach k3s's API: TCP ports whose `targetPort` is

@@ -1,6 +1,6 @@
 //! What the kernel, the kubelet and K3k's StatefulSet controller do to server pods over time:
-//! undersized k3s servers are OOMKilled and crash-loop, and deleted HA servers wait for their
-//! removal from etcd.
+//! undersized k3s servers are OOMKilled and crash-loop, deleted HA servers wait for their
+//! removal from etcd, and a cluster whose only server is replaced is down meanwhile.
 
 use std::time::Duration;
 
@@ -10,6 +10,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use crate::harness::{spawn_host_with, wait_gone, Cluster, ClusterSpec};
 
 const ETCD_FINALIZER: &str = "etcdpod.k3k.io/finalizer";
+/// K3k's Ready condition while no server of the cluster is ready.
+const NOT_READY: &str = "failed to request bootstrap secret: server not ready";
 
 async fn create_with_server_limit(app: &crate::harness::TestHost, ns: &str, memory: &str) {
     app.namespace(ns).await;
@@ -46,8 +48,9 @@ fn container(pod: &Pod) -> k8s_openapi::api::core::v1::ContainerStatus {
     pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default()[0].clone()
 }
 
-/// A k3s server under 1 GiB is OOMKilled and crash-loops; the cluster is Failed while no server
-/// answers and Ready again when one does; its previous log is the killed run.
+/// A k3s server under 1 GiB is OOMKilled and crash-loops; the cluster is Provisioning ("server
+/// not ready") while no server answers and Ready again when one does; its previous log is the
+/// killed run.
 #[tokio::test]
 async fn an_undersized_server_is_oom_killed_and_crash_loops() {
     let app = spawn_host_with(hostsim::Config {
@@ -78,9 +81,11 @@ async fn an_undersized_server_is_oom_killed_and_crash_loops() {
     let ready = down.status.clone().and_then(|s| s.conditions).unwrap_or_default();
     assert!(ready.iter().any(|c| c.type_ == "Ready" && c.status == "False"));
     assert_eq!(down.status_phase(), "Running", "a crash-looping pod stays Running");
-    let failed = app.wait_for_phase("k3k-oom", "c", "Failed").await;
-    let msg = failed.status.unwrap().conditions[0]["message"].as_str().unwrap().to_string();
-    assert!(msg.contains("connect: connection refused"), "{msg}");
+    // No ready server: K3k's bootstrap request through the Service is refused, which it
+    // reports as Provisioning (K3k v1.1.0 bootstrap.go ErrServerNotReady, status.go).
+    let waiting = app.wait_for_phase("k3k-oom", "c", "Provisioning").await;
+    let msg = waiting.status.unwrap().conditions[0]["message"].as_str().unwrap().to_string();
+    assert_eq!(msg, NOT_READY);
     let events: Api<Event> = Api::namespaced(app.client.clone(), "k3k-oom");
     let backoff = events.list(&ListParams::default()).await.expect("events").items;
     assert!(backoff.iter().any(|e| e.reason.as_deref() == Some("BackOff")
@@ -173,5 +178,68 @@ trait Phase {
 impl Phase for Pod {
     fn status_phase(&self) -> String {
         self.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default()
+    }
+}
+
+/// Replacing a one-server cluster's only server (here for a new version) leaves its Service
+/// without endpoints: connecting to its API is refused and K3k says Provisioning until the new
+/// server is ready. With a volume the cluster's state is still there after; with ephemeral
+/// storage the new server starts an empty k3s with new CAs (K3k v1.1.0
+/// pkg/controller/cluster/server/template.go `start_single_node`), and K3k writes a kubeconfig
+/// for them.
+#[tokio::test]
+async fn replacing_the_only_server_takes_the_api_down_until_the_next_one_is_ready() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let app = spawn_host_with(hostsim::Config {
+        pod_start_delay: Duration::from_millis(800),
+        ..hostsim::Config::default()
+    })
+    .await;
+    let resource = kube::api::ApiResource::erase::<Cluster>(&());
+    for persistence in ["dynamic", "ephemeral"] {
+        let ns = format!("k3k-{persistence}");
+        app.namespace(&ns).await;
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(app.client.clone(), &ns, &resource);
+        let cluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "k3k.io/v1beta1", "kind": "Cluster",
+            "metadata": {"name": "c"},
+            "spec": {"mode": "shared", "servers": 1, "version": "v1.35.2-k3s1",
+                     "persistence": {"type": persistence}},
+        }))
+        .expect("cluster");
+        api.create(&PostParams::default(), &cluster).await.expect("created");
+        app.wait_for_phase(&ns, "c", "Ready").await;
+        let before = crate::harness::kubeconfig_secret(&app, &ns, "c").await;
+        let client = crate::harness::client_with_retries(&before, false).await;
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let kept = serde_json::from_value(serde_json::json!({"metadata": {"name": "kept"}}));
+        maps.create(&PostParams::default(), &kept.expect("map")).await.expect("stored");
+
+        let upgrade = serde_json::json!({"spec": {"version": "v1.36.2-k3s1"}});
+        api.patch("c", &PatchParams::default(), &Patch::Merge(&upgrade)).await.expect("patched");
+        let down = app.wait_for_phase(&ns, "c", "Provisioning").await;
+        let status = down.status.expect("status");
+        assert_eq!(status.conditions[0]["message"], NOT_READY, "{persistence}");
+        assert_eq!(status.conditions[0]["reason"], "Provisioning");
+        let refused = client.apiserver_version().await.expect_err("nothing answers");
+        let refused = format!("{refused:?}");
+        assert!(refused.contains("ConnectionRefused"), "{persistence}: {refused}");
+
+        app.wait_for_phase(&ns, "c", "Ready").await;
+        let after = crate::harness::kubeconfig_secret(&app, &ns, "c").await;
+        let fresh = crate::harness::client_with_retries(&after, false).await;
+        let version = fresh.apiserver_version().await.expect("the new server answers");
+        assert_eq!(version.git_version, "v1.36.2+k3s1");
+        let fresh_maps: Api<ConfigMap> = Api::namespaced(fresh, "default");
+        if persistence == "dynamic" {
+            assert!(fresh_maps.get("kept").await.is_ok(), "the volume kept the datastore");
+            assert!(client.apiserver_version().await.is_ok(), "same CAs, same credentials");
+        } else {
+            let gone = fresh_maps.get("kept").await.expect_err("an empty cluster");
+            assert!(matches!(gone, kube::Error::Api(ref e) if e.code == 404), "{gone:?}");
+            assert_ne!(after, before, "K3k wrote the new CA and credentials");
+            assert!(client.apiserver_version().await.is_err(), "the old CA is gone");
+        }
     }
 }
