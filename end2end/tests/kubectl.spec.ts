@@ -1,7 +1,8 @@
 import { expect, test, type Page } from '@playwright/test';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { promisify } from 'node:util';
 
 import { newUser, signUp } from './support';
 
@@ -39,9 +40,9 @@ function watchOutput(kubeconfig: string, args: string[], until: RegExp, timeoutM
   });
 }
 
-async function readyCluster(page: Page, name: string): Promise<string> {
+async function readyCluster(page: Page, name: string, version?: string): Promise<string> {
   const created = await page.request.post('/api/clusters/create', {
-    form: { name },
+    form: version ? { name, version } : { name },
     headers: { Accept: 'application/json' },
   });
   expect(created.status()).toBe(200);
@@ -128,4 +129,46 @@ spec:
   } finally {
     forward.kill();
   }
+});
+
+// Upgrading a one-server cluster replaces its only server, and its API is down until the new one
+// is ready. The gateway answers that with 503 and Retry-After, which kubectl (client-go) honours:
+// a user's kubectl calls during the upgrade wait instead of failing.
+test('kubectl keeps working while the page upgrades a one-server cluster', async ({ page }, testInfo) => {
+  test.setTimeout(120_000);
+  await signUp(page, newUser('up'));
+  const id = await readyCluster(page, 'solo', 'v1.35.2-k3s1');
+  const issued = await page.request.post(`/api/clusters/${id}/kubeconfig`, { form: { name: 'laptop', days: '1' } });
+  expect(issued.status()).toBe(200);
+  const kubeconfig = testInfo.outputPath('solo-kubeconfig.yaml');
+  writeFileSync(kubeconfig, await issued.text(), { mode: 0o600 });
+  const serverVersion = () => JSON.parse(run(kubeconfig, ['version', '-o', 'json'])).serverVersion?.gitVersion;
+  expect(serverVersion()).toBe('v1.35.2+k3s1');
+
+  const calls: { ms: number; error?: string }[] = [];
+  let upgraded = false;
+  const traffic = (async () => {
+    while (!upgraded) {
+      const started = Date.now();
+      try {
+        await promisify(execFile)(kubectl, ['--kubeconfig', kubeconfig, 'get', 'namespaces', '-o', 'name'], { timeout: 90_000 });
+        calls.push({ ms: Date.now() - started });
+      } catch (e) {
+        calls.push({ ms: Date.now() - started, error: String((e as { stderr?: string }).stderr ?? e) });
+      }
+    }
+  })();
+
+  await page.goto(`/clusters/${id}`);
+  await expect(page.getByText('With one server, the cluster\'s API is down while its server is replaced')).toBeVisible();
+  await page.locator('#field-change-version').selectOption('v1.36.2-k3s1');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await expect(page.getByText('The change is on its way to the host.')).toBeVisible();
+  await expect.poll(serverVersion, { timeout: 60_000, intervals: [500] }).toBe('v1.36.2+k3s1');
+  upgraded = true;
+  await traffic;
+  const waited = calls.filter((c) => c.ms >= 5_000).length;
+  testInfo.annotations.push({ type: 'kubectl calls', description: `${calls.length} during the upgrade, ${waited} waited for a Retry-After` });
+  expect(calls.filter((c) => c.error)).toEqual([]);
+  expect(calls.length).toBeGreaterThan(0);
 });

@@ -24,7 +24,7 @@ pub use record::{ClusterListing, Phase, StatusCondition};
 pub use spec::{
     upgrade_check, ChangeClusterInput, ClusterChangeRequest, ClusterRequest, ClusterSettings,
     CreateClusterInput, K3kResources, K3sVersion, Resources, TenantLimits, VirtualIsolation,
-    EXPIRY_WARNING,
+    EXPIRY_WARNING, UPGRADE_EMPTIES_EPHEMERAL,
 };
 
 use crate::accounts::{audit, AuditAction, AuditEvent, FieldError, User};
@@ -722,6 +722,13 @@ impl Clusters {
     }
 
     /// A cluster of `owner_id`; someone else's is exactly as "not found" as a missing one.
+    /// Whether no server of cluster `id` answers for now, as its row says: how the gateway
+    /// explains a request that could not get through.
+    pub async fn server_restarting(&self, id: Uuid) -> Result<bool, ClusterError> {
+        let row = clusters::Entity::find_by_id(id).one(&self.db).await?;
+        Ok(row.is_some_and(|r| r.server_restarting()))
+    }
+
     pub async fn get(&self, owner_id: Uuid, id: Uuid) -> Result<ClusterRecord, ClusterError> {
         clusters::Entity::find_by_id(id)
             .filter(clusters::Column::OwnerId.eq(owner_id))

@@ -29,6 +29,9 @@ const MAX_REQUEST_BODY: usize = 3 * 1024 * 1024;
 
 /// Where the gateway's routes live.
 pub const PREFIX: &str = "/k8s/clusters/";
+/// Seconds a client is asked to wait before trying again a cluster that did not answer
+/// (client-go retries up to 10 times: about a minute, what a k3s server needs to start).
+const RETRY_AFTER: &str = "6";
 
 /// Headers that belong to one connection (RFC 9110 §7.6.1) or that the caller must not choose:
 /// its credential (which stays here), and identities the cluster would trust from KRaft.
@@ -296,8 +299,27 @@ async fn forward(
     let mut response = match sent {
         Ok(response) => response,
         Err(error) => {
-            tracing::warn!(cluster = %grant.cluster_id, error = %platform::error_chain(error.as_ref()), "gateway request failed");
-            return unavailable(format!("Cluster {} does not answer.", grant.cluster_name));
+            // Most likely its server is being replaced (a one-server upgrade) or restarting, as
+            // its row may say by now (the grant can be a few seconds old). A client that
+            // honours Retry-After (client-go retries a 5xx that carries it, kubectl included)
+            // waits that out instead of failing.
+            let restarting =
+                platform.clusters().server_restarting(grant.cluster_id).await.unwrap_or(false);
+            let message = if restarting {
+                tracing::debug!(cluster = %grant.cluster_id, error = %platform::error_chain(error.as_ref()), "gateway request to a restarting cluster failed");
+                format!(
+                    "Cluster {} is restarting its server (after an upgrade or a restart): its API answers again once the server is ready.",
+                    grant.cluster_name
+                )
+            } else {
+                tracing::warn!(cluster = %grant.cluster_id, error = %platform::error_chain(error.as_ref()), "gateway request failed");
+                format!("Cluster {} does not answer.", grant.cluster_name)
+            };
+            let mut response = unavailable(message);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+            return response;
         }
     };
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;

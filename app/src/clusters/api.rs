@@ -306,6 +306,9 @@ pub async fn change_cluster(
     #[server(default)] version: String,
     #[server(default)] servers: String,
     #[server(default)] agents: String,
+    /// `on` when the owner accepts that the change starts an ephemeral cluster empty.
+    #[server(default)]
+    start_empty: String,
 ) -> Result<(), ApiError> {
     let form = Form::new("change-cluster")
         .keep("version", &version)
@@ -315,7 +318,9 @@ pub async fn change_cluster(
     respond(form, async {
         let owned = require_cluster(&id).await?;
         let meta = meta().await;
-        let input = platform::clusters::ChangeClusterInput { version, servers, agents };
+        let start_empty = matches!(start_empty.as_str(), "on" | "true");
+        let input =
+            platform::clusters::ChangeClusterInput { version, servers, agents, start_empty };
         platform()?
             .clusters()
             .change(&owned.user, owned.cluster.id, &input, meta.client_addr.as_deref())

@@ -406,6 +406,8 @@ fn ClusterDetails(
             let current = summary.version.clone();
             let servers = summary.servers;
             let agents = summary.agents;
+            let ephemeral = matches!(detail.persistence, Persistence::Ephemeral);
+            let start_empty_error = change_state.field_error("start_empty");
             view! {
                 <section class="card" aria-labelledby="change-heading">
                     <h2 id="change-heading">"Upgrade or scale"</h2>
@@ -420,6 +422,8 @@ fn ClusterDetails(
                             </select>
                             <p class="hint" id="field-change-version-hint">{if c.upgrades.is_empty() {
                                 "No newer version is offered. Clusters move forward only, one minor version at a time."
+                            } else if servers == 1 {
+                                "Forward only, one minor version at a time. With one server, the cluster's API is down while its server is replaced (a minute or two)."
                             } else {
                                 "Forward only, one minor version at a time; servers are replaced one by one."
                             }}</p>
@@ -435,6 +439,18 @@ fn ClusterDetails(
                         {(c.max_agents > 0).then(|| view! {
                             <Field state=change_state.clone() name="agents" label="Agents" kind="number" autocomplete="off"
                                 initial=agents.to_string() hint=leak(format!("0 to {}.", c.max_agents)) />
+                        })}
+                        {ephemeral.then(|| view! {
+                            <div class="field">
+                                <label class="choice">
+                                    <input type="checkbox" id="field-start_empty" name="start_empty" value="on"
+                                        aria-invalid=move || start_empty_error.with(Option::is_some).then_some("true")
+                                        aria-describedby="field-start_empty-hint field-start_empty-error" />
+                                    "It may start empty"
+                                </label>
+                                <p class="hint" id="field-start_empty-hint">"This cluster keeps its data in its server pods (ephemeral storage). An upgrade, or moving between one server and several, replaces them and the cluster comes back empty."</p>
+                                <p class="field-error" id="field-start_empty-error">{move || start_empty_error.get()}</p>
+                            </div>
                         })}
                         <button type="submit">"Apply"</button>
                     </form>

@@ -28,6 +28,15 @@ use crate::host::k3k::{Cluster, ClusterPhase};
 use crate::host::HostError;
 use crate::observe;
 
+/// What K3k's status says while no server of a cluster is ready (v1.1.0
+/// pkg/controller/cluster/server/bootstrap/bootstrap.go `ErrServerNotReady`, wrapped as
+/// "failed to request bootstrap secret: server not ready").
+const K3K_SERVER_NOT_READY: &str = "server not ready";
+/// A cluster's message while its first server starts.
+pub const SERVER_STARTING: &str = "Waiting for the cluster's k3s server to start.";
+/// A cluster's message (it is `Degraded`) while it was Ready and now no server answers.
+pub const SERVER_RESTARTING: &str = "unavailable: no server of this cluster is ready. One is starting (after an upgrade or a restart); the API answers again once it is ready.";
+
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -328,14 +337,23 @@ impl Clusters {
             ClusterPhase::Unknown if row.ready_at.is_none() => ClusterPhase::Provisioning,
             phase => phase,
         };
-        // K3k reports `Failed` on any reconcile error and recovers on its next pass (K3k
-        // v1.1.0 pkg/controller/cluster/status.go): after Ready that is "degraded", not dead.
-        let degraded = k3k_phase == ClusterPhase::Failed && row.ready_at.is_some();
         let ready_condition =
             status.conditions.as_ref().and_then(|c| c.iter().find(|c| c.type_ == "Ready")).cloned();
         let reason = ready_condition.as_ref().map(|c| c.message.clone()).filter(|m| !m.is_empty());
+        // No server of the cluster is ready: K3k's request for the bootstrap data through the
+        // cluster's Service is refused, and it reports Provisioning (K3k v1.1.0
+        // pkg/controller/cluster/status.go). After Ready that is a server being replaced (an
+        // upgrade of a one-server cluster) or restarting: the API is down for now, not gone.
+        let no_server = k3k_phase == ClusterPhase::Provisioning
+            && reason.as_deref().is_some_and(|r| r.contains(K3K_SERVER_NOT_READY));
+        let restarting = no_server && row.ready_at.is_some();
+        // K3k reports `Failed` on any reconcile error and recovers on its next pass (K3k
+        // v1.1.0 pkg/controller/cluster/status.go): after Ready that is "degraded", not dead.
+        let degraded = (k3k_phase == ClusterPhase::Failed && row.ready_at.is_some()) || restarting;
         let message = match k3k_phase {
             ClusterPhase::Ready => None,
+            _ if restarting => Some(SERVER_RESTARTING.to_owned()),
+            _ if no_server => Some(SERVER_STARTING.to_owned()),
             _ if degraded => Some(format!(
                 "degraded: {}",
                 reason.as_deref().unwrap_or("the host reports a provisioning error")

@@ -131,6 +131,12 @@ impl ClusterListing {
 }
 
 impl clusters::Model {
+    /// It was Ready and no server answers now (one is being replaced or restarting).
+    pub fn server_restarting(&self) -> bool {
+        self.phase() == Phase::Degraded
+            && self.status_message.as_deref() == Some(super::reconcile::SERVER_RESTARTING)
+    }
+
     pub fn phase(&self) -> Phase {
         Phase::parse(&self.phase)
     }

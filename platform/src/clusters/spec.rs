@@ -314,7 +314,14 @@ pub struct ChangeClusterInput {
     pub version: String,
     pub servers: String,
     pub agents: String,
+    /// The owner accepts that a change replacing the servers of a cluster with ephemeral
+    /// storage starts it empty (see [`UPGRADE_EMPTIES_EPHEMERAL`]).
+    pub start_empty: bool,
 }
+
+/// Why a change that replaces the servers of a cluster with ephemeral storage (an upgrade, or
+/// moving between one server and several) needs the owner's consent.
+pub const UPGRADE_EMPTIES_EPHEMERAL: &str = "This change replaces the cluster's servers, and with ephemeral storage their data goes with them: the cluster comes back empty. Confirm that it may start empty to go on.";
 
 /// A validated change of an existing cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -662,6 +669,20 @@ impl ClusterSettings {
             .agents_field(&input.agents, row.agents, Some(row.mode()))
             .map_err(|e| errors.push(e))
             .ok();
+        // K3k keeps an ephemeral server's datastore in an emptyDir, and a server pod without
+        // data starts a fresh cluster (v1.1.0 pkg/controller/cluster/server/template.go). A
+        // new version, or moving between one server and several (K3k's start script differs:
+        // server.go setupStartCommand), changes the pod template, so every server pod is
+        // replaced.
+        let replaces_servers = version.as_ref().is_some_and(|v| *v != row.version)
+            || servers.is_some_and(|n| (n > 1) != (row.servers > 1));
+        if replaces_servers
+            && row.persistence() == PersistenceMode::Ephemeral
+            && !input.start_empty
+            && errors.is_empty()
+        {
+            errors.push(FieldError::new("start_empty", UPGRADE_EMPTIES_EPHEMERAL));
+        }
         // Every server has its own volume of the cluster's size (immutable in K3k's CRD).
         if let Some(servers) = servers.filter(|_| row.persistence() == PersistenceMode::Dynamic) {
             let quota =
@@ -835,6 +856,7 @@ mod tests {
                     version: version.into(),
                     servers: servers.into(),
                     agents: agents.into(),
+                    ..Default::default()
                 },
             )
         };
@@ -857,6 +879,48 @@ mod tests {
         assert_eq!(field(change("v9.9.9-k3s1", "", "")), vec!["version"]);
         assert_eq!(field(change("", "2", "")), vec!["servers"]);
         assert_eq!(field(change("", "", "1")), vec!["agents"], "no agents in shared mode");
+    }
+
+    #[test]
+    fn upgrading_a_cluster_with_ephemeral_storage_needs_consent_to_start_empty() {
+        let settings = ClusterSettings {
+            versions: vec!["v1.36.2-k3s1".into(), "v1.35.2-k3s1".into()],
+            ..ClusterSettings::default()
+        };
+        let mut row = crate::host::provision::tests::row("shared");
+        row.version = "v1.35.2-k3s1".into();
+        row.persistence = "ephemeral".into();
+        let change_of = |row: &crate::db::entities::clusters::Model,
+                         version: &str,
+                         servers: &str,
+                         start_empty: bool| {
+            settings.parse_change(
+                row,
+                &ChangeClusterInput {
+                    version: version.into(),
+                    servers: servers.into(),
+                    start_empty,
+                    ..Default::default()
+                },
+            )
+        };
+        assert_eq!(row.servers, 1);
+        let change = |version: &str, servers: &str, start_empty: bool| {
+            change_of(&row, version, servers, start_empty)
+        };
+        let refused = change("v1.36.2-k3s1", "", false).unwrap_err();
+        assert_eq!(refused[0].field, "start_empty");
+        assert_eq!(refused[0].message, UPGRADE_EMPTIES_EPHEMERAL);
+        assert_eq!(change("v1.36.2-k3s1", "", true).map(|c| c.version), Ok("v1.36.2-k3s1".into()));
+        // One server to three changes K3k's start script: the servers are replaced too.
+        assert_eq!(change("", "3", false).unwrap_err()[0].field, "start_empty");
+        assert_eq!(change("", "3", true).map(|c| c.servers), Ok(3));
+        assert_eq!(change("", "1", false).map(|c| c.servers), Ok(1), "nothing changes");
+        // A bad version is said first, alone.
+        let bad = change("v1.34.9-k3s1", "", false).unwrap_err();
+        assert_eq!(bad.iter().map(|e| e.field).collect::<Vec<_>>(), vec!["version"]);
+        row.persistence = "dynamic".into();
+        assert!(change_of(&row, "v1.36.2-k3s1", "3", false).is_ok(), "a volume outlives its pod");
     }
 
     fn input(name: &str) -> CreateClusterInput {

@@ -231,6 +231,7 @@ pub async fn change(
         version: body.version.unwrap_or_default(),
         servers: text(body.servers),
         agents: text(body.agents),
+        start_empty: body.start_empty.unwrap_or(false),
     };
     let row = state
         .platform

@@ -150,6 +150,9 @@ pub struct ChangeCluster {
     pub version: Option<String>,
     pub servers: Option<u32>,
     pub agents: Option<u32>,
+    /// Accepts that the change starts a cluster with ephemeral storage empty: needed when it
+    /// replaces the servers (a new version, or moving between one server and several).
+    pub start_empty: Option<bool>,
 }
 
 /// A cluster's condition as K3k reports it.

@@ -38,7 +38,7 @@ async fn revoke(browser: &TestBrowser, id: &str, which: &str) {
     assert_eq!(response.status(), 200);
 }
 
-fn token_of(yaml: &str) -> String {
+pub fn token_of(yaml: &str) -> String {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml).unwrap();
     let token = kubeconfig.auth_infos[0].auth_info.as_ref().unwrap().token.clone().unwrap();
     secrecy::ExposeSecret::expose_secret(&token).to_owned()

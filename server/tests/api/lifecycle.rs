@@ -3,12 +3,15 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::Value;
 
 use crate::clusters::kube_client;
-use crate::helpers::{count, eventually, spawn_app_with, Backend, TestBrowser};
+use crate::gateway::token_of;
+use crate::helpers::{
+    count, eventually, spawn_app_on, spawn_app_with, Backend, TestApp, TestBrowser,
+};
 use crate::on_both_backends;
 
 impl TestBrowser {
@@ -151,6 +154,146 @@ async fn a_cluster_upgrades_one_minor_at_a_time_and_scales(backend: Backend) {
     app.stop().await;
 }
 on_both_backends!(a_cluster_upgrades_one_minor_at_a_time_and_scales);
+
+/// `GET /api/v1/namespaces` of cluster `id` through the gateway with a kubeconfig's token.
+async fn through_gateway(app: &TestApp, id: &str, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{}/k8s/clusters/{id}/api/v1/namespaces", app.address))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn config_map(name: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        ..Default::default()
+    }
+}
+
+/// Upgrading a one-server cluster replaces its only server. As on a real host, its API is
+/// refused until the new server is ready, and K3k says Provisioning, "server not ready". KRaft
+/// shows the cluster Degraded with why, and the gateway answers 503 with a Retry-After that
+/// client-go honours. With a volume, what was in the cluster is there after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_server_upgrade_is_an_outage_kraft_explains() {
+    // Long enough a server start to look at the outage.
+    let host =
+        hostsim::Config { pod_start_delay: Duration::from_secs(2), ..hostsim::Config::default() };
+    let app = spawn_app_on(Backend::Sqlite, host, |c| {
+        c.k3s_versions = versions(&["v1.35.2-k3s1", "v1.36.2-k3s1"]);
+    })
+    .await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("solo").await;
+    ada.wait_for_phase(&id, "Ready").await;
+    let kubeconfig = ada.kubeconfig(&id, "1").await.text().await.unwrap();
+    let token = token_of(&kubeconfig);
+    let tenant = kube_client(&kubeconfig).await;
+    let kept: Api<ConfigMap> = Api::namespaced(tenant.clone(), "default");
+    kept.create(&PostParams::default(), &config_map("kept")).await.unwrap();
+    let namespace = ada.detail(&id).await["host_namespace"].as_str().unwrap().to_owned();
+    let clusters: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        app.host().await,
+        &namespace,
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "k3k.io", "v1beta1", "Cluster",
+        )),
+    );
+
+    let response = ada.change(&id, "v1.36.2-k3s1", "", "").await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    eventually("the page says that no server is ready", || async {
+        let summary = &ada.detail(&id).await["summary"];
+        summary["phase"] == "Degraded"
+            && summary["message"].as_str() == Some(platform::clusters::reconcile::SERVER_RESTARTING)
+    })
+    .await;
+    // What K3k itself reports meanwhile.
+    let cluster = clusters.get("solo").await.unwrap();
+    assert_eq!(cluster.data["status"]["phase"], "Provisioning");
+    let ready = cluster.data["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .cloned()
+        .unwrap();
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["message"], "failed to request bootstrap secret: server not ready");
+    // The gateway cannot get through, says why, and asks the client to come back.
+    let response = through_gateway(&app, &id, &token).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "6");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["reason"], "ServiceUnavailable");
+    assert!(body["message"].as_str().unwrap().contains("restarting its server"), "{body}");
+
+    ada.wait_for_phase(&id, "Ready").await;
+    eventually("the cluster answers as v1.36.2 again", || async {
+        tenant.apiserver_version().await.map(|v| v.git_version).ok().as_deref()
+            == Some("v1.36.2+k3s1")
+    })
+    .await;
+    assert!(kept.get("kept").await.is_ok(), "the server's volume kept the cluster's state");
+    app.stop().await;
+}
+
+/// With ephemeral storage a server's datastore lives in its pod: a change that replaces the
+/// servers starts the cluster empty (K3k's start script finds no data and makes a new k3s, with
+/// new CAs). KRaft asks for consent first, and the same KRaft kubeconfig works afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ephemeral_cluster_is_upgraded_only_with_consent_and_comes_back_empty() {
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.k3s_versions = versions(&["v1.35.2-k3s1", "v1.36.2-k3s1"]);
+    })
+    .await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let response = ada.create_cluster(&[("name", "scratch"), ("persistence", "ephemeral")]).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    let id: String = response.json().await.unwrap();
+    ada.wait_for_phase(&id, "Ready").await;
+    let kubeconfig = ada.kubeconfig(&id, "1").await.text().await.unwrap();
+    let token = token_of(&kubeconfig);
+    let tenant = kube_client(&kubeconfig).await;
+    let maps: Api<ConfigMap> = Api::namespaced(tenant.clone(), "default");
+    maps.create(&PostParams::default(), &config_map("lost")).await.unwrap();
+    let namespace = ada.detail(&id).await["host_namespace"].as_str().unwrap().to_owned();
+    let secrets: Api<Secret> = Api::namespaced(app.host().await, &namespace);
+    let k3k_kubeconfig = || async {
+        secrets.get("k3k-scratch-kubeconfig").await.unwrap().data.unwrap()["kubeconfig.yaml"]
+            .0
+            .clone()
+    };
+    let before = k3k_kubeconfig().await;
+
+    let refusal = refused(ada.change(&id, "v1.36.2-k3s1", "", "").await).await;
+    assert_eq!(
+        refusal,
+        vec![("start_empty".to_owned(), platform::clusters::UPGRADE_EMPTIES_EPHEMERAL.to_owned())]
+    );
+    // One server to three changes K3k's start script too.
+    assert_eq!(refused(ada.change(&id, "", "3", "").await).await[0].0, "start_empty");
+    assert_eq!(ada.detail(&id).await["summary"]["version"], "v1.35.2-k3s1", "nothing changed");
+
+    let response = ada
+        .call("clusters/change", &[("id", &id), ("version", "v1.36.2-k3s1"), ("start_empty", "on")])
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    eventually("the new k3s answers through the same kubeconfig, empty", || async {
+        let answered = through_gateway(&app, &id, &token).await.status() == 200;
+        answered
+            && tenant.apiserver_version().await.map(|v| v.git_version).ok().as_deref()
+                == Some("v1.36.2+k3s1")
+            && matches!(maps.get("lost").await, Err(kube::Error::Api(e)) if e.code == 404)
+    })
+    .await;
+    // K3k wrote the new cluster's CA and credentials for it.
+    assert_ne!(k3k_kubeconfig().await, before);
+    ada.wait_for_phase(&id, "Ready").await;
+    app.stop().await;
+}
 
 /// A change in the row that never reached the host (a crash right after it was stored) is
 /// carried there by the reconciler.
