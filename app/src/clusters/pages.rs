@@ -407,7 +407,8 @@ fn ClusterDetails(
             let servers = summary.servers;
             let agents = summary.agents;
             let ephemeral = matches!(detail.persistence, Persistence::Ephemeral);
-            let start_empty_error = change_state.field_error("start_empty");
+            // A plain form post: its errors come with the page, nothing to follow live.
+            let start_empty_error = change_state.field_error("start_empty").get_untracked();
             view! {
                 <section class="card" aria-labelledby="change-heading">
                     <h2 id="change-heading">"Upgrade or scale"</h2>
@@ -442,14 +443,9 @@ fn ClusterDetails(
                         })}
                         {ephemeral.then(|| view! {
                             <div class="field">
-                                <label class="choice">
-                                    <input type="checkbox" id="field-start_empty" name="start_empty" value="on"
-                                        aria-invalid=move || start_empty_error.with(Option::is_some).then_some("true")
-                                        aria-describedby="field-start_empty-hint field-start_empty-error" />
-                                    "It may start empty"
-                                </label>
-                                <p class="hint" id="field-start_empty-hint">"This cluster keeps its data in its server pods (ephemeral storage). An upgrade, or moving between one server and several, replaces them and the cluster comes back empty."</p>
-                                <p class="field-error" id="field-start_empty-error">{move || start_empty_error.get()}</p>
+                                <label class="choice"><input type="checkbox" name="start_empty" value="on" aria-describedby="field-start_empty-error" />
+                                    "It may start empty: its data lives in its server pods, which an upgrade (or going between one server and several) replaces."</label>
+                                <p class="field-error" id="field-start_empty-error">{start_empty_error}</p>
                             </div>
                         })}
                         <button type="submit">"Apply"</button>
