@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use app::api::{SIGNED_OUT_CLOSE_CODE, SIGNED_OUT_REASON};
 use app::error::ApiError;
-use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::response::Response;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use platform::accounts::{AccountSession, LiveSession};
@@ -67,7 +67,7 @@ pub enum Ended {
 }
 
 /// Pushes `feed` to `sink` until the client goes, the feed ends or the session ends.
-pub async fn push<Si, St, E, F, G>(
+pub async fn push<Si, St, E, F, T, G>(
     mut sink: Si,
     mut incoming: St,
     feed: F,
@@ -77,7 +77,8 @@ pub async fn push<Si, St, E, F, G>(
 where
     Si: Sink<Message> + Unpin,
     St: Stream<Item = Result<Message, E>> + Unpin,
-    F: Stream<Item = String>,
+    F: Stream<Item = T>,
+    T: Into<Utf8Bytes>,
     G: Guard,
 {
     let mut feed = std::pin::pin!(feed);
@@ -89,7 +90,7 @@ where
     loop {
         let outgoing = tokio::select! {
             item = feed.next() => match item {
-                Some(text) => text,
+                Some(text) => text.into(),
                 None => {
                     let _ = sink.send(Message::Close(None)).await;
                     return Ended::FeedEnded;
@@ -106,7 +107,7 @@ where
                 if check.is_none() {
                     check = Some(Box::pin(guard.still_valid()));
                 }
-                HEARTBEAT_MESSAGE.to_owned()
+                Utf8Bytes::from_static(HEARTBEAT_MESSAGE)
             }
             () = guard.stopping() => {
                 let frame = CloseFrame { code: RESTART_CLOSE_CODE, reason: RESTART_REASON.into() };
@@ -124,7 +125,7 @@ where
                 Some(Ok(_)) => continue,
             },
         };
-        if sink.send(Message::Text(outgoing.into())).await.is_err() {
+        if sink.send(Message::Text(outgoing)).await.is_err() {
             return Ended::ClientGone;
         }
     }
@@ -226,14 +227,15 @@ pub fn lean(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
 
 /// Upgrades to a websocket of `kind` (one of [`platform::observe::WEBSOCKET_KINDS`]) that pushes
 /// `feed` under `guard`.
-pub fn serve<F>(
+pub fn serve<F, T>(
     kind: &'static str,
     upgrade: WebSocketUpgrade,
     guard: SessionGuard,
     feed: F,
 ) -> Response
 where
-    F: Stream<Item = String> + Send + 'static,
+    F: Stream<Item = T> + Send + 'static,
+    T: Into<Utf8Bytes> + Send + 'static,
 {
     lean(upgrade).on_upgrade(move |socket| async move {
         let _open = platform::observe::OpenWebsocket::new(kind);

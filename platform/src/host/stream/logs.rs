@@ -98,6 +98,10 @@ pub struct LogSettings {
     /// each running upstream may hold an equal share, and loses its oldest lines past it, so
     /// no number of upstreams nor any mix of long lines takes KRaft past this.
     pub budget_bytes: usize,
+    /// Viewers of one upstream take new lines together, on a common grid of this period (see
+    /// [`LogSubscription::take_batch`]): those that keep up take the same lines at the same
+    /// moment and share one encoding of them.
+    pub batch: Duration,
 }
 
 impl Default for LogSettings {
@@ -107,6 +111,7 @@ impl Default for LogSettings {
             linger: Duration::from_secs(5),
             max_line_chars: 10_000,
             budget_bytes: 64 << 20,
+            batch: Duration::from_millis(100),
         }
     }
 }
@@ -128,6 +133,26 @@ pub struct Taken {
     /// first take): whether it is open, and why not.
     pub status: Option<(bool, Option<String>)>,
 }
+
+/// What a viewer takes on a batch tick: like [`Taken`], with the lines as one encoding that every
+/// viewer taking the same lines shares.
+#[derive(Debug)]
+pub struct Batch<T> {
+    pub skipped: u64,
+    /// The lines' encoding, if there were lines.
+    pub encoded: Option<T>,
+    /// The viewer took as many lines as it asked for: more may be waiting.
+    pub full: bool,
+    pub status: Option<(bool, Option<String>)>,
+}
+
+/// Encodings of recent line ranges: (first sequence number, end), shared by the viewers that take
+/// the same range.
+type Encoded = VecDeque<(u64, u64, Arc<dyn std::any::Any + Send + Sync>)>;
+/// Encodings kept per upstream: a tick's lines may make many messages (10,000 lines a second in
+/// messages of 100 make 10 a tick), and a viewer a little behind takes older ranges, which it
+/// would otherwise encode again for itself.
+const ENCODED_KEPT: usize = 64;
 
 /// A viewer: a cursor into its upstream's ring. Dropping it leaves.
 pub struct LogSubscription {
@@ -180,7 +205,80 @@ impl LogSubscription {
     /// Takes at most `max` lines after the cursor, with what was lost and the status if it
     /// changed. The first take holds the tail the viewer asked for.
     pub fn take(&mut self, max: usize) -> Taken {
-        let ring = self.upstream.ring();
+        self.take_until(max, None)
+    }
+
+    /// When the next batch tick of this viewer's upstream comes (see [`take_batch`](Self::take_batch)).
+    pub fn next_batch_at(&self) -> tokio::time::Instant {
+        let (epoch, batch) =
+            (self.upstream.epoch, self.upstream.batch.max(Duration::from_millis(1)));
+        let ticks = tokio::time::Instant::now().saturating_duration_since(epoch).as_nanos()
+            / batch.as_nanos();
+        epoch + batch * (ticks as u32 + 1)
+    }
+
+    /// Takes at most `max` lines after the cursor, up to where the ring ended when the current
+    /// batch tick was first looked at, so that every viewer of the upstream taking in the same
+    /// tick takes up to the same line; viewers that keep up therefore take identical ranges, and
+    /// `encode` runs once per range for all of them (its result is shared). Lines past that point
+    /// wait for the next tick.
+    pub fn take_batch<T>(
+        &mut self,
+        max: usize,
+        encode: impl FnOnce(&[Arc<LogLine>]) -> T,
+    ) -> Batch<T>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        self.take_batch_at(tokio::time::Instant::now(), max, encode)
+    }
+
+    /// [`take_batch`](Self::take_batch) as at `now`.
+    fn take_batch_at<T>(
+        &mut self,
+        now: tokio::time::Instant,
+        max: usize,
+        encode: impl FnOnce(&[Arc<LogLine>]) -> T,
+    ) -> Batch<T>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        let tick = {
+            let batch = self.upstream.batch.max(Duration::from_millis(1));
+            let since = now.saturating_duration_since(self.upstream.epoch);
+            (since.as_nanos() / batch.as_nanos()) as u64
+        };
+        let taken = self.take_until(max, Some(tick));
+        let full = taken.lines.len() == max;
+        let mut batch = Batch { skipped: taken.skipped, encoded: None, full, status: taken.status };
+        if taken.lines.is_empty() {
+            return batch;
+        }
+        let range = (self.next - taken.lines.len() as u64, self.next);
+        let mut cache = self.upstream.encoded.lock().unwrap_or_else(|p| p.into_inner());
+        let hit = cache
+            .iter()
+            .find(|(a, b, _)| (*a, *b) == range)
+            .and_then(|(_, _, e)| e.downcast_ref::<T>())
+            .cloned();
+        batch.encoded = Some(match hit {
+            Some(encoded) => encoded,
+            None => {
+                // Encoded under the cache's lock: the other viewers of this range wait for it
+                // instead of making it again.
+                let encoded = encode(&taken.lines);
+                if cache.len() == ENCODED_KEPT {
+                    cache.pop_front();
+                }
+                cache.push_back((range.0, range.1, Arc::new(encoded.clone())));
+                encoded
+            }
+        });
+        batch
+    }
+
+    fn take_until(&mut self, max: usize, tick: Option<u64>) -> Taken {
+        let mut ring = self.upstream.ring();
         let mut taken = Taken::default();
         if self.told != Some(ring.status_changes) {
             self.told = Some(ring.status_changes);
@@ -195,8 +293,18 @@ impl LogSubscription {
             taken.skipped = ring.first_seq - self.next;
             self.next = ring.first_seq;
         }
+        let end = ring.first_seq + ring.lines.len() as u64;
+        let end = match tick {
+            None => end,
+            Some(tick) => {
+                if ring.sealed.0 != tick {
+                    ring.sealed = (tick, end);
+                }
+                ring.sealed.1.clamp(ring.first_seq, end)
+            }
+        };
         let from = (self.next - ring.first_seq) as usize;
-        let to = ring.lines.len().min(from.saturating_add(max));
+        let to = ((end - ring.first_seq) as usize).min(from.saturating_add(max)).max(from);
         taken.lines.extend(ring.lines.range(from..to).cloned());
         self.next += (to - from) as u64;
         taken
@@ -234,11 +342,18 @@ struct Ring {
     message: Option<String>,
     /// Bumped at every change of `connected` or `message`.
     status_changes: u64,
+    /// The batch tick first looked at last, and where the ring ended then: what viewers take up
+    /// to in that tick.
+    sealed: (u64, u64),
 }
 
 struct Upstream {
     key: LogKey,
     ring: Mutex<Ring>,
+    /// The batch grid: ticks every `batch` from `epoch`.
+    epoch: tokio::time::Instant,
+    batch: Duration,
+    encoded: Mutex<Encoded>,
     /// Wakes viewers after lines or a status change entered the ring.
     wake: watch::Sender<()>,
     viewers: AtomicUsize,
@@ -258,7 +373,7 @@ impl Ring {
 }
 
 impl Upstream {
-    fn new(key: LogKey) -> Self {
+    fn new(key: LogKey, batch: Duration) -> Self {
         Self {
             key,
             ring: Mutex::new(Ring {
@@ -269,7 +384,11 @@ impl Upstream {
                 connected: false,
                 message: None,
                 status_changes: 0,
+                sealed: (u64::MAX, 0),
             }),
+            epoch: tokio::time::Instant::now(),
+            batch,
+            encoded: Mutex::new(VecDeque::new()),
             wake: watch::Sender::new(()),
             viewers: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
@@ -391,7 +510,7 @@ impl LogHub {
             let upstream = match upstreams.get(&key).and_then(Weak::upgrade) {
                 Some(upstream) => upstream,
                 None => {
-                    let upstream = Arc::new(Upstream::new(key.clone()));
+                    let upstream = Arc::new(Upstream::new(key.clone(), self.settings.batch));
                     if !self.closing.is_cancelled() {
                         // One more upstream shares the budget: the others give up their excess
                         // now, before the new one fills its share.
@@ -796,7 +915,7 @@ mod tests {
     #[test]
     fn a_ring_keeps_its_newest_lines_within_its_share_of_the_budget() {
         let key = LogKey { namespace: "ns".into(), pod: "p".into(), container: "c".into() };
-        let upstream = Upstream::new(key);
+        let upstream = Upstream::new(key, Duration::from_millis(100));
         let long = "x".repeat(1_000);
         let cost = line_cost(&line(&long));
         upstream.push((0..100).map(|_| line(&long)).collect(), 10_000, || 20 * cost);
@@ -813,6 +932,63 @@ mod tests {
         upstream.push(vec![line(&long)], 10_000, || 1);
         let ring = upstream.ring();
         assert_eq!((ring.lines.len(), ring.bytes), (1, cost));
+    }
+
+    #[tokio::test]
+    async fn viewers_that_keep_up_take_the_same_lines_each_tick_and_share_one_encoding() {
+        let key = LogKey { namespace: "ns".into(), pod: "p".into(), container: "c".into() };
+        let upstream = Arc::new(Upstream::new(key, Duration::from_millis(100)));
+        upstream.set_loaded();
+        let viewer = || {
+            upstream.viewers.fetch_add(1, Ordering::AcqRel);
+            LogSubscription {
+                upstream: upstream.clone(),
+                woken: upstream.wake.subscribe(),
+                next: 0,
+                start: None,
+                told: Some(0),
+            }
+        };
+        let (mut a, mut b) = (viewer(), viewer());
+        let encodings = AtomicUsize::new(0);
+        let encode = |lines: &[Arc<LogLine>]| {
+            encodings.fetch_add(1, Ordering::Relaxed);
+            Arc::<str>::from(lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join(","))
+        };
+        let push = |range: std::ops::Range<usize>| {
+            upstream.push(range.map(|i| line(&i.to_string())).collect(), 10_000, || usize::MAX)
+        };
+        push(0..3);
+        let epoch = upstream.epoch;
+        let tick = |n: u32| epoch + Duration::from_millis(100) * n + Duration::from_millis(1);
+        let first = a.take_batch_at(tick(0), 100, encode).encoded.unwrap();
+        assert_eq!(&*first, "0,1,2");
+        // Lines that come later in the same tick wait for the next one, for every viewer: b
+        // takes what a took, and gets a's encoding.
+        push(3..5);
+        let same = b.take_batch_at(tick(0), 100, encode).encoded.unwrap();
+        assert!(Arc::ptr_eq(&first, &same));
+        assert_eq!(encodings.load(Ordering::Relaxed), 1);
+
+        let (next_a, next_b) =
+            (a.take_batch_at(tick(1), 100, encode), b.take_batch_at(tick(1), 100, encode));
+        assert_eq!(&*next_a.encoded.clone().unwrap(), "3,4");
+        assert!(Arc::ptr_eq(&next_a.encoded.unwrap(), &next_b.encoded.unwrap()));
+        assert_eq!(encodings.load(Ordering::Relaxed), 2);
+
+        // A tick's lines in messages of at most `max`, each range shared the same way.
+        push(5..10);
+        let part = a.take_batch_at(tick(2), 3, encode);
+        assert!(part.full);
+        assert_eq!(&*part.encoded.unwrap(), "5,6,7");
+        assert_eq!(&*a.take_batch_at(tick(2), 3, encode).encoded.unwrap(), "8,9");
+        assert_eq!(&*b.take_batch_at(tick(2), 3, encode).encoded.unwrap(), "5,6,7");
+        assert!(!b.take_batch_at(tick(2), 3, encode).full);
+        // The next tick starts a little after this one.
+        let next = a.next_batch_at();
+        assert!(next > tokio::time::Instant::now());
+        assert!(next <= tokio::time::Instant::now() + Duration::from_millis(100));
+        assert_eq!(encodings.load(Ordering::Relaxed), 4);
     }
 
     #[test]
