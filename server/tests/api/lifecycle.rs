@@ -165,11 +165,23 @@ async fn through_gateway(app: &TestApp, id: &str, token: &str) -> reqwest::Respo
         .unwrap()
 }
 
-fn config_map(name: &str) -> ConfigMap {
-    ConfigMap {
-        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+/// Cluster `id` reached with a new kubeconfig, and a ConfigMap `map` made in it: the kubeconfig's
+/// token, a client, the ConfigMaps of `default` and the cluster's host namespace.
+async fn with_config_map(
+    ada: &TestBrowser,
+    id: &str,
+    map: &str,
+) -> (String, kube::Client, Api<ConfigMap>, String) {
+    let kubeconfig = ada.kubeconfig(id, "1").await.text().await.unwrap();
+    let tenant = kube_client(&kubeconfig).await;
+    let maps: Api<ConfigMap> = Api::namespaced(tenant.clone(), "default");
+    let object = ConfigMap {
+        metadata: kube::api::ObjectMeta { name: Some(map.into()), ..Default::default() },
         ..Default::default()
-    }
+    };
+    maps.create(&PostParams::default(), &object).await.unwrap();
+    let namespace = ada.detail(id).await["host_namespace"].as_str().unwrap().to_owned();
+    (token_of(&kubeconfig), tenant, maps, namespace)
 }
 
 /// Upgrading a one-server cluster replaces its only server. As on a real host, its API is
@@ -189,12 +201,7 @@ async fn a_one_server_upgrade_is_an_outage_kraft_explains() {
     ada.sign_up("ada").await;
     let id = ada.new_cluster("solo").await;
     ada.wait_for_phase(&id, "Ready").await;
-    let kubeconfig = ada.kubeconfig(&id, "1").await.text().await.unwrap();
-    let token = token_of(&kubeconfig);
-    let tenant = kube_client(&kubeconfig).await;
-    let kept: Api<ConfigMap> = Api::namespaced(tenant.clone(), "default");
-    kept.create(&PostParams::default(), &config_map("kept")).await.unwrap();
-    let namespace = ada.detail(&id).await["host_namespace"].as_str().unwrap().to_owned();
+    let (token, tenant, kept, namespace) = with_config_map(&ada, &id, "kept").await;
     let clusters: Api<kube::api::DynamicObject> = Api::namespaced_with(
         app.host().await,
         &namespace,
@@ -254,12 +261,7 @@ async fn an_ephemeral_cluster_is_upgraded_only_with_consent_and_comes_back_empty
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
     let id: String = response.json().await.unwrap();
     ada.wait_for_phase(&id, "Ready").await;
-    let kubeconfig = ada.kubeconfig(&id, "1").await.text().await.unwrap();
-    let token = token_of(&kubeconfig);
-    let tenant = kube_client(&kubeconfig).await;
-    let maps: Api<ConfigMap> = Api::namespaced(tenant.clone(), "default");
-    maps.create(&PostParams::default(), &config_map("lost")).await.unwrap();
-    let namespace = ada.detail(&id).await["host_namespace"].as_str().unwrap().to_owned();
+    let (token, tenant, maps, namespace) = with_config_map(&ada, &id, "lost").await;
     let secrets: Api<Secret> = Api::namespaced(app.host().await, &namespace);
     let k3k_kubeconfig = || async {
         secrets.get("k3k-scratch-kubeconfig").await.unwrap().data.unwrap()["kubeconfig.yaml"]
