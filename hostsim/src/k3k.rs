@@ -60,6 +60,16 @@ impl K3kVersion {
         }
     }
 
+    /// The Ready condition's message while no server of a cluster is ready: v1.1.0 wraps the
+    /// error (`pkg/controller/cluster/server/bootstrap/bootstrap.go` ErrServerNotReady, in
+    /// `GenerateBootstrapData`), v1.2.0-rc4 does not (`pkg/k3s/client.go`).
+    pub fn server_not_ready(self) -> &'static str {
+        match self {
+            Self::V1_1_0 => "failed to request bootstrap secret: server not ready",
+            Self::V1_2 => "server not ready",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::V1_1_0 => "v1.1.0",

@@ -480,14 +480,10 @@ impl Controller {
             // Provisioning, "server not ready", and looks again in 10 s (K3k v1.1.0
             // pkg/controller/cluster/server/bootstrap/bootstrap.go requestBootstrap →
             // ErrServerNotReady; cluster/status.go updateStatus; cluster/cluster.go Reconcile).
-            // So it is after Ready too: a one-server upgrade replaces the only server. (v1.2.0-rc4
-            // pkg/k3s/client.go returns the error unwrapped: "server not ready".)
+            // So it is after Ready too: a one-server upgrade replaces the only server.
             host.vclusters.server_gone(ns, name);
             self.running_since.remove(&uid);
-            let message = match host.config.k3k_version {
-                super::K3kVersion::V1_1_0 => "failed to request bootstrap secret: server not ready",
-                super::K3kVersion::V1_2 => "server not ready",
-            };
+            let message = host.config.k3k_version.server_not_ready();
             self.set_phase(ns, name, "Provisioning", false, "Provisioning", message)?;
             let wait = [next, crash_next, Some(host.config.pod_start_delay)];
             return Ok(wait.into_iter().flatten().min());

@@ -10,8 +10,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use crate::harness::{spawn_host_with, wait_gone, Cluster, ClusterSpec};
 
 const ETCD_FINALIZER: &str = "etcdpod.k3k.io/finalizer";
-/// K3k's Ready condition while no server of the cluster is ready.
-const NOT_READY: &str = "failed to request bootstrap secret: server not ready";
+/// K3k's Ready condition while no server of the cluster is ready, in the profile played.
+fn not_ready() -> &'static str {
+    hostsim::k3k::K3kVersion::from_env().server_not_ready()
+}
 
 async fn create_with_server_limit(app: &crate::harness::TestHost, ns: &str, memory: &str) {
     app.namespace(ns).await;
@@ -85,7 +87,7 @@ async fn an_undersized_server_is_oom_killed_and_crash_loops() {
     // reports as Provisioning (K3k v1.1.0 bootstrap.go ErrServerNotReady, status.go).
     let waiting = app.wait_for_phase("k3k-oom", "c", "Provisioning").await;
     let msg = waiting.status.unwrap().conditions[0]["message"].as_str().unwrap().to_string();
-    assert_eq!(msg, NOT_READY);
+    assert_eq!(msg, not_ready());
     let events: Api<Event> = Api::namespaced(app.client.clone(), "k3k-oom");
     let backoff = events.list(&ListParams::default()).await.expect("events").items;
     assert!(backoff.iter().any(|e| e.reason.as_deref() == Some("BackOff")
@@ -220,7 +222,7 @@ async fn replacing_the_only_server_takes_the_api_down_until_the_next_one_is_read
         api.patch("c", &PatchParams::default(), &Patch::Merge(&upgrade)).await.expect("patched");
         let down = app.wait_for_phase(&ns, "c", "Provisioning").await;
         let status = down.status.expect("status");
-        assert_eq!(status.conditions[0]["message"], NOT_READY, "{persistence}");
+        assert_eq!(status.conditions[0]["message"], not_ready(), "{persistence}");
         assert_eq!(status.conditions[0]["reason"], "Provisioning");
         let refused = client.apiserver_version().await.expect_err("nothing answers");
         let refused = format!("{refused:?}");

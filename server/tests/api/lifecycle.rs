@@ -227,7 +227,7 @@ async fn a_one_server_upgrade_is_an_outage_kraft_explains() {
         .cloned()
         .unwrap();
     assert_eq!(ready["status"], "False");
-    assert_eq!(ready["message"], "failed to request bootstrap secret: server not ready");
+    assert_eq!(ready["message"], hostsim::k3k::K3kVersion::from_env().server_not_ready());
     // The gateway cannot get through, says why, and asks the client to come back.
     let response = through_gateway(&app, &id, &token).await;
     assert_eq!(response.status(), 503);
