@@ -489,8 +489,7 @@ impl Controller {
             return Ok(wait.into_iter().flatten().min());
         };
         let ephemeral = str_at(&cluster, "/spec/persistence/type") == "ephemeral";
-        let single = cluster.pointer("/spec/servers").and_then(Value::as_i64).unwrap_or(1) <= 1;
-        host.vclusters.server_back(ns, name, &serving, ephemeral && single).await;
+        host.vclusters.server_back(ns, name, &serving, ephemeral && layout.servers() == 1).await;
         if !all_running || pods.is_empty() {
             self.running_since.remove(&uid);
             return Ok(next.or(Some(host.config.pod_start_delay)));
@@ -852,7 +851,6 @@ fn set_container(pod: &mut Value, name: &str, f: impl Fn(&mut Value)) {
     }
 }
 
-/// The pod's `Ready` and `ContainersReady` conditions: true, or false for `unready`.
 /// The pod's `Ready` condition is true (what makes it an endpoint of a Service).
 fn pod_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions")
@@ -860,6 +858,7 @@ fn pod_ready(pod: &Value) -> bool {
         .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
+/// The pod's `Ready` and `ContainersReady` conditions: true, or false for `unready`.
 fn set_ready(pod: &mut Value, unready: Option<&str>) {
     let now = object::now_rfc3339();
     let conditions = pod.pointer_mut("/status/conditions").and_then(Value::as_array_mut);
