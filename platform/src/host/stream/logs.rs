@@ -210,11 +210,8 @@ impl LogSubscription {
 
     /// When the next batch tick of this viewer's upstream comes (see [`take_batch`](Self::take_batch)).
     pub fn next_batch_at(&self) -> tokio::time::Instant {
-        let (epoch, batch) =
-            (self.upstream.epoch, self.upstream.batch.max(Duration::from_millis(1)));
-        let ticks = tokio::time::Instant::now().saturating_duration_since(epoch).as_nanos()
-            / batch.as_nanos();
-        epoch + batch * (ticks as u32 + 1)
+        let tick = self.upstream.tick(tokio::time::Instant::now());
+        self.upstream.epoch + self.upstream.batch() * (tick as u32 + 1)
     }
 
     /// Takes at most `max` lines after the cursor, up to where the ring ended when the current
@@ -243,12 +240,7 @@ impl LogSubscription {
     where
         T: Clone + Send + Sync + 'static,
     {
-        let tick = {
-            let batch = self.upstream.batch.max(Duration::from_millis(1));
-            let since = now.saturating_duration_since(self.upstream.epoch);
-            (since.as_nanos() / batch.as_nanos()) as u64
-        };
-        let taken = self.take_until(max, Some(tick));
+        let taken = self.take_until(max, Some(self.upstream.tick(now)));
         let full = taken.lines.len() == max;
         let mut batch = Batch { skipped: taken.skipped, encoded: None, full, status: taken.status };
         if taken.lines.is_empty() {
@@ -393,6 +385,16 @@ impl Upstream {
             viewers: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The batch grid's period (never zero).
+    fn batch(&self) -> Duration {
+        self.batch.max(Duration::from_millis(1))
+    }
+
+    /// The batch tick `now` falls in.
+    fn tick(&self, now: tokio::time::Instant) -> u64 {
+        (now.saturating_duration_since(self.epoch).as_nanos() / self.batch().as_nanos()) as u64
     }
 
     fn ring(&self) -> MutexGuard<'_, Ring> {
