@@ -406,6 +406,39 @@ pub async fn respond<T>(
     form: Form,
     work: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
+    held_request().with(|| ScopedFuture::new(shape(form, work))).await
+}
+
+/// An owner of the server function's own that holds the request's contexts, read at its first
+/// poll. A page's resource runs its server function within the server render's owners, which
+/// reach the request's contexts through weak links to their parents; but `Suspense` re-runs its
+/// children on the server to find their resources (`dry_resolve`, leptos 0.8.23
+/// suspense_component.rs), dropping the owners of the earlier run while their resources still
+/// await. Such a function then lost the platform after its first await ("platform missing from
+/// the context"), and the hydrating browser could be handed that error: a log viewer with no pod
+/// to follow. Held here, the contexts stay for as long as the function runs.
+fn held_request() -> Owner {
+    fn keep<T: Clone + Send + Sync + 'static>() {
+        if let Some(value) = use_context::<T>() {
+            provide_context(value);
+        }
+    }
+    let owner = Owner::new();
+    owner.with(|| {
+        keep::<Platform>();
+        keep::<Parts>();
+        keep::<ResponseOptions>();
+        keep::<EdgeConfig>();
+        keep::<RequestUser>();
+    });
+    owner
+}
+
+/// Runs `work` and shapes its answer (see [`respond`]).
+async fn shape<T>(
+    form: Form,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
     let result = work.await;
     let Some(parts) = use_context::<Parts>() else { return result };
     let is_endpoint = parts.uri.path().starts_with("/api/");
@@ -542,6 +575,28 @@ pub fn set_content_security_policy() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_function_keeps_its_request_when_the_render_drops_the_owners_above_it() {
+        use futures::FutureExt as _;
+        // The request's owner, a Suspense's run that the render drops, and the resource in it.
+        let request = Owner::new();
+        request.with(|| provide_context(EdgeConfig { secure_cookies: true }));
+        let dropped_run = request.with(Owner::new);
+        let resource = dropped_run.with(Owner::new);
+        let (resume, resumed) = futures::channel::oneshot::channel::<()>();
+        let mut function = Box::pin(resource.with(|| {
+            ScopedFuture::new(answer(async move {
+                resumed.await.ok();
+                Ok(use_context::<EdgeConfig>().map(|edge| edge.secure_cookies))
+            }))
+        }));
+        assert!(function.as_mut().now_or_never().is_none(), "the function awaits");
+        drop(dropped_run);
+        assert!(resource.with(use_context::<EdgeConfig>).is_none(), "the chain is broken");
+        resume.send(()).unwrap();
+        assert_eq!(futures::executor::block_on(function), Ok(Some(true)));
+    }
 
     #[test]
     fn a_database_without_a_free_connection_is_busy_not_broken() {
