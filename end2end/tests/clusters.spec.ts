@@ -242,4 +242,15 @@ test('the logs of a ready cluster stream live and can be filtered, paused and do
   await expect(log.locator('.log-line.level-fatal')).toHaveCount(1);
   await page.getByLabel(/Previous run/).uncheck();
   await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('● live', { timeout: 15_000 });
+
+  // The host cannot list the cluster's pods for a while: the viewer says so, and follows the log
+  // by itself once it can (it once showed "no pod yet" and waited for ever).
+  const podsPath = `/api/v1/namespaces/${namespace}/pods`;
+  expect(await hostsim('PUT', '/hostsim/faults', { errors: [{ pathPrefix: podsPath, rate: 1, code: 503 }] })).toBe(200);
+  await page.reload();
+  await expect(page.getByText(/The cluster's pods cannot be listed/)).toBeVisible();
+  await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('○ connecting…');
+  expect(await hostsim('DELETE', '/hostsim/faults')).toBe(204);
+  await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('● live', { timeout: 15_000 });
+  await expect(page.getByText(/The cluster's pods cannot be listed/)).toHaveCount(0);
 });

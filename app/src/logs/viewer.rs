@@ -123,6 +123,10 @@ impl Buffer {
 /// While lines pour in, the list is redrawn at most this often (the server batches as often).
 #[cfg(feature = "hydrate")]
 const REDRAW_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// How soon the pods are listed again while there are none to follow (none yet, or the list
+/// failed): pods that start, and a host that answers again, show up by themselves.
+#[cfg(feature = "hydrate")]
+const PODS_AGAIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Redraws of the list as lines arrive: on the next animation frame, then not again for
 /// `REDRAW_EVERY`, so a burst of batches costs one redraw instead of one per batch.
@@ -392,10 +396,18 @@ pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
             <h2 id="logs-heading">"Logs"</h2>
             <Suspense fallback=|| view! { <p>"Loading pods…"</p> }>
                 {move || Suspend::new(async move {
-                    let pods = pods.await.unwrap_or_default();
-                    if pods.is_empty() {
-                        return view! { <p class="muted">"No server or agent pod yet: logs appear when the cluster's pods start."</p> }.into_any();
-                    }
+                    let pods = match pods.await {
+                        Ok(pods) if !pods.is_empty() => pods,
+                        answer => {
+                            #[cfg(feature = "hydrate")]
+                            set_timeout(move || pods.refetch(), PODS_AGAIN);
+                            let text = match answer {
+                                Err(error) => format!("The cluster's pods cannot be listed: {error} Trying again…"),
+                                Ok(_) => "No server or agent pod yet: logs appear when the cluster's pods start.".to_owned(),
+                            };
+                            return view! { <p class="muted" role="status">{text}</p> }.into_any();
+                        }
+                    };
                     if selected_pod.get_untracked().is_none() {
                         selected_pod.set(pods.first().map(|p| p.name.clone()));
                     }
