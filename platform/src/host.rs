@@ -34,6 +34,15 @@ impl From<kube::Error> for HostError {
     }
 }
 
+/// How often a host request answered 429, 503 or 504 is tried again, and the backoff between
+/// tries (doubling, with jitter): about 1.5 s in all, unless the host asks for longer.
+const RETRIES: u32 = 4;
+const RETRY_FIRST_DELAY: Duration = Duration::from_millis(100);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(1);
+/// Requests that may wait to be handed to the connection (an instant each: the connection pool
+/// is always ready); more wait their turn.
+const BUFFERED: usize = 256;
+
 /// A client for the host cluster.
 #[derive(Clone)]
 pub struct Host {
@@ -63,19 +72,35 @@ impl Host {
         Self::from_config(config, simulated)
     }
 
-    fn from_config(config: kube::Config, simulated: bool) -> Result<Self, HostError> {
-        let mut impatient = config.clone();
-        impatient.default_retry = false;
-        let measured = |config: kube::Config| -> Result<Client, HostError> {
+    fn from_config(mut config: kube::Config, simulated: bool) -> Result<Self, HostError> {
+        // kube's own retry of 429, 503 and 504 (kube-client 5.0.0 client/retry.rs
+        // `server_retry`) tries 15 times with a backoff that doubles up to 1,000 s: while the host
+        // answered 503, a cluster page waited minutes for its pod list. KRaft retries briefly
+        // instead (`RETRIES`, or after the Retry-After the API server sends: API Priority and
+        // Fairness answers 429 with one second); the reconciler, the streams and the pages try
+        // again on their own after that.
+        config.default_retry = false;
+        let retry = kube::client::retry::RetryPolicy::new(
+            RETRY_FIRST_DELAY,
+            RETRY_MAX_DELAY,
+            RETRIES,
+            true,
+        )
+        .map_err(|e| HostError::Invalid(format!("retry policy: {e}")))?;
+        let impatient = config.clone();
+        let measured = |config: kube::Config| -> Result<_, HostError> {
             Ok(kube::client::ClientBuilder::try_from(config)?
-                .with_layer(&crate::observe::HostApiLayer)
-                .build())
+                .with_layer(&crate::observe::HostApiLayer))
         };
-        let client = measured(config)?;
+        // The retry needs a service it can clone; kube's is boxed: a buffer in front makes one.
+        let client = measured(config)?
+            .with_layer(&tower::buffer::BufferLayer::new(BUFFERED))
+            .with_layer(&tower::retry::RetryLayer::new(retry))
+            .build();
         rights::check_with(client.clone());
         Ok(Self {
             client,
-            impatient: measured(impatient)?,
+            impatient: measured(impatient)?.build(),
             simulated,
             identity: Default::default(),
         })

@@ -340,3 +340,30 @@ async fn log_reads_past_the_per_user_cap_are_refused_with_429() {
     app.hostsim().faults().set_latency(Duration::ZERO);
     assert_eq!(ada.client.get(&url).send().await.unwrap().status(), 200, "places given back");
 }
+
+/// A host that answers 503 gets a few more tries and then the user an answer: kube's own retry
+/// (15 tries, the backoff doubling to 1,000 s) held the cluster page's pod list for minutes, and
+/// the page with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_answers_503_is_tried_a_few_times_then_the_page_is_told() {
+    let app = spawn_app(Backend::Postgres).await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let (id, _) = ready_cluster(&app, &ada, "outage").await;
+    let detail: Value = ada.call("clusters/get", &[("id", &id)]).await.json().await.unwrap();
+    let pods = format!("/api/v1/namespaces/{}/pods", detail["host_namespace"].as_str().unwrap());
+    app.hostsim().faults().set_error_rate(&pods, 1.0, 503);
+    let before = app.hostsim().request_count(&pods);
+    let answer = tokio::time::timeout(
+        Duration::from_secs(60),
+        ada.call("clusters/pods", &[("id", id.as_str())]),
+    )
+    .await
+    .expect("an answer while the host is down, not minutes of retries");
+    assert_eq!(answer.status(), 503, "{:?}", answer.text().await);
+    // The first try and four more.
+    assert_eq!(app.hostsim().request_count(&pods) - before, 5);
+    app.hostsim().faults().clear();
+    let listed = ada.call("clusters/pods", &[("id", id.as_str())]).await;
+    assert_eq!(listed.status(), 200);
+}
