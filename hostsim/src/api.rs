@@ -80,6 +80,36 @@ pub fn router(host: Arc<Host>) -> Router {
         .with_state(host)
 }
 
+/// An injected error as the API server answers its own: a Status with the reason apimachinery
+/// gives the code (pkg/api/errors/errors.go: 503 `ServiceUnavailable`, 504 `Timeout`, otherwise
+/// `InternalError`), and 429 as the in-flight limit sends it, plain text with `Retry-After: 1`
+/// (apiserver pkg/server/filters/maxinflight.go `tooManyRequests`, through Go's `http.Error`).
+fn injected_fault(code: u16) -> Response {
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    if code == StatusCode::TOO_MANY_REQUESTS {
+        return (
+            code,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::RETRY_AFTER, "1"),
+            ],
+            "Too many requests, please try again later.\n",
+        )
+            .into_response();
+    }
+    let reason = match code {
+        StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
+        StatusCode::GATEWAY_TIMEOUT => "Timeout",
+        _ => "InternalError",
+    };
+    let status = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "injected fault", "reason": reason, "code": code.as_u16(),
+    });
+    json_response(code, &status)
+}
+
 fn json_response(code: StatusCode, v: &Value) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
@@ -155,12 +185,7 @@ async fn guard(State(host): State<Arc<Host>>, mut req: Request, next: Next) -> R
             tokio::time::sleep(latency).await;
         }
         if let Some(code) = host.faults.error_for(&path) {
-            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let status = json!({
-                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": "injected fault", "reason": "InternalError", "code": code.as_u16(),
-            });
-            return json_response(code, &status);
+            return injected_fault(code);
         }
     }
     match authorized {

@@ -63,9 +63,22 @@ async fn injected_error_rate_answers_5xx() {
     app.sim.faults().set_error_rate("/api/v1/namespaces/default/secrets", 1.0, 503);
     let client = crate::harness::client_with_retries(&app.sim.kubeconfig_yaml(), false).await;
     let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
-    let (code, _, _) = api_error(api.list(&ListParams::default()).await);
-    assert_eq!(code, 503);
+    let (code, reason, _) = api_error(api.list(&ListParams::default()).await);
+    assert_eq!((code, reason.as_str()), (503, "ServiceUnavailable"));
     assert!(app.sim.request_count("/api/v1/namespaces/default/secrets") >= 1);
+    app.sim.faults().set_error_rate("/api/v1/namespaces/default/secrets", 1.0, 504);
+    let (code, reason, _) = api_error(api.list(&ListParams::default()).await);
+    assert_eq!((code, reason.as_str()), (504, "Timeout"));
+    // 429 as the in-flight limit sends it: plain text, and when to come back.
+    app.sim.faults().set_error_rate("/api/v1/namespaces/default/secrets", 1.0, 429);
+    let client = crate::harness::client_with_retries(&app.sim.kubeconfig_yaml(), false).await;
+    let request = axum::http::Request::get("/api/v1/namespaces/default/secrets")
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let response = client.send(request).await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
     app.sim.faults().clear();
     assert!(api.list(&ListParams::default()).await.is_ok());
 }
