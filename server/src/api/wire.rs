@@ -52,7 +52,9 @@ pub enum Phase {
     Provisioning,
     /// Its API answers.
     Ready,
-    /// Was Ready; the host reports an error it usually recovers from. Still usable.
+    /// Was Ready; the host reports a problem it usually recovers from. The API may be down for a
+    /// while meanwhile (`message` says why: a one-server cluster restarting its only server is
+    /// unreachable until the new one is ready, and the gateway answers 503 with `Retry-After`).
     Degraded,
     Failed,
     /// Asked to go; the host has not confirmed yet.
@@ -83,7 +85,8 @@ pub struct Cluster {
     pub id: Uuid,
     pub name: String,
     pub phase: Phase,
-    /// Its API is up (`Ready` or `Degraded`): kubeconfigs work.
+    /// It has come up (`Ready` or `Degraded`): kubeconfigs are issued and work whenever its API
+    /// answers (a `Degraded` cluster's may be down for a while, see `Phase::Degraded`).
     pub ready: bool,
     /// What the host last said about it.
     pub message: Option<String>,
