@@ -231,11 +231,19 @@ test('the logs of a ready cluster stream live and can be filtered, paused and do
 
   // A container that restarted: its previous run can be read.
   expect(await hostsim('POST', `/hostsim/restart-container?namespace=${namespace}&pod=${pod}&container=k3k-logs-server`)).toBe(204);
+  // The page comes with its details: the browser does not fetch them again when the live list
+  // agrees with it (it did, and re-made the log and metrics sockets on every visit).
+  let detailFetches = 0;
+  page.on('request', (request) => {
+    if (request.url().includes('/api/clusters/get')) detailFetches += 1;
+  });
   await page.reload();
   // The box is in the server's HTML before the viewer is live: a tick before hydration changes the
   // box but not the viewer (CI once ticked it first and waited for a run that never came). The
   // viewer following the current run says it is live.
   await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('● live', { timeout: 20_000 });
+  await page.waitForTimeout(1_000);
+  expect(detailFetches).toBe(0);
   await page.getByLabel(/Previous run \(1 restart\)/).check();
   await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('■ previous run (ended)');
   await page.getByLabel('Filter lines').fill('context deadline exceeded');

@@ -235,33 +235,12 @@ pub fn ClusterPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
     let live = use_live_clusters();
-    // The live socket may speak before the streamed details are hydrated; a resource whose source
-    // changed by then renders differently from the server's HTML and hydration panics (tachys
-    // hydration.rs). So the live list is looked at only once the details are hydrated: the effect
-    // that says so is made with them, inside the Suspense (an effect runs after the view it was
-    // made with, and never on the server). One made at the top ran after the page's first pass,
-    // which can come before the suspended details are hydrated: a reload in CI panicked so.
-    let (hydrated, set_hydrated) = signal(false);
-    // Refetch the details whenever the live list says this cluster changed.
-    let version = Memo::new(move |_| {
-        if !hydrated.get() {
-            return None;
-        }
-        let current = id();
-        live.clusters.with(|list| {
-            list.as_ref().and_then(|l| {
-                l.iter()
-                    .find(|c| c.id == current)
-                    .map(|c| (c.phase, c.message.clone(), c.endpoint.clone()))
-            })
-        })
-    });
     let delete = ServerAction::<DeleteCluster>::new();
     let flash = flash_resource();
-    // Bumped while a change is rolling out, to follow its progress.
+    // Bumped to look again: while a change is rolling out, and when the live list says this
+    // cluster is not as the page shows it.
     let (tick, set_tick) = signal(0u64);
-    let detail =
-        Resource::new(move || (id(), version.get(), tick.get()), |(id, _, _)| get_cluster(id));
+    let detail = Resource::new(move || (id(), tick.get()), |(id, _)| get_cluster(id));
     view! {
         <Suspense fallback=|| view! { <p>"Loading the cluster…"</p> }>
             {move || Suspend::new(async move {
@@ -271,7 +250,23 @@ pub fn ClusterPage() -> impl IntoView {
                     Err(ApiError::NotFound) => view! { <NotFound /> }.into_any(),
                     Err(error) => view! { <p class="alert error" role="alert">{error.to_string()}</p> }.into_any(),
                     Ok(detail) => {
-                        Effect::new(move |_| set_hydrated.set(true));
+                        // The live list is compared with what this view shows, by an effect made
+                        // with it: an effect runs after the view it was made with is hydrated,
+                        // and never on the server. Looking at the list before the details were
+                        // hydrated changed the resource under them and hydration panicked (tachys
+                        // hydration.rs; a reload in CI did so); refetching whenever the list
+                        // spoke fetched the details twice on every visit and re-made the page's
+                        // log and metrics sockets.
+                        let shown = (detail.summary.phase, detail.summary.message.clone(), detail.summary.endpoint.clone());
+                        let current = detail.summary.id.clone();
+                        Effect::new(move |_| {
+                            let listed = live.clusters.with(|list| {
+                                list.as_ref().map(|l| l.iter().find(|c| c.id == current).map(|c| (c.phase, c.message.clone(), c.endpoint.clone())))
+                            });
+                            if listed.is_some_and(|listed| listed.as_ref() != Some(&shown)) {
+                                set_tick.update(|t| *t += 1);
+                            }
+                        });
                         let delete_state = FormState::new("delete-cluster", delete.value().into(), flash.clone(), "Deleting…");
                         let change_state = FormState::posted("change-cluster", flash.clone(), "Done.");
                         let keep_state = FormState::posted("keep-cluster", flash, "Kept.");
