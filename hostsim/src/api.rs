@@ -80,10 +80,12 @@ pub fn router(host: Arc<Host>) -> Router {
         .with_state(host)
 }
 
-/// An injected error as the API server answers its own: a Status with the reason apimachinery
-/// gives the code (pkg/api/errors/errors.go: 503 `ServiceUnavailable`, 504 `Timeout`, otherwise
+/// An injected error as the API server answers its own (kubernetes/kubernetes at 04791b49): a
+/// Status with the reason apimachinery gives the code (staging/src/k8s.io/apimachinery
+/// pkg/api/errors/errors.go: 503 `ServiceUnavailable`, 504 `Timeout`, otherwise
 /// `InternalError`), and 429 as the in-flight limit sends it, plain text with `Retry-After: 1`
-/// (apiserver pkg/server/filters/maxinflight.go `tooManyRequests`, through Go's `http.Error`).
+/// (staging/src/k8s.io/apiserver pkg/server/filters/maxinflight.go `tooManyRequests`, through
+/// Go's `http.Error`).
 fn injected_fault(code: u16) -> Response {
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     if code == StatusCode::TOO_MANY_REQUESTS {

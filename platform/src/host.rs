@@ -76,9 +76,9 @@ impl Host {
         // kube's own retry of 429, 503 and 504 (kube-client 5.0.0 client/retry.rs
         // `server_retry`) tries 15 times with a backoff that doubles up to 1,000 s: while the host
         // answered 503, a cluster page waited minutes for its pod list. KRaft retries briefly
-        // instead (`RETRIES`, or after the Retry-After the API server sends: API Priority and
-        // Fairness answers 429 with one second); the reconciler, the streams and the pages try
-        // again on their own after that.
+        // instead (`RETRIES`, or after the Retry-After the API server sends: its in-flight limit
+        // answers 429 with one second, apiserver pkg/server/filters/maxinflight.go); the
+        // reconciler, the streams and the pages try again on their own after that.
         config.default_retry = false;
         let retry = kube::client::retry::RetryPolicy::new(
             RETRY_FIRST_DELAY,
