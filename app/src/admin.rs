@@ -280,7 +280,7 @@ pub fn AdminTabs() -> impl IntoView {
 
 #[component]
 pub fn AdminUsersPage() -> impl IntoView {
-    let overview = Resource::new(|| (), |_| admin_users());
+    let overview = crate::data::data(|| (), |_| admin_users());
     let invite = ServerAction::<IssueInvite>::new();
     let flash = crate::accounts::pages::flash_resource();
     view! {

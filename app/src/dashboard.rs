@@ -330,7 +330,7 @@ mod browser {
         crate::socket::keep_open(
             || "/ws/dashboard".to_owned(),
             move |text| {
-                if let Ok(message) = serde_json::from_str::<DashboardMessage>(&text) {
+                if let Ok(message) = serde_json::from_slice::<DashboardMessage>(text.as_bytes()) {
                     live.receive(message);
                 }
             },

@@ -94,8 +94,10 @@ fn ViewerMenu() -> impl IntoView {
     // Asked again after every navigation too: sign-in, sign-out and account deletion all end on
     // another page.
     let path = leptos_router::hooks::use_location().pathname;
-    let viewer =
-        Resource::new(move || (auth.get(), logout.version().get(), path.get()), |_| get_viewer());
+    let viewer = crate::data::data(
+        move || (auth.get(), logout.version().get(), path.get()),
+        |_| get_viewer(),
+    );
     view! {
         <div class="viewer">
             <Transition>

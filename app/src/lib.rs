@@ -13,6 +13,7 @@ pub mod admin;
 pub mod api;
 pub mod clusters;
 pub mod dashboard;
+pub mod data;
 pub mod error;
 pub mod forms;
 pub mod layout;

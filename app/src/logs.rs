@@ -111,10 +111,10 @@ impl LogMessage {
             lines: Vec<LogLine>,
         }
         if text.starts_with(r#"{"type":"lines","#) {
-            return serde_json::from_str::<Lines>(text)
+            return serde_json::from_slice::<Lines>(text.as_bytes())
                 .map(|m| LogMessage::Lines { lines: m.lines });
         }
-        serde_json::from_str(text)
+        serde_json::from_slice(text.as_bytes())
     }
 }
 

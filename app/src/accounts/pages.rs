@@ -27,13 +27,13 @@ impl AuthVersion {
 
 /// Who is looking and how this KRaft signs people in, read once for a page (one function for
 /// every page that needs it: one copy in the browser bundle).
-pub fn viewer_once() -> Resource<Result<Viewer, ApiError>> {
-    Resource::new(|| (), |_| get_viewer())
+pub fn viewer_once() -> crate::data::Data<Result<Viewer, ApiError>> {
+    crate::data::data(|| (), |_| get_viewer())
 }
 
 /// The flash a plain form post left for this page, read once when the page is rendered.
-pub fn flash_resource() -> Resource<Option<Flash>> {
-    Resource::new_blocking(|| (), |_| async { take_flash().await.ok().flatten() })
+pub fn flash_resource() -> crate::data::Data<Option<Flash>> {
+    crate::data::blocking_data(|| (), |_| async { take_flash().await.ok().flatten() })
 }
 
 #[component]
@@ -205,7 +205,7 @@ pub fn AccountPage() -> impl IntoView {
     let revoke_others = ServerAction::<RevokeOtherSessions>::new();
     let delete = ServerAction::<DeleteAccount>::new();
     let flash = flash_resource();
-    let overview = Resource::new(
+    let overview = crate::data::data(
         move || {
             (
                 auth.get(),

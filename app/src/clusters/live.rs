@@ -36,7 +36,9 @@ mod browser {
         crate::socket::keep_open(
             || "/ws/clusters".to_owned(),
             move |text| {
-                if let Ok(ClustersMessage::Snapshot { clusters }) = serde_json::from_str(&text) {
+                if let Ok(ClustersMessage::Snapshot { clusters }) =
+                    serde_json::from_slice(text.as_bytes())
+                {
                     set_clusters.set(Some(clusters));
                 }
             },

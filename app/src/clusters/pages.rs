@@ -39,7 +39,7 @@ fn age(created_at: &str) -> String {
 
 #[component]
 pub fn ClustersPage() -> impl IntoView {
-    let initial = Resource::new(|| (), |_| list_clusters());
+    let initial = crate::data::data(|| (), |_| list_clusters());
     let live = use_live_clusters();
     view! {
         <div class="page-head">
@@ -113,7 +113,7 @@ fn ClusterTable(clusters: Signal<Vec<ClusterSummary>>) -> impl IntoView {
 pub fn CreateClusterPage() -> impl IntoView {
     let action = ServerAction::<CreateCluster>::new();
     let flash = flash_resource();
-    let options = Resource::new(|| (), |_| get_cluster_options());
+    let options = crate::data::data(|| (), |_| get_cluster_options());
     view! {
         <h1>"Create a cluster"</h1>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
@@ -240,7 +240,7 @@ pub fn ClusterPage() -> impl IntoView {
     // Bumped to look again: while a change is rolling out, and when the live list says this
     // cluster is not as the page shows it.
     let (tick, set_tick) = signal(0u64);
-    let detail = Resource::new(move || (id(), tick.get()), |(id, _)| get_cluster(id));
+    let detail = crate::data::data(move || (id(), tick.get()), |(id, _)| get_cluster(id));
     view! {
         <Suspense fallback=|| view! { <p>"Loading the cluster…"</p> }>
             {move || Suspend::new(async move {
@@ -475,7 +475,7 @@ fn Kubeconfigs(cluster_id: String, ready: bool, last_api_request: Option<String>
     // Bumped after a download: the list then shows the new one.
     let issued = RwSignal::new(0u32);
     let id = cluster_id.clone();
-    let list = Resource::new(
+    let list = crate::data::data(
         move || (id.clone(), revoke.version().get(), issued.get()),
         |(id, _, _)| list_kubeconfigs(id),
     );
@@ -564,7 +564,7 @@ fn Kubeconfigs(cluster_id: String, ready: bool, last_api_request: Option<String>
 /// Every cluster on this KRaft, for admins.
 #[component]
 pub fn AdminClustersPage() -> impl IntoView {
-    let rows = Resource::new(|| (), |_| admin_clusters());
+    let rows = crate::data::data(|| (), |_| admin_clusters());
     view! {
         <h1>"All clusters"</h1>
         <crate::admin::AdminTabs />

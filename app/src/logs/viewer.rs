@@ -18,7 +18,7 @@ pub fn pretty_json(text: &str) -> Option<String> {
     if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
         return None;
     }
-    let value: serde_json::Value = serde_json::from_str(trimmed).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(trimmed.as_bytes()).ok()?;
     serde_json::to_string_pretty(&value).ok()
 }
 
@@ -191,7 +191,7 @@ pub enum Connection {
 #[component]
 pub fn LogViewer(#[prop(into)] cluster_id: String) -> impl IntoView {
     let id = cluster_id.clone();
-    let pods = Resource::new(move || id.clone(), cluster_pods);
+    let pods = crate::data::data(move || id.clone(), cluster_pods);
     let selected_pod = RwSignal::new(None::<String>);
     let selected_container = RwSignal::new(None::<String>);
     let tail = RwSignal::new("1000".to_owned());

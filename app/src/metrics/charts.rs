@@ -299,7 +299,7 @@ mod browser {
         crate::socket::keep_open(
             move || format!("/ws/clusters/{cluster}/metrics"),
             move |text| {
-                if let Ok(message) = serde_json::from_str::<MetricsMessage>(&text) {
+                if let Ok(message) = serde_json::from_slice::<MetricsMessage>(text.as_bytes()) {
                     let (mut s, mut q, mut u) = (
                         samples.get_untracked(),
                         quota.get_untracked(),

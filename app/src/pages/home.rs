@@ -8,7 +8,7 @@ use crate::system::{system_info, About};
 #[component]
 pub fn HomePage() -> impl IntoView {
     let auth = AuthVersion::get();
-    let dashboard = Resource::new(move || auth.get(), |_| get_dashboard());
+    let dashboard = crate::data::data(move || auth.get(), |_| get_dashboard());
     view! {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {

@@ -36,7 +36,7 @@ fn origin() -> ReadSignal<String> {
 #[component]
 pub fn WorkshopsPage() -> impl IntoView {
     let flash = flash_resource();
-    let overview = Resource::new(|| (), |_| organizer_overview());
+    let overview = crate::data::data(|| (), |_| organizer_overview());
     // The browser's time zone, so the times typed are read as local times (UTC without it).
     let (tz_offset, set_tz_offset) = signal(String::new());
     Effect::new(move |_| {
@@ -141,7 +141,7 @@ pub fn WorkshopBoardPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
     let flash = flash_resource();
-    let board = Resource::new(id, workshop_board);
+    let board = crate::data::data(id, workshop_board);
     // Once hydrated, one websocket brings the board whenever a seat changes and every seat
     // cluster's usage as it is measured.
     let live = LiveBoard::new();
@@ -307,7 +307,7 @@ impl LiveBoard {
         crate::socket::keep_open(
             move || path.clone(),
             move |text| {
-                if let Ok(message) = serde_json::from_str::<BoardMessage>(&text) {
+                if let Ok(message) = serde_json::from_slice::<BoardMessage>(text.as_bytes()) {
                     self.receive(message);
                 }
             },
@@ -364,7 +364,7 @@ pub fn JoinPage() -> impl IntoView {
     let register = ServerAction::<Register>::new();
     refresh_viewer_on_success(register.value().into(), AuthVersion::get());
     let flash = flash_resource();
-    let invitation = Resource::new(key, workshop_invitation);
+    let invitation = crate::data::data(key, workshop_invitation);
     view! {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
