@@ -52,20 +52,6 @@ where
     Resource::new_with_options(source, fetcher, false)
 }
 
-/// A blocking resource like `Resource::new_blocking` (the response waits for it), sent as [`Json`].
-#[track_caller]
-pub fn blocking_data<T, S, Fut>(
-    source: impl Fn() -> S + Send + Sync + 'static,
-    fetcher: impl Fn(S) -> Fut + Send + Sync + 'static,
-) -> Data<T>
-where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-    S: Send + Sync + Clone + PartialEq + 'static,
-    Fut: Future<Output = T> + Send + 'static,
-{
-    Resource::new_with_options(source, fetcher, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

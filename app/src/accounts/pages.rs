@@ -33,7 +33,12 @@ pub fn viewer_once() -> crate::data::Data<Result<Viewer, ApiError>> {
 
 /// The flash a plain form post left for this page, read once when the page is rendered.
 pub fn flash_resource() -> crate::data::Data<Option<Flash>> {
-    crate::data::blocking_data(|| (), |_| async { take_flash().await.ok().flatten() })
+    // Blocking: the response waits for it, so the flash is in the first HTML.
+    Resource::<_, crate::data::Json>::new_with_options(
+        || (),
+        |_| async { take_flash().await.ok().flatten() },
+        true,
+    )
 }
 
 #[component]
