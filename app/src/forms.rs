@@ -104,7 +104,9 @@ pub fn Field(
     #[prop(into)] label: String,
     #[prop(default = "text")] kind: &'static str,
     autocomplete: &'static str,
-    #[prop(optional)] hint: Option<&'static str>,
+    /// A fixed sentence, or one made for this render (a limit from the policy).
+    #[prop(optional, into)]
+    hint: Option<Oco<'static, str>>,
     /// What the field shows before anything was typed (what is kept from a post wins).
     #[prop(optional, into)]
     initial: Option<String>,

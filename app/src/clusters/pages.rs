@@ -176,7 +176,7 @@ pub fn CreateClusterPage() -> impl IntoView {
                                     label="Agents"
                                     kind="number"
                                     autocomplete="off"
-                                    hint=leak(format!("0 to {}.", options.max_agents))
+                                    hint=format!("0 to {}.", options.max_agents)
                                 />
                                 <div class="field">
                                     <label for="field-version">"Kubernetes version"</label>
@@ -203,7 +203,7 @@ pub fn CreateClusterPage() -> impl IntoView {
                                     label="Volume size (GiB)"
                                     kind="number"
                                     autocomplete="off"
-                                    hint=leak(format!("1 to {} GiB, for persistent volumes.", options.max_storage_gi))
+                                    hint=format!("1 to {} GiB, for persistent volumes.", options.max_storage_gi)
                                 />
                                 <div class="field">
                                     <label for="field-tls_sans">"Extra TLS names (optional)"</label>
@@ -223,11 +223,6 @@ pub fn CreateClusterPage() -> impl IntoView {
             })}
         </Suspense>
     }
-}
-
-/// Hints are `&'static str` props; these few formatted ones live as long as the page anyway.
-fn leak(text: String) -> &'static str {
-    Box::leak(text.into_boxed_str())
 }
 
 #[component]
@@ -434,7 +429,7 @@ fn ClusterDetails(
                         </div>
                         {(c.max_agents > 0).then(|| view! {
                             <Field state=change_state.clone() name="agents" label="Agents" kind="number" autocomplete="off"
-                                initial=agents.to_string() hint=leak(format!("0 to {}.", c.max_agents)) />
+                                initial=agents.to_string() hint=format!("0 to {}.", c.max_agents) />
                         })}
                         {ephemeral.then(|| view! {
                             <div class="field">

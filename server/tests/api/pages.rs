@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, Backend};
+use crate::helpers::{spawn_app, spawn_app_with, Backend};
 use crate::on_both_backends;
 
 async fn home_page_is_rendered_on_the_server(backend: Backend) {
@@ -57,4 +57,28 @@ async fn the_simulated_host_is_labelled_in_the_ui() {
     // simulated (`server/src/startup.rs::host`).
     let html = app.get("/").await.text().await.unwrap();
     assert!(html.contains("Simulated host"), "a declared hostsim is not labelled simulated");
+}
+
+/// The create form's hints state this installation's limits. They are made for each render as
+/// owned strings (they once were leaked to get `&'static str` props: a few bytes lost for good on
+/// every visit of the page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_create_form_states_the_policy_limits() {
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.max_agents = 2;
+        c.max_storage_gi = 7;
+    })
+    .await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    for _ in 0..2 {
+        let page = ada.client.get(format!("{}/clusters/new", ada.address)).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("0 to 2."), "the agents hint is missing:\n{html}");
+        assert!(
+            html.contains("1 to 7 GiB, for persistent volumes."),
+            "the storage hint is missing"
+        );
+    }
 }
