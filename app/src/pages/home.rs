@@ -2,7 +2,6 @@ use leptos::prelude::*;
 
 use crate::accounts::pages::AuthVersion;
 use crate::dashboard::{get_dashboard, DashboardView};
-use crate::system::{system_info, About};
 
 /// Home: the dashboard when signed in, otherwise what KRaft is.
 #[component]
@@ -25,14 +24,10 @@ pub fn HomePage() -> impl IntoView {
     }
 }
 
+/// What KRaft is, for someone not signed in: what a learner and a workshop organizer get. The
+/// header has the sign-in and sign-up links (as this server's sign-up mode allows).
 #[component]
 fn Welcome() -> impl IntoView {
-    let about = Action::new(|_: &()| system_info());
-    // Effects run only in the browser: the button turns on once hydration has wired it up,
-    // so a click is never lost on a page that is not interactive yet.
-    let interactive = RwSignal::new(false);
-    Effect::new(move |_| interactive.set(true));
-
     view! {
         <section class="hero">
             <h1>"Your own Kubernetes cluster, in seconds"</h1>
@@ -41,39 +36,24 @@ fn Welcome() -> impl IntoView {
                  download its kubeconfig and start with kubectl."
             </p>
         </section>
-        <section class="about" aria-labelledby="about-heading">
-            <h2 id="about-heading">"About this server"</h2>
-            <button
-                type="button"
-                disabled=move || !interactive.get()
-                on:click=move |_| {
-                    about.dispatch(());
-                }
-            >
-                "Show server details"
-            </button>
-            <div role="status" aria-live="polite">
-                {move || match about.value().get() {
-                    None if about.pending().get() => view! { <p>"Asking the server…"</p> }.into_any(),
-                    None => ().into_any(),
-                    Some(Ok(info)) => view! { <ServerDetails info /> }.into_any(),
-                    Some(Err(error)) => {
-                        view! { <p class="error">{error.to_string()}</p> }.into_any()
-                    }
-                }}
-            </div>
-        </section>
-    }
-}
-
-#[component]
-fn ServerDetails(info: About) -> impl IntoView {
-    view! {
-        <dl class="details" aria-label="Server details">
-            <dt>"Version"</dt>
-            <dd>{info.version}</dd>
-            <dt>"Database"</dt>
-            <dd>{info.database}</dd>
-        </dl>
+        <div class="welcome">
+            <section class="card" aria-labelledby="learners-heading">
+                <h2 id="learners-heading">"Learning Kubernetes"</h2>
+                <ul>
+                    <li>"A cluster of your own, isolated from everyone else's: break it and start again."</li>
+                    <li>"A kubeconfig as soon as it is ready. kubectl reaches your cluster through KRaft, and you can revoke its token at any time."</li>
+                    <li>"Your cluster's logs and metrics live in the browser, and why it is still pending when it is."</li>
+                </ul>
+            </section>
+            <section class="card" aria-labelledby="organizers-heading">
+                <h2 id="organizers-heading">"Running a workshop"</h2>
+                <ul>
+                    <li>"One join link for the room: each attendee signs up and gets a ready cluster in seconds."</li>
+                    <li>"A live board of who has joined and whose cluster is up."</li>
+                    <li>"The clusters are removed by themselves when the workshop ends."</li>
+                </ul>
+                <p class="muted small">"Organizing workshops needs an allowance from this server's administrator."</p>
+            </section>
+        </div>
     }
 }

@@ -21,7 +21,10 @@ async fn home_page_is_rendered_on_the_server(backend: Backend) {
         html.contains(&format!("KRaft {}", env!("CARGO_PKG_VERSION"))),
         "footer version missing"
     );
-    assert!(html.contains("Show server details"), "the interactive button is missing");
+    // What a newcomer and an organizer get, instead of the first skeleton's server-details button.
+    assert!(html.contains("Learning Kubernetes"), "the learners' section is missing");
+    assert!(html.contains("Running a workshop"), "the organizers' section is missing");
+    assert!(!html.contains("Show server details"), "the skeleton's button is back");
     // The page loads the hydration bundle the site build produces.
     assert!(html.contains("/pkg/kraft.js"), "hydration script missing");
     assert!(html.contains("/pkg/kraft.wasm"), "wasm path missing");
