@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Builds the browser side into target/site: pkg/kraft.js, pkg/kraft.wasm, pkg/kraft.css, public files.
 # usage: scripts/site.sh [release|debug]     (default: release)
+# KRAFT_WASM_NAMES=1 keeps the function names in a release bundle, for profiling it (larger: not
+# for the budget check or for shipping).
 set -euo pipefail
 source "$(dirname "$0")/lib/setup.sh"
 cd "$KRAFT_ROOT"
 
 mode=${1:-release}
+strip=(--strip-debug)
 case "$mode" in
   release) profile=wasm-release; outdir=wasm-release; bindgen_flags=(--remove-name-section) ;;
   debug) profile=dev; outdir=debug; bindgen_flags=() ;;
   *) die "unknown mode '$mode' (release or debug)" ;;
 esac
+if [ "${KRAFT_WASM_NAMES:-}" = 1 ]; then bindgen_flags=(); strip=(-g); fi
 
 ensure_wasm_toolchain
 ensure_wasm_bindgen
@@ -42,7 +46,7 @@ if [ "$mode" = release ]; then
   # features are those rustc's wasm32 target emits.
   ensure_wasm_opt
   before=$(stat -c %s "$site/pkg/kraft.wasm")
-  "$WASM_OPT" -O1 --strip-debug --strip-producers \
+  "$WASM_OPT" -O1 "${strip[@]}" --strip-producers \
     --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
     --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
     -o "$site/pkg/kraft.opt.wasm" "$site/pkg/kraft.wasm"

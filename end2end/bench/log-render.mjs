@@ -9,8 +9,13 @@
 //
 //     scripts/site.sh release && cargo build --release -p server
 //     node end2end/bench/log-render.mjs
+//
+// KRAFT_BENCH_PROFILE=<dir> also profiles the first step: a Chromium timeline trace and a CPU
+// profile are written there, and the main thread's busiest trace events and script functions
+// (by self time) are printed. Function names of the WebAssembly need a bundle with its name
+// section (`KRAFT_WASM_NAMES=1 scripts/site.sh release`).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -26,7 +31,7 @@ const ROW_PX = 20;
 const RATE = 20_000;
 
 const server = spawn(process.env.KRAFT_BIN ?? join(root, 'target/release/kraft'), ['serve'], {
-  env: { ...process.env, KRAFT_ADDR: `127.0.0.1:${port}`, KRAFT_DATA_DIR: dataDir, KRAFT_SITE_ROOT: join(root, 'target/site'), RUST_LOG: 'warn' },
+  env: { ...process.env, KRAFT_ADDR: `127.0.0.1:${port}`, KRAFT_DATA_DIR: dataDir, KRAFT_SITE_ROOT: process.env.KRAFT_SITE_ROOT ?? join(root, 'target/site'), RUST_LOG: 'warn' },
   stdio: ['ignore', 'ignore', 'inherit'],
 });
 process.on('exit', () => server.kill());
@@ -94,11 +99,63 @@ const reset = () => page.evaluate(() => { window.benchTasks = []; window.benchGa
 const tasks = () => page.evaluate(() => ({ longest: Math.max(0, ...window.benchTasks), count: window.benchTasks.length, gap: window.benchGap }));
 const held = () => page.evaluate((row) => Math.round(parseFloat(document.querySelector('.log-space').style.height) / row), ROW_PX);
 
-async function measure(label, action, until) {
+const profileDir = process.env.KRAFT_BENCH_PROFILE;
+
+// Self time per event name on the renderer's main thread: each complete event's duration less
+// the events nested in it.
+function traceSelfTimes(trace) {
+  const events = trace.traceEvents ?? trace;
+  const main = events.find((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain');
+  const mine = events
+    .filter((e) => e.ph === 'X' && main && e.pid === main.pid && e.tid === main.tid && e.dur !== undefined)
+    .sort((a, b) => a.ts - b.ts || b.dur - a.dur);
+  const self = new Map();
+  const stack = [];
+  for (const e of mine) {
+    while (stack.length && stack[stack.length - 1].ts + stack[stack.length - 1].dur <= e.ts) stack.pop();
+    if (stack.length) { const parent = stack[stack.length - 1]; self.set(parent.name, (self.get(parent.name) ?? 0) - e.dur); }
+    self.set(e.name, (self.get(e.name) ?? 0) + e.dur);
+    stack.push(e);
+  }
+  return [...self].sort((a, b) => b[1] - a[1]);
+}
+
+// Self time per function of a CDP CPU profile.
+function profileSelfTimes(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  profile.samples.forEach((id, i) => {
+    const f = byId.get(id).callFrame;
+    const name = `${f.functionName || '(anonymous)'} ${f.url ? f.url.split('/').pop() : ''}`.trim();
+    self.set(name, (self.get(name) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  return [...self].sort((a, b) => b[1] - a[1]);
+}
+
+async function profiled(action) {
+  if (!profileDir) return action();
+  mkdirSync(profileDir, { recursive: true });
+  const tracePath = join(profileDir, 'trace.json');
+  await browser.startTracing(page, { path: tracePath, categories: ['devtools.timeline', 'v8', 'blink', 'toplevel', 'disabled-by-default-devtools.timeline'] });
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+  await cdp.send('Profiler.start');
+  await action();
+  return async () => {
+    const { profile } = await cdp.send('Profiler.stop');
+    writeFileSync(join(profileDir, 'cpu.cpuprofile'), JSON.stringify(profile));
+    await browser.stopTracing();
+    const top = (rows, unit) => rows.slice(0, 25).map(([name, t]) => `    ${(t / unit).toFixed(1).padStart(8)} ms  ${name}`).join('\n');
+    console.log(`  main thread by trace event (self time):\n${top(traceSelfTimes(JSON.parse(readFileSync(tracePath, 'utf8'))), 1000)}`);
+    console.log(`  script by function (self time):\n${top(profileSelfTimes(profile), 1000)}`);
+  };
+}
+
+async function measure(label, action, until, profile = false) {
   await reset();
   const before = await metrics();
   const started = performance.now();
-  await action();
+  const report = profile ? await profiled(action) : await action();
   try {
     await page.waitForFunction(until.fn, until.arg, { timeout: 60_000, polling: 50 });
   } catch (error) {
@@ -112,6 +169,7 @@ async function measure(label, action, until) {
   const script = (after.ScriptDuration - before.ScriptDuration) * 1000;
   const layout = (after.LayoutDuration - before.LayoutDuration) * 1000 + (after.RecalcStyleDuration - before.RecalcStyleDuration) * 1000;
   console.log(`${label}: wall ${ms(wall)}, main thread busy ${ms(busy)} (script ${ms(script)}, style+layout ${ms(layout)}), longest task ${t.count ? ms(t.longest) : 'none over 50 ms'}, longest frame gap ${ms(t.gap)}`);
+  if (typeof report === 'function') await report();
 }
 
 const start = await held();
@@ -120,6 +178,7 @@ await measure(
   `receive and render ${TARGET.toLocaleString('en')} lines at ${RATE.toLocaleString('en')} lines/s`,
   async () => { if ((await hostsim('POST', `/hostsim/log-rate?linesPerSecond=${RATE}`)) !== 204) throw new Error('log-rate refused'); },
   { fn: ([row, target]) => parseFloat(document.querySelector('.log-space').style.height) / row >= target, arg: [ROW_PX, TARGET] },
+  true,
 );
 await hostsim('POST', '/hostsim/log-rate?linesPerSecond=0');
 await page.getByRole('button', { name: 'Pause' }).click();
