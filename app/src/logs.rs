@@ -22,31 +22,88 @@ pub struct PodView {
     pub restarts: i32,
 }
 
-/// One log line on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How severe a line says it is (logfmt `level=`, JSON `"level":` or klog's first letter); on
+/// the wire, its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Fatal,
+}
+
+impl Level {
+    /// The level's name, as on the wire and in the row's `level-…` class.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+            Level::Fatal => "fatal",
+        }
+    }
+
+    const ALL: [Level; 6] =
+        [Level::Trace, Level::Debug, Level::Info, Level::Warning, Level::Error, Level::Fatal];
+
+    /// The level a name stands for (the names `as_str` gives).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|level| level.as_str() == name)
+    }
+}
+
+// By hand rather than derived: the derived enum reader costs the browser's bundle more.
+impl Serialize for Level {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <&str>::deserialize(deserializer)?;
+        Self::from_name(name).ok_or_else(|| {
+            serde::de::Error::invalid_value(serde::de::Unexpected::Str(name), &"a level")
+        })
+    }
+}
+
+/// One log line. On the wire it is an array, `[ts, text, level]` (`level` null when the line
+/// states none), not an object: a viewer takes in up to 100,000 of them, and each field name
+/// and each string the browser would not use costs it bytes to receive, parse and allocate.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
     /// RFC 3339 with nanoseconds, as the kubelet stamps it.
     pub ts: String,
-    pub pod: String,
-    pub container: String,
     pub text: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<String>,
+    pub level: Option<Level>,
+}
+
+impl Serialize for LogLine {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (&self.ts, &self.text, self.level).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for LogLine {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (ts, text, level) = Deserialize::deserialize(deserializer)?;
+        Ok(Self { ts, text, level })
+    }
 }
 
 #[cfg(feature = "ssr")]
 impl LogLine {
-    /// A line of `key`'s log as the browser gets it.
-    pub fn of(
-        key: &platform::stream::logs::LogKey,
-        line: &platform::stream::logs::LogLine,
-    ) -> Self {
+    /// A line of a log as the browser gets it.
+    pub fn of(line: &platform::stream::logs::LogLine) -> Self {
         Self {
             ts: line.ts.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            pod: key.pod.clone(),
-            container: key.container.clone(),
             text: line.text.clone(),
-            level: line.level.map(str::to_owned),
+            level: line.level.and_then(Level::from_name),
         }
     }
 }
@@ -65,7 +122,7 @@ pub async fn previous_log(
         let owned = require_cluster(&id).await?;
         let platform = platform()?;
         let permit = platform.clusters().log_read_permit(owned.user.id)?;
-        let (key, lines) = platform
+        let (_, lines) = platform
             .clusters()
             .previous_log(
                 &permit,
@@ -76,7 +133,7 @@ pub async fn previous_log(
                 PREVIOUS_LINES,
             )
             .await?;
-        Ok(lines.iter().map(|line| LogLine::of(&key, line)).collect())
+        Ok(lines.iter().map(LogLine::of).collect())
     })
     .await
 }
@@ -85,7 +142,8 @@ pub async fn previous_log(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LogMessage {
-    /// Lines in order, batched (about every 100 ms).
+    /// Lines in order, batched (about every 100 ms). The socket follows one container, so its
+    /// lines do not name it.
     Lines {
         lines: Vec<LogLine>,
     },
@@ -146,14 +204,13 @@ mod tests {
     fn every_message_reads_back_as_it_was_written() {
         let line = LogLine {
             ts: "2026-12-02T07:57:30.466753123Z".into(),
-            pod: "k3k-a-server-0".into(),
-            container: "k3k-a-server".into(),
             text: r#"{"type":"lines","level":"info"} and a \"quote\""#.into(),
-            level: Some("info".into()),
+            level: Some(Level::Info),
         };
+        let lines = |lines| LogMessage::Lines { lines };
         let messages = [
-            LogMessage::Lines { lines: vec![line.clone(), LogLine { level: None, ..line }] },
-            LogMessage::Lines { lines: vec![] },
+            lines(vec![line.clone(), LogLine { level: None, ..line.clone() }]),
+            lines(vec![]),
             LogMessage::Skipped { n: 7 },
             LogMessage::Status { connected: false, message: Some("gone".into()) },
             LogMessage::Heartbeat,
@@ -163,5 +220,19 @@ mod tests {
             assert_eq!(LogMessage::from_json(&text).unwrap(), message, "{text}");
         }
         assert!(LogMessage::from_json(r#"{"type":"lines","lines":[{"ts":1}]}"#).is_err());
+        assert!(LogMessage::from_json(r#"{"type":"lines","lines":[["t"]]}"#).is_err());
+    }
+
+    #[test]
+    fn a_line_is_an_array_on_the_wire() {
+        let line = LogLine { ts: "t".into(), text: "a \"b\"".into(), level: Some(Level::Warning) };
+        assert_eq!(serde_json::to_string(&line).unwrap(), r#"["t","a \"b\"","warning"]"#);
+        let plain = LogLine { level: None, ..line };
+        assert_eq!(serde_json::to_string(&plain).unwrap(), r#"["t","a \"b\"",null]"#);
+        // Every level the platform reads from a line has a name here.
+        for name in ["trace", "debug", "info", "warning", "error", "fatal"] {
+            assert_eq!(Level::from_name(name).map(Level::as_str), Some(name));
+        }
+        assert_eq!(Level::from_name("notice"), None);
     }
 }

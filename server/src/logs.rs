@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, Stream};
 use platform::caps::Permit;
-use platform::stream::logs::{Batch, LogKey, LogSubscription};
+use platform::stream::logs::{Batch, LogSubscription};
 use platform::Platform;
 use serde::Deserialize;
 
@@ -70,8 +70,8 @@ pub async fn live(
         .as_deref()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|ts| (ts.with_timezone(&Utc), query.seen.unwrap_or(1)));
-    let subscription = platform.logs().subscribe(key.clone(), tail, after);
-    Ok(live::serve("logs", upgrade, guard, follow(key, subscription, permit)))
+    let subscription = platform.logs().subscribe(key, tail, after);
+    Ok(live::serve("logs", upgrade, guard, follow(subscription, permit)))
 }
 
 /// A followed log as messages: the tail at once, then at most one batch per tick of the
@@ -80,43 +80,33 @@ pub async fn live(
 /// send the very same messages, made once (see `LogSubscription::take_batch`): a thousand viewers
 /// of a busy log hold one copy of what is on its way, not a thousand. The user's permit for the
 /// view lives as long as the stream (the socket).
-fn follow(
-    key: LogKey,
-    subscription: LogSubscription,
-    permit: Permit,
-) -> impl Stream<Item = Utf8Bytes> + Send {
-    let state = (key, subscription, true, VecDeque::new(), permit);
-    stream::unfold(state, |(key, mut subscription, mut first, mut queue, permit)| async move {
+fn follow(subscription: LogSubscription, permit: Permit) -> impl Stream<Item = Utf8Bytes> + Send {
+    let state = (subscription, true, VecDeque::new(), permit);
+    stream::unfold(state, |(mut subscription, mut first, mut queue, permit)| async move {
         while queue.is_empty() {
             subscription.changed().await;
             if !first {
                 tokio::time::sleep_until(subscription.next_batch_at()).await;
             }
-            news(&key, &mut subscription, &mut queue, std::mem::take(&mut first));
+            news(&mut subscription, &mut queue, std::mem::take(&mut first));
         }
         let next = queue.pop_front()?;
-        Some((next, (key, subscription, first, queue, permit)))
+        Some((next, (subscription, first, queue, permit)))
     })
 }
 
 /// Everything the viewer has not had yet, as messages: on the `first` take all of it (the
 /// viewer's own tail), after that up to the current batch tick.
-fn news(
-    key: &LogKey,
-    subscription: &mut LogSubscription,
-    queue: &mut VecDeque<Utf8Bytes>,
-    first: bool,
-) {
+fn news(subscription: &mut LogSubscription, queue: &mut VecDeque<Utf8Bytes>, first: bool) {
     loop {
         let taken = if first {
             let taken = subscription.take(MESSAGE_LINES);
             let full = taken.lines.len() == MESSAGE_LINES;
-            let encoded = (!taken.lines.is_empty())
-                .then(|| Utf8Bytes::from(lines_message(key, &taken.lines)));
+            let encoded =
+                (!taken.lines.is_empty()).then(|| Utf8Bytes::from(lines_message(&taken.lines)));
             Batch { skipped: taken.skipped, encoded, full, status: taken.status }
         } else {
-            subscription
-                .take_batch(MESSAGE_LINES, |lines| Utf8Bytes::from(lines_message(key, lines)))
+            subscription.take_batch(MESSAGE_LINES, |lines| Utf8Bytes::from(lines_message(lines)))
         };
         if taken.skipped > 0 {
             metrics::counter!(platform::observe::LOG_LINES_SKIPPED).increment(taken.skipped);
@@ -136,17 +126,15 @@ fn news(
 
 /// `LogMessage::Lines` for `lines`, built from each line's wire encoding, which is made once for
 /// all viewers of the upstream instead of once per viewer.
-fn lines_message(key: &LogKey, lines: &[Arc<platform::stream::logs::LogLine>]) -> String {
-    let mut text = String::with_capacity(32 + lines.len() * 256);
+fn lines_message(lines: &[Arc<platform::stream::logs::LogLine>]) -> String {
+    let mut text = String::with_capacity(32 + lines.len() * 192);
     text.push_str(r#"{"type":"lines","lines":["#);
     for (i, line) in lines.iter().enumerate() {
         if i > 0 {
             text.push(',');
         }
-        // A struct of strings always serialises.
-        text.push_str(
-            line.encoded(|l| serde_json::to_string(&LogLine::of(key, l)).unwrap_or_default()),
-        );
+        // A line always serialises.
+        text.push_str(line.encoded(|l| serde_json::to_string(&LogLine::of(l)).unwrap_or_default()));
     }
     text.push_str("]}");
     text
@@ -201,18 +189,16 @@ mod tests {
 
     #[test]
     fn a_lines_message_is_what_serde_would_send() {
-        let key = LogKey { namespace: "ns".into(), pod: "p-0".into(), container: "c".into() };
         let lines: Vec<_> =
             ["level=info msg=\"a \\\"quoted\\\" word\"", "plain ünïcode", r#"{"level":"warn"}"#]
                 .iter()
                 .map(|t| Arc::new(platform::stream::logs::LogLine::new(Utc::now(), t, 10_000)))
                 .collect();
-        let built = lines_message(&key, &lines);
-        let expected =
-            LogMessage::Lines { lines: lines.iter().map(|l| LogLine::of(&key, l)).collect() };
+        let built = lines_message(&lines);
+        let expected = LogMessage::Lines { lines: lines.iter().map(|l| LogLine::of(l)).collect() };
         assert_eq!(serde_json::from_str::<LogMessage>(&built).unwrap(), expected);
         assert_eq!(built, serde_json::to_string(&expected).unwrap());
         // Encoded once: a second message reuses the lines' encodings.
-        assert_eq!(lines_message(&key, &lines), built);
+        assert_eq!(lines_message(&lines), built);
     }
 }
