@@ -134,8 +134,9 @@ async fn main() -> anyhow::Result<()> {
                     let text = message.to_text().unwrap_or_default();
                     counts.bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
                     if text.starts_with(r#"{"type":"lines""#) {
-                        // Every line's object starts so; inside a line's text the quotes are escaped.
-                        let n = text.matches(r#"{"ts":"#).count();
+                        // Every line is an array that starts with its timestamp, `["`; inside a
+                        // line's text the quotes are escaped.
+                        let n = text.matches(r#"[""#).count();
                         counts.lines.fetch_add(n as u64, Ordering::Relaxed);
                     } else if let Some(rest) = text.strip_prefix(r#"{"type":"skipped","n":"#) {
                         let n = rest.trim_end_matches('}').parse::<u64>().unwrap_or(0);

@@ -23,9 +23,12 @@ pub use platform::clusters::DOWNLOAD_LIMIT_BYTES;
 use crate::live::{self, json, SessionGuard};
 
 /// Lines in one websocket message at most. Each socket keeps the largest frame it sent (its
-/// write buffer), so messages stay smallish: about 25 KiB of typical lines. Not much smaller:
-/// at 50 a busy log makes so many messages that 1,000 viewers no longer keep up on a core
-/// (`cargo bench --bench logs`: 63-86 % delivered instead of 100 %).
+/// write buffer), so messages stay smallish: about 17 KiB of typical lines (about 170 bytes each
+/// as `[ts, text, level]`). Not much smaller: at 50 (of the older, larger lines) a busy log made
+/// so many messages that 1,000 viewers no longer kept up on a core (`cargo bench --bench logs`:
+/// 63-86 % delivered instead of 100 %). Not larger either: measured at 150, 1,000 viewers with
+/// kraft pinned to one core got 92.0 % instead of 95.2 %, and kraft's RSS was 116 MiB instead of
+/// 101 (one run each, 2026-12-07).
 const MESSAGE_LINES: usize = 100;
 
 #[derive(Debug, Deserialize)]
