@@ -161,8 +161,8 @@ test('the logs of a ready cluster stream live and can be filtered, paused and do
   await expect(log.locator('.ts')).toHaveCount(0);
   await page.getByLabel('Timestamps').check();
 
-  // Filter: only matching lines, with the match highlighted.
-  await page.getByLabel('Filter lines').fill('level=info');
+  // Filter, in any case: only matching lines, with the match highlighted as the line writes it.
+  await page.getByLabel('Filter lines').fill('Level=INFO');
   await expect(log.locator('mark').first()).toHaveText('level=info');
   for (const text of await lines.allTextContents()) expect(text.toLowerCase()).toContain('level=info');
   await page.getByLabel('Filter lines').fill('');
