@@ -204,4 +204,28 @@ mod tests {
         // Encoded once: a second message reuses the lines' encodings.
         assert_eq!(lines_message(&lines), built);
     }
+
+    #[test]
+    fn every_level_the_platform_reads_reaches_the_browser() {
+        // Each level `platform::stream::logs::level_of` can name, from every way of stating it.
+        let texts = [
+            "level=trace msg=a",
+            "level=debug msg=a",
+            "I1122 03:00:00.000000 1 a.go:1] a",
+            r#"{"level":"warn"}"#,
+            "E1122 03:00:00.000000 1 a.go:1] a",
+            "level=panic msg=a",
+            "no level here",
+        ];
+        let levels: Vec<_> = texts
+            .iter()
+            .map(|t| platform::stream::logs::LogLine::new(Utc::now(), t, 10_000))
+            .map(|l| (l.level, LogLine::of(&l).level.map(app::logs::Level::as_str)))
+            .collect();
+        for (platform, browser) in &levels {
+            assert_eq!(platform, browser);
+        }
+        let named: Vec<_> = levels.iter().filter_map(|(p, _)| *p).collect();
+        assert_eq!(named, ["trace", "debug", "info", "warning", "error", "fatal"]);
+    }
 }
