@@ -1,7 +1,7 @@
 use clap::Parser;
 
 /// mimalloc (v3) instead of the system allocator. Server-side rendering allocates thousands of
-/// small objects per page: glibc's malloc took 38 % of the CPU of a cluster-list page (`perf` on
+/// small objects per page: glibc's malloc took 35 % of the CPU of a cluster-list page (`perf` on
 /// `cargo bench -p server --bench ssr`), and with mimalloc the same page costs 20-30 % less CPU.
 /// Tuned at start by [`tune_the_allocator`] so that an idle process gives memory back.
 #[global_allocator]
