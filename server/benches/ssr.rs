@@ -17,8 +17,9 @@
 //! KRAFT_BENCH_CONNECTIONS (default 64) change the load; KRAFT_BENCH_BACKENDS (default
 //! `postgres,sqlite`) picks the databases. KRAFT_TEST_DATABASE_URL picks the PostgreSQL server
 //! (default postgres://postgres@127.0.0.1:5432/postgres). KRAFT_BENCH_PROFILE=<dir> records
-//! `perf record -g` of the server during the pinned `/clusters` case into <dir>/perf-<backend>.data
-//! (read it with `perf report -i ... --no-children`). KRAFT_BENCH_BINARY runs another kraft build
+//! `perf record -g` of the server during the pinned signed-in cases into
+//! <dir>/perf-<backend>-{clusters,dashboard}.data (read them with `perf report -i ... --no-children`);
+//! the profiler's own CPU lowers those cases' figures. KRAFT_BENCH_BINARY runs another kraft build
 //! (a copy of an earlier one, for before/after figures).
 
 #[path = "support/mod.rs"]
@@ -231,9 +232,12 @@ async fn bench(
             run_oha(oha, placement.client, &url, cookie, 1, connections)?;
             let profile = profile_to
                 .as_ref()
-                .filter(|_| case.signed_in && placement.server == "0" && case.path == "/clusters")
+                .filter(|_| case.signed_in && placement.server == "0")
                 .map(|dir| {
-                    let file = dir.join(format!("perf-{backend}.data"));
+                    std::fs::create_dir_all(dir)?;
+                    let page =
+                        if case.path == "/" { "dashboard" } else { case.path.trim_matches('/') };
+                    let file = dir.join(format!("perf-{backend}-{page}.data"));
                     println!("  recording a profile of kraft to {}", file.display());
                     Command::new("perf")
                         .args(["record", "-F", "499", "-g", "--call-graph", "dwarf,16384", "-o"])
