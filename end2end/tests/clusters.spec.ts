@@ -127,6 +127,48 @@ test("a stranger's cluster address shows not found", async ({ page, browser }) =
   await context.close();
 });
 
+test('the cluster list arrives as HTML only, follows the live list and keeps keyboard focus on its row', async ({ page, baseURL }) => {
+  await signUp(page, newUser('lst'));
+  const create = async (name: string) => {
+    const response = await page.request.post('/api/clusters/create', {
+      form: { name },
+      headers: { Origin: baseURL!, Accept: 'application/json' },
+    });
+    expect(response.status()).toBe(200);
+  };
+  await create('alpha');
+  await create('beta');
+
+  const response = await page.goto('/clusters');
+  const html = await response!.text();
+  // The rows are in the server's HTML, and not a second time as JSON for hydration: the page
+  // carries only how many there are.
+  expect(html).toContain('>alpha</a>');
+  expect(html).toContain('>beta</a>');
+  const ids = [...html.matchAll(/href="\/clusters\/([0-9a-f-]{36})"/g)].map((m) => m[1]);
+  expect(ids).toHaveLength(2);
+  for (const id of ids) expect(html.split(id)).toHaveLength(2);
+  await expect(page.locator('html[data-hydrated]')).toBeAttached();
+  const table = page.getByRole('table', { name: 'Your clusters' });
+  await expect(table.getByRole('row')).toHaveCount(3);
+
+  // A keyboard user on a row's link stays there while the live list changes the rows.
+  const alpha = table.getByRole('link', { name: 'alpha', exact: true });
+  await alpha.focus();
+  await alpha.evaluate((el) => ((el as unknown as { kraftOld: boolean }).kraftOld = true));
+  await create('gamma');
+  await expect(table.getByRole('link', { name: 'gamma', exact: true })).toBeVisible();
+  await expect(table.getByRole('row', { name: /gamma/ })).toContainText('Ready', { timeout: 30_000 });
+  await expect(table.getByRole('link', { name: 'alpha', exact: true })).toBeFocused();
+  // It is a new link (the rows were replaced), given the focus back.
+  expect(await page.evaluate(() => (document.activeElement as unknown as { kraftOld?: boolean }).kraftOld)).toBeUndefined();
+  // The rows are links the router follows.
+  await page.keyboard.press('Enter');
+  await expect(page.getByRole('heading', { name: 'alpha', exact: true })).toBeVisible();
+  await page.goBack();
+  await expect(table.getByRole('row')).toHaveCount(4);
+});
+
 test('the logs of a ready cluster stream live and can be filtered, paused and downloaded', async ({ page }) => {
   // The log websockets pass through here, so that the test can cut the browser's own connection.
   const logSockets: { page: WebSocketRoute; server: WebSocketRoute }[] = [];

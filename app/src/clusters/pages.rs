@@ -7,7 +7,8 @@ use leptos_router::hooks::use_params_map;
 
 use crate::accounts::pages::flash_resource;
 use crate::clusters::api::*;
-use crate::clusters::live::use_live_clusters;
+use crate::clusters::live::{use_live_clusters, LiveClusters};
+use crate::data::Shown;
 use crate::error::ApiError;
 use crate::forms::{Field, FormAlert, FormState};
 use crate::layout::ScrollRegion;
@@ -16,9 +17,9 @@ use crate::metrics::charts::ClusterMetrics;
 use crate::pages::not_found::NotFound;
 
 /// A phase as a coloured badge; the words are the host's.
-#[component]
-pub fn PhaseBadge(phase: ClusterPhase) -> impl IntoView {
-    let class = match phase {
+/// A phase's badge class; the words are the host's.
+fn phase_class(phase: ClusterPhase) -> &'static str {
+    match phase {
         ClusterPhase::Ready => "phase ready",
         ClusterPhase::Degraded => "phase degraded",
         ClusterPhase::Failed => "phase failed",
@@ -26,8 +27,13 @@ pub fn PhaseBadge(phase: ClusterPhase) -> impl IntoView {
         ClusterPhase::Pending | ClusterPhase::Provisioning | ClusterPhase::Unknown => {
             "phase progress"
         }
-    };
-    view! { <span class=class>{phase.as_str()}</span> }
+    }
+}
+
+/// A phase as a coloured badge.
+#[component]
+pub fn PhaseBadge(phase: ClusterPhase) -> impl IntoView {
+    view! { <span class=phase_class(phase)>{phase.as_str()}</span> }
 }
 
 fn age(created_at: &str) -> String {
@@ -39,7 +45,7 @@ fn age(created_at: &str) -> String {
 
 #[component]
 pub fn ClustersPage() -> impl IntoView {
-    let initial = crate::data::data(|| (), |_| list_clusters());
+    let initial = crate::data::shown(|| (), |_| list_clusters());
     let live = use_live_clusters();
     view! {
         <div class="page-head">
@@ -51,20 +57,72 @@ pub fn ClustersPage() -> impl IntoView {
                 match initial.await {
                     Err(ApiError::Unauthenticated) => EitherOf3::A(view! { <Redirect path="/login" /> }),
                     Err(error) => EitherOf3::B(view! { <p class="alert error" role="alert">{error.to_string()}</p> }),
-                    Ok(first) => EitherOf3::C(view! {
-                        <ClusterTable clusters=Signal::derive(move || live.clusters.get().unwrap_or_else(|| first.clone())) />
-                    }),
+                    Ok(first) => EitherOf3::C(view! { <ClusterTable first live /> }),
                 }
             })}
         </Suspense>
     }
 }
 
+/// The table's rows as HTML, the same on the server and in the browser. The list is rendered as
+/// one string and set with `inner_html`: hydration leaves the server's rows as they are, so the
+/// page does not carry the list a second time as JSON (see [`crate::data::LenOnly`]), and a server
+/// renders it several times faster than a keyed `<For>` of components (one reactive owner and a
+/// dozen views per row). In the browser the live list re-renders it; an unchanged list changes
+/// nothing (tachys compares the strings).
+pub fn cluster_rows_html(clusters: &[ClusterSummary]) -> String {
+    use html_escape::{
+        encode_double_quoted_attribute_to_string as attr, encode_text_to_string as text,
+    };
+    let mut html = String::with_capacity(clusters.len() * 480);
+    for cluster in clusters {
+        // Plain links: the router takes over every same-origin <a> click.
+        html.push_str("<tr><td><a href=\"/clusters/");
+        attr(&cluster.id, &mut html);
+        html.push_str("\">");
+        text(&cluster.name, &mut html);
+        html.push_str("</a></td><td><span class=\"");
+        html.push_str(phase_class(cluster.phase));
+        html.push_str("\">");
+        html.push_str(cluster.phase.as_str());
+        html.push_str("</span>");
+        if let Some(message) = &cluster.message {
+            html.push_str("<div class=\"muted small\">");
+            text(message, &mut html);
+            html.push_str("</div>");
+        }
+        html.push_str("</td><td><code>");
+        text(cluster.endpoint.as_deref().unwrap_or("—"), &mut html);
+        html.push_str("</code></td><td>");
+        html.push_str(&format!("{} server(s), {} agent(s)", cluster.servers, cluster.agents));
+        html.push_str("</td><td>");
+        text(&cluster.version, &mut html);
+        html.push_str("</td><td>");
+        text(age(&cluster.created_at), &mut html);
+        html.push_str("</td></tr>");
+    }
+    html
+}
+
 #[component]
-fn ClusterTable(clusters: Signal<Vec<ClusterSummary>>) -> impl IntoView {
+fn ClusterTable(first: Shown<ClusterSummary>, live: LiveClusters) -> impl IntoView {
+    let len = first.len;
+    let count = move || live.clusters.with(|list| list.as_ref().map_or(len, Vec::len));
+    // On the server and after a client-side navigation `first` has the list; where the page
+    // hydrates it is empty, and the rows the server sent stay until the live list brings its own.
+    let first = StoredValue::new(first.items);
+    let body = NodeRef::<leptos::html::Tbody>::new();
+    let rows = move || {
+        #[cfg(feature = "hydrate")]
+        browser::keep_focus(body);
+        live.clusters.with(|list| match list {
+            Some(list) => cluster_rows_html(list),
+            None => first.with_value(|first| cluster_rows_html(first)),
+        })
+    };
     view! {
         <Show
-            when=move || !clusters.with(Vec::is_empty)
+            when=move || count() != 0
             fallback=|| view! {
                 <div class="empty card">
                     <h2>"No clusters yet"</h2>
@@ -85,24 +143,7 @@ fn ClusterTable(clusters: Signal<Vec<ClusterSummary>>) -> impl IntoView {
                             <th scope="col">"Created"</th>
                         </tr>
                     </thead>
-                    <tbody>
-                        // Plain links: the router takes over every same-origin <a> click anyway, and a
-                        // row never links to the page it is on, so <A>'s active-link tracking would only
-                        // cost a reactive owner and a path resolution per row on every render.
-                        <For each=move || clusters.get() key=|c| (c.id.clone(), c.phase, c.endpoint.clone(), c.message.clone()) let:cluster>
-                            <tr>
-                                <td><a href=format!("/clusters/{}", cluster.id)>{cluster.name.clone()}</a></td>
-                                <td>
-                                    <PhaseBadge phase=cluster.phase />
-                                    {cluster.message.clone().map(|m| view! { <div class="muted small">{m}</div> })}
-                                </td>
-                                <td><code>{cluster.endpoint.clone().unwrap_or_else(|| "—".into())}</code></td>
-                                <td>{format!("{} server(s), {} agent(s)", cluster.servers, cluster.agents)}</td>
-                                <td>{cluster.version.clone()}</td>
-                                <td>{age(&cluster.created_at)}</td>
-                            </tr>
-                        </For>
-                    </tbody>
+                    <tbody node_ref=body inner_html=rows></tbody>
                 </table>
             </ScrollRegion>
         </Show>
@@ -592,5 +633,72 @@ pub fn AdminClustersPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use leptos::prelude::*;
+    use leptos::wasm_bindgen::JsCast;
+
+    /// Called just before new rows replace the table's: a keyboard user on a row's link keeps
+    /// their place, on the new link to the same cluster, instead of being sent back to the top of
+    /// the document.
+    pub(super) fn keep_focus(body: NodeRef<leptos::html::Tbody>) {
+        let (Some(body), Some(active)) = (body.get_untracked(), document().active_element()) else {
+            return;
+        };
+        if !body.contains(Some(&active)) {
+            return;
+        }
+        // Cluster addresses are /clusters/<uuid>: nothing to quote in a selector.
+        let Some(href) = active.get_attribute("href") else { return };
+        queue_microtask(move || {
+            let link = body.query_selector(&format!("a[href=\"{href}\"]")).ok().flatten();
+            if let Some(link) = link.and_then(|l| l.dyn_into::<web_sys::HtmlElement>().ok()) {
+                let _ = link.focus();
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(name: &str, message: Option<&str>) -> ClusterSummary {
+        ClusterSummary {
+            id: "8eb987b5-89eb-4f00-8507-d4ac5e4717ce".into(),
+            name: name.into(),
+            phase: ClusterPhase::Failed,
+            message: message.map(Into::into),
+            endpoint: None,
+            mode: ClusterMode::Shared,
+            servers: 1,
+            agents: 2,
+            version: "v1.31.4-k3s1".into(),
+            created_at: "2026-12-07T16:09:12Z".into(),
+            expires_soon: None,
+        }
+    }
+
+    #[test]
+    fn rows_are_the_table_markup_with_every_text_escaped() {
+        let html = cluster_rows_html(&[summary("demo", None)]);
+        assert_eq!(
+            html,
+            "<tr><td><a href=\"/clusters/8eb987b5-89eb-4f00-8507-d4ac5e4717ce\">demo</a></td>\
+             <td><span class=\"phase failed\">Failed</span></td><td><code>—</code></td>\
+             <td>1 server(s), 2 agent(s)</td><td>v1.31.4-k3s1</td><td>2026-12-07 16:09 UTC</td></tr>"
+        );
+        // The host's words reach the page as text, never as markup.
+        let html = cluster_rows_html(&[summary("x", Some("<img src=x onerror=alert(1)> & \"q\""))]);
+        assert!(
+            html.contains(
+                "<div class=\"muted small\">&lt;img src=x onerror=alert(1)&gt; &amp; \"q\"</div>"
+            ),
+            "{html}"
+        );
+        assert!(cluster_rows_html(&[]).is_empty());
     }
 }
