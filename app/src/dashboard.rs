@@ -296,7 +296,9 @@ fn ClusterCard(cluster: ClusterSummary, card: Memo<CardState>) -> impl IntoView 
     view! {
         <article class="card cluster-card" role="listitem" data-cluster=cluster.name.clone() aria-label=cluster.name.clone()>
             <header>
-                <h2><A href=href>{name}</A></h2>
+                // A plain link, as in the clusters table: the router takes over the click anyway,
+                // and <A>'s active-link tracking would cost an owner and a memo per card.
+                <h2><a href=href>{name}</a></h2>
                 <PhaseBadge phase=phase />
             </header>
             {cluster.message.clone().map(|m| view! { <p class="muted small">{m}</p> })}
