@@ -71,37 +71,64 @@ pub fn ClustersPage() -> impl IntoView {
 /// dozen views per row). In the browser the live list re-renders it; an unchanged list changes
 /// nothing (tachys compares the strings).
 pub fn cluster_rows_html(clusters: &[ClusterSummary]) -> String {
-    use html_escape::{
-        encode_double_quoted_attribute_to_string as attr, encode_text_to_string as text,
-    };
     let mut html = String::with_capacity(clusters.len() * 480);
     for cluster in clusters {
-        // Plain links: the router takes over every same-origin <a> click.
-        html.push_str("<tr><td><a href=\"/clusters/");
-        attr(&cluster.id, &mut html);
-        html.push_str("\">");
-        text(&cluster.name, &mut html);
-        html.push_str("</a></td><td><span class=\"");
-        html.push_str(phase_class(cluster.phase));
-        html.push_str("\">");
-        html.push_str(cluster.phase.as_str());
-        html.push_str("</span>");
+        html.push_str("<tr><td>");
+        push_cluster_link(&mut html, cluster);
+        html.push_str("</td><td>");
+        push_phase_badge(&mut html, cluster.phase);
         if let Some(message) = &cluster.message {
             html.push_str("<div class=\"muted small\">");
-            text(message, &mut html);
+            push_escaped(&mut html, message);
             html.push_str("</div>");
         }
         html.push_str("</td><td><code>");
-        text(cluster.endpoint.as_deref().unwrap_or("—"), &mut html);
+        push_escaped(&mut html, cluster.endpoint.as_deref().unwrap_or("—"));
         html.push_str("</code></td><td>");
         html.push_str(&format!("{} server(s), {} agent(s)", cluster.servers, cluster.agents));
         html.push_str("</td><td>");
-        text(&cluster.version, &mut html);
+        push_escaped(&mut html, &cluster.version);
         html.push_str("</td><td>");
-        text(age(&cluster.created_at), &mut html);
+        push_escaped(&mut html, &age(&cluster.created_at));
         html.push_str("</td></tr>");
     }
     html
+}
+
+/// Appends `value` escaped for HTML text and for a double-quoted attribute value alike: `&`, `<`,
+/// `>` and `"` become references. (Written here rather than taken from `html-escape`: the
+/// browser bundle has no other use for that crate, and it cost 500 bytes of gzip.)
+fn push_escaped(html: &mut String, value: &str) {
+    let mut rest = value;
+    while let Some(at) = rest.find(['&', '<', '>', '"']) {
+        html.push_str(&rest[..at]);
+        html.push_str(match rest.as_bytes()[at] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            _ => "&quot;",
+        });
+        rest = &rest[at + 1..];
+    }
+    html.push_str(rest);
+}
+
+/// A plain link to the cluster's page: the router takes over every same-origin `<a>` click.
+fn push_cluster_link(html: &mut String, cluster: &ClusterSummary) {
+    html.push_str("<a href=\"/clusters/");
+    push_escaped(html, &cluster.id);
+    html.push_str("\">");
+    push_escaped(html, &cluster.name);
+    html.push_str("</a>");
+}
+
+/// [`PhaseBadge`] as HTML.
+fn push_phase_badge(html: &mut String, phase: ClusterPhase) {
+    html.push_str("<span class=\"");
+    html.push_str(phase_class(phase));
+    html.push_str("\">");
+    html.push_str(phase.as_str());
+    html.push_str("</span>");
 }
 
 #[component]
@@ -695,10 +722,20 @@ mod tests {
         let html = cluster_rows_html(&[summary("x", Some("<img src=x onerror=alert(1)> & \"q\""))]);
         assert!(
             html.contains(
-                "<div class=\"muted small\">&lt;img src=x onerror=alert(1)&gt; &amp; \"q\"</div>"
+                "<div class=\"muted small\">&lt;img src=x onerror=alert(1)&gt; &amp; &quot;q&quot;</div>"
             ),
             "{html}"
         );
         assert!(cluster_rows_html(&[]).is_empty());
+    }
+
+    #[test]
+    fn escaping_covers_text_and_quoted_attributes() {
+        let mut html = String::new();
+        push_escaped(&mut html, r#"a&b <c> "d" 'e' ünï"#);
+        assert_eq!(html, "a&amp;b &lt;c&gt; &quot;d&quot; 'e' ünï");
+        push_escaped(&mut html, "");
+        push_escaped(&mut html, "&");
+        assert_eq!(html, "a&amp;b &lt;c&gt; &quot;d&quot; 'e' ünï&amp;");
     }
 }
