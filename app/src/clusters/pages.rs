@@ -16,7 +16,6 @@ use crate::logs::viewer::LogViewer;
 use crate::metrics::charts::ClusterMetrics;
 use crate::pages::not_found::NotFound;
 
-/// A phase as a coloured badge; the words are the host's.
 /// A phase's badge class; the words are the host's.
 fn phase_class(phase: ClusterPhase) -> &'static str {
     match phase {
