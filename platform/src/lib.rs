@@ -114,6 +114,9 @@ struct Inner {
     stop_election: tokio::sync::watch::Sender<bool>,
     /// Turns true when the server begins to shut down (live views close themselves then).
     stopping: tokio::sync::watch::Sender<bool>,
+    /// The live views (websockets) open on this replica, waited for on shutdown so that each
+    /// has sent its close frame before the process ends.
+    live_views: tokio_util::task::TaskTracker,
     /// The election, awaited on close so the Lease is released before the process ends.
     elector: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -218,6 +221,7 @@ impl Platform {
                 leadership,
                 stop_election,
                 stopping: tokio::sync::watch::channel(false).0,
+                live_views: tokio_util::task::TaskTracker::new(),
                 elector: std::sync::Mutex::new(elector),
             }),
         })
@@ -388,6 +392,25 @@ impl Platform {
     /// Turns true when the server begins to shut down.
     pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
         self.inner.stopping.subscribe()
+    }
+
+    /// Held by an open live view for its whole life; [`Platform::live_views_closed`] waits for
+    /// every one to be dropped.
+    pub fn live_view(&self) -> tokio_util::task::task_tracker::TaskTrackerToken {
+        self.inner.live_views.token()
+    }
+
+    /// After [`Platform::begin_stop`]: waits until every live view has closed (each sends its
+    /// close frame first), for at most `within` (a client that stops reading can hold its close
+    /// back). Whether they all closed in time.
+    pub async fn live_views_closed(&self, within: std::time::Duration) -> bool {
+        self.inner.live_views.close();
+        let closed = tokio::time::timeout(within, self.inner.live_views.wait()).await.is_ok();
+        if !closed {
+            let open = self.inner.live_views.len();
+            tracing::warn!(open, "live views did not close in time; they end with the process");
+        }
+        closed
     }
 
     /// Whether this replica leads (runs the reconciler and sweepers) now.

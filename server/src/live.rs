@@ -16,7 +16,7 @@ use app::api::{SIGNED_OUT_CLOSE_CODE, SIGNED_OUT_REASON};
 use app::error::ApiError;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::response::Response;
-use futures::{Sink, SinkExt, Stream, StreamExt};
+use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use platform::accounts::{AccountSession, LiveSession};
 use platform::Platform;
 use serde::Serialize;
@@ -91,6 +91,11 @@ where
         let outgoing = tokio::select! {
             item = feed.next() => match item {
                 Some(text) => text.into(),
+                // A feed may end because the server is stopping (its hub closes): the browser
+                // must still be told to reconnect, whichever branch `select!` polled first.
+                None if guard.stopping().now_or_never().is_some() => {
+                    return restarting(&mut sink).await;
+                }
                 None => {
                     let _ = sink.send(Message::Close(None)).await;
                     return Ended::FeedEnded;
@@ -109,11 +114,7 @@ where
                 }
                 Utf8Bytes::from_static(HEARTBEAT_MESSAGE)
             }
-            () = guard.stopping() => {
-                let frame = CloseFrame { code: RESTART_CLOSE_CODE, reason: RESTART_REASON.into() };
-                let _ = sink.send(Message::Close(Some(frame))).await;
-                return Ended::ServerStopping;
-            }
+            () = guard.stopping() => return restarting(&mut sink).await,
             () = guard.nudged() => {
                 if check.is_none() {
                     check = Some(Box::pin(guard.still_valid()));
@@ -129,6 +130,12 @@ where
             return Ended::ClientGone;
         }
     }
+}
+
+async fn restarting<Si: Sink<Message> + Unpin>(sink: &mut Si) -> Ended {
+    let frame = CloseFrame { code: RESTART_CLOSE_CODE, reason: RESTART_REASON.into() };
+    let _ = sink.send(Message::Close(Some(frame))).await;
+    Ended::ServerStopping
 }
 
 async fn signed_out<Si: Sink<Message> + Unpin>(sink: &mut Si) -> Ended {
@@ -237,7 +244,10 @@ where
     F: Stream<Item = T> + Send + 'static,
     T: Into<Utf8Bytes> + Send + 'static,
 {
+    // Taken now, not at the upgrade: shutdown must also wait for a view that is upgrading.
+    let live_view = guard.platform.live_view();
     lean(upgrade).on_upgrade(move |socket| async move {
+        let _live_view = live_view;
         let _open = platform::observe::OpenWebsocket::new(kind);
         let (sink, incoming) = socket.split();
         let ended = push(sink, incoming, feed, guard, HEARTBEAT).await;
@@ -374,6 +384,24 @@ mod tests {
             other => panic!("expected the restart close, got {other:?}"),
         }
         assert_eq!(h.task.await.unwrap(), Ended::ServerStopping);
+    }
+
+    /// On shutdown the hubs close their feeds too; a loop that sees both at once (it was not
+    /// scheduled in between, as under load) must still close with "restart", not a plain close
+    /// the browser would not reconnect after. `select!` polls its branches in random order, so
+    /// without the check this fails in about half the rounds.
+    #[tokio::test(start_paused = true)]
+    async fn a_feed_that_ends_because_the_server_stops_still_closes_with_restart() {
+        for round in 0..32 {
+            let mut h = start(Duration::from_secs(25));
+            h.guard.stop.notify_one();
+            drop(h.feed);
+            match h.sent.next().await {
+                Some(Message::Close(Some(frame))) => assert_eq!(frame.code, RESTART_CLOSE_CODE),
+                other => panic!("round {round}: expected the restart close, got {other:?}"),
+            }
+            assert_eq!(h.task.await.unwrap(), Ended::ServerStopping);
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -19,6 +19,10 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
+
+/// How long shutdown waits for the live views to send their close frames (well inside the
+/// chart's 30 s `terminationGracePeriodSeconds`; only a client that stopped reading takes long).
+const LIVE_VIEWS_CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 use crate::{clusters, csrf, dashboard, edge, gateway, health, logs, metrics, observe};
 
 /// What every handler can reach.
@@ -283,6 +287,9 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
             .context("HTTP server failed")?;
+        // Upgraded connections (the live views) are not the HTTP server's any more: wait here
+        // until each has sent its close frame, before the pool and the process go.
+        self.platform.live_views_closed(LIVE_VIEWS_CLOSE_WITHIN).await;
         let _ = stop_metrics.send(true);
         if let Some(task) = metrics {
             let _ = task.await;
