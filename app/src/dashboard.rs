@@ -226,7 +226,7 @@ pub fn DashboardView(dashboard: Dashboard) -> impl IntoView {
             <div class="cards" role="list" aria-label="Your clusters">
                 <For
                     each=move || live.clusters.get()
-                    key=|c| (c.id.clone(), c.phase, c.endpoint.clone(), c.message.clone())
+                    key=card_key
                     let:cluster
                 >
                     <ClusterCard card=card_of(live, cluster.id.clone()) cluster />
@@ -234,6 +234,15 @@ pub fn DashboardView(dashboard: Dashboard) -> impl IntoView {
             </div>
         </Show>
     }
+}
+
+/// Everything a card shows of its cluster's summary: the card is built again when any of it
+/// changes (its numbers come through its own memo). A field left out goes stale on the page, as
+/// the expiry warning did: still "Deleted in 3 h" after the cluster was kept.
+type CardKey = (String, ClusterPhase, Option<String>, Option<String>, Option<String>);
+
+fn card_key(c: &ClusterSummary) -> CardKey {
+    (c.id.clone(), c.phase, c.endpoint.clone(), c.message.clone(), c.expires_soon.clone())
 }
 
 fn card_of(live: Live, id: String) -> Memo<CardState> {
@@ -368,6 +377,27 @@ mod tests {
             memory_bytes: memory,
             by_pod: vec![],
         }
+    }
+
+    #[test]
+    fn a_card_is_built_again_when_anything_it_shows_changes() {
+        let before = summary("a");
+        let changes: [fn(&mut ClusterSummary); 4] = [
+            |c| c.phase = ClusterPhase::Degraded,
+            |c| c.endpoint = Some("https://a.example".into()),
+            |c| c.message = Some("Waiting for the server".into()),
+            |c| c.expires_soon = Some("in 3 h".into()),
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut after = before.clone();
+            change(&mut after);
+            assert_ne!(card_key(&before), card_key(&after), "change {i} left the card as it was");
+        }
+        // A cluster keeps its name; its size and version are not on the card.
+        let mut after = before.clone();
+        after.servers = 3;
+        after.version = "v1.32".into();
+        assert_eq!(card_key(&before), card_key(&after));
     }
 
     #[test]
