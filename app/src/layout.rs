@@ -5,24 +5,50 @@ use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::accounts::api::{get_viewer, Logout};
+use crate::accounts::api::{get_viewer, Logout, Viewer};
 use crate::accounts::pages::AuthVersion;
+use crate::error::ApiError;
 use crate::forms::refresh_viewer_on_success;
 
 /// Name and version, compiled in; the footer shows it.
 const NAME_AND_VERSION: &str = concat!("KRaft ", env!("CARGO_PKG_VERSION"));
 
+/// Who is looking, as the header shows it: one request that the menu and the banner share (each
+/// asked on its own before, so every page sent the same answer twice).
+#[derive(Clone, Copy)]
+struct PageViewer {
+    viewer: crate::data::Data<Result<Viewer, ApiError>>,
+    logout: ServerAction<Logout>,
+}
+
+impl PageViewer {
+    fn new() -> Self {
+        let auth = AuthVersion::get();
+        let logout = ServerAction::<Logout>::new();
+        refresh_viewer_on_success(logout.value().into(), auth);
+        // Asked again after every navigation too: sign-in, sign-out and account deletion all
+        // end on another page.
+        let path = leptos_router::hooks::use_location().pathname;
+        let viewer = crate::data::data(
+            move || (auth.get(), logout.version().get(), path.get()),
+            |_| get_viewer(),
+        );
+        Self { viewer, logout }
+    }
+}
+
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
+    let page = PageViewer::new();
     view! {
         <header class="site-header">
             <div class="header-bar">
                 <A href="/" attr:class="brand">
                     "KRaft"
                 </A>
-                <SiteMenu />
+                <SiteMenu page />
             </div>
-            <SimulatedHostBanner />
+            <SimulatedHostBanner viewer=page.viewer />
         </header>
         <main>{children()}</main>
         <footer class="site-footer">
@@ -35,7 +61,7 @@ pub fn Layout(children: Children) -> impl IntoView {
 /// that opens it with no JavaScript at all (before hydration, or with scripts off); wide screens
 /// hide the button and always show the contents (style/main.css).
 #[component]
-fn SiteMenu() -> impl IntoView {
+fn SiteMenu(page: PageViewer) -> impl IntoView {
     let menu = NodeRef::<leptos::html::Details>::new();
     let summary = NodeRef::<leptos::html::Summary>::new();
     let close = move || {
@@ -68,7 +94,7 @@ fn SiteMenu() -> impl IntoView {
                     <A href="/clusters">"Clusters"</A>
                     <A href="/account">"Account"</A>
                 </nav>
-                <ViewerMenu />
+                <ViewerMenu page />
             </div>
         </details>
     }
@@ -87,17 +113,8 @@ pub fn ScrollRegion(#[prop(into)] label: String, children: Children) -> impl Int
 
 /// Sign in / sign up links, or who is signed in and a way out.
 #[component]
-fn ViewerMenu() -> impl IntoView {
-    let auth = AuthVersion::get();
-    let logout = ServerAction::<Logout>::new();
-    refresh_viewer_on_success(logout.value().into(), auth);
-    // Asked again after every navigation too: sign-in, sign-out and account deletion all end on
-    // another page.
-    let path = leptos_router::hooks::use_location().pathname;
-    let viewer = crate::data::data(
-        move || (auth.get(), logout.version().get(), path.get()),
-        |_| get_viewer(),
-    );
+fn ViewerMenu(page: PageViewer) -> impl IntoView {
+    let PageViewer { viewer, logout } = page;
     view! {
         <div class="viewer">
             <Transition>
@@ -124,10 +141,10 @@ fn ViewerMenu() -> impl IntoView {
 
 /// Says plainly when clusters are not real: the zero-config mode runs a simulated host.
 #[component]
-fn SimulatedHostBanner() -> impl IntoView {
-    let viewer = crate::accounts::pages::viewer_once();
+fn SimulatedHostBanner(viewer: crate::data::Data<Result<Viewer, ApiError>>) -> impl IntoView {
+    // A transition: the banner stays put while a navigation asks who is looking again.
     view! {
-        <Suspense>
+        <Transition>
             {move || Suspend::new(async move {
                 viewer.await.ok().filter(|v| v.simulated_host).map(|_| view! {
                     <p class="banner" role="note">
@@ -137,6 +154,6 @@ fn SimulatedHostBanner() -> impl IntoView {
                     </p>
                 })
             })}
-        </Suspense>
+        </Transition>
     }
 }

@@ -22,6 +22,16 @@ test.describe('the KRaft shell', () => {
     await expect(page.locator('html')).toHaveAttribute('data-hydrated', '');
     // A marker on window survives client-side routing and is lost on a full reload.
     await page.evaluate(() => ((window as unknown as { kraftMarker: string }).kraftMarker = 'kept'));
+    // Zero-config runs a simulated host, and the header says so. The header asks who is looking
+    // again after every navigation; the note must stay on screen meanwhile, not blink out.
+    await expect(page.getByRole('banner').getByRole('note')).toContainText('Simulated host.');
+    await page.evaluate(() => {
+      const w = window as unknown as { noteGone: boolean };
+      w.noteGone = false;
+      new MutationObserver(() => {
+        if (!document.querySelector('header p.banner')) w.noteGone = true;
+      }).observe(document.body, { childList: true, subtree: true });
+    });
 
     const header = page.getByRole('banner');
     await header.getByRole('link', { name: 'Create account' }).click();
@@ -32,6 +42,8 @@ test.describe('the KRaft shell', () => {
     await expect(page).toHaveURL(/\/login$/);
 
     expect(await page.evaluate(() => (window as unknown as { kraftMarker?: string }).kraftMarker)).toBe('kept');
+    expect(await page.evaluate(() => (window as unknown as { noteGone: boolean }).noteGone)).toBe(false);
+    await expect(header.getByRole('note')).toContainText('Simulated host.');
   });
 
   test('shows the version in the footer and a not-found page for unknown addresses', async ({ page }) => {
