@@ -17,6 +17,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
 use http_body_util::{BodyExt as _, Limited};
 use hyper_util::rt::TokioIo;
 use platform::access::{Denied, Grant};
@@ -351,15 +352,77 @@ async fn forward(
     }
     // A 101 has no body: the connection itself is what follows (handing on the upstream's
     // would hold the switch until a body that never ends).
-    let body = if switching { Body::empty() } else { Body::new(response.into_body()) };
+    let body = if switching {
+        Body::empty()
+    } else if streams(path_and_query) {
+        let stopped = stopped(platform.stopping());
+        Body::from_stream(Body::new(response.into_body()).into_data_stream().take_until(stopped))
+    } else {
+        Body::new(response.into_body())
+    };
     back.body(body).unwrap_or_else(|_| {
         status(StatusCode::BAD_GATEWAY, "InternalError", "Invalid response from the cluster.")
     })
 }
 
+/// Whether the request streams until one side ends it: a watch, or a followed log. The API
+/// server counts these long-running (kubernetes/kubernetes pkg/controlplane/apiserver/config.go,
+/// `LongRunningFunc`: the verbs watch and proxy, the subresources attach, exec, proxy, log and
+/// portforward) and ends them when it stops. The gateway does the same when KRaft stops: a
+/// client watches again, through another replica, and KRaft exits instead of waiting for the
+/// stream until Kubernetes kills it with the Lease still held. Upgraded streams (exec, attach,
+/// port-forward) end with the process; a proxied response finishes like any other request, as
+/// cutting it would leave the client a truncated answer.
+fn streams(path_and_query: &str) -> bool {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    // Go's strconv.ParseBool, which the API server parses these with.
+    let on = |name: &str| {
+        query.split('&').filter_map(|pair| pair.split_once('=')).any(|(key, value)| {
+            key == name && matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
+        })
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // The old watch paths: /api/v1/watch/… and /apis/<group>/<version>/watch/….
+    let watch_path =
+        matches!(segments.as_slice(), ["api", _, "watch", ..] | ["apis", _, _, "watch", ..]);
+    let pod_log = matches!(segments.as_slice(), [.., "pods", _, "log"]);
+    on("watch") || watch_path || (pod_log && on("follow"))
+}
+
+/// Resolves when KRaft begins to stop.
+async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    // An error means the platform is gone: stopped all the same.
+    let _ = stopping.wait_for(|s| *s).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watches_and_followed_logs_are_the_streams_that_end_when_kraft_stops() {
+        for streaming in [
+            "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0",
+            "/apis/apps/v1/deployments?allowWatchBookmarks=true&watch=1",
+            "/api/v1/watch/namespaces/default/pods",
+            "/apis/apps/v1/watch/deployments",
+            "/api/v1/namespaces/default/pods/web/log?container=web&follow=true",
+        ] {
+            assert!(streams(streaming), "{streaming}");
+        }
+        for finite in [
+            "/api/v1/namespaces/default/configmaps",
+            "/api/v1/namespaces/default/configmaps?watch=false",
+            "/api/v1/namespaces/default/configmaps/watch",
+            "/api/v1/namespaces/watch/pods",
+            "/api/v1/namespaces/default/pods/web/log?container=web",
+            "/api/v1/namespaces/default/pods/web/log?follow=false",
+            "/api/v1/namespaces/default/services/web/proxy/?follow=true",
+            "/version",
+        ] {
+            assert!(!streams(finite), "{finite}");
+        }
+    }
 
     #[test]
     fn the_callers_credential_and_identity_headers_never_pass() {

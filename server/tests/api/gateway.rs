@@ -120,6 +120,36 @@ async fn kubectl_traffic_reaches_the_cluster_through_the_gateway() {
     );
 }
 
+/// A watch (`kubectl get -w`, every controller's informer) streams for minutes. When KRaft stops,
+/// it ends the stream as the API server does when it stops, so the client watches again
+/// (through another replica) and KRaft exits instead of waiting for the watch to end on its own
+/// until Kubernetes kills it, with the Lease still held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_through_the_gateway_ends_when_kraft_stops() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (ada, id) = tenant(&app, "ada").await;
+    let client = kube_client(&kubeconfig(&ada, &id, "laptop").await).await;
+    let maps: Api<ConfigMap> = Api::namespaced(client, "default");
+    let mut watch = Box::pin(maps.watch(&WatchParams::default(), "0").await.unwrap());
+    // The watch is under way: an event arrives through it.
+    let map: ConfigMap =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "before"}})).unwrap();
+    maps.create(&PostParams::default(), &map).await.unwrap();
+    use futures::StreamExt;
+    let first = tokio::time::timeout(Duration::from_secs(10), watch.next()).await;
+    assert!(matches!(first, Ok(Some(Ok(WatchEvent::Added(_))))), "{first:?}");
+
+    let stopped = tokio::time::timeout(Duration::from_secs(15), app.stop()).await;
+    assert!(stopped.is_ok(), "KRaft did not stop while a watch was open");
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(event) = watch.next().await {
+            assert!(event.is_ok(), "the watch ends cleanly, not cut: {event:?}");
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the watch was not ended");
+}
+
 /// kubectl sends a kubeconfig's token only over HTTPS: zero-config KRaft answers TLS on its own
 /// address, with a certificate from its CA that the kubeconfig carries, and plain HTTP (the UI)
 /// on the same port; a client that connects and says nothing holds up nobody.
