@@ -114,6 +114,8 @@ struct Inner {
     stop_election: tokio::sync::watch::Sender<bool>,
     /// Turns true when the server begins to shut down (live views close themselves then).
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Set when a shutdown was asked for: readiness fails from then on.
+    draining: std::sync::atomic::AtomicBool,
     /// The live views (websockets) open on this replica, waited for on shutdown so that each
     /// has sent its close frame before the process ends.
     live_views: tokio_util::task::TaskTracker,
@@ -221,6 +223,7 @@ impl Platform {
                 leadership,
                 stop_election,
                 stopping: tokio::sync::watch::channel(false).0,
+                draining: std::sync::atomic::AtomicBool::new(false),
                 live_views: tokio_util::task::TaskTracker::new(),
                 elector: std::sync::Mutex::new(elector),
             }),
@@ -384,8 +387,19 @@ impl Platform {
         db::ping(&self.inner.db).await
     }
 
+    /// Marks the replica as going away: it still serves, but is no longer ready.
+    pub fn begin_drain(&self) {
+        self.inner.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a shutdown was asked for ([`Platform::begin_drain`] or [`Platform::begin_stop`]).
+    pub fn draining(&self) -> bool {
+        self.inner.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Tells live views that the server is shutting down.
     pub fn begin_stop(&self) {
+        self.begin_drain();
         self.inner.stopping.send_replace(true);
     }
 

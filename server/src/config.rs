@@ -336,6 +336,13 @@ pub struct Config {
     #[arg(long, env = "KRAFT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration, global = true)]
     pub lease_duration: Duration,
 
+    /// After SIGTERM, keep serving this long with `/readyz` answering 503 before stopping (e.g.
+    /// 5s), so that load balancers stop sending new requests first: Kubernetes takes a
+    /// terminating pod out of its Service's endpoints while the pod already has SIGTERM, and
+    /// requests still routed to it would be refused. `off` (the default): stop at once.
+    #[arg(long, env = "KRAFT_SHUTDOWN_DELAY", default_value = "off", value_parser = parse_optional_duration, global = true)]
+    pub shutdown_delay: OptionalDuration,
+
     /// Delete a cluster nobody has used through KRaft's gateway for this long (e.g. 7d); its
     /// owner is warned a day ahead and may keep it. `off` (the default): clusters live until
     /// deleted.

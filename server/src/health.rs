@@ -35,8 +35,13 @@ pub async fn live() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The process can do useful work: its database answers.
+/// The process can do useful work: its database answers, and it is not shutting down.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    if state.platform.draining() {
+        let checks = Checks { database: "not checked", host: None };
+        let body = Readiness { status: "shutting down", checks };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
+    }
     let database = match tokio::time::timeout(CHECK_TIMEOUT, state.platform.database_ready()).await
     {
         Ok(Ok(())) => "ok",

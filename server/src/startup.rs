@@ -43,6 +43,8 @@ pub struct Application {
     platform: Platform,
     /// The in-process simulated host, when no real one is configured.
     simulated_host: Option<hostsim::Running>,
+    /// How long to serve on, not ready, after the shutdown signal (`KRAFT_SHUTDOWN_DELAY`).
+    shutdown_delay: Option<std::time::Duration>,
 }
 
 /// Connects to the configured host cluster, or starts the simulated one in-process.
@@ -228,7 +230,8 @@ impl Application {
         };
         let router = router(&config, addr, platform.clone());
         let listener = crate::tls::Listener::new(listener, tls.map(|t| t.config));
-        Ok(Self { listener, router, metrics, platform, simulated_host })
+        let shutdown_delay = config.shutdown_delay.0;
+        Ok(Self { listener, router, metrics, platform, simulated_host, shutdown_delay })
     }
 
     /// The one-time token the first admin's registration needs, while there is no admin.
@@ -278,8 +281,15 @@ impl Application {
         // In-flight requests finish; live views close with "restart" so browsers reconnect
         // (to another replica) and log views resume where they were.
         let platform = self.platform.clone();
+        let delay = self.shutdown_delay;
         let shutdown = async move {
             shutdown.await;
+            if let Some(delay) = delay {
+                // Still serving, no longer ready: load balancers take this replica out first.
+                tracing::info!(?delay, "shutting down: not ready, serving on meanwhile");
+                platform.begin_drain();
+                tokio::time::sleep(delay).await;
+            }
             tracing::info!("shutting down: finishing requests, closing live views");
             platform.begin_stop();
         };
