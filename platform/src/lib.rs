@@ -403,9 +403,14 @@ impl Platform {
         self.inner.stopping.send_replace(true);
     }
 
-    /// Turns true when the server begins to shut down.
-    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.inner.stopping.subscribe()
+    /// Resolves when the server begins to shut down (at once if it has). Owns what it needs,
+    /// so it can outlive the caller's borrow (a response body, a live view's loop).
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stopping = self.inner.stopping.subscribe();
+        async move {
+            // An error means the platform is gone: stopped all the same.
+            let _ = stopping.wait_for(|s| *s).await;
+        }
     }
 
     /// Held by an open live view for its whole life; [`Platform::live_views_closed`] waits for

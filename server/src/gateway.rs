@@ -355,7 +355,7 @@ async fn forward(
     let body = if switching {
         Body::empty()
     } else if streams(path_and_query) {
-        let stopped = stopped(platform.stopping());
+        let stopped = platform.stopped();
         Body::from_stream(Body::new(response.into_body()).into_data_stream().take_until(stopped))
     } else {
         Body::new(response.into_body())
@@ -387,12 +387,6 @@ fn streams(path_and_query: &str) -> bool {
         matches!(segments.as_slice(), ["api", _, "watch", ..] | ["apis", _, _, "watch", ..]);
     let pod_log = matches!(segments.as_slice(), [.., "pods", _, "log"]);
     on("watch") || watch_path || (pod_log && on("follow"))
-}
-
-/// Resolves when KRaft begins to stop.
-async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
-    // An error means the platform is gone: stopped all the same.
-    let _ = stopping.wait_for(|s| *s).await;
 }
 
 #[cfg(test)]

@@ -151,7 +151,6 @@ pub struct SessionGuard {
     platform: Platform,
     live: LiveSession,
     revocations: broadcast::Receiver<Uuid>,
-    stopping: tokio::sync::watch::Receiver<bool>,
     /// The view is an admin's: it ends when the account stops being one.
     admin: bool,
 }
@@ -163,13 +162,7 @@ impl SessionGuard {
         let revocations = platform.accounts().subscribe_revocations();
         let live =
             platform.accounts().live_session(session).await?.ok_or(ApiError::Unauthenticated)?;
-        Ok(Self {
-            platform: platform.clone(),
-            live,
-            revocations,
-            stopping: platform.stopping(),
-            admin: false,
-        })
+        Ok(Self { platform: platform.clone(), live, revocations, admin: false })
     }
 
     /// For an admin's view: the session must also stay an admin's.
@@ -181,12 +174,7 @@ impl SessionGuard {
 
 impl Guard for SessionGuard {
     fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut stopping = self.stopping.clone();
-        async move {
-            if stopping.wait_for(|s| *s).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
+        self.platform.stopped()
     }
 
     async fn nudged(&mut self) {
