@@ -105,6 +105,14 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// A pooled connection back in the pool for less than this is taken as alive without a ping:
+/// sqlx pings every connection as it goes back, so it answered a moment ago. Under load every
+/// query takes such a connection, and a second ping as it was taken (sqlx's default) was a round
+/// trip to the server per query for nothing. One idle longer is pinged first, so a connection
+/// the server dropped meanwhile (a restart, a failover, an idle timeout) is replaced before a
+/// query fails on it. HikariCP draws the same line at 500 ms (`aliveBypassWindowMs`).
+const TRUST_USED_WITHIN: Duration = Duration::from_secs(1);
+
 pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection> {
     if let Some(path) = url.sqlite_path() {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -114,18 +122,51 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection> {
             })?;
         }
     }
+    if url.backend() == Backend::Postgres {
+        return connect_postgres(url).await;
+    }
     let mut options = ConnectOptions::new(url.expose());
     options
         .sqlx_logging(false)
         .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5));
-    if url.backend() == Backend::Sqlite {
+        .acquire_timeout(Duration::from_secs(5))
         // One writer at a time is SQLite's rule, and a read transaction that later writes fails
         // at once with SQLITE_BUSY when another writer got in first. One connection serialises
         // all access: ample for the embedded default, and never "database is locked".
-        options.max_connections(1);
-    }
+        .max_connections(1)
+        // A file in this process cannot hang up: a ping would only be a trip to sqlx's worker
+        // thread and back before every query.
+        .test_before_acquire(false);
     Ok(Database::connect(options).await?)
+}
+
+/// PostgreSQL: sea-orm's pool, built here only to ping idle connections alone (see
+/// [`TRUST_USED_WITHIN`]); timeouts and statement logging as the SQLite path sets them.
+async fn connect_postgres(url: &DatabaseUrl) -> Result<DatabaseConnection> {
+    use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
+    use sea_orm::SqlxPostgresConnector;
+
+    let options = url
+        .expose()
+        .parse::<PgConnectOptions>()
+        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?
+        .disable_statement_logging();
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= TRUST_USED_WITHIN {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?;
+    Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {

@@ -39,6 +39,49 @@ async fn readyz_is_unavailable_when_the_database_is_gone() {
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
 
+/// PostgreSQL restarted, failed over or timed out the app's idle connections: the next
+/// requests get fresh connections, none fails on a dead one. (Connections used within the last
+/// second are trusted without a ping; these have been idle longer.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_database_dropped_are_replaced_before_a_request_uses_them() {
+    use sea_orm::{ConnectionTrait, Database};
+
+    // Quiet background work, so the requests below are what meets the dropped connections.
+    let app = spawn_app_with(Backend::Postgres, |c| {
+        c.reconcile_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let browser = app.browser();
+    browser.sign_up("ada").await;
+    for _ in 0..4 {
+        assert_eq!(browser.overview().await.status(), 200);
+        assert_eq!(app.get("/readyz").await.status(), 200);
+    }
+    let crate::helpers::TestDatabase::Postgres { admin_url, name } = &app.database else {
+        unreachable!("a PostgreSQL test database")
+    };
+    let admin = Database::connect(admin_url.as_str()).await.expect("admin connection");
+    let dropped = admin
+        .query_all(sea_orm::Statement::from_string(
+            admin.get_database_backend(),
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ),
+        ))
+        .await
+        .expect("terminate the app's connections");
+    admin.close().await.expect("close admin connection");
+    assert!(!dropped.is_empty(), "the app held connections");
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..12 {
+        assert_eq!(browser.overview().await.status(), 200);
+        let ready = app.get("/readyz").await;
+        assert_eq!(ready.status(), 200, "{:?}", ready.text().await);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shuts_down_gracefully_when_asked() {
     let app = spawn_app(Backend::Sqlite).await;
