@@ -465,7 +465,9 @@ fn ClusterDetails(
             let agents = summary.agents;
             let ephemeral = matches!(detail.persistence, Persistence::Ephemeral);
             // A plain form post: its errors come with the page, nothing to follow live.
-            let start_empty_error = change_state.field_error("start_empty").get_untracked();
+            let field_error = |name| change_state.field_error(name).get_untracked();
+            let (version_error, servers_error) = (field_error("version"), field_error("servers"));
+            let start_empty_error = field_error("start_empty");
             view! {
                 <section class="card" aria-labelledby="change-heading">
                     <h2 id="change-heading">"Upgrade or scale"</h2>
@@ -474,7 +476,7 @@ fn ClusterDetails(
                         <input type="hidden" name="id" value=id />
                         <div class="field">
                             <label for="field-change-version">"Version"</label>
-                            <select id="field-change-version" name="version" aria-describedby="field-change-version-hint">
+                            <select id="field-change-version" name="version" aria-describedby="field-change-version-hint field-change-version-error">
                                 <option value=current.clone() selected>{format!("{current} (current)")}</option>
                                 {c.upgrades.iter().map(|v| view! { <option value=v.clone()>{v.clone()}</option> }).collect_view()}
                             </select>
@@ -485,14 +487,16 @@ fn ClusterDetails(
                             } else {
                                 "Forward only, one minor version at a time; servers are replaced one by one."
                             }}</p>
+                            <p class="field-error" id="field-change-version-error">{version_error}</p>
                         </div>
                         <div class="field">
                             <label for="field-change-servers">"Servers"</label>
-                            <select id="field-change-servers" name="servers">
+                            <select id="field-change-servers" name="servers" aria-describedby="field-change-servers-error">
                                 {[1, 3].into_iter().filter(|n| *n <= c.max_servers || *n == servers).map(|n| view! {
                                     <option value=n.to_string() selected=n == servers>{n.to_string()}</option>
                                 }).collect_view()}
                             </select>
+                            <p class="field-error" id="field-change-servers-error">{servers_error}</p>
                         </div>
                         {(c.max_agents > 0).then(|| view! {
                             <Field state=change_state.clone() name="agents" label="Agents" kind="number" autocomplete="off"

@@ -246,6 +246,50 @@ async fn a_one_server_upgrade_is_an_outage_kraft_explains() {
     app.stop().await;
 }
 
+/// The change form without JavaScript: a refused change comes back to the cluster's page with
+/// each refused field's reason under that field (not just "correct the fields marked below"
+/// with nothing marked). A page open while an admin changed the versions or the limits posts
+/// such values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_change_marks_its_fields_on_the_page() {
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.k3s_versions = versions(&["v1.35.2-k3s1", "v1.36.2-k3s1"]);
+    })
+    .await;
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let id = ada.new_cluster("web").await;
+    let page = format!("{}/clusters/{id}", ada.address);
+    let refused = ada
+        .client
+        .post(format!("{}/api/clusters/change", ada.address))
+        .header("Accept", "text/html,application/xhtml+xml")
+        .header("Referer", &page)
+        .header("Origin", &ada.address)
+        .form(&[("id", id.as_str()), ("version", "v1.34.1-k3s1"), ("servers", "2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 302);
+    let location = refused.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&page), "back to the cluster: {location}");
+
+    let html = ada.client.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Please correct the fields marked below."), "{html}");
+    assert!(
+        html.contains(
+            "id=\"field-change-version-error\" class=\"field-error\">Choose one of: v1.35.2-k3s1, v1.36.2-k3s1."
+        ),
+        "the version's reason is under the version:\n{html}"
+    );
+    assert!(
+        html.contains("id=\"field-change-servers-error\" class=\"field-error\">Choose 1 server, or 3 for a highly available control plane."),
+        "the servers' reason is under the servers:\n{html}"
+    );
+    assert_eq!(ada.detail(&id).await["summary"]["servers"], 1, "nothing changed");
+    app.stop().await;
+}
+
 /// With ephemeral storage a server's datastore lives in its pod: a change that replaces the
 /// servers starts the cluster empty (K3k's start script finds no data and makes a new k3s, with
 /// new CAs). KRaft asks for consent first, and the same KRaft kubeconfig works afterwards.
