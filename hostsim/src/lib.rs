@@ -107,6 +107,9 @@ pub struct Config {
     /// lets the pod go (K3k v1.1.0 pkg/controller/cluster/statefulset.go handleServerPod →
     /// removePeer, at most `memberRemovalTimeout`, 1 minute, per try).
     pub etcd_member_removal: Duration,
+    /// How long a virtual-mode node whose pod is gone stays `Ready` before it is marked
+    /// unreachable (kube-controller-manager's `--node-monitor-grace-period`, 40 s).
+    pub node_monitor_grace: Duration,
 }
 
 impl Default for Config {
@@ -133,6 +136,7 @@ impl Default for Config {
             oom_after: Duration::from_secs(5),
             crash_backoff: Duration::from_secs(10),
             etcd_member_removal: Duration::from_secs(2),
+            node_monitor_grace: Duration::from_secs(2),
         }
     }
 }

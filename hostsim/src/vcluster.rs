@@ -69,6 +69,8 @@ struct Served {
     /// Shared mode's k3k-kubelet syncs its pods to the host (see [`k3k::kubelet`]).
     kubelet: bool,
     shared: kubelet::SharedKubelet,
+    /// Nodes whose pod is gone (virtual mode), and since when: see [`Endpoints::sync_nodes`].
+    departed: Arc<Mutex<HashMap<String, std::time::Instant>>>,
 }
 
 impl Drop for Served {
@@ -199,6 +201,7 @@ impl Endpoints {
             service: bound,
             kubelet: false,
             shared,
+            departed: Arc::default(),
         };
         let mut map = self.lock();
         match map.get_mut(&key(ns, name)) {
@@ -352,12 +355,32 @@ impl Endpoints {
     }
 
     /// Makes the virtual cluster's nodes `nodes`, and its API report `api_version`.
-    pub fn sync_nodes(&self, ns: &str, name: &str, nodes: &[VirtualNode], api_version: &str) {
+    ///
+    /// A node whose pod is gone: with `lingering` (virtual mode: a k3s agent or server that
+    /// stopped) the Node object stays, and once `grace` has passed without its kubelet it is
+    /// what kube-controller-manager's node lifecycle controller makes of it (pkg/controller/
+    /// nodelifecycle/node_lifecycle_controller.go `tryUpdateNodeHealth`, after
+    /// `--node-monitor-grace-period`, 40 s there; shortened here like hostsim's other delays):
+    /// every condition `Unknown` ("Kubelet stopped posting node status."), tainted
+    /// `node.kubernetes.io/unreachable` (NoSchedule and NoExecute). Nothing deletes it: k3s's
+    /// cloud provider says every instance exists, and K3k has no node cleanup in virtual mode
+    /// (rancher/k3k#767, #1159: scaled-down and replaced agents stay `NotReady`). Without
+    /// `lingering` (shared mode's k3k-kubelet, which manages its own node) it is removed.
+    pub fn sync_nodes(
+        &self,
+        ns: &str,
+        name: &str,
+        nodes: &[VirtualNode],
+        api_version: &str,
+        lingering: bool,
+        grace: Duration,
+    ) {
         let map = self.lock();
         let Some(api) = map.get(&key(ns, name)).and_then(|vc| vc.api.as_ref()) else {
             return;
         };
         let host = api.host.clone();
+        let departed = api.departed.clone();
         drop(map);
         let k3s = |v: &str| v.replacen("-k3s", "+k3s", 1);
         if host.version() != k3s(api_version) {
@@ -367,11 +390,35 @@ impl Endpoints {
             return;
         };
         let (existing, _) = host.store.list(&rt.gr(), None);
+        // A departed node somebody deleted is forgotten (and never made again).
+        departed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|n, _| existing.iter().any(|e| crate::object::name(e) == n));
         for node in &existing {
             let n = crate::object::name(node);
-            if !nodes.iter().any(|v| v.name == n) {
-                let _ = host.delete(&rt, None, n);
+            if nodes.iter().any(|v| v.name == n) {
+                continue;
             }
+            if !lingering {
+                let _ = host.delete(&rt, None, n);
+                continue;
+            }
+            let mut gone = departed.lock().unwrap_or_else(|p| p.into_inner());
+            if gone.contains_key(n) {
+                continue;
+            }
+            let since = std::time::Instant::now();
+            gone.insert(n.to_string(), since);
+            let (host, departed, n) = (Arc::downgrade(&host), departed.clone(), n.to_string());
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                let still =
+                    departed.lock().unwrap_or_else(|p| p.into_inner()).get(&n) == Some(&since);
+                if let (true, Some(host)) = (still, host.upgrade()) {
+                    node_unreachable(&host, &n);
+                }
+            });
         }
         for (i, v) in nodes.iter().enumerate() {
             let version = k3s(&v.version);
@@ -385,7 +432,25 @@ impl Endpoints {
                 }
             }
             let info = node.pointer("/status/nodeInfo").cloned();
+            let conditions = node.pointer("/status/conditions").cloned();
+            let back = departed.lock().unwrap_or_else(|p| p.into_inner()).remove(&v.name).is_some();
             match existing.iter().find(|n| crate::object::name(n) == v.name) {
+                // A server pod of the same name is back (scaled up again): its kubelet
+                // registers the node again and posts Ready; the lifecycle controller lifts its
+                // taints.
+                Some(_) if back => {
+                    let _ = host.modify("", "nodes", "", &v.name, Some("status"), |n| {
+                        n["status"]["conditions"] = conditions.clone().unwrap_or_default();
+                        if let Some(info) = &info {
+                            n["status"]["nodeInfo"] = info.clone();
+                        }
+                    });
+                    let _ = host.modify("", "nodes", "", &v.name, None, |n| {
+                        if let Some(spec) = n["spec"].as_object_mut() {
+                            spec.remove("taints");
+                        }
+                    });
+                }
                 // A node's pod was replaced by one of another version: the kubelet that
                 // registers again reports its own (status is a subresource).
                 Some(old)
@@ -472,4 +537,29 @@ async fn bind_service(wanted: SocketAddr) -> Option<TcpListener> {
     }
     tracing::warn!(service = %wanted, "Service address still in use; not served");
     None
+}
+
+/// What the node lifecycle controller does to a node whose kubelet stopped posting status (see
+/// [`Endpoints::sync_nodes`]); nothing if the node was deleted meanwhile.
+fn node_unreachable(host: &Host, name: &str) {
+    let now = crate::object::now_rfc3339();
+    let marked = host.modify("", "nodes", "", name, Some("status"), |n| {
+        if let Some(conditions) = n.pointer_mut("/status/conditions").and_then(|c| c.as_array_mut())
+        {
+            for c in conditions {
+                c["status"] = json!("Unknown");
+                c["reason"] = json!("NodeStatusUnknown");
+                c["message"] = json!("Kubelet stopped posting node status.");
+                c["lastTransitionTime"] = json!(now);
+            }
+        }
+    });
+    if marked.is_ok() {
+        let _ = host.modify("", "nodes", "", name, None, |n| {
+            n["spec"]["taints"] = json!([
+                {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule", "timeAdded": now},
+                {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": now},
+            ]);
+        });
+    }
 }

@@ -507,8 +507,11 @@ impl Controller {
         // Ready: bootstrap and kubeconfig secrets, the virtual cluster's API, status, event.
         layout.bootstrap(&host, &all_sans_for_cert(&cluster, &svc_ip, &layout), &serving).await?;
         // The virtual cluster's nodes: in virtual mode every server and agent pod is a k3s node
-        // named after its pod; in shared mode the servers run with `disable-agent` and each
-        // k3k-kubelet registers as a node named after its host node (AGENT_HOSTNAME =
+        // named after its pod's hostname (its name), an agent's with `-<node id>` appended
+        // (K3k's agent config sets `with-node-id: true`; k3s pkg/agent/config/config.go
+        // `ensureNodeID`: 8 random hex digits kept in the container's /etc/rancher/node/id, so
+        // a new pod is a new node); in shared mode the servers run with `disable-agent` and
+        // each k3k-kubelet registers as a node named after its host node (AGENT_HOSTNAME =
         // spec.nodeName, K3k v1.1.0 agent/shared.go).
         // Each k3s node reports the version of its own image (mid-upgrade they differ); a
         // shared-mode k3k-kubelet reports the cluster's (K3k v1.1.0 `agent/shared.go` config).
@@ -525,11 +528,13 @@ impl Controller {
             .map(|p| {
                 let role = str_at(p, "/metadata/labels/role").to_string();
                 if virtual_mode {
-                    vcluster::VirtualNode {
-                        name: object::name(p).to_string(),
-                        role,
-                        version: image_version(p),
-                    }
+                    let hostname = pod_hostname(object::name(p));
+                    let name = if role == "server" {
+                        hostname
+                    } else {
+                        format!("{hostname}-{}", node_id(str_at(p, "/metadata/uid")))
+                    };
+                    vcluster::VirtualNode { name, role, version: image_version(p) }
                 } else {
                     vcluster::VirtualNode {
                         name: str_at(p, "/spec/nodeName").to_string(),
@@ -547,7 +552,14 @@ impl Controller {
             .find(|p| object::name(p) == format!("{}-0", name_with_prefix(&[name, "server"])))
             .map(image_version)
             .unwrap_or_else(|| layout.version.clone());
-        host.vclusters.sync_nodes(ns, name, &nodes, &api_version);
+        host.vclusters.sync_nodes(
+            ns,
+            name,
+            &nodes,
+            &api_version,
+            virtual_mode,
+            host.config.node_monitor_grace,
+        );
         if !virtual_mode {
             host.vclusters.start_kubelet(&host, ns, name, &layout.version);
         }
@@ -831,6 +843,20 @@ enum PodKind {
     Server,
     VirtualAgent,
     Kubelet,
+}
+
+/// A pod's hostname: its name, cut to 63 characters without a trailing `-` or `.` (kubernetes
+/// pkg/kubelet/kubelet_pods.go `truncatePodHostnameIfNeeded`).
+fn pod_hostname(pod_name: &str) -> String {
+    let cut = &pod_name[..pod_name.len().min(63)];
+    cut.trim_end_matches(['-', '.']).to_string()
+}
+
+/// The node id a k3s agent draws for itself (8 hex digits); here derived from its pod's uid, so
+/// one pod keeps one id and a new pod gets another.
+fn node_id(pod_uid: &str) -> String {
+    let hex: String = pod_uid.chars().filter(char::is_ascii_hexdigit).collect();
+    format!("{:0<8}", &hex[..hex.len().min(8)])
 }
 
 /// The memory limit a pod's first container runs under: the smaller of its own and the

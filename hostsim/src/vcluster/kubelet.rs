@@ -56,6 +56,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut bound: HashMap<String, Instant> = HashMap::new();
+    let mut orphaned: HashMap<String, Instant> = HashMap::new();
     loop {
         tokio::select! {
             _ = crate::tls::stopped(&mut stop) => return,
@@ -64,6 +65,7 @@ pub async fn run(
                     // A deleted pod's containers stop: followers' log streams end.
                     vhost.logs.stop_pod(object::namespace(&c.object), object::name(&c.object));
                     bound.remove(object::uid(&c.object));
+                    orphaned.remove(object::uid(&c.object));
                     continue;
                 }
                 Ok(c) if c.gr != pods() => continue,
@@ -76,7 +78,7 @@ pub async fn run(
             continue;
         }
         for pod in vhost.store.list(&pods(), None).0 {
-            if let Err(e) = sync_pod(&vhost, &pod, &version, &mut bound) {
+            if let Err(e) = sync_pod(&vhost, &pod, &version, &mut bound, &mut orphaned) {
                 tracing::debug!(pod = object::name(&pod), error = %e, "virtual kubelet sync failed");
             }
         }
@@ -88,6 +90,7 @@ fn sync_pod(
     pod: &Value,
     version: &str,
     bound: &mut HashMap<String, Instant>,
+    orphaned: &mut HashMap<String, Instant>,
 ) -> Result<()> {
     if object::is_deleting(pod) {
         return Ok(());
@@ -97,8 +100,23 @@ fn sync_pod(
         return schedule(vhost, pod, bound);
     }
     // Only a node's own kubelet starts its pods: one bound to a node that does not exist
-    // stays Pending.
-    if vhost.store.get(&GroupResource::new("", "nodes"), "", node).is_none() {
+    // stays as it is, until the pod garbage collector deletes it, at once and for good
+    // (kubernetes pkg/controller/podgc/gc_controller.go `gcOrphaned`: after `quarantineTime`,
+    // 40 s there, like the node grace period; hostsim uses its `node_monitor_grace` for both).
+    // Its controller, if any, makes another, which the scheduler binds to a node that exists.
+    let Some(node_object) = vhost.store.get(&GroupResource::new("", "nodes"), "", node) else {
+        let since = *orphaned.entry(object::uid(pod).to_string()).or_insert_with(Instant::now);
+        if since.elapsed() >= vhost.config.node_monitor_grace {
+            let rt = vhost.resource("", "pods")?;
+            let force = json!({"gracePeriodSeconds": 0});
+            vhost.delete_with(&rt, Some(object::namespace(pod)), object::name(pod), &force)?;
+        }
+        return Ok(());
+    };
+    orphaned.remove(object::uid(pod));
+    // A node whose kubelet is gone (unreachable) starts nothing.
+    let conditions = node_object.pointer("/status/conditions").and_then(Value::as_array);
+    if !conditions.into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True") {
         return Ok(());
     }
     let since = *bound.entry(object::uid(pod).to_string()).or_insert_with(Instant::now);
@@ -109,15 +127,41 @@ fn sync_pod(
     Ok(())
 }
 
-/// The default scheduler: the node with the fewest pods, then a binding (the `pods/binding`
-/// subresource sets `spec.nodeName`) and a `Scheduled` event.
+/// A taint that does not keep `pod` off its node: a `PreferNoSchedule` one, or one of the pod's
+/// tolerations matches it (key, or any key with `Exists` and no key; value with `Equal`;
+/// effect, or any effect when the toleration names none).
+fn tolerated(pod: &Value, taint: &Value) -> bool {
+    let field = |v: &Value, f: &str| v.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+    if field(taint, "effect") == "PreferNoSchedule" {
+        return true;
+    }
+    let tolerations = pod.pointer("/spec/tolerations").and_then(Value::as_array);
+    tolerations.into_iter().flatten().any(|t| {
+        let (key, op, effect) = (field(t, "key"), field(t, "operator"), field(t, "effect"));
+        let key_ok = if key.is_empty() { op == "Exists" } else { key == field(taint, "key") };
+        let value_ok = op == "Exists" || field(t, "value") == field(taint, "value");
+        key_ok && value_ok && (effect.is_empty() || effect == field(taint, "effect"))
+    })
+}
+
+/// The default scheduler: among the nodes the pod may go to (not cordoned, no `NoSchedule` or
+/// `NoExecute` taint it does not tolerate: the `NodeUnschedulable` and `TaintToleration`
+/// filters, so never an unreachable node), the one with the fewest pods, then a binding (the
+/// `pods/binding` subresource sets `spec.nodeName`) and a `Scheduled` event.
 fn schedule(vhost: &Host, pod: &Value, bound: &mut HashMap<String, Instant>) -> Result<()> {
     let (nodes, _) = vhost.store.list(&GroupResource::new("", "nodes"), None);
     let (all, _) = vhost.store.list(&pods(), None);
-    let Some(node) = nodes.iter().map(|n| object::name(n).to_string()).min_by_key(|n| {
-        let count = all.iter().filter(|p| object::str_at(p, "/spec/nodeName") == n).count();
-        (count, n.clone())
-    }) else {
+    let fits = |n: &&Value| {
+        let cordoned = n.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true);
+        let taints = n.pointer("/spec/taints").and_then(Value::as_array);
+        !cordoned && taints.into_iter().flatten().all(|t| tolerated(pod, t))
+    };
+    let Some(node) =
+        nodes.iter().filter(fits).map(|n| object::name(n).to_string()).min_by_key(|n| {
+            let count = all.iter().filter(|p| object::str_at(p, "/spec/nodeName") == n).count();
+            (count, n.clone())
+        })
+    else {
         return Ok(()); // no node yet: Pending, as a real scheduler leaves it
     };
     let (ns, name) = (object::namespace(pod), object::name(pod));
@@ -266,4 +310,30 @@ fn start(vhost: &Host, pod: &Value, node: &str, version: &str) -> Result<()> {
         vhost.logs.start(ns, name, c["name"].as_str().unwrap_or(""), Role::Workload, version);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_matching_toleration_lets_a_pod_onto_a_tainted_node() {
+        let unreachable = json!({"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"});
+        let pod = |tolerations: Value| json!({"spec": {"tolerations": tolerations}});
+        assert!(!tolerated(&json!({"spec": {}}), &unreachable));
+        // What DefaultTolerationSeconds adds to every pod: NoExecute only, so it is still not
+        // scheduled there.
+        let defaults = pod(json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                                    "effect": "NoExecute", "tolerationSeconds": 300}]));
+        assert!(!tolerated(&defaults, &unreachable));
+        assert!(tolerated(&pod(json!([{"operator": "Exists"}])), &unreachable));
+        assert!(tolerated(
+            &pod(json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists"}])),
+            &unreachable
+        ));
+        let dedicated = json!({"key": "dedicated", "value": "gpu", "effect": "NoSchedule"});
+        assert!(tolerated(&pod(json!([{"key": "dedicated", "value": "gpu"}])), &dedicated));
+        assert!(!tolerated(&pod(json!([{"key": "dedicated", "value": "cpu"}])), &dedicated));
+        assert!(tolerated(&json!({}), &json!({"key": "x", "effect": "PreferNoSchedule"})));
+    }
 }

@@ -269,6 +269,105 @@ async fn kubeconfig_secret_reaches_the_virtual_cluster_api() {
     assert_eq!(client.apiserver_version().await.expect("version").git_version, "v1.35.2+k3s1");
 }
 
+/// Virtual mode: k3s names an agent's node after its pod with a node id appended, and a node
+/// whose pod is gone stays (nothing deletes it), unreachable once the grace period has passed;
+/// a node somebody deleted is not brought back.
+#[tokio::test]
+async fn a_virtual_agent_node_outlives_its_pod_and_turns_unreachable() {
+    use k8s_openapi::api::core::v1::Node;
+    let app = spawn_host_with(hostsim::Config {
+        node_monitor_grace: std::time::Duration::from_millis(300),
+        ..hostsim::Config::default()
+    })
+    .await;
+    app.namespace("k3k-vn").await;
+    app.create_cluster(
+        "k3k-vn",
+        "vn",
+        ClusterSpec { mode: Some("virtual".into()), agents: Some(1), ..Default::default() },
+    )
+    .await;
+    app.wait_for_phase("k3k-vn", "vn", "Ready").await;
+    let tenant = crate::harness::virtual_client(&app, "k3k-vn", "vn").await;
+    let nodes: Api<Node> = Api::all(tenant.clone());
+    let workloads: Api<Pod> = Api::namespaced(tenant, "default");
+    let tenant_pod = |name: &str, node: Option<&str>| -> Pod {
+        let mut pod = json!({"metadata": {"name": name},
+                             "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}});
+        if let Some(node) = node {
+            pod["spec"]["nodeName"] = json!(node);
+        }
+        serde_json::from_value(pod).expect("pod")
+    };
+    let pods: Api<Pod> = Api::namespaced(app.client.clone(), "k3k-vn");
+    let agents = pods.list(&ListParams::default().labels("type=agent")).await.expect("agents");
+    let agent = agents.items[0].metadata.name.clone().expect("a name");
+    let names = |list: &[Node]| {
+        let mut names: Vec<String> = list.iter().filter_map(|n| n.metadata.name.clone()).collect();
+        names.sort();
+        names
+    };
+    let ready = |n: &Node| {
+        let conditions = n.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+        conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.status.clone())
+    };
+    let before = nodes.list(&ListParams::default()).await.expect("nodes").items;
+    let listed = names(&before);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.contains(&"k3k-vn-server-0".to_string()), "a server is named after its pod");
+    let old =
+        listed.iter().find(|n| n.starts_with(&format!("{agent}-"))).expect("the agent's").clone();
+    let id = &old[agent.len() + 1..];
+    assert!(id.len() == 8 && id.chars().all(|c| c.is_ascii_hexdigit()), "{old}");
+
+    workloads
+        .create(&PostParams::default(), &tenant_pod("pinned", Some(&old)))
+        .await
+        .expect("pinned");
+    pods.delete(&agent, &DeleteParams::default()).await.expect("delete the agent pod");
+    let mut after = Vec::new();
+    for _ in 0..100 {
+        after = nodes.list(&ListParams::default()).await.expect("nodes").items;
+        let stale = after.iter().find(|n| n.metadata.name.as_deref() == Some(old.as_str()));
+        if after.len() == 3 && stale.and_then(ready).as_deref() == Some("Unknown") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let stale = after.iter().find(|n| n.metadata.name.as_deref() == Some(old.as_str()));
+    let stale = stale.unwrap_or_else(|| panic!("the old agent's node stays: {:?}", names(&after)));
+    assert_eq!(ready(stale).as_deref(), Some("Unknown"), "{stale:?}");
+    let taints = stale.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    assert!(
+        taints.iter().any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == "NoExecute"),
+        "{taints:?}"
+    );
+    let fresh: Vec<&Node> = after.iter().filter(|n| ready(n).as_deref() == Some("True")).collect();
+    assert_eq!(fresh.len(), 2, "the server and the new agent: {:?}", names(&after));
+
+    // The scheduler keeps new pods off the unreachable node.
+    for i in 0..4 {
+        workloads
+            .create(&PostParams::default(), &tenant_pod(&format!("new-{i}"), None))
+            .await
+            .expect("pod");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for i in 0..4 {
+        let pod = workloads.get(&format!("new-{i}")).await.expect("pod");
+        let node = pod.spec.and_then(|s| s.node_name).unwrap_or_default();
+        assert!(!node.is_empty() && node != old, "new-{i} is on {node:?}");
+    }
+
+    nodes.delete(&old, &DeleteParams::default()).await.expect("delete the stale node");
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let left = names(&nodes.list(&ListParams::default()).await.expect("nodes").items);
+    assert_eq!(left.len(), 2, "a deleted node is not brought back: {left:?}");
+    assert!(!left.contains(&old));
+    // The pod garbage collector deletes the pod bound to the node that is gone.
+    crate::harness::wait_gone(&workloads, "pinned", 5).await;
+}
+
 #[tokio::test]
 async fn policy_limit_range_defaults_count_against_the_quota() {
     let app = spawn_host().await;
