@@ -4,6 +4,7 @@
 pub use crate::host::provision;
 pub mod capacity;
 pub mod limits;
+mod nodes;
 pub mod reconcile;
 pub mod record;
 pub mod spec;

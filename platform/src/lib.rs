@@ -193,6 +193,13 @@ impl Platform {
             let resync = host.resync;
             move || clusters.clone().run_reconciler(resync)
         })));
+        // Virtual mode's nodes whose pod is gone, deleted in their clusters (see `clusters::nodes`):
+        // a call to each cluster's API and one to the host per look, so less often than a pass.
+        tasks.push(tokio::spawn(while_leading(leadership.clone(), {
+            let (clusters, upstreams) = (clusters.clone(), upstreams.clone());
+            let every = host.resync * 6;
+            move || clusters.clone().tidy_nodes_forever(upstreams.clone(), every)
+        })));
         // What an admin changed, applied before the first request and watched for on every replica.
         let runtime =
             Arc::new(settings::Settings::new(db.clone(), clusters.clone(), accounts.clone()));

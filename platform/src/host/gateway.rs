@@ -32,6 +32,8 @@ pub type UpstreamClient =
 
 /// How long a cached client is used before the secret is read again to see if it changed.
 const RECHECK: Duration = Duration::from_secs(30);
+/// How long one of KRaft's own calls to a cluster's API may take ([`Upstream::call`]).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One virtual cluster's API, as the gateway reaches it.
 pub struct Upstream {
@@ -59,6 +61,35 @@ impl Upstream {
             }
         });
         Ok(sender.send_request(request).await?)
+    }
+
+    /// A request of KRaft's own to the cluster's API (not a tenant's: those the server's gateway
+    /// passes through), with its answer collected: the status and the body.
+    pub async fn call(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+    ) -> Result<(http::StatusCode, Bytes), HostError> {
+        use http_body_util::{BodyExt as _, Empty};
+        let failed = |what: &str, e: &dyn std::fmt::Display| {
+            HostError::Invalid(format!("the cluster's API: {what}: {e}"))
+        };
+        let body: ProxyBody = Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync();
+        let request = http::Request::builder()
+            .method(method)
+            .uri(self.uri(path_and_query)?)
+            .header(http::header::ACCEPT, "application/json")
+            .body(body)
+            .map_err(|e| failed("request", &e))?;
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| failed("request", &e))?;
+            let status = response.status();
+            let body = response.into_body().collect().await.map_err(|e| failed("answer", &e))?;
+            Ok((status, body.to_bytes()))
+        };
+        tokio::time::timeout(CALL_TIMEOUT, exchange)
+            .await
+            .map_err(|_| failed("no answer", &format_args!("{} s", CALL_TIMEOUT.as_secs())))?
     }
 
     /// The upstream URI for a request's path and query (`/api/v1/pods?watch=1`).

@@ -246,6 +246,85 @@ async fn a_one_server_upgrade_is_an_outage_kraft_explains() {
     app.stop().await;
 }
 
+/// Virtual mode on a real host: an upgrade replaces the agent pods, each new pod is a new k3s
+/// node (K3k's `with-node-id`), and the old nodes would stay NotReady for good (hostsim plays
+/// the node lifecycle controller, which never deletes them). KRaft removes them: afterwards the
+/// tenant sees exactly its server and agent, Ready, on the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_left_behind_by_a_virtual_upgrade_are_removed() {
+    use kube::api::{DynamicObject, Patch, PatchParams};
+    let host_config = hostsim::Config {
+        node_monitor_grace: Duration::from_millis(300),
+        ..hostsim::Config::default()
+    };
+    let app = spawn_app_on(Backend::Sqlite, host_config, |c| {
+        c.cluster_modes = vec![kraft::config::ModeArg::Shared, kraft::config::ModeArg::Virtual];
+        c.virtual_runtime_class = "gvisor".into();
+        c.virtual_node_selector = vec!["kraft.dev/virtual=true".into()];
+        c.k3s_versions = versions(&["v1.35.2-k3s1", "v1.36.2-k3s1"]);
+    })
+    .await;
+    let label = serde_json::json!({"metadata": {"labels": {"kraft.dev/virtual": "true"}}});
+    Api::<Node>::all(app.host().await)
+        .patch("hostsim-node-4", &PatchParams::default(), &Patch::Merge(label))
+        .await
+        .unwrap();
+    let classes: Api<DynamicObject> = Api::all_with(
+        app.host().await,
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("node.k8s.io", "v1", "RuntimeClass"),
+            "runtimeclasses",
+        ),
+    );
+    let class: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+        "metadata": {"name": "gvisor"}, "handler": "runsc"}))
+    .unwrap();
+    classes.create(&PostParams::default(), &class).await.unwrap();
+    let ada = app.browser();
+    ada.sign_up("ada").await;
+    let response =
+        ada.create_cluster(&[("name", "sand"), ("mode", "virtual"), ("agents", "1")]).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    let id: String = response.json().await.unwrap();
+    ada.wait_for_phase(&id, "Ready").await;
+    let kubeconfig = ada.kubeconfig(&id, "1").await.text().await.unwrap();
+    let nodes: Api<Node> = Api::all(kube_client(&kubeconfig).await);
+    let listed = || async {
+        let list = nodes.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+        list.into_iter()
+            .map(|n| {
+                let status = n.status.unwrap_or_default();
+                let ready = status
+                    .conditions
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                let version = status.node_info.map(|i| i.kubelet_version).unwrap_or_default();
+                (n.metadata.name.unwrap_or_default(), ready, version)
+            })
+            .collect::<Vec<_>>()
+    };
+    eventually("a server and an agent are Ready", || async { listed().await.len() == 2 }).await;
+    let before = listed().await;
+
+    let response = ada
+        .call("clusters/change", &[("id", &id), ("version", "v1.36.2-k3s1"), ("start_empty", "on")])
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    eventually("only the new server and agent are left, Ready, on v1.36", || async {
+        let now = listed().await;
+        now.len() == 2 && now.iter().all(|(_, ready, version)| *ready && version == "v1.36.2+k3s1")
+    })
+    .await;
+    let after = listed().await;
+    let agent = |nodes: &[(String, bool, String)]| {
+        nodes.iter().find(|(n, _, _)| n.contains("-agent-")).map(|(n, _, _)| n.clone())
+    };
+    assert_ne!(agent(&before), agent(&after), "the agent is a new node: {before:?} {after:?}");
+    app.stop().await;
+}
+
 /// The change form without JavaScript: a refused change comes back to the cluster's page with
 /// each refused field's reason under that field (not just "correct the fields marked below"
 /// with nothing marked). A page open while an admin changed the versions or the limits posts
