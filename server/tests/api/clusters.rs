@@ -582,7 +582,7 @@ async fn admins_see_every_cluster_and_users_do_not() {
 /// host has the runtime class, the detail page says why the cluster cannot start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn virtual_clusters_run_privileged_only_in_their_sandbox_on_dedicated_nodes() {
-    use kube::api::{DynamicObject, Patch, PatchParams};
+    use kube::api::{Patch, PatchParams};
     let app = spawn_app_with(Backend::Sqlite, |c| {
         c.cluster_modes = vec![kraft::config::ModeArg::Shared, kraft::config::ModeArg::Virtual];
         c.virtual_runtime_class = "gvisor".into();
@@ -617,18 +617,7 @@ async fn virtual_clusters_run_privileged_only_in_their_sandbox_on_dedicated_node
         "{detail}"
     );
 
-    let classes: Api<DynamicObject> = Api::all_with(
-        host.clone(),
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk("node.k8s.io", "v1", "RuntimeClass"),
-            "runtimeclasses",
-        ),
-    );
-    let class: DynamicObject = serde_json::from_value(serde_json::json!({
-        "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
-        "metadata": {"name": "gvisor"}, "handler": "runsc"}))
-    .unwrap();
-    classes.create(&PostParams::default(), &class).await.unwrap();
+    create_runtime_class(&host, "gvisor").await;
     ada.wait_for_phase(&id, "Ready").await;
 
     let ns = namespace_of(&app, &id).await.expect("namespace");
@@ -751,6 +740,23 @@ async fn tenant_with_cluster(app: &TestApp) -> kube::Client {
 }
 
 /// A kube client with the kubeconfig KRaft issues for `id`.
+/// A RuntimeClass on the host, as an operator installs one for virtual mode's sandbox.
+pub async fn create_runtime_class(host: &kube::Client, name: &str) {
+    use kube::api::DynamicObject;
+    let classes: Api<DynamicObject> = Api::all_with(
+        host.clone(),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("node.k8s.io", "v1", "RuntimeClass"),
+            "runtimeclasses",
+        ),
+    );
+    let class: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+        "metadata": {"name": name}, "handler": "runsc"}))
+    .unwrap();
+    classes.create(&PostParams::default(), &class).await.unwrap();
+}
+
 pub async fn tenant_client(browser: &TestBrowser, id: &str) -> kube::Client {
     kube_client(&browser.kubeconfig(id, "1").await.text().await.unwrap()).await
 }

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::Value;
 
-use crate::clusters::kube_client;
+use crate::clusters::{create_runtime_class, kube_client};
 use crate::gateway::token_of;
 use crate::helpers::{
     count, eventually, spawn_app_on, spawn_app_with, Backend, TestApp, TestBrowser,
@@ -252,7 +252,7 @@ async fn a_one_server_upgrade_is_an_outage_kraft_explains() {
 /// tenant sees exactly its server and agent, Ready, on the new version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_left_behind_by_a_virtual_upgrade_are_removed() {
-    use kube::api::{DynamicObject, Patch, PatchParams};
+    use kube::api::{Patch, PatchParams};
     let host_config = hostsim::Config {
         node_monitor_grace: Duration::from_millis(300),
         ..hostsim::Config::default()
@@ -269,18 +269,7 @@ async fn nodes_left_behind_by_a_virtual_upgrade_are_removed() {
         .patch("hostsim-node-4", &PatchParams::default(), &Patch::Merge(label))
         .await
         .unwrap();
-    let classes: Api<DynamicObject> = Api::all_with(
-        app.host().await,
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk("node.k8s.io", "v1", "RuntimeClass"),
-            "runtimeclasses",
-        ),
-    );
-    let class: DynamicObject = serde_json::from_value(serde_json::json!({
-        "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
-        "metadata": {"name": "gvisor"}, "handler": "runsc"}))
-    .unwrap();
-    classes.create(&PostParams::default(), &class).await.unwrap();
+    create_runtime_class(&app.host().await, "gvisor").await;
     let ada = app.browser();
     ada.sign_up("ada").await;
     let response =
