@@ -21,6 +21,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use super::{ClusterError, Clusters};
 use crate::db::entities::clusters;
 use crate::host::gateway::Upstreams;
+use crate::host::k3k::ClusterMode;
 use crate::host::{tenant, HostError};
 
 impl Clusters {
@@ -40,7 +41,7 @@ impl Clusters {
     /// nodes it deleted. A cluster whose API or pods cannot be read now is skipped.
     pub async fn tidy_nodes(&self, upstreams: &Upstreams) -> Result<usize, ClusterError> {
         let rows = clusters::Entity::find()
-            .filter(clusters::Column::Mode.eq("virtual"))
+            .filter(clusters::Column::Mode.eq(ClusterMode::Virtual.as_str()))
             .filter(clusters::Column::ReadyAt.is_not_null())
             .filter(clusters::Column::DeletingAt.is_null())
             .all(&self.db)
